@@ -1,0 +1,54 @@
+"""Balance responsible parties / suppliers: forecast the portfolio, buy in DA, settle imbalance."""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from agents.strategies import make_strategy
+
+
+class Brp(mesa.Agent):
+    """Supplier of a set of prosumers (retail contracts); balance responsible for their
+    metered consumption outside the devices an aggregator controls."""
+
+    agent_class = "brps"
+
+    def __init__(self, model, cfg, index: int):
+        super().__init__(model)
+        self.name = cfg.name
+        self.index = index
+        self.retail_price = cfg.retail_price_eur_mwh
+        self.feed_in = cfg.feed_in_eur_mwh
+        self.strategy = make_strategy("brp", cfg.strategy)
+
+    @property
+    def customers(self) -> np.ndarray:
+        return self.model.fleet.brp == self.index
+
+    def forecast_mw(self, ctx) -> np.ndarray:
+        return ctx.retail_net_forecast[self.customers].sum(0)
+
+    def realised_mw(self, ctx) -> np.ndarray:
+        return ctx.retail_net[self.customers].sum(0)
+
+
+class SystemLoadBrp(mesa.Agent):
+    """Supplier of the rest of the wholesale system's demand (an exogenous published profile)."""
+
+    agent_class = "brps"
+
+    def __init__(self, model, cfg, profile_index: int, retail_price: float):
+        super().__init__(model)
+        self.name = cfg.brp
+        self.profile_index = profile_index
+        self.retail_price = retail_price
+        bank = model.bank
+        self.peak_mw = cfg.annual_mwh / bank.annual_energy_per_peak(bank.names[profile_index])
+        self.strategy = make_strategy("brp", "truthful")
+
+    def realised_mw(self, ctx) -> np.ndarray:
+        return self.model.bank.day(self.profile_index, ctx.day) * self.peak_mw
+
+    def forecast_mw(self, ctx) -> np.ndarray:
+        return self.realised_mw(ctx) * (1 + ctx.errors["system"])

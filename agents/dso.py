@@ -1,0 +1,99 @@
+"""The DSO: owns the distribution grid model, forecasts flows from schedules, sets the traffic
+light per MTU and location, and collects network tariffs. Its markets come later."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import mesa
+import numpy as np
+import scipy.sparse as sp
+
+from environment.grid.lindistflow import LinDistFlow
+
+
+class Light(IntEnum):
+    GREEN = 0
+    YELLOW = 1
+    RED = 2
+    BLACK = 3
+
+
+class Dso(mesa.Agent):
+    agent_class = "dso"
+
+    def __init__(self, model, grid, grid_cfg, dso_cfg, prosumer_bus: np.ndarray):
+        super().__init__(model)
+        self.name = "dso"
+        self.grid = grid
+        self.flow = LinDistFlow(grid)
+        self.loading_limit = grid_cfg.loading_limit
+        self.yellow_margin = dso_cfg.yellow_margin
+        self.v_min = np.full(grid.n_bus, grid_cfg.v_min_pu) if grid_cfg.v_min_pu \
+            else np.asarray(grid.v_min_pu)
+        self.v_max = np.full(grid.n_bus, grid_cfg.v_max_pu) if grid_cfg.v_max_pu \
+            else np.asarray(grid.v_max_pu)
+        self.tan_phi = np.tan(np.arccos(grid_cfg.load_power_factor))
+        self.tariff = dso_cfg.network_tariff_eur_mwh
+        n = len(prosumer_bus)
+        self.bus_of = sp.csr_array((np.ones(n), (prosumer_bus, np.arange(n))),
+                                   shape=(grid.n_bus, n))
+
+    def nodal(self, per_prosumer: np.ndarray) -> np.ndarray:
+        """(N, T) prosumer powers -> (T, B) bus powers."""
+        return (self.bus_of @ per_prosumer).T
+
+    def assess(self, p_mw: np.ndarray, q_mvar: np.ndarray, margin: float = 0.0):
+        """Flows, voltages and per-location violation flags for (T, B) nodal consumption.
+
+        Returns the flow result and a dict of (T, L) arrays by location: max loading, min and
+        max voltage, overload energy share, and the violation flag (loading above the limit
+        less `margin`, or a voltage outside the band widened inward by `margin`/10)."""
+        res = self.flow.solve(p_mw, q_mvar)
+        g = self.grid
+        n_loc = g.n_locations
+        t = p_mw.shape[0]
+        max_loading = np.zeros((t, n_loc))
+        v_lo = np.ones((t, n_loc))
+        v_hi = np.ones((t, n_loc))
+        over_mw = np.zeros((t, n_loc))
+        limit = self.loading_limit * (1 - margin)
+        excess = np.clip(res.loading - self.loading_limit, 0, None) * g.s_max_mva
+        for k in range(n_loc):
+            br = g.branch_location == k
+            bu = g.bus_location == k
+            bu[0] = False
+            if br.any():
+                max_loading[:, k] = res.loading[:, br].max(1)
+                over_mw[:, k] = excess[:, br].max(1)
+            if bu.any():
+                v_lo[:, k] = res.v_pu[:, bu].min(1)
+                v_hi[:, k] = res.v_pu[:, bu].max(1)
+        band = margin / 10
+        v_min_loc = np.array([self.v_min[g.bus_location == k].max() for k in range(n_loc)])
+        v_max_loc = np.array([self.v_max[g.bus_location == k].min() for k in range(n_loc)])
+        violated = (max_loading > limit) | (v_lo < v_min_loc + band) | (v_hi > v_max_loc - band)
+        return res, {"max_loading": max_loading, "v_min": v_lo, "v_max": v_hi,
+                     "overload_mw": over_mw, "violated": violated}
+
+    def violation_mw(self, res) -> np.ndarray:
+        """(T,) MW of load that would have to be shed to remove every violation: active power
+        above each branch's limit (at the given reactive flow) plus, per bus outside the voltage
+        band, the squared-voltage gap over its own sensitivity. The planner prices its soft grid
+        limits on exactly this scale."""
+        s_max = self.grid.s_max_mva * self.loading_limit
+        p_lim = np.sqrt(np.clip(s_max[None, :] ** 2 - res.q_mvar ** 2, 0, None))
+        over = np.clip(np.abs(res.p_mw) - p_lim, 0, None).sum(1)
+        w = res.v_pu[:, 1:] ** 2
+        r_diag = np.maximum(np.diag(self.flow.sensitivities().R)[1:], 1e-9)
+        gap = np.clip(self.v_min[1:] ** 2 - w, 0, None) + np.clip(w - self.v_max[1:] ** 2, 0, None)
+        return over + (gap / 2 / r_diag).sum(1)
+
+    def reactive(self, p_inductive: np.ndarray) -> np.ndarray:
+        return p_inductive * self.tan_phi
+
+    def traffic_light(self, forecast_violated: np.ndarray, real_violated: np.ndarray):
+        """GREEN: no violation forecast; YELLOW: forecast violation; RED: a violation in real
+        time that no market action solved (with no DSO market yet, every real one)."""
+        light = np.where(forecast_violated, Light.YELLOW, Light.GREEN)
+        return np.where(real_violated, Light.RED, light).astype(np.int8)

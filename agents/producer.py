@@ -1,0 +1,43 @@
+"""Producers: conventional and renewable plants that make the wholesale merit order."""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from agents.strategies import make_strategy
+
+
+class Producer(mesa.Agent):
+    agent_class = "producers"
+
+    def __init__(self, model, cfg, profile_index: int | None):
+        super().__init__(model)
+        self.name = cfg.name
+        self.technology = cfg.technology
+        self.capacity = cfg.capacity_mw
+        self.marginal_cost = cfg.marginal_cost_eur_mwh
+        self.profile_index = profile_index
+        self.offers_balancing = cfg.balancing and profile_index is None
+        self.strategy = make_strategy("producer", cfg.strategy)
+
+    @property
+    def variable(self) -> bool:
+        """Weather-driven: its availability follows a profile and has a forecast error."""
+        return self.profile_index is not None
+
+    def available_mw(self, ctx) -> np.ndarray:
+        if self.profile_index is None:
+            return np.full(ctx.n_mtu, self.capacity)
+        return self.model.bank.day(self.profile_index, ctx.day) * self.capacity
+
+    def forecast_available_mw(self, ctx) -> np.ndarray:
+        actual = self.available_mw(ctx)
+        if not self.variable:
+            return actual
+        return np.clip(actual * (1 + ctx.errors["wind"]), 0, self.capacity)
+
+    def realised_mw(self, ctx, scheduled_mw: np.ndarray) -> np.ndarray:
+        """A dispatchable plant runs its schedule; a variable one cannot exceed its actual
+        availability and spills what it did not sell."""
+        return np.minimum(scheduled_mw, self.available_mw(ctx)) if self.variable else scheduled_mw

@@ -1,0 +1,225 @@
+"""Prosumers: households with inflexible load, PV, battery, EV and heat pump.
+
+The physics of thousands of prosumers steps as arrays over the whole fleet (struct of arrays);
+a `Prosumer` Mesa agent is a light view on one row, so the model keeps one agent per prosumer
+for inspection and visualisation without one Python call per prosumer per MTU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+
+from environment.profiles import ProfileBank
+
+ROWS_PER_WEEK = 7 * 96
+
+
+@dataclass
+class DayProfiles:
+    """One delivery day of the fleet, MW per prosumer (rows) and MTU (columns)."""
+
+    load: np.ndarray
+    pv: np.ndarray
+    ev: np.ndarray
+    hp: np.ndarray
+
+
+@dataclass
+class Envelope:
+    """Cumulative-energy envelope of a shiftable device (EV, heat pump) over one day:
+    the cumulative consumption after MTU t must lie in [lower[t], upper[t]] MWh, with power
+    in [0, pmax[t]] MW. A pool's envelope is the sum of its members' (a relaxation)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    pmax: np.ndarray
+
+    def pooled(self, mask: np.ndarray) -> Envelope:
+        return Envelope(self.lower[mask].sum(0), self.upper[mask].sum(0), self.pmax[mask].sum(0))
+
+
+class ProsumerFleet:
+    """All prosumers as arrays; sampled once from the scenario with the model's RNG."""
+
+    def __init__(self, groups, grid, loads, bank_names: list[str], rng: np.random.Generator,
+                 brp_shares: np.ndarray):
+        from environment.scenario import ScenarioError
+
+        household_buses, weights = _household_buses(grid, loads)
+        cols: dict[str, list] = {k: [] for k in (
+            "bus", "group", "load_profile", "annual_mwh", "pv_profile", "pv_mw", "batt_mwh",
+            "ev_profile", "ev_mw", "hp_profile", "hp_mw", "hp_band_h", "ev_park_h", "eta")}
+        self.group_names = [g.name for g in groups]
+        for gi, g in enumerate(groups):
+            n = g.count
+            if g.buses is None:
+                buses = rng.choice(household_buses, size=n, p=weights)
+            else:
+                idx = []
+                for j, name in enumerate(g.buses):
+                    if name not in grid.bus_index:
+                        raise ScenarioError(
+                            f"invalid scenario: prosumers[{gi}].buses[{j}] = {name!r}: not a bus "
+                            f"of grid {grid.code} (e.g. {list(grid.bus_index)[1:4]})")
+                    idx.append(grid.bus_index[name])
+                buses = np.asarray(idx)[rng.integers(0, len(idx), size=n)]
+            cols["bus"].append(buses)
+            cols["group"].append(np.full(n, gi))
+            cols["load_profile"].append(rng.choice(g.load_profiles, size=n))
+            cols["annual_mwh"].append(np.maximum(0.3, rng.normal(g.annual_mwh_mean,
+                                                                 g.annual_mwh_sd, n)))
+            has = {k: rng.random(n) < getattr(g, k).share for k in ("pv", "battery", "ev",
+                                                                     "heat_pump")}
+            has["battery"] &= has["pv"] | (rng.random(n) < 0.25)
+            cols["pv_profile"].append(rng.choice(g.pv.profiles, size=n))
+            cols["pv_mw"].append(has["pv"] * np.maximum(1.0, rng.normal(g.pv.kwp_mean,
+                                                                         g.pv.kwp_sd, n)) / 1e3)
+            cap = np.maximum(2.0, rng.normal(g.battery.capacity_kwh_mean,
+                                             g.battery.capacity_kwh_sd, n)) / 1e3
+            cols["batt_mwh"].append(has["battery"] * cap)
+            cols["eta"].append(np.full(n, g.battery.efficiency))
+            evp = rng.choice(g.ev.profiles, size=n)
+            cols["ev_profile"].append(evp)
+            cols["ev_mw"].append(has["ev"] * np.array([g.ev.charger_kw.get(p, 3.7)
+                                                       for p in evp]) / 1e3)
+            cols["ev_park_h"].append(np.full(n, g.ev.parking_hours))
+            cols["hp_profile"].append(rng.choice(g.heat_pump.profiles, size=n))
+            cols["hp_mw"].append(has["heat_pump"] * np.maximum(
+                1.0, rng.normal(g.heat_pump.kw_mean, g.heat_pump.kw_sd, n)) / 1e3)
+            cols["hp_band_h"].append(np.full(n, g.heat_pump.storage_hours))
+        a = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
+        self.n = len(a["bus"])
+        self.bus = a["bus"].astype(int)
+        self.group = a["group"].astype(int)
+        self.load_idx = _indices(a["load_profile"], bank_names)
+        self.pv_idx = _indices(a["pv_profile"], bank_names)
+        self.ev_idx = _indices(a["ev_profile"], bank_names)
+        self.hp_idx = _indices(a["hp_profile"], bank_names)
+        self.load_profile_names = a["load_profile"]
+        self.annual_mwh = a["annual_mwh"]
+        self.pv_mw = a["pv_mw"]
+        self.batt_mwh = a["batt_mwh"]
+        durations = np.concatenate([np.full(g.count, g.battery.duration_h) for g in groups]) \
+            if self.n else np.zeros(0)
+        self.batt_mw = np.divide(self.batt_mwh, durations, out=np.zeros(self.n),
+                                 where=durations > 0)
+        self.eta = a["eta"]
+        socs = np.concatenate([np.full(g.count, g.battery.initial_soc) for g in groups]) \
+            if self.n else np.zeros(0)
+        self.soc = self.batt_mwh * socs
+        self.ev_mw = a["ev_mw"]
+        self.ev_park_h = a["ev_park_h"]
+        self.hp_mw = a["hp_mw"]
+        self.hp_band_mwh = a["hp_band_h"] * self.hp_mw
+        self.shift = rng.integers(-3, 4, self.n) * ROWS_PER_WEEK
+        self.brp = rng.choice(len(brp_shares), size=self.n, p=brp_shares)
+        self.aggregator = np.full(self.n, -1)
+        self.enrolled = {k: np.zeros(self.n, bool) for k in ("battery", "ev", "heat_pump")}
+
+    def enrol(self, aggregator: int, share: float, devices: list[str], rng: np.random.Generator):
+        """Contract a share of the not yet enrolled prosumers owning a flexible device."""
+        owns = {"battery": self.batt_mwh > 0, "ev": self.ev_mw > 0, "heat_pump": self.hp_mw > 0}
+        candidate = (self.aggregator < 0) & np.any([owns[d] for d in devices], axis=0)
+        chosen = candidate & (rng.random(self.n) < share)
+        self.aggregator[chosen] = aggregator
+        for d in devices:
+            self.enrolled[d] |= chosen & owns[d]
+
+    def day_profiles(self, bank: ProfileBank, day: int) -> DayProfiles:
+        """Realised device baselines for one day; load scaled to each member's annual energy."""
+        load_peak = self.annual_mwh / np.array(
+            [bank.annual_energy_per_peak(p) for p in self.load_profile_names]) \
+            if self.n else np.zeros(0)
+        return DayProfiles(
+            load=bank.day(self.load_idx, day, self.shift) * load_peak[:, None],
+            pv=bank.day(self.pv_idx, day, 0) * self.pv_mw[:, None],
+            ev=bank.day(self.ev_idx, day, self.shift) * self.ev_mw[:, None],
+            hp=bank.day(self.hp_idx, day, self.shift) * self.hp_mw[:, None],
+        )
+
+    def ev_envelope(self, ev: np.ndarray, dt_h: float) -> Envelope:
+        """Uncontrolled (as-soon-as-possible) charging is the upper bound; the lower bound
+        delays it by each car's parking slack, and all of the day's energy is due by midnight."""
+        cum = np.cumsum(ev, axis=1) * dt_h
+        t = ev.shape[1]
+        delay = np.clip(np.round(self.ev_park_h / dt_h).astype(int), 0, t)
+        cols = np.arange(t)[None, :] - delay[:, None]
+        lower = np.where(cols >= 0, np.take_along_axis(cum, np.clip(cols, 0, t - 1), 1), 0.0)
+        lower[:, -1] = cum[:, -1]
+        charging = (ev > 0).astype(int)
+        c = np.concatenate([np.zeros((len(ev), 1), int), np.cumsum(charging, 1)], axis=1)
+        start = np.clip(np.arange(t)[None, :] - delay[:, None], 0, t)
+        connected = (c[:, 1:] - np.take_along_axis(c, start, 1)) > 0
+        pmax = np.where(connected, self.ev_mw[:, None], 0.0)
+        return Envelope(lower, cum, np.maximum(pmax, ev))
+
+    def hp_envelope(self, hp: np.ndarray, dt_h: float) -> Envelope:
+        """Thermal inertia lets a heat pump run ahead or behind its baseline by `band` MWh of
+        electricity; it ends the day on its baseline energy."""
+        cum = np.cumsum(hp, axis=1) * dt_h
+        band = self.hp_band_mwh[:, None]
+        lower = np.maximum(cum - band, 0.0)
+        upper = cum + band
+        lower[:, -1] = upper[:, -1] = cum[:, -1]
+        pmax = np.broadcast_to(np.maximum(self.hp_mw[:, None], hp), hp.shape).copy()
+        return Envelope(lower, upper, pmax)
+
+    def self_consumption(self, surplus: np.ndarray, mask: np.ndarray, dt_h: float,
+                         commit: bool = True) -> np.ndarray:
+        """Rule-based home batteries (not enrolled): charge PV surplus, discharge into deficit.
+
+        Returns their power (MW, + charging); `commit` keeps the final state of charge (a
+        forecast runs the same rule without it)."""
+        out = np.zeros_like(surplus)
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            return out
+        e, p, eta, soc = self.batt_mwh[idx], self.batt_mw[idx], self.eta[idx], self.soc[idx]
+        s = surplus[idx]
+        power = np.zeros_like(s)
+        for t in range(s.shape[1]):
+            charge = np.minimum(np.minimum(np.maximum(s[:, t], 0), p), (e - soc) / (eta * dt_h))
+            discharge = np.minimum(np.minimum(np.maximum(-s[:, t], 0), p), soc * eta / dt_h)
+            soc = soc + (charge * eta - discharge / eta) * dt_h
+            power[:, t] = charge - discharge
+        if commit:
+            self.soc[idx] = np.clip(soc, 0, e)
+        out[idx] = power
+        return out
+
+
+def _indices(names: np.ndarray, bank_names: list[str]) -> np.ndarray:
+    lookup = {n: i for i, n in enumerate(bank_names)}
+    return np.array([lookup[n] for n in names], dtype=int)
+
+
+def _household_buses(grid, loads) -> tuple[np.ndarray, np.ndarray]:
+    """Household connection points of a simbench grid, weighted by their rated power."""
+    households = loads[loads.profile.astype(str).str.startswith("H0")]
+    if not households.empty:
+        loads = households
+    buses = np.array([grid.load_bus(b) for b in loads.bus])
+    w = loads.p_mw.to_numpy(float)
+    return buses, w / w.sum()
+
+
+class Prosumer(mesa.Agent):
+    """One household; its state lives in the fleet arrays (row `index`)."""
+
+    def __init__(self, model: mesa.Model, fleet: ProsumerFleet, index: int):
+        super().__init__(model)
+        self.fleet = fleet
+        self.index = index
+
+    @property
+    def bus(self) -> int:
+        return int(self.fleet.bus[self.index])
+
+    @property
+    def devices(self) -> dict[str, float]:
+        f, i = self.fleet, self.index
+        return {"pv_kw": f.pv_mw[i] * 1e3, "battery_kwh": f.batt_mwh[i] * 1e3,
+                "ev_kw": f.ev_mw[i] * 1e3, "heat_pump_kw": f.hp_mw[i] * 1e3}

@@ -1,0 +1,103 @@
+"""Truthful (cost-based) strategies: every agent bids its marginal or opportunity cost.
+
+These are the reference behaviour against which strategic variants are measured."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from agents.strategies.registry import register_strategy
+from environment.markets.orders import OrderBook
+from environment.solver import solve_lp
+
+
+def inelastic_orders(owner: int, net_mwh: np.ndarray, floor: float, cap: float) -> OrderBook:
+    """A price-taking position: buy at the cap what is consumed, sell at the floor what is fed in."""
+    mtu = np.arange(len(net_mwh))
+    price = np.where(net_mwh >= 0, cap, floor)
+    return OrderBook.from_arrays(owner=np.full(len(mtu), owner), mtu=mtu, price=price,
+                                 volume=net_mwh, n_mtu=len(mtu))
+
+
+@register_strategy("producer", "truthful")
+class TruthfulProducer:
+    """Offers its forecast available capacity at marginal cost in DA, and its headroom
+    (up) and scheduled output (down) to the TSO at marginal cost plus/minus activation cost."""
+
+    def da_orders(self, producer, ctx) -> OrderBook:
+        mwh = producer.forecast_available_mw(ctx) * ctx.dt_h
+        n = len(mwh)
+        return OrderBook.from_arrays(owner=np.full(n, producer.unique_id), mtu=np.arange(n),
+                                     price=np.full(n, producer.marginal_cost), volume=-mwh,
+                                     n_mtu=n)
+
+    def balancing_prices(self, producer, up_markup: float, down_markdown: float):
+        return producer.marginal_cost + up_markup, producer.marginal_cost - down_markdown
+
+
+@register_strategy("brp", "truthful")
+class TruthfulBrp:
+    """Buys its forecast portfolio consumption (sells its forecast surplus) as a price taker."""
+
+    def da_orders(self, brp, ctx) -> OrderBook:
+        return inelastic_orders(brp.unique_id, brp.forecast_mw(ctx) * ctx.dt_h,
+                                ctx.price_floor, ctx.price_cap)
+
+
+@register_strategy("aggregator", "truthful")
+class TruthfulAggregator:
+    """Schedules its pooled batteries, EVs and heat pumps against forecast DA prices at cost
+    (energy plus battery degradation), then nominates the schedule as a price taker."""
+
+    def schedule(self, agg, ctx, prices: np.ndarray) -> dict[str, np.ndarray]:
+        return schedule_pool(agg.pool, prices, ctx.dt_h, agg.degradation)
+
+    def da_orders(self, agg, ctx) -> OrderBook:
+        return inelastic_orders(agg.unique_id, agg.planned_net_mw() * ctx.dt_h,
+                                ctx.price_floor, ctx.price_cap)
+
+
+def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float) -> dict:
+    """Cost-minimal schedule of a pooled flexibility envelope over one day (an LP).
+
+    Variables per MTU: battery charge, discharge, state of charge; EV power and cumulative
+    energy; heat-pump power and cumulative energy. The battery ends the day where it started."""
+    t = len(prices)
+    blocks = ["ch", "dis", "soc", "ev", "evc", "hp", "hpc"]
+    off = {b: i * t for i, b in enumerate(blocks)}
+    nvar = len(blocks) * t
+    c = np.zeros(nvar)
+    c[off["ch"]:off["ch"] + t] = (prices + degradation) * dt_h
+    c[off["dis"]:off["dis"] + t] = (-prices + degradation) * dt_h
+    c[off["ev"]:off["ev"] + t] = prices * dt_h
+    c[off["hp"]:off["hp"] + t] = prices * dt_h
+    eye = sp.identity(t, format="csr")
+    lag = sp.eye(t, k=-1, format="csr")
+    zero = sp.csr_array((t, t))
+    eta = pool.battery_eta
+
+    def row(**blocks_mats):
+        return sp.hstack([blocks_mats.get(b, zero) for b in blocks])
+
+    a_eq = sp.vstack([
+        row(soc=eye - lag, ch=-eta * dt_h * eye, dis=(dt_h / eta) * eye),
+        row(evc=eye - lag, ev=-dt_h * eye),
+        row(hpc=eye - lag, hp=-dt_h * eye),
+    ])
+    b_eq = np.zeros(3 * t)
+    b_eq[0] = pool.battery_soc
+    e_max, p_max = pool.battery_mwh, pool.battery_mw
+    soc_ub = np.full(t, e_max)
+    soc_lb = np.zeros(t)
+    soc_lb[-1] = soc_ub[-1] = pool.battery_soc
+    bounds = (
+        [(0, p_max)] * t + [(0, p_max)] * t + list(zip(soc_lb, soc_ub, strict=True))
+        + list(zip(np.zeros(t), pool.ev.pmax, strict=True))
+        + list(zip(pool.ev.lower, pool.ev.upper, strict=True))
+        + list(zip(np.zeros(t), pool.hp.pmax, strict=True))
+        + list(zip(pool.hp.lower, pool.hp.upper, strict=True))
+    )
+    res = solve_lp(c, a_eq=a_eq, b_eq=b_eq, bounds=bounds, what="aggregator schedule")
+    x = res.x
+    return {b: x[off[b]:off[b] + t] for b in ("ch", "dis", "soc", "ev", "hp")}

@@ -1,0 +1,60 @@
+"""Benchmark: a full year at 15-minute MTUs on the default scenario (not a timed test).
+
+Prints wall time, time inside solvers (HiGHS, including Pyomo's hand-over for the planner),
+peak memory and the wall/solver ratio. The target is a year with 1,000 prosumers in <= 60 s on
+a 2-core machine, without the planner (which is timed per day separately with --planner-days).
+
+    python bench/year.py [--prosumers 1000] [--days 365] [--repeats 3] [--planner-days 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+
+from environment.solver import CLOCK
+from experiments.run import run_scenario
+
+
+def one(prosumers: int, days: int, planner: bool) -> dict:
+    CLOCK.seconds, CLOCK.calls = 0.0, 0
+    t0 = time.perf_counter()
+    r = run_scenario(None, days=days, overrides={"prosumers.0.count": prosumers},
+                     planner=planner, write=False, figures=False, progress=sys.stderr.isatty())
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "solver_s": CLOCK.seconds, "solver_calls": CLOCK.calls,
+            "planner_s": r.summary["timing"]["planner_s"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prosumers", type=int, default=1000)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--planner-days", type=int, default=7,
+                    help="also time the planner on this many days (0: skip)")
+    a = ap.parse_args()
+    one(a.prosumers, 1, False)  # warm the simbench cache and imports
+    runs = [one(a.prosumers, a.days, False) for _ in range(a.repeats)]
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"year benchmark: {a.days} days x {1440 // 15} MTUs, {a.prosumers} prosumers, "
+          f"median of {a.repeats}")
+    print(f"  wall            {med['wall_s']:8.2f} s   (runs: "
+          + ", ".join(f"{r['wall_s']:.2f}" for r in runs) + ")")
+    print(f"  inside solvers  {med['solver_s']:8.2f} s   ({int(med['solver_calls'])} LPs)")
+    print(f"  wall / solver   {med['wall_s'] / max(med['solver_s'], 1e-9):8.2f}")
+    print(f"  peak memory     {rss:8.0f} MB max RSS of the process")
+    print(f"  target 60 s     {'met' if med['wall_s'] <= 60 else 'MISSED'}")
+    if a.planner_days:
+        p = one(a.prosumers, a.planner_days, True)
+        print(f"  planner         {p['planner_s'] / a.planner_days:8.2f} s per day "
+              f"({a.planner_days} days, Pyomo build + HiGHS)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""The market environment: Mesa model, calendar, markets, grid, ledger and scenario schema."""
+
+import os
+
+# The matrices here are small (a feeder, a day): multithreaded BLAS only adds contention, and
+# runs are parallelised one level up (sweeps). Must be set before numpy is first imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")

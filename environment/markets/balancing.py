@@ -1,0 +1,81 @@
+"""TSO balancing energy: merit-order activation of the system imbalance and the imbalance price.
+
+Activation is pay-as-clear: every activated upward offer earns the marginal upward price, every
+downward one pays the marginal downward price. When offers run out, emergency assistance from
+outside the system closes the gap at the emergency prices, so energy balances every MTU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BalancingOffers:
+    """Offers of P providers over T MTUs: one price per provider and direction, MW per MTU."""
+
+    provider: np.ndarray
+    up_price: np.ndarray
+    up_mw: np.ndarray
+    down_price: np.ndarray
+    down_mw: np.ndarray
+
+
+@dataclass(frozen=True)
+class Activation:
+    up_mw: np.ndarray
+    down_mw: np.ndarray
+    emergency_up_mw: np.ndarray
+    emergency_down_mw: np.ndarray
+    marginal_up: np.ndarray
+    marginal_down: np.ndarray
+
+
+def _merit(prices: np.ndarray, mw: np.ndarray, need: np.ndarray):
+    """Activate the cheapest first (ties by provider order) until `need` MW are met per MTU."""
+    order = np.argsort(prices, kind="stable")
+    cum = np.cumsum(mw[order], axis=0)
+    before = cum - mw[order]
+    act_sorted = np.clip(need[None, :] - before, 0, mw[order])
+    act = np.zeros_like(mw)
+    act[order] = act_sorted
+    used = act_sorted > 1e-12
+    marginal = np.full(need.shape, np.nan)
+    any_used = used.any(axis=0)
+    last = used.shape[0] - 1 - np.argmax(used[::-1], axis=0)
+    marginal[any_used] = prices[order][last[any_used]]
+    return act, marginal
+
+
+def activate(offers: BalancingOffers, system_short_mw: np.ndarray, emergency_up_price: float,
+             emergency_down_price: float) -> Activation:
+    """`system_short_mw` > 0: the system lacks energy (upward activation); < 0: surplus."""
+    need_up = np.clip(system_short_mw, 0, None)
+    need_down = np.clip(-system_short_mw, 0, None)
+    up, m_up = _merit(offers.up_price, offers.up_mw, need_up)
+    down, m_down = _merit(-offers.down_price, offers.down_mw, need_down)
+    em_up = np.clip(need_up - up.sum(0), 0, None)
+    em_down = np.clip(need_down - down.sum(0), 0, None)
+    m_up = np.where(em_up > 1e-12, emergency_up_price, m_up)
+    m_down = np.where(em_down > 1e-12, emergency_down_price, -m_down)
+    return Activation(up, down, em_up, em_down, m_up, m_down)
+
+
+def imbalance_prices(act: Activation, system_short_mw: np.ndarray, da_price: np.ndarray,
+                     pricing: str) -> tuple[np.ndarray, np.ndarray]:
+    """Prices (EUR/MWh) paid by short and received by long parties.
+
+    single: one price, the marginal activated bid in the system's direction (DA price when
+    nothing was activated). dual: a party on the side that aggravates the system pays or
+    receives the marginal bid; one that helps settles at the DA price."""
+    short = system_short_mw > 1e-12
+    long_ = system_short_mw < -1e-12
+    one = np.where(short, np.nan_to_num(act.marginal_up, nan=0.0),
+                   np.where(long_, np.nan_to_num(act.marginal_down, nan=0.0), da_price))
+    one = np.where(short | long_, one, da_price)
+    if pricing == "single":
+        return one, one
+    if pricing == "dual":
+        return np.where(short, one, da_price), np.where(long_, one, da_price)
+    raise ValueError(f"tso.pricing = {pricing!r}: expected 'single' or 'dual'")

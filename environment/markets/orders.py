@@ -1,0 +1,130 @@
+"""Order book and clearing result shared by all market-clearing mechanisms.
+
+Orders are kept column-wise in numpy arrays so that clearing can be vectorised
+across market time units (MTUs) instead of looping over Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+_FIELDS = ("owner", "mtu", "price", "volume")
+
+
+def _frozen_array(values, dtype, field: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"OrderBook field {field!r} must be 1-D, got shape {arr.shape}")
+    if np.issubdtype(dtype, np.integer) and arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+            raise ValueError(f"OrderBook field {field!r} must be integer, got dtype {arr.dtype}")
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            raise ValueError(
+                f"OrderBook field {field!r} must hold integers, got {arr[bad][:5].tolist()}"
+            )
+    out = np.array(arr, dtype=dtype, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class OrderBook:
+    """All orders of one auction session, one entry per order.
+
+    ``volume`` is signed (> 0 buy, < 0 sell) so that a single array carries the
+    side; zero-volume orders are allowed because agents often submit fixed-shape
+    books where some MTUs are empty. Arrays are copied and made read-only so a
+    book cannot change after it was submitted.
+    """
+
+    owner: np.ndarray
+    mtu: np.ndarray
+    price: np.ndarray
+    volume: np.ndarray
+
+    def __post_init__(self) -> None:
+        dtypes = (np.int64, np.int64, np.float64, np.float64)
+        for field, dtype in zip(_FIELDS, dtypes, strict=True):
+            object.__setattr__(self, field, _frozen_array(getattr(self, field), dtype, field))
+        lengths = {f: len(getattr(self, f)) for f in _FIELDS}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"OrderBook fields must have equal length, got {lengths}")
+
+    def __len__(self) -> int:
+        return len(self.volume)
+
+    @property
+    def is_buy(self) -> np.ndarray:
+        return self.volume > 0
+
+    @property
+    def is_sell(self) -> np.ndarray:
+        return self.volume < 0
+
+    def validate(self, n_mtu: int | None = None) -> OrderBook:
+        """Check values a clearing cannot cope with; return self for chaining.
+
+        The error names the field and the owners concerned so that a faulty agent
+        can be identified from a simulation log.
+        """
+        checks = [
+            ("price", ~np.isfinite(self.price), "non-finite"),
+            ("volume", ~np.isfinite(self.volume), "non-finite"),
+            ("mtu", self.mtu < 0, "negative"),
+        ]
+        if n_mtu is not None:
+            checks.append(("mtu", self.mtu >= n_mtu, f"out-of-range (n_mtu={n_mtu})"))
+        for field, bad, what in checks:
+            if bad.any():
+                owners = np.unique(self.owner[bad]).tolist()
+                values = getattr(self, field)[bad][:5].tolist()
+                raise ValueError(
+                    f"OrderBook field {field!r} has {what} values {values} from owner(s) {owners}"
+                )
+        return self
+
+    @classmethod
+    def from_arrays(cls, owner, mtu, price, volume, n_mtu: int | None = None) -> OrderBook:
+        """Build and validate a book; scalars for ``owner`` are broadcast."""
+        n = len(np.atleast_1d(volume))
+        owner = np.broadcast_to(np.asarray(owner), (n,)) if np.ndim(owner) == 0 else owner
+        return cls(owner=owner, mtu=mtu, price=price, volume=volume).validate(n_mtu)
+
+    @classmethod
+    def empty(cls) -> OrderBook:
+        return cls(owner=[], mtu=[], price=[], volume=[])
+
+    @classmethod
+    def concat(cls, books: Iterable[OrderBook]) -> OrderBook:
+        """Merge the books of several agents into the session book."""
+        books = list(books)
+        if not books:
+            return cls.empty()
+        return cls(**{f: np.concatenate([getattr(b, f) for b in books]) for f in _FIELDS})
+
+
+@dataclass(frozen=True, eq=False)
+class Clearing:
+    """Outcome of clearing one session.
+
+    Shared by all mechanisms so that settlement and agents do not depend on which
+    one was used. ``accepted`` has the sign of the order (buy > 0, sell < 0).
+    ``welfare`` is the gains from trade at the (bound-clipped) limit prices and
+    ``curtailed`` the unaccepted volume of price-taking demand and must-run
+    supply, both per MTU.
+    """
+
+    price: np.ndarray
+    volume: np.ndarray
+    accepted: np.ndarray
+    welfare: np.ndarray
+    curtailed: np.ndarray
+
+    @property
+    def n_mtu(self) -> int:
+        return len(self.price)

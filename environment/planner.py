@@ -1,0 +1,189 @@
+"""The perfect-foresight, grid-constrained social planner (Pyomo + HiGHS).
+
+The planner sees the realised day (no forecast error) and dispatches producers and every
+device the markets can move (the aggregators' batteries, EVs and heat pumps, pooled per bus)
+to minimise real cost: fuel, battery wear, emergency assistance and unserved energy. Devices
+no market controls (un-enrolled prosumers) run exactly as in the simulation. Because enrolled
+batteries return to their start each day and EV/heat-pump envelopes are daily, the week's
+problem separates exactly into one LP per day.
+
+Grid limits (LinDistFlow branch loading and bus voltages) are soft: a violation costs the value
+of lost load per MWh of load that would have to be shed to remove it, the same price the run's
+own welfare pays for its violations, so the two are measured on one scale. They are added by
+constraint generation: solve, check all limits, add the violated ones, repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.factory import SolverFactory
+
+from environment.solver import InfeasibleError, timed
+
+MAX_ROUNDS = 12
+TOL = 1e-6
+
+
+@dataclass
+class PlannerDay:
+    """Inputs of one day, MW per MTU unless stated."""
+
+    dt_h: float
+    fixed_bus_mw: np.ndarray          # (T, B) consumption no market controls
+    q_bus_mvar: np.ndarray            # (T, B) reactive consumption (held at the run's)
+    system_load_mw: np.ndarray        # (T,)
+    gen_cost: np.ndarray              # (G,)
+    gen_avail_mw: np.ndarray          # (G, T)
+    battery: dict                     # bus -> (mwh, mw, soc0, eta)
+    ev: dict                          # bus -> (lower, upper, pmax) cumulative MWh / MW
+    hp: dict
+    degradation: dict                 # bus -> EUR/MWh battery wear
+    emergency_up_price: float
+    emergency_down_price: float
+    value_of_load: float
+
+
+@dataclass
+class PlannerResult:
+    cost: float
+    fuel: float
+    wear: float
+    emergency: float
+    unserved_cost: float
+    rounds: int
+    grid_constraints: int
+
+
+def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
+              loading_limit: float, grid_constrained: bool) -> PlannerResult:
+    t_n, b_n = day.fixed_bus_mw.shape
+    dt = day.dt_h
+    m = pyo.ConcreteModel()
+    T = range(t_n)
+    G = range(len(day.gen_cost))
+    Bb, Be, Bh = sorted(day.battery), sorted(day.ev), sorted(day.hp)
+    m.g = pyo.Var(G, T, bounds=lambda _, g, t: (0, day.gen_avail_mw[g, t]))
+    m.em_up = pyo.Var(T, within=pyo.NonNegativeReals)
+    m.em_dn = pyo.Var(T, within=pyo.NonNegativeReals)
+    bat = day.battery
+    m.ch = pyo.Var(Bb, T, bounds=lambda _, b, t: (0, bat[b][1]))
+    m.dis = pyo.Var(Bb, T, bounds=lambda _, b, t: (0, bat[b][1]))
+    m.soc = pyo.Var(Bb, T, bounds=lambda _, b, t: (bat[b][2], bat[b][2]) if t == t_n - 1
+                    else (0, bat[b][0]))
+    m.ev = pyo.Var(Be, T, bounds=lambda _, b, t: (0, day.ev[b][2][t]))
+    m.evc = pyo.Var(Be, T, bounds=lambda _, b, t: (day.ev[b][0][t], day.ev[b][1][t]))
+    m.hp = pyo.Var(Bh, T, bounds=lambda _, b, t: (0, day.hp[b][2][t]))
+    m.hpc = pyo.Var(Bh, T, bounds=lambda _, b, t: (day.hp[b][0][t], day.hp[b][1][t]))
+
+    def prev(var, b, t, start):
+        return var[b, t - 1] if t > 0 else start
+
+    m.soc_eq = pyo.Constraint(Bb, T, rule=lambda _, b, t: m.soc[b, t] == prev(
+        m.soc, b, t, bat[b][2]) + (bat[b][3] * m.ch[b, t] - m.dis[b, t] / bat[b][3]) * dt)
+    m.ev_eq = pyo.Constraint(Be, T, rule=lambda _, b, t: m.evc[b, t] == prev(
+        m.evc, b, t, 0.0) + m.ev[b, t] * dt)
+    m.hp_eq = pyo.Constraint(Bh, T, rule=lambda _, b, t: m.hpc[b, t] == prev(
+        m.hpc, b, t, 0.0) + m.hp[b, t] * dt)
+
+    def flex(b, t):
+        e = 0
+        if b in bat:
+            e = e + m.ch[b, t] - m.dis[b, t]
+        if b in day.ev:
+            e = e + m.ev[b, t]
+        if b in day.hp:
+            e = e + m.hp[b, t]
+        return e
+
+    flex_buses = sorted(set(Bb) | set(Be) | set(Bh))
+    fixed_total = day.fixed_bus_mw.sum(1) + day.system_load_mw
+    m.balance = pyo.Constraint(T, rule=lambda _, t: sum(m.g[g, t] for g in G) + m.em_up[t]
+                               - m.em_dn[t] == fixed_total[t] + sum(flex(b, t)
+                                                                     for b in flex_buses))
+    m.grid = pyo.ConstraintList()
+    m.slack = pyo.VarList(domain=pyo.NonNegativeReals)
+    slack_weight: list[float] = []
+    fuel = sum(day.gen_cost[g] * m.g[g, t] for g in G for t in T) * dt
+    wear = sum(day.degradation[b] * (m.ch[b, t] + m.dis[b, t]) for b in Bb for t in T) * dt
+    emerg = sum(day.emergency_up_price * m.em_up[t] - day.emergency_down_price * m.em_dn[t]
+                for t in T) * dt
+    m.unserved = pyo.Expression(expr=0)
+    m.obj = pyo.Objective(expr=fuel + wear + emerg + m.unserved, sense=pyo.minimize)
+    solver = SolverFactory("highs")
+
+    def run():
+        res = timed(solver.solve, m, load_solutions=False,
+                    raise_exception_on_nonoptimal_result=False)
+        if str(res.termination_condition).split(".")[-1] != "convergenceCriteriaSatisfied":
+            raise InfeasibleError(f"planner LP (round {rounds}): {res.termination_condition}")
+        res.solution_loader.load_vars()
+
+    rounds, added = 1, set()
+    run()
+    if grid_constrained:
+        sens_d = flow.grid.downstream  # (L, B)
+        sens = flow.sensitivities()
+        r_mat, x_mat = sens.R, sens.X
+        s_max = flow.grid.s_max_mva * loading_limit
+        while rounds < MAX_ROUNDS:
+            p = day.fixed_bus_mw + _flex_values(m, flex_buses, b_n, t_n)
+            res = flow.solve(p, day.q_bus_mvar)
+            p_lim = np.sqrt(np.clip(s_max[None, :] ** 2 - res.q_mvar ** 2, 0, None))
+            new = 0
+            for t, line in zip(*np.nonzero(np.abs(res.p_mw) > p_lim + TOL), strict=True):
+                key = ("l", int(t), int(line))
+                if key in added:
+                    continue
+                added.add(key)
+                buses = np.flatnonzero(sens_d[line])
+                fixed = float(day.fixed_bus_mw[t, buses].sum())
+                expr = fixed + sum(flex(b, t) for b in flex_buses if b in set(buses))
+                s = m.slack.add()
+                slack_weight.append(1.0)
+                sign = 1.0 if res.p_mw[t, line] > 0 else -1.0
+                m.grid.add(sign * expr <= p_lim[t, line] + s)
+                new += 1
+            w = res.v_pu ** 2
+            lo = w < v_min[None, :] ** 2 - TOL
+            hi = w > v_max[None, :] ** 2 + TOL
+            for (t, bus), sign, bound in [(tb, 1.0, v_min) for tb in zip(*np.nonzero(lo),
+                                                                        strict=True)] + \
+                    [(tb, -1.0, v_max) for tb in zip(*np.nonzero(hi), strict=True)]:
+                key = ("v", int(t), int(bus), sign)
+                if key in added or bus == 0:
+                    continue
+                added.add(key)
+                w0 = float(sens.w0[bus])
+                rq = float(x_mat[bus] @ day.q_bus_mvar[t])
+                fixed = float(r_mat[bus] @ day.fixed_bus_mw[t])
+                expr = fixed + sum(float(r_mat[bus, b]) * flex(b, t) for b in flex_buses)
+                limit = (w0 - bound[bus] ** 2) / 2 - rq
+                s = m.slack.add()
+                slack_weight.append(1.0 / max(float(r_mat[bus, bus]), 1e-9))
+                m.grid.add(sign * expr <= sign * limit + s)
+                new += 1
+            if not new:
+                break
+            m.unserved.expr = day.value_of_load * dt * sum(
+                w_ * m.slack[i + 1] for i, w_ in enumerate(slack_weight))
+            run()
+            rounds += 1
+    val = pyo.value
+    return PlannerResult(
+        cost=float(val(m.obj)), fuel=float(val(fuel)), wear=float(val(wear)),
+        emergency=float(val(emerg)), unserved_cost=float(val(m.unserved)),
+        rounds=rounds, grid_constraints=len(added))
+
+
+def _flex_values(m, flex_buses, b_n, t_n) -> np.ndarray:
+    out = np.zeros((t_n, b_n))
+    for name in ("ch", "ev", "hp"):
+        var = getattr(m, name)
+        for (b, t), v in var.get_values().items():
+            out[t, b] += v or 0.0
+    for (b, t), v in m.dis.get_values().items():
+        out[t, b] -= v or 0.0
+    return out

@@ -1,0 +1,290 @@
+"""Scenario schema: every number a run uses, validated before any work starts.
+
+A scenario is a YAML file. Loading it checks types, signs, ranges, names and grid nodes and
+stops with a `ScenarioError` whose lines each name the field (dotted path) and the value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NonNeg = Annotated[float, Field(ge=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Positive = Annotated[float, Field(gt=0)]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run; each line names a field and its value."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Calendar(_Model):
+    """Simulated period; profiles are simbench's year 2016 (366 days)."""
+
+    start: dt.date = dt.date(2016, 1, 11)
+    days: Annotated[int, Field(ge=1, le=366)] = 7
+    mtu_minutes: Literal[5, 15, 30, 60] = 15
+    da_gate_closure_hour: Annotated[int, Field(ge=0, le=23)] = 12
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _parse_date(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v)
+            except ValueError as exc:
+                raise ValueError(f"not an ISO date (YYYY-MM-DD): {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _inside_profile_year(self) -> Calendar:
+        first, last = dt.date(2016, 1, 1), dt.date(2016, 12, 31)
+        end = self.start + dt.timedelta(days=self.days - 1)
+        if self.start < first or end > last:
+            raise ValueError(
+                f"start {self.start} + days {self.days} ends {end}: profiles cover "
+                f"{first}..{last}"
+            )
+        return self
+
+
+class Grid(_Model):
+    simbench_code: str = "1-LV-semiurb5--2-sw"
+    loading_limit: Annotated[float, Field(gt=0, le=2)] = 1.0
+    v_min_pu: Annotated[float, Field(gt=0.5, lt=1.0)] | None = None
+    v_max_pu: Annotated[float, Field(gt=1.0, lt=1.5)] | None = None
+    load_power_factor: Annotated[float, Field(gt=0, le=1)] = 0.97
+
+
+class Pv(_Model):
+    share: Share = 0.4
+    kwp_mean: NonNeg = 6.0
+    kwp_sd: NonNeg = 2.0
+    profiles: list[str] = ["PV1", "PV3", "PV4", "PV7"]
+
+
+class Battery(_Model):
+    share: Share = 0.2
+    capacity_kwh_mean: NonNeg = 8.0
+    capacity_kwh_sd: NonNeg = 3.0
+    duration_h: Positive = 2.0
+    efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95
+    initial_soc: Share = 0.5
+
+
+class Ev(_Model):
+    share: Share = 0.3
+    profiles: list[str] = ["HLS_A_3.7", "HLS_B_3.7", "HLS_C_3.7", "HLS_A_11.0"]
+    charger_kw: dict[str, Positive] = {
+        "HLS_A_3.7": 3.7, "HLS_B_3.7": 3.7, "HLS_C_3.7": 3.7, "HLS_A_11.0": 11.0,
+    }
+    parking_hours: NonNeg = 8.0
+
+
+class HeatPump(_Model):
+    share: Share = 0.3
+    kw_mean: NonNeg = 3.0
+    kw_sd: NonNeg = 0.8
+    profiles: list[str] = ["Air_Parallel_1", "Air_Semi-Parallel_1", "Air_Alternative_1",
+                           "Soil_Alternative_1"]
+    storage_hours: NonNeg = 2.0
+
+
+class ProsumerGroup(_Model):
+    """Prosumers sharing load statistics and DER shares; placed on `buses` (default: the
+    grid's household connection points, weighted by their simbench rating)."""
+
+    name: str
+    count: Annotated[int, Field(ge=0)]
+    buses: list[str] | None = None
+    annual_mwh_mean: NonNeg = 3.5
+    annual_mwh_sd: NonNeg = 1.0
+    load_profiles: list[str] = ["H0-A", "H0-B", "H0-C", "H0-G", "H0-L"]
+    pv: Pv = Pv()
+    battery: Battery = Battery()
+    ev: Ev = Ev()
+    heat_pump: HeatPump = HeatPump()
+
+
+class Forecast(_Model):
+    """D-1 forecast errors: a common AR(1) component per portfolio plus idiosyncratic noise."""
+
+    load_error_sd: NonNeg = 0.08
+    pv_error_sd: NonNeg = 0.20
+    wind_error_sd: NonNeg = 0.15
+    idiosyncratic_sd: NonNeg = 0.25
+    autocorrelation: Annotated[float, Field(ge=0, lt=1)] = 0.95
+
+
+class Brp(_Model):
+    name: str
+    customer_share: Share
+    retail_price_eur_mwh: float = 300.0
+    feed_in_eur_mwh: float = 80.0
+    strategy: str = "truthful"
+
+
+class Aggregator(_Model):
+    name: str
+    enrolment: Share = 0.6
+    devices: list[Literal["battery", "ev", "heat_pump"]] = ["battery", "ev", "heat_pump"]
+    degradation_eur_mwh: NonNeg = 15.0
+    fee_eur_per_device_day: NonNeg = 0.10
+    strategy: str = "truthful"
+
+
+class Producer(_Model):
+    name: str
+    technology: str
+    capacity_mw: NonNeg
+    marginal_cost_eur_mwh: float
+    profile: str | None = None
+    balancing: bool = True
+    strategy: str = "truthful"
+
+
+class SystemLoad(_Model):
+    """Demand of the rest of the wholesale system, served by its own BRP."""
+
+    brp: str = "wholesale_retail"
+    profile: str = "hv_urban"
+    annual_mwh: NonNeg = 8000.0
+    retail_price_eur_mwh: float = 250.0
+
+
+class Tso(_Model):
+    pricing: Literal["single", "dual"] = "single"
+    up_markup_eur_mwh: NonNeg = 15.0
+    down_markdown_eur_mwh: NonNeg = 15.0
+    emergency_price_eur_mwh: Positive = 1000.0
+
+
+class Dso(_Model):
+    network_tariff_eur_mwh: NonNeg = 70.0
+    yellow_margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+
+
+class DayAhead(_Model):
+    clearing: str = "uniform_price"
+    price_floor: float = -500.0
+    price_cap: float = 4000.0
+
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> DayAhead:
+        if self.price_floor >= self.price_cap:
+            raise ValueError(f"price_floor {self.price_floor} >= price_cap {self.price_cap}")
+        return self
+
+
+class Markets(_Model):
+    dayahead: DayAhead = DayAhead()
+
+
+class Planner(_Model):
+    enabled: bool = True
+    grid_constrained: bool = True
+
+
+class Scenario(_Model):
+    name: str = "default"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 42
+    calendar: Calendar = Calendar()
+    grid: Grid = Grid()
+    prosumers: list[ProsumerGroup]
+    forecast: Forecast = Forecast()
+    brps: Annotated[list[Brp], Field(min_length=1)]
+    aggregators: list[Aggregator] = []
+    producers: Annotated[list[Producer], Field(min_length=1)]
+    system_load: SystemLoad = SystemLoad()
+    tso: Tso = Tso()
+    dso: Dso = Dso()
+    markets: Markets = Markets()
+    planner: Planner = Planner()
+    value_of_load_eur_mwh: Positive = 4000.0
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        problems = []
+        for field, items in (("brps", self.brps), ("aggregators", self.aggregators),
+                             ("producers", self.producers), ("prosumers", self.prosumers)):
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                if item.name in seen:
+                    problems.append(f"{field}[{i}].name = {item.name!r}: duplicate name")
+                seen.add(item.name)
+        total = sum(b.customer_share for b in self.brps)
+        if abs(total - 1.0) > 1e-9:
+            shares = [b.customer_share for b in self.brps]
+            problems.append(f"brps[*].customer_share = {shares}: must sum to 1 (sum {total:g})")
+        if self.system_load.brp in {b.name for b in self.brps}:
+            problems.append(f"system_load.brp = {self.system_load.brp!r}: "
+                            "must differ from the prosumers' BRPs")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _format(exc: ValidationError, source: str) -> ScenarioError:
+    lines = []
+    for err in exc.errors():
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        if err["type"] == "missing":
+            lines.append(f"{path}: required field is missing")
+        elif path:
+            lines.append(f"{path} = {shown}: {msg}")
+        else:
+            lines.append(msg)
+    return ScenarioError(f"invalid scenario {source}:\n  " + "\n  ".join(lines))
+
+
+def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:
+    """Validate a mapping (as read from YAML) into a Scenario."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"invalid scenario {source}: top level must be a mapping, "
+                            f"got {type(data).__name__}")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _format(exc, source) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"scenario file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"invalid scenario {path}: not valid YAML: {exc}") from None
+    return parse_scenario(data, str(path))
+
+
+def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
+    """Return a copy with dotted-path overrides applied, e.g. {"calendar.days": 3}."""
+    data = scenario.model_dump(mode="json")
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+        if isinstance(node, list):
+            node[int(leaf)] = value
+        else:
+            node[leaf] = value
+    return parse_scenario(data, f"{scenario.name} with overrides {overrides}")
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,87 @@
+"""Command line: `flexmarkets run [SCENARIO] [--days N] [--seed S] [--out DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from environment.scenario import ScenarioError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from experiments.run import run_scenario
+
+    overrides = dict(kv.split("=", 1) for kv in args.set or [])
+    overrides = {k: _parse_value(v) for k, v in overrides.items()}
+    result = run_scenario(args.scenario, days=args.days, seed=args.seed, out=args.out,
+                          overrides=overrides, planner=False if args.no_planner else None,
+                          progress=not args.quiet, figures=not args.no_figures)
+    s = result.summary
+    w = s["welfare_eur"]
+    lines = [
+        f"run {result.run_id}: {s['run']['days']} days, {s['run']['prosumers']} prosumers on "
+        f"{s['run']['grid']}",
+        f"  welfare {w['total']:,.0f} EUR"
+        + (f"  planner share {s['planner_share']:.6f}" if "planner_share" in s else ""),
+        f"  DA price mean {s['da_price_eur_mwh']['mean']:.1f} EUR/MWh "
+        f"(min {s['da_price_eur_mwh']['min']:.1f}, max {s['da_price_eur_mwh']['max']:.1f})",
+        f"  imbalance {s['imbalance']['system_abs_mwh']:.2f} MWh, traffic light "
+        f"GREEN/YELLOW/RED {s['congestion']['green']}/{s['congestion']['yellow']}/"
+        f"{s['congestion']['red']} MTU-locations",
+        f"  wall {s['timing']['wall_s']:.1f} s, solver {s['timing']['solver_s']:.1f} s",
+        f"  results in {result.out_dir}",
+    ]
+    print("\n".join(lines))
+    if args.json:
+        print(json.dumps(s, indent=2, default=float))
+    return 0
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="flexmarkets",
+        description="Agent-based simulation of local flexibility markets coupled to day-ahead, "
+                    "intraday and balancing markets.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser(
+        "run", help="simulate one scenario and store its results",
+        description="Simulate a scenario day by day (DA auction, DSO validation, real time, "
+                    "balancing, settlement) and write results/<run-id>/: config.yaml, "
+                    "summary.json, Parquet tables (series, grid, positions, aggregators, ledger) "
+                    "and PNG figures.")
+    r.add_argument("scenario", nargs="?", default=None,
+                   help="scenario YAML file or the name of a shipped one (default: 'default', "
+                        "one winter week on simbench grid 1-LV-semiurb5--2-sw)")
+    r.add_argument("--days", type=int, help="override calendar.days")
+    r.add_argument("--seed", type=int, help="override the scenario's seed")
+    r.add_argument("--out", help="results folder (default results/<name>-seed<S>-<N>d)")
+    r.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="override any scenario field by dotted path, e.g. "
+                        "--set prosumers.0.count=500 (repeatable)")
+    r.add_argument("--no-planner", action="store_true",
+                   help="skip the perfect-foresight planner benchmark")
+    r.add_argument("--no-figures", action="store_true", help="do not draw PNG figures")
+    r.add_argument("--json", action="store_true", help="also print summary.json")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""What a run reports: welfare and its split, prices, imbalance, congestion, ledger checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CLASSES = ["consumers", "prosumers", "producers", "brps", "aggregators", "dso", "tso",
+           "market_operators"]
+
+
+def welfare_split(ledger: pd.DataFrame, classes: pd.Series, value: pd.Series,
+                  violation_cost: float) -> dict[str, float]:
+    """Surplus per agent class: value of the energy it consumed plus its net receipts.
+
+    Transfers cancel, so the total equals consumers' value less what left the system (fuel,
+    wear, emergency assistance) less the cost of grid violations left unsolved."""
+    paid = ledger.groupby("payer", observed=False)["eur"].sum()
+    got = ledger.groupby("payee", observed=False)["eur"].sum()
+    bal = got.reindex(classes.index, fill_value=0) - paid.reindex(classes.index, fill_value=0)
+    by_class = bal.groupby(classes).sum()
+    out = {c: float(by_class.get(c, 0.0) + value.get(c, 0.0)) for c in CLASSES}
+    out["grid_violations"] = -float(violation_cost)
+    out["total"] = float(sum(out.values()))
+    out["external"] = float(by_class.get("external", 0.0))
+    return out
+
+
+def ledger_checks(ledger: pd.DataFrame, n_mtu: int, exchange: str) -> dict[str, float]:
+    """Double entry sums to zero; the DA exchange passes every euro through in every MTU."""
+    paid = ledger.groupby("payer", observed=True)["eur"].sum()
+    got = ledger.groupby("payee", observed=True)["eur"].sum()
+    total = float(got.sum() - paid.sum())
+    ex = np.zeros(n_mtu)
+    da = ledger[ledger["market"] == "dayahead"]
+    np.add.at(ex, da["mtu"].to_numpy()[(da["payee"] == exchange).to_numpy()],
+              da["eur"].to_numpy()[(da["payee"] == exchange).to_numpy()])
+    np.add.at(ex, da["mtu"].to_numpy()[(da["payer"] == exchange).to_numpy()],
+              -da["eur"].to_numpy()[(da["payer"] == exchange).to_numpy()])
+    return {"sum_of_balances_eur": total, "exchange_max_abs_eur_per_mtu": float(np.abs(ex).max()),
+            "rows": int(len(ledger))}
+
+
+def price_stats(s: pd.Series) -> dict[str, float]:
+    return {"mean": float(s.mean()), "min": float(s.min()), "max": float(s.max()),
+            "std": float(s.std(ddof=0))}
+
+
+def summarise(series: pd.DataFrame, grid: pd.DataFrame, positions: pd.DataFrame,
+              dt_h: float) -> dict:
+    imb = positions.groupby("party")["imbalance_mwh"].agg(lambda x: float(np.abs(x).sum()))
+    light_counts = grid["light"].value_counts().to_dict()
+    return {
+        "da_price_eur_mwh": price_stats(series["da_price"]),
+        "da_price_forecast_mae": float((series["da_price"] - series["da_price_forecast"])
+                                       .abs().mean()),
+        "imbalance_price_eur_mwh": price_stats(series["imbalance_price_short"]),
+        "imbalance": {
+            "system_abs_mwh": float(series["system_short_mw"].abs().sum() * dt_h),
+            "activated_up_mwh": float(series["activated_up_mw"].sum() * dt_h),
+            "activated_down_mwh": float(series["activated_down_mw"].sum() * dt_h),
+            "emergency_mwh": float((series["emergency_up_mw"] + series["emergency_down_mw"])
+                                   .sum() * dt_h),
+            "by_party_abs_mwh": {k: float(v) for k, v in imb.items()},
+        },
+        "congestion": {
+            "mtu_locations": int(len(grid)),
+            "green": int(light_counts.get(0, 0)),
+            "yellow": int(light_counts.get(1, 0)),
+            "red": int(light_counts.get(2, 0)),
+            "overload_mwh": float(grid["overload_mw"].sum() * dt_h),
+            "max_loading": float(grid["max_loading"].max()),
+            "v_min_pu": float(grid["v_min_pu"].min()),
+            "v_max_pu": float(grid["v_max_pu"].max()),
+        },
+        "energy": {
+            "demand_mwh": float(series["demand_mw"].sum() * dt_h),
+            "max_abs_balance_residual_mw": float((series["generation_mw"]
+                                                  - series["demand_mw"]).abs().max()),
+        },
+    }

@@ -1,0 +1,152 @@
+"""Run one scenario end to end and store its results under results/<run-id>/."""
+
+from __future__ import annotations
+
+import json
+import time
+import resource
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from environment.model import EXCHANGE, FlexMarketModel
+from environment.scenario import Scenario, dump_scenario, load_scenario, with_overrides
+from environment.solver import CLOCK
+from experiments.metrics import ledger_checks, summarise, welfare_split
+
+DEFAULT_SCENARIO = "default"
+
+
+def scenario_path(name_or_path: str | Path | None) -> Path:
+    """A path to a YAML file, or the name of a scenario shipped in experiments/scenarios/."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_SCENARIO
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    return Path(str(resources.files("experiments") / "scenarios" / f"{name_or_path}.yaml"))
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    scenario: Scenario
+    summary: dict
+    tables: dict[str, pd.DataFrame]
+    out_dir: Path | None = None
+    model: FlexMarketModel | None = field(default=None, repr=False)
+
+    @property
+    def ledger(self) -> pd.DataFrame:
+        return self.tables["ledger"]
+
+
+def resolve(scenario: Scenario | str | Path | None, days: int | None = None,
+            seed: int | None = None, overrides: dict | None = None) -> Scenario:
+    s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario_path(scenario))
+    changes = dict(overrides or {})
+    if days is not None:
+        changes["calendar.days"] = days
+    if seed is not None:
+        changes["seed"] = seed
+    return with_overrides(s, changes) if changes else s
+
+
+def run_scenario(scenario: Scenario | str | Path | None = None, *, days: int | None = None,
+                 seed: int | None = None, out: str | Path | None = None,
+                 overrides: dict | None = None, planner: bool | None = None,
+                 progress: bool = False, figures: bool = True,
+                 write: bool = True) -> RunResult:
+    """Simulate a scenario and return (and by default store) its results.
+
+    `out` is the results folder of this run (default results/<name>-seed<seed>-<days>d)."""
+    if planner is not None:
+        overrides = {**(overrides or {}), "planner.enabled": planner}
+    s = resolve(scenario, days, seed, overrides)
+    run_id = f"{s.name}-seed{s.seed}-{s.calendar.days}d"
+    t0 = time.perf_counter()
+    solver0 = CLOCK.seconds
+    model = FlexMarketModel(s)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=s.calendar.days, unit="day", desc=f"simulating {s.name}")
+    try:
+        model.run(progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    tables = model.tables()
+    tables["ledger"] = model.ledger.frame()
+    wall = time.perf_counter() - t0
+    summary = build_summary(model, tables)
+    summary["timing"] = {"wall_s": wall, "solver_s": CLOCK.seconds - solver0,
+                         "planner_s": model.planner_seconds,
+                         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result = RunResult(run_id, s, summary, tables, model=model)
+    if write:
+        out_dir = Path(out) if out else Path("results") / run_id
+        write_results(result, out_dir, figures)
+        result.out_dir = out_dir
+    return result
+
+
+def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> dict:
+    s, cal = model.config, model.calendar
+    dt = cal.mtu_hours
+    series = tables["series"]
+    ledger = tables["ledger"]
+    value = model.valued_energy_mwh()
+    v = s.value_of_load_eur_mwh
+    violation_cost = float(series["violation_mw_eq"].sum() * dt * v)
+    welfare = welfare_split(ledger, model.ledger.account_classes(),
+                            pd.Series({k: q * v for k, q in value.items()}), violation_cost)
+    out = {
+        "run": {"scenario": s.name, "seed": s.seed, "days": cal.days,
+                "mtu_minutes": cal.mtu_minutes, "start": str(cal.start),
+                "grid": s.grid.simbench_code, "prosumers": model.fleet.n,
+                "aggregated_devices": {k: int(m.sum()) for k, m in model.fleet.enrolled.items()}},
+        "welfare_eur": welfare,
+        "grid_violation_cost_eur": violation_cost,
+        "device_energy_shortfall_mwh": model.shortfall_mwh,
+        **summarise(series, tables["grid"], tables["positions"], dt),
+        "ledger": ledger_checks(ledger, cal.n_mtu, EXCHANGE),
+    }
+    if model.planner_days:
+        cost = sum(d.cost for d in model.planner_days)
+        planner_value = v * model.service_mwh
+        planner_welfare = planner_value - cost
+        sim_cost = welfare["external"] + violation_cost
+        out["planner"] = {
+            "welfare_eur": planner_welfare,
+            "cost_eur": cost,
+            "fuel_eur": sum(d.fuel for d in model.planner_days),
+            "unserved_cost_eur": sum(d.unserved_cost for d in model.planner_days),
+            "grid_constraints_added": sum(d.grid_constraints for d in model.planner_days),
+            "max_rounds": max(d.rounds for d in model.planner_days),
+        }
+        out["planner_share"] = welfare["total"] / planner_welfare
+        out["cost_ratio_planner_over_run"] = cost / sim_cost if sim_cost else float("nan")
+    return out
+
+
+def write_results(result: RunResult, out_dir: Path, figures: bool = True) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(
+        "# resolved scenario of this run: `flexmarkets run " + str(out_dir / "config.yaml")
+        + "` reproduces it\n" + dump_scenario(result.scenario))
+    (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=float))
+    for name, df in result.tables.items():
+        df.to_parquet(out_dir / f"{name}.parquet", index=False)
+    if figures:
+        from experiments.plots import plot_run
+
+        plot_run(result, out_dir)
+
+
+def load_config(out_dir: Path) -> dict:
+    return yaml.safe_load((out_dir / "config.yaml").read_text())
