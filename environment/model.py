@@ -403,7 +403,7 @@ class FlexMarketModel(mesa.Model):
         led.pay(ext, tso, "balancing_emergency", mtus, act.emergency_down_mw * dt,
                 self.tso.emergency_down_price)
 
-        for i, p in enumerate(self.producers):
+        for p in self.producers:
             out = self._producer_output(p, parties, imbalance_mw, act, offers)
             led.pay(p.account, ext, "fuel", mtus, out * dt, p.marginal_cost)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 import resource
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path

@@ -13,7 +13,7 @@ from environment.solver import solve_lp
 
 
 def inelastic_orders(owner: int, net_mwh: np.ndarray, floor: float, cap: float) -> OrderBook:
-    """A price-taking position: buy at the cap what is consumed, sell at the floor what is fed in."""
+    """A price-taking position: buy at the cap what is consumed, sell at the floor the rest."""
     mtu = np.arange(len(net_mwh))
     price = np.where(net_mwh >= 0, cap, floor)
     return OrderBook.from_arrays(owner=np.full(len(mtu), owner), mtu=mtu, price=price,
