@@ -12,9 +12,6 @@ import tempfile
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -22,7 +19,7 @@ def cache_dir() -> Path:
     return Path(root) / f"simbench-{version('simbench')}"
 
 
-def cached(key: str, build: Callable[[], T]) -> T:
+def cached[T](key: str, build: Callable[[], T]) -> T:
     path = cache_dir() / f"{key}.pkl"
     if path.is_file():
         try:
