@@ -62,6 +62,7 @@ class Aggregator(mesa.Agent):
         self.strategy = make_strategy("aggregator", cfg.strategy)
         self.pool: Pool | None = None
         self.plan: dict[str, np.ndarray] = {}
+        self.realised_net: np.ndarray | None = None
 
     @property
     def members(self) -> np.ndarray:
@@ -131,3 +132,10 @@ class Aggregator(mesa.Agent):
         if h.any():
             dev = ctx.profiles.hp[h] - ctx.forecast.hp[h]
             devices["hp"][h] = np.clip(devices["hp"][h] + dev, 0, f.hp_mw[h][:, None])
+        self.realised_net = devices["battery"][b].sum(0) + devices["ev"][m["ev"]].sum(0) \
+            + devices["hp"][h].sum(0)
+
+    def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
+        """Metered consumption of the devices it controls (sub-metered out of the supplier's
+        perimeter)."""
+        return self.realised_net

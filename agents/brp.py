@@ -29,7 +29,8 @@ class Brp(mesa.Agent):
     def forecast_mw(self, ctx) -> np.ndarray:
         return ctx.retail_net_forecast[self.customers].sum(0)
 
-    def realised_mw(self, ctx) -> np.ndarray:
+    def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
+        """Metered net consumption of the portfolio (its DA position does not change it)."""
         return ctx.retail_net[self.customers].sum(0)
 
 
@@ -47,7 +48,7 @@ class SystemLoadBrp(mesa.Agent):
         self.peak_mw = cfg.annual_mwh / bank.annual_energy_per_peak(bank.names[profile_index])
         self.strategy = make_strategy("brp", "truthful")
 
-    def realised_mw(self, ctx) -> np.ndarray:
+    def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         return self.model.bank.day(self.profile_index, ctx.day) * self.peak_mw
 
     def forecast_mw(self, ctx) -> np.ndarray:

@@ -37,7 +37,9 @@ class Producer(mesa.Agent):
             return actual
         return np.clip(actual * (1 + ctx.errors["wind"]), 0, self.capacity)
 
-    def realised_mw(self, ctx, scheduled_mw: np.ndarray) -> np.ndarray:
-        """A dispatchable plant runs its schedule; a variable one cannot exceed its actual
-        availability and spills what it did not sell."""
-        return np.minimum(scheduled_mw, self.available_mw(ctx)) if self.variable else scheduled_mw
+    def realised_mw(self, ctx, position_mw: np.ndarray) -> np.ndarray:
+        """Net consumption (negative: output) before balancing. A dispatchable plant runs its
+        DA schedule; a variable one cannot exceed its actual availability and spills what it
+        did not sell."""
+        scheduled = -position_mw
+        return -(np.minimum(scheduled, self.available_mw(ctx)) if self.variable else scheduled)

@@ -243,7 +243,6 @@ class FlexMarketModel(mesa.Model):
         rows = np.array([slot[o] for o in book.owner])
         np.add.at(pos, (rows, book.mtu), clearing.accepted)
         position_mw = pos / dt
-        self._positions = position_mw
 
         zeros = np.zeros((f.n, t))
         plan = {"battery": zeros.copy(), "ev": zeros.copy(), "hp": zeros.copy()}
@@ -253,41 +252,21 @@ class FlexMarketModel(mesa.Model):
         q_fc = self.dso.reactive(self.dso.nodal(ctx.forecast.load + ctx.forecast.hp))
         _, fc_flags = self.dso.assess(self.dso.nodal(fc_net), q_fc, self.dso.yellow_margin)
 
-        real = {"battery": zeros.copy(), "ev": plan["ev"].copy(), "hp": plan["hp"].copy()}
-        real["battery"] += plan["battery"]
+        real = {k: v.copy() for k, v in plan.items()}
         for agg in self.aggregators:
             agg.realise(ctx, real)
         ctx.retail_net = self._retail_net(ctx.profiles, commit=True, devices=real)
-        enrolled_net = {a.index: None for a in self.aggregators}
-        for agg in self.aggregators:
-            m = agg.members
-            enrolled_net[agg.index] = (np.where(f.enrolled["battery"][:, None], real["battery"], 0)
-                                       + np.where(f.enrolled["ev"][:, None], real["ev"], 0)
-                                       + np.where(f.enrolled["heat_pump"][:, None],
-                                                  real["hp"], 0))[m].sum(0)
-        nonenrolled_ev = np.where(f.enrolled["ev"][:, None], 0, ctx.profiles.ev)
-        nonenrolled_hp = np.where(f.enrolled["heat_pump"][:, None], 0, ctx.profiles.hp)
-        real["ev"] = np.where(f.enrolled["ev"][:, None], real["ev"], nonenrolled_ev)
-        real["hp"] = np.where(f.enrolled["heat_pump"][:, None], real["hp"], nonenrolled_hp)
+        real["ev"] = np.where(f.enrolled["ev"][:, None], real["ev"], ctx.profiles.ev)
+        real["hp"] = np.where(f.enrolled["heat_pump"][:, None], real["hp"], ctx.profiles.hp)
         prosumer_net = ctx.profiles.load - ctx.profiles.pv + real["battery"] + real["ev"] \
             + real["hp"]
 
-        # Realised net consumption per party (producers negative); schedules are DA positions.
-        realised = np.zeros((len(parties), t))
-        scheduled_gen = {}
-        for i, p in enumerate(parties):
-            if isinstance(p, Brp):
-                realised[i] = p.realised_mw(ctx)
-            elif isinstance(p, SystemLoadBrp):
-                realised[i] = p.realised_mw(ctx)
-            elif isinstance(p, Aggregator):
-                realised[i] = enrolled_net[p.index]
-            else:
-                scheduled_gen[p.unique_id] = -position_mw[i]
-                realised[i] = -p.realised_mw(ctx, -position_mw[i])
+        realised = np.array([p.realised_mw(ctx, position_mw[i]) for i, p in enumerate(parties)])
         imbalance_mw = position_mw - realised
         system_short = -imbalance_mw.sum(0)
 
+        scheduled_gen = {p.unique_id: -position_mw[i] for i, p in enumerate(parties)
+                         if isinstance(p, Producer)}
         offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx)
         act, p_short, p_long = self.tso.balance(offers, system_short, clearing.price)
 
@@ -301,8 +280,8 @@ class FlexMarketModel(mesa.Model):
             self.planner_days.append(self._plan_day(ctx, soc_start, q_real))
             self.planner_seconds += time.perf_counter() - t0
 
-        self._settle(ctx, book, clearing, parties, imbalance_mw, offers, act, p_short, p_long,
-                     real, prosumer_net)
+        self._settle(ctx, book, clearing, parties, position_mw, imbalance_mw, offers, act,
+                     p_short, p_long, real, prosumer_net)
         generation = -realised[[isinstance(p, Producer) for p in parties]].sum(0) \
             + act.up_mw.sum(0) - act.down_mw.sum(0) + act.emergency_up_mw - act.emergency_down_mw
         demand = realised[[not isinstance(p, Producer) for p in parties]].sum(0)
@@ -365,8 +344,8 @@ class FlexMarketModel(mesa.Model):
         return solve_day(day, dso.flow, dso.v_min, dso.v_max, dso.loading_limit,
                          self.config.planner.grid_constrained)
 
-    def _settle(self, ctx, book, clearing, parties, imbalance_mw, offers, act, p_short, p_long,
-                real, prosumer_net) -> None:
+    def _settle(self, ctx, book, clearing, parties, position_mw, imbalance_mw, offers, act,
+                p_short, p_long, real, prosumer_net) -> None:
         led, dt, t = self.ledger, ctx.dt_h, ctx.n_mtu
         mtus = ctx.mtu0 + np.arange(t)
         acct = {p.unique_id: p.account for p in parties}
@@ -403,21 +382,15 @@ class FlexMarketModel(mesa.Model):
         led.pay(ext, tso, "balancing_emergency", mtus, act.emergency_down_mw * dt,
                 self.tso.emergency_down_price)
 
-        for p in self.producers:
-            out = self._producer_output(p, parties, imbalance_mw, act, offers)
-            led.pay(p.account, ext, "fuel", mtus, out * dt, p.marginal_cost)
+        for i, p in enumerate(parties):
+            if isinstance(p, Producer):
+                out = -position_mw[i] + imbalance_mw[i]
+                k = np.flatnonzero(offers.provider == p.unique_id)
+                if k.size:
+                    out = out + act.up_mw[k[0]] - act.down_mw[k[0]]
+                led.pay(p.account, ext, "fuel", mtus, out * dt, p.marginal_cost)
 
         self._settle_retail(ctx, real, prosumer_net)
-
-    def _producer_output(self, p, parties, imbalance_mw, act, offers):
-        """Realised output: DA schedule + own deviation + balancing activation."""
-        i = parties.index(p)
-        pos = self._positions[i]
-        out = -pos + imbalance_mw[i]
-        k = np.flatnonzero(offers.provider == p.unique_id)
-        if k.size:
-            out = out + act.up_mw[k[0]] - act.down_mw[k[0]]
-        return out
 
     def _settle_retail(self, ctx, real, prosumer_net) -> None:
         """Daily bills per prosumer: supplier import and feed-in, network tariff on grid import,
@@ -445,8 +418,8 @@ class FlexMarketModel(mesa.Model):
             m = agg.members
             if not m.any():
                 continue
-            energy = (np.where(f.enrolled["ev"][:, None], real["ev"], 0)
-                      + np.where(f.enrolled["heat_pump"][:, None], real["hp"], 0))[m].sum(1) * dt
+            energy = (np.where(f.enrolled["ev"][:, None], real["ev"], 0.0)
+                      + np.where(f.enrolled["heat_pump"][:, None], real["hp"], 0.0))[m].sum(1) * dt
             led.pay(pa[m], agg.account, "aggregator_energy", day_mtu, energy, retail[m])
             n_dev = sum(f.enrolled[d][m].astype(int) for d in f.enrolled)
             led.pay(agg.account, pa[m], "flexibility_fee", day_mtu, n_dev, agg.fee)
@@ -496,6 +469,7 @@ class FlexMarketModel(mesa.Model):
             "mtu": np.repeat(mtus, n_loc),
             "location": np.tile(np.array(self.grid.locations, dtype=object), t),
             "light": light.ravel(),
+            "forecast_violated": fc_flags["violated"].ravel(),
             "forecast_max_loading": fc_flags["max_loading"].ravel(),
             "max_loading": real_flags["max_loading"].ravel(),
             "v_min_pu": real_flags["v_min"].ravel(),

@@ -272,17 +272,24 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
-    """Return a copy with dotted-path overrides applied, e.g. {"calendar.days": 3}."""
+    """Return a copy with dotted-path overrides applied, e.g. {"calendar.days": 3} or
+    {"prosumers.0.count": 500}; a path that names no field is a ScenarioError."""
     data = scenario.model_dump(mode="json")
     for dotted, value in overrides.items():
-        node = data
+        node: Any = data
         *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
-        if isinstance(node, list):
-            node[int(leaf)] = value
-        else:
-            node[leaf] = value
+        try:
+            for key in parents:
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            if isinstance(node, list):
+                node[int(leaf)] = value
+            elif isinstance(node, dict):
+                node[leaf] = value
+            else:
+                raise TypeError(f"{type(node).__name__} has no fields")
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise ScenarioError(f"invalid override {dotted} = {value!r}: no such field "
+                                f"({type(exc).__name__}: {exc})") from None
     return parse_scenario(data, f"{scenario.name} with overrides {overrides}")
 
 

@@ -12,8 +12,12 @@ from environment.scenario import ScenarioError
 def _run(args: argparse.Namespace) -> int:
     from experiments.run import run_scenario
 
-    overrides = dict(kv.split("=", 1) for kv in args.set or [])
-    overrides = {k: _parse_value(v) for k, v in overrides.items()}
+    overrides = {}
+    for kv in args.set or []:
+        if "=" not in kv:
+            raise ScenarioError(f"--set {kv!r}: expected PATH=VALUE, e.g. calendar.days=3")
+        key, text = kv.split("=", 1)
+        overrides[key] = _parse_value(text)
     result = run_scenario(args.scenario, days=args.days, seed=args.seed, out=args.out,
                           overrides=overrides, planner=False if args.no_planner else None,
                           progress=not args.quiet, figures=not args.no_figures)

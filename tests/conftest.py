@@ -49,18 +49,14 @@ def default_data(_default_data) -> dict:
 @pytest.fixture(scope="session")
 def default_run() -> RunResult:
     """The default scenario, 2 days, 80 households, planner on, nothing written to disk."""
-    result = run_scenario(days=DEFAULT_DAYS, overrides=dict(SMALL), planner=True, write=False,
-                          figures=False)
-    # run_scenario leaves tracemalloc running if it fails; never let that slow later tests
-    if tracemalloc.is_tracing():
-        tracemalloc.stop()
-    return result
+    return run_scenario(days=DEFAULT_DAYS, overrides=dict(SMALL), planner=True, write=False,
+                        figures=False)
 
 
 @pytest.fixture
 def stop_tracemalloc():
-    """A run that fails leaves tracemalloc tracing (see test_model.py); switch it off after the
-    test so the rest of the session is not slowed down by allocation tracing."""
+    """For tests of failing runs: should a failed run leave tracemalloc tracing (an earlier
+    run_scenario did), switch it off so the rest of the session is not slowed down."""
     yield
     if tracemalloc.is_tracing():
         tracemalloc.stop()

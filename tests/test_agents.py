@@ -1,0 +1,108 @@
+"""Device physics, pooling, scheduling and balancing activation, checked against hand results
+and invariants."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.aggregator import Pool, allocate
+from agents.prosumer import Envelope
+from agents.strategies.truthful import schedule_pool
+from environment.markets.balancing import BalancingOffers, activate, imbalance_prices
+
+DT = 0.25
+
+
+def test_allocate_meets_total_within_member_envelopes():
+    rng = np.random.default_rng(1)
+    n, t = 30, 96
+    base = np.where(rng.random((n, t)) < 0.1, 0.0037, 0.0)
+    upper = np.cumsum(base, 1) * DT
+    lower = np.roll(upper, 16, axis=1)
+    lower[:, :16] = 0
+    lower[:, -1] = upper[:, -1]
+    env = Envelope(lower, upper, np.full((n, t), 0.0037))
+    out = allocate(base.sum(0), env, DT)
+    assert np.allclose(out.sum(0), base.sum(0))
+    cum = np.cumsum(out, 1) * DT
+    assert (cum <= upper + 1e-12).all() and (cum >= lower - 1e-12).all()
+    assert (out <= 0.0037 + 1e-12).all() and (out >= 0).all()
+
+
+def test_allocate_falls_short_when_pool_overpromises():
+    env = Envelope(np.zeros((1, 2)), np.array([[0.25, 0.25]]), np.ones((1, 2)))
+    out = allocate(np.array([2.0, 2.0]), env, DT)
+    assert out[0, 0] == pytest.approx(1.0) and out[0, 1] == pytest.approx(0.0)
+
+
+def _pool(prices_t=8, soc=0.5, e=1.0):
+    z = np.zeros(prices_t)
+    none = Envelope(z, z, z)
+    return Pool(battery_mwh=e, battery_mw=0.5, battery_soc=soc, battery_eta=0.95, ev=none,
+                hp=none)
+
+
+def test_battery_schedule_buys_low_sells_high_and_cycles_back():
+    prices = np.array([10, 10, 10, 10, 200, 200, 200, 200], float)
+    plan = schedule_pool(_pool(), prices, 1.0, degradation=5.0)
+    assert plan["ch"][:4].sum() > 0 and plan["dis"][4:].sum() > 0
+    assert plan["ch"][4:].sum() == pytest.approx(0, abs=1e-9)
+    assert plan["soc"][-1] == pytest.approx(0.5)
+    assert (plan["soc"] <= 1 + 1e-9).all() and (plan["soc"] >= -1e-9).all()
+
+
+def test_battery_idles_when_spread_does_not_cover_losses_and_wear():
+    prices = np.array([100, 100, 100, 100, 104, 104, 104, 104], float)
+    plan = schedule_pool(_pool(), prices, 1.0, degradation=5.0)
+    assert plan["ch"].sum() + plan["dis"].sum() == pytest.approx(0, abs=1e-9)
+
+
+def test_ev_pool_shifts_charging_to_cheap_hours_and_delivers_all_energy():
+    t = 8
+    upper = np.array([0, 1, 2, 2, 2, 2, 2, 2], float)
+    lower = np.array([0, 0, 0, 0, 0, 0, 0, 2], float)
+    env = Envelope(lower, upper, np.full(t, 1.0))
+    z = np.zeros(t)
+    pool = Pool(0.0, 0.0, 0.0, 1.0, env, Envelope(z, z, z))
+    prices = np.array([50, 50, 50, 50, 50, 5, 5, 50], float)
+    plan = schedule_pool(pool, prices, 1.0, 0.0)
+    assert plan["ev"].sum() == pytest.approx(2.0)
+    assert plan["ev"][5:7].sum() == pytest.approx(2.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(need=st.lists(st.floats(-3, 3), min_size=1, max_size=6),
+       caps=st.lists(st.floats(0, 1), min_size=3, max_size=3))
+def test_activation_meets_need_in_merit_order(need, caps):
+    need = np.array(need)
+    t = len(need)
+    offers = BalancingOffers(np.arange(3), np.array([50.0, 30.0, 80.0]),
+                             np.tile(np.array(caps)[:, None], (1, t)),
+                             np.array([20.0, 40.0, 10.0]),
+                             np.tile(np.array(caps)[:, None], (1, t)))
+    act = activate(offers, need, 1000.0, -500.0)
+    got = act.up_mw.sum(0) - act.down_mw.sum(0) + act.emergency_up_mw - act.emergency_down_mw
+    assert np.allclose(got, need)
+    for k in range(t):
+        if need[k] > 0:
+            order = [1, 0, 2]
+            used = act.up_mw[order, k]
+            full = np.isclose(used, np.array(caps)[order])
+            first_partial = np.argmin(full) if not full.all() else 3
+            assert np.allclose(used[first_partial + 1:], 0)
+    short_p, long_p = imbalance_prices(act, need, np.full(t, 60.0), "single")
+    assert np.array_equal(short_p, long_p)
+
+
+def test_imbalance_price_single_and_dual_hand_case():
+    offers = BalancingOffers(np.arange(2), np.array([50.0, 70.0]), np.array([[1.0], [1.0]]),
+                             np.array([30.0, 20.0]), np.array([[1.0], [1.0]]))
+    act = activate(offers, np.array([1.5]), 1000.0, -500.0)
+    assert act.up_mw[:, 0].tolist() == [1.0, 0.5]
+    assert act.marginal_up[0] == 70.0
+    short_p, long_p = imbalance_prices(act, np.array([1.5]), np.array([40.0]), "dual")
+    assert short_p[0] == 70.0 and long_p[0] == 40.0
+    act = activate(offers, np.array([-3.0]), 1000.0, -500.0)
+    assert act.emergency_down_mw[0] == pytest.approx(1.0)
+    assert act.marginal_down[0] == -500.0

@@ -1,0 +1,525 @@
+"""End-to-end properties of a simulated run: money, energy, prices, determinism, welfare, grid
+traffic lights, the results folder, and failures that must not pass quietly.
+
+Most tests share one 2-day run of the default scenario with 80 households (conftest.py); the
+invariants are recomputed here from the raw tables rather than trusted from the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+import agents.aggregator
+from environment.model import EXCHANGE, FlexMarketModel
+from environment.scenario import load_scenario, with_overrides
+from experiments.cli import main
+from experiments.run import run_scenario
+
+MONEY_TOL = 1e-6  # EUR
+ENERGY_TOL = 1e-9  # MW / MWh
+TABLES = ("series", "grid", "positions", "aggregators", "ledger")
+
+
+def _dt(run) -> float:
+    return run.scenario.calendar.mtu_minutes / 60
+
+
+def _n_mtu(run) -> int:
+    return run.scenario.calendar.days * 1440 // run.scenario.calendar.mtu_minutes
+
+
+# --- the shared run -----------------------------------------------------------------------------
+
+
+def test_default_run_shape(default_run):
+    s = default_run.summary
+    assert s["run"]["days"] == 2
+    assert s["run"]["prosumers"] == 80
+    n = _n_mtu(default_run)
+    series = default_run.tables["series"]
+    assert len(series) == n
+    assert series["mtu"].tolist() == list(range(n))
+    assert series["timestamp"].is_monotonic_increasing
+    assert series["timestamp"].iloc[0] == pd.Timestamp(default_run.scenario.calendar.start)
+    assert set(TABLES) <= set(default_run.tables)
+    assert np.isfinite(series.select_dtypes("number").to_numpy()).all()
+
+
+# --- ledger -------------------------------------------------------------------------------------
+
+
+def test_ledger_summary_checks(default_run):
+    led = default_run.summary["ledger"]
+    assert abs(led["sum_of_balances_eur"]) <= MONEY_TOL
+    assert led["exchange_max_abs_eur_per_mtu"] <= MONEY_TOL
+    assert led["rows"] == len(default_run.ledger)
+
+
+def check_double_entry(run) -> pd.Series:
+    """Recompute per-account balances from the ledger rows; they sum to zero and agree with
+    the model's own ledger."""
+    ledger = run.ledger
+    payer = ledger["payer"].astype(str)
+    payee = ledger["payee"].astype(str)
+    eur = ledger["eur"]
+    paid = eur.groupby(payer).sum()
+    received = eur.groupby(payee).sum()
+    assert math.isclose(paid.sum(), received.sum(), rel_tol=0, abs_tol=MONEY_TOL)
+    balance = received.reindex(paid.index.union(received.index), fill_value=0.0) \
+        .sub(paid, fill_value=0.0)
+    assert abs(balance.sum()) <= MONEY_TOL
+    own = run.model.ledger.balances()
+    np.testing.assert_allclose(balance.reindex(own.index, fill_value=0.0), own, rtol=0,
+                               atol=MONEY_TOL)
+    return balance
+
+
+def check_exchange(run) -> None:
+    """Every DA payment goes through the exchange, which nets to zero (EUR and MWh) per MTU."""
+    ledger = run.ledger
+    da = ledger[ledger["market"] == "dayahead"]
+    assert len(da) > 0
+    assert ((da["payer"] == EXCHANGE) ^ (da["payee"] == EXCHANGE)).all()
+    touches = (ledger["payer"] == EXCHANGE) | (ledger["payee"] == EXCHANGE)
+    assert (ledger.loc[touches, "market"] == "dayahead").all()
+    inflow = da["eur"].where(da["payee"] == EXCHANGE, 0.0)
+    outflow = da["eur"].where(da["payer"] == EXCHANGE, 0.0)
+    net = (inflow - outflow).groupby(da["mtu"]).sum()
+    assert sorted(net.index) == list(range(_n_mtu(run)))
+    assert net.abs().max() <= MONEY_TOL
+    qin = da["mwh"].where(da["payee"] == EXCHANGE, 0.0)
+    qout = da["mwh"].where(da["payer"] == EXCHANGE, 0.0)
+    assert (qin - qout).groupby(da["mtu"]).sum().abs().max() <= ENERGY_TOL
+
+
+def check_rows(run) -> None:
+    ledger = run.ledger
+    for col in ("mwh", "price_eur_mwh", "eur"):
+        assert np.isfinite(ledger[col].to_numpy(float)).all(), col
+    assert (ledger["payer"].astype(str) != ledger["payee"].astype(str)).all()
+    assert ledger["payer"].notna().all() and ledger["payee"].notna().all()
+    np.testing.assert_allclose(ledger["eur"], ledger["mwh"] * ledger["price_eur_mwh"], rtol=1e-12,
+                               atol=1e-12)
+    assert ledger["mtu"].between(0, _n_mtu(run) - 1).all()
+
+
+def test_ledger_double_entry_recomputed(default_run):
+    balance = check_double_entry(default_run)
+    # money moved at all, for every kind of party
+    for name in ("stadtwerk", "flexco", "nuclear", "tso", "dso", EXCHANGE, "prosumer_0"):
+        assert name in balance.index, name
+
+
+def test_da_exchange_nets_to_zero_every_mtu(default_run):
+    check_exchange(default_run)
+
+
+def test_ledger_rows_are_well_formed(default_run):
+    check_rows(default_run)
+    assert {"dayahead", "imbalance", "retail", "network_tariff", "fuel"} \
+        <= set(default_run.ledger["market"].astype(str))
+
+
+# --- energy -------------------------------------------------------------------------------------
+
+
+def check_generation_meets_demand(run) -> None:
+    series = run.tables["series"]
+    residual = (series["generation_mw"] - series["demand_mw"]).abs()
+    assert residual.max() <= ENERGY_TOL
+    assert run.summary["energy"]["max_abs_balance_residual_mw"] <= ENERGY_TOL
+
+
+def check_positions(run) -> None:
+    """The DA market clears: positions sum to zero per MTU, and buys add up to the volume."""
+    pos = run.tables["positions"]
+    n_parties = pos["party"].nunique()
+    assert len(pos) == n_parties * _n_mtu(run)
+    assert not pos.duplicated(["mtu", "party"]).any()
+    per_mtu = pos.groupby("mtu")["position_mwh"].sum()
+    assert len(per_mtu) == _n_mtu(run)
+    assert per_mtu.abs().max() <= ENERGY_TOL
+    bought = pos["position_mwh"].clip(lower=0).groupby(pos["mtu"]).sum()
+    series = run.tables["series"].set_index("mtu")
+    np.testing.assert_allclose(bought, series["da_volume_mwh"], rtol=0, atol=ENERGY_TOL)
+
+
+def check_imbalances(run) -> None:
+    """Party imbalances add up to the system's imbalance, which the TSO balanced."""
+    pos = run.tables["positions"]
+    np.testing.assert_allclose(pos["imbalance_mwh"], pos["position_mwh"] - pos["realised_mwh"],
+                               rtol=0, atol=ENERGY_TOL)
+    imbalance = pos.groupby("mtu")["imbalance_mwh"].sum()
+    series = run.tables["series"].set_index("mtu")
+    np.testing.assert_allclose(imbalance, -series["system_short_mw"] * _dt(run), rtol=0,
+                               atol=ENERGY_TOL)
+
+
+def test_generation_equals_demand_every_mtu(default_run):
+    check_generation_meets_demand(default_run)
+    assert (default_run.tables["series"]["demand_mw"] > 0).all()
+
+
+def test_da_positions_net_to_zero_every_mtu(default_run):
+    check_positions(default_run)
+
+
+def test_imbalances_sum_to_system_short(default_run):
+    check_imbalances(default_run)
+    assert default_run.tables["series"]["system_short_mw"].abs().max() > 0  # imperfect forecasts
+
+
+# --- day-ahead price ----------------------------------------------------------------------------
+
+
+def _producer_sales(run) -> pd.DataFrame:
+    """MWh each producer sold in the DA auction, per MTU (0 when nothing was accepted)."""
+    led = run.ledger
+    da = led[(led["market"] == "dayahead") & (led["payer"] == EXCHANGE)]
+    names = [p.name for p in run.scenario.producers]
+    sold = (da.assign(payee=da["payee"].astype(str))
+            .pivot_table(index="mtu", columns="payee", values="mwh", aggfunc="sum",
+                         observed=True))
+    return sold.reindex(index=range(_n_mtu(run)), columns=names).fillna(0.0)
+
+
+def check_uniform_price(run) -> None:
+    """Every DA payment of an MTU is made at that MTU's clearing price."""
+    led = run.ledger
+    da = led[led["market"] == "dayahead"]
+    price = run.tables["series"].set_index("mtu")["da_price"]
+    np.testing.assert_array_equal(da["price_eur_mwh"].to_numpy(),
+                                  price.loc[da["mtu"]].to_numpy())
+
+
+def check_merit_order_price(run) -> tuple[np.ndarray, np.ndarray]:
+    """Merit order: the price covers the cost of every accepted seller and is not above the cost
+    of a dispatchable plant that had capacity left; a partially accepted plant sets it.
+    Returns the (MTU, producer) pairs that were partially accepted."""
+    dt = _dt(run)
+    producers = run.scenario.producers
+    cost = np.array([p.marginal_cost_eur_mwh for p in producers])
+    offered = np.array([p.capacity_mw * dt for p in producers])  # dispatchable: all capacity
+    dispatchable = np.array([p.profile is None for p in producers])
+    sold = _producer_sales(run).to_numpy()
+    price = run.tables["series"]["da_price"].to_numpy()
+    assert np.isfinite(price).all()
+
+    accepted = sold > ENERGY_TOL
+    left = dispatchable & (sold < offered - ENERGY_TOL)
+    partial = accepted & left
+    lower = np.where(accepted, cost, -np.inf).max(1)
+    upper = np.where(left, cost, np.inf).min(1)
+    assert (accepted.any(1)).all()
+    assert (price >= lower - 1e-9).all(), np.flatnonzero(price < lower - 1e-9)
+    assert (price <= upper + 1e-9).all(), np.flatnonzero(price > upper + 1e-9)
+    rows, cols = np.nonzero(partial)
+    np.testing.assert_array_equal(price[rows], cost[cols])
+    # nothing dispatchable runs beyond its capacity, nothing sells a negative amount
+    assert (sold[:, dispatchable] <= offered[dispatchable] + ENERGY_TOL).all()
+    assert (sold >= 0).all()
+    return rows, cols
+
+
+def test_da_payments_use_the_clearing_price(default_run):
+    check_uniform_price(default_run)
+
+
+def test_da_price_is_set_by_the_marginal_offer(default_run):
+    rows, cols = check_merit_order_price(default_run)
+    # the check is not vacuous: plants do set the price, and at more than one level
+    cost = np.array([p.marginal_cost_eur_mwh for p in default_run.scenario.producers])
+    assert len(rows) >= 10
+    assert len(set(cost[cols])) >= 2
+
+
+def test_da_price_within_bounds(default_run):
+    dx = default_run.scenario.markets.dayahead
+    s = default_run.summary["da_price_eur_mwh"]
+    price = default_run.tables["series"]["da_price"]
+    assert dx.price_floor <= s["min"] <= s["mean"] <= s["max"] <= dx.price_cap
+    assert s["min"] == price.min() and s["max"] == price.max()
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def twin_runs(tmp_path_factory):
+    """Three 1-day runs: two with the same seed (written to disk), one with another seed."""
+    kwargs = {"days": 1, "overrides": {"prosumers.0.count": 40}, "planner": False,
+              "figures": False}
+    base = tmp_path_factory.mktemp("determinism")
+    a = run_scenario(seed=7, out=base / "a", write=True, **kwargs)
+    b = run_scenario(seed=7, out=base / "b", write=True, **kwargs)
+    c = run_scenario(seed=8, write=False, **kwargs)
+    return a, b, c
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_same_seed_gives_identical_tables(twin_runs, table):
+    a, b, _ = twin_runs
+    assert_frame_equal(a.tables[table], b.tables[table], check_exact=True)
+
+
+@pytest.mark.parametrize("table", ["series", "ledger", "positions"])
+def test_same_seed_gives_identical_parquet_bytes(twin_runs, table):
+    a, b, _ = twin_runs
+    da, db = (r.out_dir / f"{table}.parquet" for r in (a, b))
+    assert da != db
+    assert da.read_bytes() == db.read_bytes()
+
+
+def test_same_seed_gives_identical_summary(twin_runs):
+    a, b, _ = twin_runs
+    strip = lambda s: {k: v for k, v in s.items() if k != "timing"}  # noqa: E731
+    assert json.dumps(strip(a.summary), default=float) == json.dumps(strip(b.summary),
+                                                                     default=float)
+
+
+def test_different_seed_gives_different_series(twin_runs):
+    a, _, c = twin_runs
+    assert a.scenario.seed != c.scenario.seed
+    sa, sc = a.tables["series"], c.tables["series"]
+    assert sa.shape == sc.shape
+    assert not sa.equals(sc)
+    assert not np.array_equal(sa["system_short_mw"], sc["system_short_mw"])
+    assert not np.array_equal(sa["demand_mw"], sc["demand_mw"])
+
+
+# --- welfare --------------------------------------------------------------------------------
+
+
+def check_welfare_sum(run) -> None:
+    w = run.summary["welfare_eur"]
+    parts = {k: v for k, v in w.items() if k not in ("total", "external")}
+    assert {"consumers", "prosumers", "producers", "brps", "aggregators", "dso", "tso",
+            "market_operators"} <= set(parts)
+    assert all(math.isfinite(v) for v in w.values())
+    assert math.isclose(w["total"], sum(parts.values()), rel_tol=1e-12, abs_tol=MONEY_TOL)
+
+
+def check_welfare_value(run) -> None:
+    """Transfers cancel: welfare = value of served energy - what left the system - violations."""
+    s = run.summary
+    value = run.scenario.value_of_load_eur_mwh * sum(run.model.valued_energy_mwh().values())
+    led = run.ledger
+    ext = (led["eur"].where(led["payee"] == "external", 0.0).sum()
+           - led["eur"].where(led["payer"] == "external", 0.0).sum())
+    assert math.isclose(s["welfare_eur"]["external"], ext, rel_tol=1e-12, abs_tol=MONEY_TOL)
+    expected = value - ext - s["grid_violation_cost_eur"]
+    assert math.isclose(s["welfare_eur"]["total"], expected, rel_tol=1e-12, abs_tol=MONEY_TOL)
+    # the DA exchange only passes money through
+    assert abs(s["welfare_eur"]["market_operators"]) <= MONEY_TOL
+
+
+def check_planner(run) -> None:
+    s = run.summary
+    assert "planner" in s
+    assert 0.9 < s["planner_share"] <= 1 + 1e-9
+    assert s["planner"]["welfare_eur"] >= s["welfare_eur"]["total"] - MONEY_TOL
+    assert math.isclose(s["planner_share"],
+                        s["welfare_eur"]["total"] / s["planner"]["welfare_eur"], rel_tol=1e-12)
+    assert s["planner"]["cost_eur"] >= 0
+
+
+def test_welfare_total_is_sum_of_classes(default_run):
+    check_welfare_sum(default_run)
+
+
+def test_welfare_total_is_value_less_external_costs(default_run):
+    check_welfare_value(default_run)
+
+
+def test_planner_bounds_the_run(default_run):
+    check_planner(default_run)
+
+
+# --- the same invariants on other scenarios ---------------------------------------------------
+
+VARIANTS = {
+    "hourly-mtu": {"calendar.mtu_minutes": 60},
+    "5-minute-mtu": {"calendar.mtu_minutes": 5},
+    "dual-pricing": {"tso.pricing": "dual"},
+    "no-aggregator": {"aggregators": []},
+    "no-households": {"prosumers.0.count": 0},
+    "last-day-of-year": {"calendar.start": "2016-12-31"},
+}
+
+CHECKS = [check_double_entry, check_exchange, check_rows, check_generation_meets_demand,
+          check_positions, check_imbalances, check_uniform_price, check_merit_order_price,
+          check_welfare_sum, check_welfare_value, check_planner]
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def variant_run(request):
+    """One day, 40 households, planner on, with one thing changed from the default."""
+    return run_scenario(days=1, overrides={"prosumers.0.count": 40, **VARIANTS[request.param]},
+                        planner=True, write=False, figures=False)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[c.__name__.removeprefix("check_") for c in CHECKS])
+def test_invariants_hold_across_scenarios(variant_run, check):
+    check(variant_run)
+
+
+# --- grid ---------------------------------------------------------------------------------------
+
+
+def test_traffic_lights_and_grid_table_shape(default_run):
+    grid = default_run.tables["grid"]
+    locations = default_run.model.grid.locations
+    assert len(grid) == _n_mtu(default_run) * len(locations)
+    assert not grid.duplicated(["mtu", "location"]).any()
+    assert set(grid["location"]) == set(locations)
+    assert (grid.groupby("mtu")["location"].nunique() == len(locations)).all()
+    assert set(grid["light"].unique()) <= {0, 1, 2}
+    c = default_run.summary["congestion"]
+    assert c["green"] + c["yellow"] + c["red"] == c["mtu_locations"] == len(grid)
+
+
+@pytest.fixture(scope="module")
+def congested_run():
+    """A day on a grid whose limits are set so low that the DSO sees violations."""
+    result = run_scenario(days=1, overrides={"prosumers.0.count": 80, "grid.loading_limit": 0.15},
+                          planner=False, write=False, figures=False)
+    return result
+
+
+def test_traffic_lights_follow_the_violations(congested_run):
+    run = congested_run
+    g = run.tables["grid"]
+    cfg = run.scenario.grid
+    assert set(g["light"].unique()) <= {0, 1, 2}
+    real = ((g["max_loading"] > cfg.loading_limit) | (g["v_min_pu"] < cfg.v_min_pu)
+            | (g["v_max_pu"] > cfg.v_max_pu))
+    forecast = g["forecast_max_loading"] > cfg.loading_limit
+    assert real.any(), "scenario not congested: the test would prove nothing"
+    assert ((g["light"] == 2) == real).all()
+    assert (g.loc[forecast & ~real, "light"] == 1).all()
+    assert (g.loc[g["light"] == 0, "forecast_max_loading"] <= cfg.loading_limit).all()
+    assert (g.loc[~real, "overload_mw"] == 0).all()
+    c = run.summary["congestion"]
+    assert c["red"] == int(real.sum())
+    assert c["yellow"] == int((g["light"] == 1).sum())
+    # an unsolved overload is costed in welfare
+    assert run.summary["grid_violation_cost_eur"] > 0
+
+
+# --- results folder -------------------------------------------------------------------------
+
+
+SUMMARY_KEYS = {"welfare_eur", "da_price_eur_mwh", "imbalance", "congestion", "ledger", "timing"}
+
+
+@pytest.fixture(scope="module")
+def written_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results") / "run"
+    result = run_scenario(days=1, overrides={"prosumers.0.count": 40}, planner=False,
+                          write=True, figures=True, out=out)
+    return result, out
+
+
+def test_results_folder_config_reloads(written_run):
+    result, out = written_run
+    assert result.out_dir == out
+    config = out / "config.yaml"
+    assert config.is_file()
+    again = load_scenario(config)
+    assert again == result.scenario
+    assert again.calendar.days == 1 and again.prosumers[0].count == 40
+    assert again.planner.enabled is False
+
+
+def test_results_folder_summary(written_run):
+    result, out = written_run
+
+    def no_nan(token):
+        raise ValueError(f"summary.json holds {token}, which is not JSON")
+
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["welfare_eur"]["total"] == pytest.approx(result.summary["welfare_eur"]["total"])
+    assert summary["run"]["prosumers"] == 40
+    assert "planner" not in summary
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_results_folder_parquet(written_run, table):
+    result, out = written_run
+    path = out / f"{table}.parquet"
+    assert path.is_file() and path.stat().st_size > 0
+    back = pd.read_parquet(path)
+    assert len(back) == len(result.tables[table]) > 0
+    assert list(back.columns) == list(result.tables[table].columns)
+    for col in back.select_dtypes("number"):
+        np.testing.assert_array_equal(back[col].to_numpy(),
+                                      result.tables[table][col].to_numpy(), err_msg=col)
+
+
+def test_results_folder_figures(written_run):
+    _, out = written_run
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) >= 4, pngs
+    for png in pngs:
+        data = png.read_bytes()
+        assert len(data) > 1000, png
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", png
+
+
+# --- failures must not pass quietly ---------------------------------------------------------
+
+
+def _boom(*args, **kwargs):
+    raise RuntimeError("boom in aggregator schedule")
+
+
+def test_agent_exception_propagates(monkeypatch, tmp_path, stop_tracemalloc):
+    monkeypatch.setattr(agents.aggregator.Aggregator, "schedule", _boom)
+    out = tmp_path / "broken"
+    with pytest.raises(RuntimeError, match="boom in aggregator schedule"):
+        run_scenario(days=1, overrides={"prosumers.0.count": 40}, planner=False, write=True,
+                     figures=False, out=out)
+    assert not out.exists(), "a failed run must not leave a results folder behind"
+
+
+def test_agent_exception_propagates_from_model_step(monkeypatch, default_scenario):
+    monkeypatch.setattr(agents.aggregator.Aggregator, "schedule", _boom)
+    model = FlexMarketModel(with_overrides(default_scenario, {"prosumers.0.count": 40,
+                                                              "calendar.days": 1}))
+    with pytest.raises(RuntimeError, match="boom"):
+        model.run()
+    assert model.day == 0  # the failed day was not counted as simulated
+
+
+def test_cli_does_not_exit_quietly_on_agent_exception(monkeypatch, tmp_path, capsys,
+                                                      stop_tracemalloc):
+    monkeypatch.setattr(agents.aggregator.Aggregator, "schedule", _boom)
+    argv = ["run", "--days", "1", "--set", "prosumers.0.count=40", "--no-planner",
+            "--no-figures", "-q", "--out", str(tmp_path / "cli")]
+    try:
+        code = main(argv)
+    except RuntimeError as exc:
+        assert "boom" in str(exc)
+    else:
+        assert code != 0
+        assert "boom" in capsys.readouterr().err
+    assert "results in" not in capsys.readouterr().out
+
+
+def test_failed_run_does_not_leave_tracemalloc_running(monkeypatch, stop_tracemalloc):
+    """A failed run must not leave process-wide state behind (allocation tracing slows every
+    later run several-fold)."""
+    assert not tracemalloc.is_tracing()
+    monkeypatch.setattr(agents.aggregator.Aggregator, "schedule", _boom)
+    with pytest.raises(RuntimeError):
+        run_scenario(days=1, overrides={"prosumers.0.count": 40}, planner=False, write=False,
+                     figures=False)
+    assert not tracemalloc.is_tracing()
