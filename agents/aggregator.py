@@ -45,7 +45,8 @@ def allocate(total: np.ndarray, env: Envelope, dt_h: float) -> np.ndarray:
 
 
 class Aggregator(mesa.Agent):
-    """Pools the batteries, EVs and heat pumps of its contracted prosumers.
+    """Pools the batteries, EVs and heat pumps of its contracted prosumers, one pool per grid
+    location (so its flexibility can be offered with a location tag).
 
     It is balance responsible for the devices it controls (they are sub-metered out of the
     supplier's perimeter), pays each prosumer a flexibility fee per device and day, and sells
@@ -58,65 +59,127 @@ class Aggregator(mesa.Agent):
         self.name = cfg.name
         self.index = index
         self.degradation = cfg.degradation_eur_mwh
+        self.activation_cost = cfg.activation_cost_eur_mwh
         self.fee = cfg.fee_eur_per_device_day
         self.strategy = make_strategy("aggregator", cfg.strategy)
-        self.pool: Pool | None = None
-        self.plan: dict[str, np.ndarray] = {}
+        self.pools: dict[int, Pool] = {}
+        self.plans: dict[int, dict[str, np.ndarray]] = {}
+        self.baseline: np.ndarray | None = None
         self.realised_net: np.ndarray | None = None
 
     @property
     def members(self) -> np.ndarray:
         return self.model.fleet.aggregator == self.index
 
-    def masks(self) -> dict[str, np.ndarray]:
+    def masks(self, location: int | None = None) -> dict[str, np.ndarray]:
         f = self.model.fleet
         m = self.members
+        if location is not None:
+            m = m & (self.model.grid.bus_location[f.bus] == location)
         return {d: m & f.enrolled[d] for d in ("battery", "ev", "heat_pump")}
 
-    def build_pool(self, ctx) -> Pool:
-        f, m = self.model.fleet, self.masks()
-        b = m["battery"]
-        eta = float(f.eta[b].mean()) if b.any() else 1.0
-        self.pool = Pool(f.batt_mwh[b].sum(), f.batt_mw[b].sum(), f.soc[b].sum(), eta,
-                         ctx.ev_env.pooled(m["ev"]), ctx.hp_env_forecast.pooled(m["heat_pump"]))
-        self.pool.ev.lower = np.minimum(self.pool.ev.lower, self.pool.ev.upper)
-        self.pool.hp.lower = np.minimum(self.pool.hp.lower, self.pool.hp.upper)
-        return self.pool
+    def build_pools(self, ctx) -> dict[int, Pool]:
+        f = self.model.fleet
+        locs = np.unique(self.model.grid.bus_location[f.bus[self.members]])
+        self.pools = {}
+        for k in locs:
+            m = self.masks(int(k))
+            b = m["battery"]
+            eta = float(f.eta[b].mean()) if b.any() else 1.0
+            ev, hp = ctx.ev_env.pooled(m["ev"]), ctx.hp_env_forecast.pooled(m["heat_pump"])
+            ev.lower = np.minimum(ev.lower, ev.upper)
+            hp.lower = np.minimum(hp.lower, hp.upper)
+            self.pools[int(k)] = Pool(f.batt_mwh[b].sum(), f.batt_mw[b].sum(), f.soc[b].sum(),
+                                      eta, ev, hp)
+        return self.pools
 
     def schedule(self, ctx, prices: np.ndarray) -> None:
-        self.build_pool(ctx)
-        self.plan = self.strategy.schedule(self, ctx, prices)
-        self.plan["baseline"] = self.pool_baseline(ctx)
+        """D-1: schedule every location's pool against the price forecast."""
+        self.build_pools(ctx)
+        self.prices = prices
+        self.n_mtu = len(prices)
+        self.plans = {k: self.strategy.schedule(self, ctx, pool, prices)
+                      for k, pool in self.pools.items()}
+        self.baseline = self.pool_baseline(ctx)
+
+    def redispatch(self, ctx, commitments: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Re-plan the locations where flexibility was sold, holding each committed MTU's net
+        consumption within (net_min, net_max); the rest of the day absorbs the rebound."""
+        for k, (net_max, net_min) in commitments.items():
+            self.plans[k] = self.strategy.schedule(self, ctx, self.pools[k], self.prices,
+                                                   net_max, net_min)
 
     def pool_baseline(self, ctx) -> np.ndarray:
         m = self.masks()
         return ctx.forecast.ev[m["ev"]].sum(0) + ctx.forecast.hp[m["heat_pump"]].sum(0)
 
-    def planned_net_mw(self) -> np.ndarray:
-        p = self.plan
+    @staticmethod
+    def _net(p: dict) -> np.ndarray:
         return p["ch"] - p["dis"] + p["ev"] + p["hp"]
 
-    def flexibility_envelope(self, ctx) -> tuple[np.ndarray, np.ndarray]:
-        """Upward (less consumption) and downward (more consumption) MW available around the
-        schedule each MTU, from power limits alone (energy limits bind over several MTUs)."""
-        p, pool = self.plan, self.pool
-        up = (p["ch"] + pool.battery_mw - p["dis"]) + p["ev"] + p["hp"]
-        down = (pool.battery_mw - p["ch"] + p["dis"]) + (pool.ev.pmax - p["ev"]) \
-            + (pool.hp.pmax - p["hp"])
-        return up, np.clip(down, 0, None)
+    def location_net_mw(self) -> dict[int, np.ndarray]:
+        return {k: self._net(p) for k, p in self.plans.items()}
+
+    def planned_net_mw(self) -> np.ndarray:
+        return sum(self.location_net_mw().values(), np.zeros(self.n_mtu))
+
+    def missed_mw(self) -> np.ndarray:
+        """Committed flexibility the re-plan could not honour (MW per MTU)."""
+        return sum((p["missed"] for p in self.plans.values()), np.zeros(self.n_mtu))
+
+    def flexibility(self, ctx) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per location, MW it could move up (consume less) and down (consume more) around its
+        plan each MTU, respecting power limits, state of charge and the devices' energy
+        envelopes at that MTU (intertemporal rebound is left to the re-plan)."""
+        out = {}
+        dt = ctx.dt_h
+        for k, p in self.plans.items():
+            pool = self.pools[k]
+            soc_before = np.concatenate([[pool.battery_soc], p["soc"][:-1]])
+            eta = pool.battery_eta
+            evc, hpc = np.cumsum(p["ev"]) * dt, np.cumsum(p["hp"]) * dt
+            up = (np.minimum(p["ch"] + pool.battery_mw - p["dis"],
+                             p["ch"] + soc_before * eta / dt - p["dis"])
+                  + np.minimum(p["ev"], np.clip((evc - pool.ev.lower) / dt, 0, None))
+                  + np.minimum(p["hp"], np.clip((hpc - pool.hp.lower) / dt, 0, None)))
+            down = (np.minimum(p["dis"] + pool.battery_mw - p["ch"],
+                               p["dis"] + (pool.battery_mwh - soc_before) / (eta * dt) - p["ch"])
+                    + np.minimum(pool.ev.pmax - p["ev"], np.clip((pool.ev.upper - evc) / dt, 0,
+                                                                 None))
+                    + np.minimum(pool.hp.pmax - p["hp"], np.clip((pool.hp.upper - hpc) / dt, 0,
+                                                                 None)))
+            out[k] = (np.clip(up, 0, None), np.clip(down, 0, None))
+        return out
+
+    def flex_offers(self, ctx, locations: np.ndarray | None = None):
+        """Location-tagged offers (one per location, MTU and direction) at the strategy's price."""
+        from environment.markets.lfm import FlexOffers
+
+        parts = []
+        for k, (up, down) in self.flexibility(ctx).items():
+            if locations is not None and k not in locations:
+                continue
+            t = len(up)
+            for direction, mw in ((1, up), (-1, down)):
+                price = self.strategy.flex_prices(self, ctx, direction, self.prices)
+                parts.append(FlexOffers(np.full(t, self.unique_id), np.full(t, k), np.arange(t),
+                                        np.full(t, direction), mw, price))
+        return FlexOffers.concat(parts)
 
     def setpoints(self, ctx, devices: dict[str, np.ndarray]) -> None:
-        """Disaggregate the plan into per-device set-points (MW, rows = prosumers), in place."""
-        f, m, p, dt = self.model.fleet, self.masks(), self.plan, ctx.dt_h
-        b = m["battery"]
-        if b.any():
-            share = f.batt_mwh[b] / f.batt_mwh[b].sum()
-            devices["battery"][b] = np.outer(share, p["ch"] - p["dis"])
-        for key, mask, env in (("ev", m["ev"], ctx.ev_env),
-                               ("hp", m["heat_pump"], ctx.hp_env_forecast)):
-            if mask.any():
-                sub = Envelope(env.lower[mask], env.upper[mask], env.pmax[mask])
-                devices[key][mask] = allocate(p[key], sub, dt)
+        """Disaggregate each location's plan into per-device set-points (MW), in place."""
+        f, dt = self.model.fleet, ctx.dt_h
+        for k, p in self.plans.items():
+            m = self.masks(k)
+            b = m["battery"]
+            if b.any():
+                share = f.batt_mwh[b] / f.batt_mwh[b].sum()
+                devices["battery"][b] = np.outer(share, p["ch"] - p["dis"])
+            for key, mask, env in (("ev", m["ev"], ctx.ev_env),
+                                   ("hp", m["heat_pump"], ctx.hp_env_forecast)):
+                if mask.any():
+                    sub = Envelope(env.lower[mask], env.upper[mask], env.pmax[mask])
+                    devices[key][mask] = allocate(p[key], sub, dt)
 
     def realise(self, ctx, devices: dict[str, np.ndarray]) -> None:
         """Real time: batteries follow set-points (and cycle back to their start), heat pumps

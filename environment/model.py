@@ -487,10 +487,12 @@ class FlexMarketModel(mesa.Model):
             "imbalance_mwh": ((position_mw - realised) * ctx.dt_h).ravel(),
         }))
         for agg in self.aggregators:
-            up, down = agg.flexibility_envelope(ctx)
+            flex = agg.flexibility(ctx)
             rec.setdefault("aggregators", []).append(pd.DataFrame({
-                "mtu": mtus, "aggregator": agg.name, "baseline_mw": agg.plan["baseline"],
-                "schedule_mw": agg.planned_net_mw(), "up_mw": up, "down_mw": down}))
+                "mtu": mtus, "aggregator": agg.name, "baseline_mw": agg.baseline,
+                "schedule_mw": agg.planned_net_mw(),
+                "up_mw": sum((u for u, _ in flex.values()), np.zeros(t)),
+                "down_mw": sum((d for _, d in flex.values()), np.zeros(t))}))
 
     def run(self, progress=None) -> None:
         while self.running:

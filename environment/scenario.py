@@ -137,6 +137,7 @@ class Aggregator(_Model):
     enrolment: Share = 0.6
     devices: list[Literal["battery", "ev", "heat_pump"]] = ["battery", "ev", "heat_pump"]
     degradation_eur_mwh: NonNeg = 15.0
+    activation_cost_eur_mwh: NonNeg = 20.0
     fee_eur_per_device_day: NonNeg = 0.10
     strategy: str = "truthful"
 

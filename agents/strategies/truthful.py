@@ -50,21 +50,34 @@ class TruthfulAggregator:
     """Schedules its pooled batteries, EVs and heat pumps against forecast DA prices at cost
     (energy plus battery degradation), then nominates the schedule as a price taker."""
 
-    def schedule(self, agg, ctx, prices: np.ndarray) -> dict[str, np.ndarray]:
-        return schedule_pool(agg.pool, prices, ctx.dt_h, agg.degradation)
+    def schedule(self, agg, ctx, pool, prices: np.ndarray, net_max=None,
+                 net_min=None) -> dict[str, np.ndarray]:
+        return schedule_pool(pool, prices, ctx.dt_h, agg.degradation, net_max, net_min)
+
+    def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
+        """Flexibility offered at its activation cost: the energy it moves is rebalanced in
+        the intraday market at the aggregator's own risk."""
+        return np.full(len(prices), agg.activation_cost)
 
     def da_orders(self, agg, ctx) -> OrderBook:
         return inelastic_orders(agg.unique_id, agg.planned_net_mw() * ctx.dt_h,
                                 ctx.price_floor, ctx.price_cap)
 
 
-def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float) -> dict:
+NON_DELIVERY_PENALTY = 1e4  # EUR/MWh: a committed activation is missed only if infeasible
+
+
+def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
+                  net_max: np.ndarray | None = None, net_min: np.ndarray | None = None) -> dict:
     """Cost-minimal schedule of a pooled flexibility envelope over one day (an LP).
 
     Variables per MTU: battery charge, discharge, state of charge; EV power and cumulative
-    energy; heat-pump power and cumulative energy. The battery ends the day where it started."""
+    energy; heat-pump power and cumulative energy; the battery ends the day where it started.
+    `net_max`/`net_min` (MW, inf where free) bound the pool's net consumption where it has
+    committed flexibility; missing them costs NON_DELIVERY_PENALTY per MWh (soft, so a pool
+    that promised more than it can do still gets a schedule and its shortfall is reported)."""
     t = len(prices)
-    blocks = ["ch", "dis", "soc", "ev", "evc", "hp", "hpc"]
+    blocks = ["ch", "dis", "soc", "ev", "evc", "hp", "hpc", "miss_hi", "miss_lo"]
     off = {b: i * t for i, b in enumerate(blocks)}
     nvar = len(blocks) * t
     c = np.zeros(nvar)
@@ -72,6 +85,7 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float) -> 
     c[off["dis"]:off["dis"] + t] = (-prices + degradation) * dt_h
     c[off["ev"]:off["ev"] + t] = prices * dt_h
     c[off["hp"]:off["hp"] + t] = prices * dt_h
+    c[off["miss_hi"]:] = NON_DELIVERY_PENALTY * dt_h
     eye = sp.identity(t, format="csr")
     lag = sp.eye(t, k=-1, format="csr")
     zero = sp.csr_array((t, t))
@@ -87,6 +101,12 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float) -> 
     ])
     b_eq = np.zeros(3 * t)
     b_eq[0] = pool.battery_soc
+    hi = np.full(t, np.inf) if net_max is None else np.asarray(net_max, float)
+    lo = np.full(t, -np.inf) if net_min is None else np.asarray(net_min, float)
+    a_ub = sp.vstack([row(ch=eye, dis=-eye, ev=eye, hp=eye, miss_hi=-eye),
+                      row(ch=-eye, dis=eye, ev=-eye, hp=-eye, miss_lo=-eye)])
+    b_ub = np.concatenate([np.where(np.isfinite(hi), hi, 1e9),
+                           np.where(np.isfinite(lo), -lo, 1e9)])
     e_max, p_max = pool.battery_mwh, pool.battery_mw
     soc_ub = np.full(t, e_max)
     soc_lb = np.zeros(t)
@@ -97,7 +117,11 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float) -> 
         + list(zip(pool.ev.lower, pool.ev.upper, strict=True))
         + list(zip(np.zeros(t), pool.hp.pmax, strict=True))
         + list(zip(pool.hp.lower, pool.hp.upper, strict=True))
+        + [(0, None)] * (2 * t)
     )
-    res = solve_lp(c, a_eq=a_eq, b_eq=b_eq, bounds=bounds, what="aggregator schedule")
+    res = solve_lp(c, a_eq=a_eq, b_eq=b_eq, a_ub=a_ub, b_ub=b_ub, bounds=bounds,
+                   what="aggregator schedule")
     x = res.x
-    return {b: x[off[b]:off[b] + t] for b in ("ch", "dis", "soc", "ev", "hp")}
+    out = {b: x[off[b]:off[b] + t] for b in blocks}
+    out["missed"] = out.pop("miss_hi") + out.pop("miss_lo")
+    return out

@@ -1,0 +1,236 @@
+"""Explicit local flexibility market (LFM): the DSO buys location-tagged flexibility at least
+cost subject to its grid limits (PARITY D4.3 6.1-6.3; seed 001 section 5.3).
+
+Offers are blocks (owner, location, MTU, direction, MW, price). Direction +1 ("up") lowers
+consumption at the location, -1 ("down") raises it. An activation at a location spreads over its
+buses by participation factors (the owner's flexible capacity there), so its effect on every
+branch flow and bus voltage follows from LinDistFlow's linear maps. Clearing is an LP (Pyomo +
+HiGHS) built by constraint generation: only limits that the base schedule or a trial clearing
+violates become constraints. Limits the offers cannot restore are left to slack, priced at the
+DSO's cost of unresolved violations: that residual is what real time sees as RED.
+
+Pricing: pay-as-bid (each accepted offer its own price) or pay-as-clear, where every accepted
+offer earns the locational marginal value of its relief (from the duals), capped at the price
+cap. Reservation payments (conditional products) add EUR/MW per MTU on accepted volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.factory import SolverFactory
+
+from environment.solver import InfeasibleError, timed
+
+TOL = 1e-6
+MAX_ROUNDS = 10
+
+
+@dataclass(frozen=True)
+class FlexOffers:
+    owner: np.ndarray      # agent unique_id
+    location: np.ndarray   # index into grid.locations
+    mtu: np.ndarray        # 0..T-1 within the day
+    direction: np.ndarray  # +1 up (less consumption), -1 down (more consumption)
+    mw: np.ndarray
+    price: np.ndarray      # EUR/MWh asked
+
+    def __len__(self) -> int:
+        return len(self.mw)
+
+    @classmethod
+    def concat(cls, parts: list[FlexOffers]) -> FlexOffers:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls(*(np.zeros(0, int) for _ in range(4)), np.zeros(0), np.zeros(0))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                     ("owner", "location", "mtu", "direction", "mw", "price")))
+
+    def take(self, mask: np.ndarray) -> FlexOffers:
+        return FlexOffers(self.owner[mask], self.location[mask], self.mtu[mask],
+                          self.direction[mask], self.mw[mask], self.price[mask])
+
+    def with_mw(self, mw: np.ndarray) -> FlexOffers:
+        return FlexOffers(self.owner, self.location, self.mtu, self.direction, mw, self.price)
+
+
+@dataclass(frozen=True)
+class LfmResult:
+    accepted_mw: np.ndarray       # per offer
+    paid_price: np.ndarray        # EUR/MWh per offer (0 where not accepted)
+    location_price: np.ndarray    # (T, K, 2) marginal value of up (0) and down (1) relief
+    unresolved_mw: float          # slack left: relief the offers could not provide (MW-MTU)
+    constraints: int
+    rounds: int
+
+    @property
+    def cost_eur_per_h(self) -> np.ndarray:
+        return self.accepted_mw * self.paid_price
+
+
+@dataclass(frozen=True)
+class GridLimits:
+    """What an LFM clears against: base flows and the linear maps of a location's activation."""
+
+    base_p: np.ndarray        # (T, L) branch active flow of the schedules
+    base_q: np.ndarray        # (T, L) branch reactive flow (held)
+    base_w: np.ndarray        # (T, B) squared voltages
+    s_max: np.ndarray         # (L,) MVA limit (already times loading limit)
+    v_min: np.ndarray
+    v_max: np.ndarray
+    flow_per_mw: np.ndarray   # (K, L) branch flow change per MW more consumption at location k
+    w_per_mw: np.ndarray      # (K, B) squared-voltage change per MW more consumption at k
+
+    def p_lim(self) -> np.ndarray:
+        return np.sqrt(np.clip(self.s_max[None, :] ** 2 - self.base_q ** 2, 0, None))
+
+    def violations(self, dp_loc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flows, squared voltages and the boolean (T, L) overload map after adding (T, K)
+        extra consumption per location."""
+        p = self.base_p + dp_loc @ self.flow_per_mw
+        w = self.base_w + dp_loc @ self.w_per_mw
+        return p, w, np.abs(p) > self.p_lim() + TOL
+
+
+def participation(grid, weights_by_bus: np.ndarray, flow) -> tuple[np.ndarray, np.ndarray]:
+    """(K, L) and (K, B) effects of one MW more consumption at each location, spread over the
+    location's buses in proportion to `weights_by_bus` (uniform where a location has none)."""
+    k_n = grid.n_locations
+    w = np.zeros((k_n, grid.n_bus))
+    for k in range(k_n):
+        buses = np.flatnonzero(grid.bus_location == k)
+        buses = buses[buses != 0] if len(buses) > 1 else buses
+        wk = weights_by_bus[buses].astype(float)
+        w[k, buses] = wk / wk.sum() if wk.sum() > 0 else 1.0 / len(buses)
+    sens = flow.sensitivities()
+    return w @ sens.ptdf, -2.0 * (w @ sens.R)
+
+
+def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str = "pay_as_bid",
+              price_cap: float | None = None, unresolved_cost: float = 10_000.0,
+              mtus: np.ndarray | None = None) -> LfmResult:
+    """Least-cost relief of the forecast violations in `limits` from `offers`.
+
+    `mtus` restricts which MTUs the DSO acts on (e.g. only YELLOW ones); default: all."""
+    if pricing not in ("pay_as_bid", "pay_as_clear"):
+        raise ValueError(f"markets.lfm.pricing = {pricing!r}: expected pay_as_bid or pay_as_clear")
+    t_n, k_n = limits.base_p.shape[0], limits.flow_per_mw.shape[0]
+    n = len(offers)
+    act = np.ones(t_n, bool) if mtus is None else np.isin(np.arange(t_n), mtus)
+    price = offers.price if price_cap is None else np.minimum(offers.price, price_cap)
+    usable = (offers.mw > TOL) & act[offers.mtu] if n else np.zeros(0, bool)
+    if price_cap is not None and n:
+        usable &= offers.price <= price_cap + TOL
+    empty = LfmResult(np.zeros(n), np.zeros(n), np.zeros((t_n, k_n, 2)), 0.0, 0, 0)
+    p0, w0, over0 = limits.violations(np.zeros((t_n, k_n)))
+    w_lo, w_hi = limits.v_min ** 2, limits.v_max ** 2
+    volt0 = (w0 < w_lo - TOL) | (w0 > w_hi + TOL)
+    volt0[:, 0] = False
+    if not ((over0 | volt0) & act[:, None]).any():
+        return empty
+
+    idx = np.flatnonzero(usable)
+    m = pyo.ConcreteModel()
+    m.a = pyo.Var(range(len(idx)), bounds=lambda _, i: (0, offers.mw[idx[i]]))
+    m.c = pyo.ConstraintList()
+    m.s = pyo.VarList(domain=pyo.NonNegativeReals)
+    m.obj = pyo.Objective(expr=sum(price[idx[i]] * dt_h * m.a[i] for i in range(len(idx))),
+                          sense=pyo.minimize)
+    by_t: dict[int, list[int]] = {}
+    for i, o in enumerate(idx):
+        by_t.setdefault(int(offers.mtu[o]), []).append(i)
+    p_lim = limits.p_lim()
+    rows: list[tuple] = []
+    added: set = set()
+    penalty = []
+
+    def add(t: int, kind: str, j: int, sign: float):
+        """sign * (base + sum coef * a) <= bound + s, as a row on offer activations."""
+        key = (t, kind, j, sign)
+        if key in added:
+            return
+        added.add(key)
+        terms = []
+        for i in by_t.get(t, []):
+            o = idx[i]
+            dp = -offers.direction[o]
+            coef = (limits.flow_per_mw if kind == "l" else limits.w_per_mw)[offers.location[o], j]
+            if abs(coef) > 1e-15:
+                terms.append((i, sign * dp * coef))
+        if kind == "l":
+            base, bound = sign * limits.base_p[t, j], p_lim[t, j]
+        else:
+            base = sign * limits.base_w[t, j]
+            bound = -w_lo[j] if sign < 0 else w_hi[j]
+        s = m.s.add()
+        scale = 1.0 if kind == "l" else 1.0 / max(float(np.max(np.abs(limits.w_per_mw[:, j]))),
+                                                    1e-9)
+        penalty.append(scale)
+        m.c.add(base + sum(c * m.a[i] for i, c in terms) <= bound + s)
+        rows.append((t, kind, j, sign, terms, len(m.c)))
+
+    def add_violations(p, w, over):
+        new = 0
+        for t, j in zip(*np.nonzero(over & act[:, None]), strict=True):
+            before = len(added)
+            add(int(t), "l", int(j), 1.0 if p[t, j] > 0 else -1.0)
+            new += len(added) > before
+        lo = (w < w_lo - TOL) & act[:, None]
+        hi = (w > w_hi + TOL) & act[:, None]
+        for mask, sign in ((lo, -1.0), (hi, 1.0)):
+            mask[:, 0] = False
+            for t, j in zip(*np.nonzero(mask), strict=True):
+                before = len(added)
+                add(int(t), "v", int(j), sign)
+                new += len(added) > before
+        return new
+
+    add_violations(p0, w0, over0)
+    solver = SolverFactory("highs")
+    rounds = 0
+    while True:
+        m.obj.expr = sum(price[idx[i]] * dt_h * m.a[i] for i in range(len(idx))) \
+            + unresolved_cost * dt_h * sum(pw * m.s[j + 1] for j, pw in enumerate(penalty))
+        res = timed(solver.solve, m, load_solutions=False,
+                    raise_exception_on_nonoptimal_result=False)
+        if str(res.termination_condition).split(".")[-1] != "convergenceCriteriaSatisfied":
+            raise InfeasibleError(f"LFM clearing: {res.termination_condition}")
+        res.solution_loader.load_vars()
+        rounds += 1
+        acc = np.zeros(n)
+        if len(idx):
+            acc[idx] = np.array([pyo.value(m.a[i]) for i in range(len(idx))])
+        dp = _location_delta(offers, acc, t_n, k_n)
+        p, w, over = limits.violations(dp)
+        if rounds >= MAX_ROUNDS or not add_violations(p, w, over):
+            break
+    duals = res.solution_loader.get_duals()
+    loc_price = np.zeros((t_n, k_n, 2))
+    for t, kind, j, sign, _terms, ci in rows:
+        mu = -duals.get(m.c[ci], 0.0) / dt_h
+        if abs(mu) < 1e-12:
+            continue
+        coef = (limits.flow_per_mw if kind == "l" else limits.w_per_mw)[:, j]
+        loc_price[t, :, 0] += mu * sign * coef
+        loc_price[t, :, 1] -= mu * sign * coef
+    loc_price = np.clip(loc_price, 0, None)
+    if price_cap is not None:
+        loc_price = np.minimum(loc_price, price_cap)
+    accepted = acc > TOL
+    if pricing == "pay_as_bid":
+        paid = np.where(accepted, price, 0.0)
+    else:
+        d = np.where(offers.direction > 0, 0, 1)
+        paid = np.where(accepted, np.maximum(loc_price[offers.mtu, offers.location, d], price),
+                        0.0)
+    slack = float(sum(pyo.value(m.s[j + 1]) * pw for j, pw in enumerate(penalty)))
+    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, len(rows), rounds)
+
+
+def _location_delta(offers: FlexOffers, accepted: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
+    """(T, K) extra consumption caused by accepted activations."""
+    dp = np.zeros((t_n, k_n))
+    np.add.at(dp, (offers.mtu, offers.location), -offers.direction * accepted)
+    return dp
