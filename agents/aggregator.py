@@ -93,12 +93,15 @@ class Aggregator(mesa.Agent):
                                       eta, ev, hp)
         return self.pools
 
-    def schedule(self, ctx, prices: np.ndarray) -> None:
-        """D-1: schedule every location's pool against the price forecast."""
+    def schedule(self, ctx, prices: np.ndarray, adders: np.ndarray | None = None) -> None:
+        """D-1: schedule every location's pool against the price forecast, plus the
+        locational grid tariff (T, K) where the DSO set one (implicit LFM)."""
         self.build_pools(ctx)
-        self.prices = prices
         self.n_mtu = len(prices)
-        self.plans = {k: self.strategy.schedule(self, ctx, pool, prices)
+        self.location_prices = {k: prices + (adders[:, k] if adders is not None else 0.0)
+                                for k in self.pools}
+        self.prices = prices
+        self.plans = {k: self.strategy.schedule(self, ctx, pool, self.location_prices[k])
                       for k, pool in self.pools.items()}
         self.baseline = self.pool_baseline(ctx)
 
@@ -106,8 +109,8 @@ class Aggregator(mesa.Agent):
         """Re-plan the locations where flexibility was sold, holding each committed MTU's net
         consumption within (net_min, net_max); the rest of the day absorbs the rebound."""
         for k, (net_max, net_min) in commitments.items():
-            self.plans[k] = self.strategy.schedule(self, ctx, self.pools[k], self.prices,
-                                                   net_max, net_min)
+            self.plans[k] = self.strategy.schedule(self, ctx, self.pools[k],
+                                                   self.location_prices[k], net_max, net_min)
 
     def pool_baseline(self, ctx) -> np.ndarray:
         m = self.masks()
@@ -195,8 +198,12 @@ class Aggregator(mesa.Agent):
         if h.any():
             dev = ctx.profiles.hp[h] - ctx.forecast.hp[h]
             devices["hp"][h] = np.clip(devices["hp"][h] + dev, 0, f.hp_mw[h][:, None])
-        self.realised_net = devices["battery"][b].sum(0) + devices["ev"][m["ev"]].sum(0) \
-            + devices["hp"][h].sum(0)
+
+    def meter(self, devices: dict[str, np.ndarray]) -> None:
+        """Metered consumption of its devices after everything real time did to them."""
+        m = self.masks()
+        self.realised_net = devices["battery"][m["battery"]].sum(0) \
+            + devices["ev"][m["ev"]].sum(0) + devices["hp"][m["heat_pump"]].sum(0)
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         """Metered consumption of the devices it controls (sub-metered out of the supplier's

@@ -92,8 +92,13 @@ class Dso(mesa.Agent):
     def reactive(self, p_inductive: np.ndarray) -> np.ndarray:
         return p_inductive * self.tan_phi
 
-    def traffic_light(self, forecast_violated: np.ndarray, real_violated: np.ndarray):
-        """GREEN: no violation forecast; YELLOW: forecast violation; RED: a violation in real
-        time that no market action solved (with no DSO market yet, every real one)."""
+    def traffic_light(self, forecast_violated: np.ndarray, real_violated: np.ndarray,
+                      black: np.ndarray | None = None):
+        """GREEN: no violation forecast at D-1; YELLOW: a forecast violation (the markets
+        may still solve it); RED: a violation in real time that the markets did not solve;
+        BLACK: the constrained area was disconnected."""
         light = np.where(forecast_violated, Light.YELLOW, Light.GREEN)
-        return np.where(real_violated, Light.RED, light).astype(np.int8)
+        light = np.where(real_violated, Light.RED, light)
+        if black is not None:
+            light = np.where(black, Light.BLACK, light)
+        return light.astype(np.int8)

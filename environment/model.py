@@ -2,12 +2,16 @@
 
 One `step()` is one delivery day:
 1. D-1 morning: forecasts (with error) of load, PV, wind; aggregators pool their flexibility
-   and schedule it against a fundamental price forecast.
+   per grid location and schedule it against a fundamental price forecast (with the implicit
+   LFM, against locational grid tariffs the DSO sets where it forecasts violations).
 2. D-1 gate closure: day-ahead auction (mechanism from the market registry).
-3. D-1 afternoon: DSO validation of the schedules on the grid (LinDistFlow) per MTU/location.
-4. Day D real time: realisation with forecast errors; TSO activates balancing energy.
-5. Settlement: DA, imbalance, balancing, retail, network tariffs, flexibility fees and fuel,
-   each payment a ledger row.
+3. D-1 afternoon: DSO validation of the schedules on the grid (LinDistFlow), traffic light per
+   MTU and location; the day-ahead LFM under the scenario's coupling scheme.
+4. Day D: intraday sessions with improving forecasts; the first also runs the intraday LFM and
+   the BRPs' flexibility platform.
+5. Real time: realisation; RED/BLACK actions of the DSO (conditional coupling); the TSO
+   activates balancing energy (producers, and DER under sequential coupling).
+6. Settlement: every payment a ledger row.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from agents.producer import Producer
 from agents.prosumer import DayProfiles, Envelope, Prosumer, ProsumerFleet
 from agents.strategies import known
 from agents.tso import Tso
+from environment import flexstage
 from environment.calendar import Calendar
+from environment.coupling import COUPLING
 from environment.datacache import cached
 from environment.forecast import draw_day_errors
 from environment.grid.network import Grid, load_simbench_grid, simbench_net
@@ -38,6 +44,7 @@ from environment.markets.registry import CLEARING, get_clearing
 from environment.planner import PlannerDay, PlannerResult, solve_day
 from environment.profiles import ProfileBank, simbench_profiles
 from environment.scenario import Scenario, ScenarioError
+from environment.settlement import book_auction, book_balancing, book_imbalance
 
 EXTERNAL = "external"
 EXCHANGE = "da_exchange"
@@ -62,6 +69,13 @@ class DayContext:
     hp_env_forecast: Envelope
     retail_net_forecast: np.ndarray
     retail_net: np.ndarray = field(default=None)
+    da_price: np.ndarray = field(default=None)
+    position: np.ndarray = field(default=None)       # (parties, T) MW bought (+) or sold
+    id_price: np.ndarray = field(default=None)
+    id_volume: np.ndarray = field(default=None)
+    tso_offers: dict = field(default_factory=dict)   # aggregator id -> FlexOffers held for TSO
+    planner_fixed: np.ndarray = field(default=None)
+    round_stats: list = field(default_factory=list)
 
 
 def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None:
@@ -75,9 +89,13 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
                 problems.append(f"{role}[{i}].strategy = {item.strategy!r}: unknown strategy; "
                                 f"known: {valid}")
     get_clearing("uniform_price")
-    if s.markets.dayahead.clearing not in CLEARING:
-        problems.append(f"markets.dayahead.clearing = {s.markets.dayahead.clearing!r}: unknown "
-                        f"mechanism; known: {sorted(CLEARING)}")
+    for path, name in (("markets.dayahead.clearing", s.markets.dayahead.clearing),
+                       ("markets.intraday.clearing", s.markets.intraday.clearing)):
+        if name not in CLEARING:
+            problems.append(f"{path} = {name!r}: unknown mechanism; known: {sorted(CLEARING)}")
+    if s.markets.coupling not in COUPLING:
+        problems.append(f"markets.coupling = {s.markets.coupling!r}: unknown scheme; known: "
+                        f"{sorted(COUPLING)}")
     available = simbench_profiles()
 
     def check(path: str, name: str | None) -> None:
@@ -142,9 +160,12 @@ class FlexMarketModel(mesa.Model):
         shares = np.array([b.customer_share for b in s.brps])
         self.fleet = ProsumerFleet(groups, self.grid, net, self.bank.names, self.rng, shares)
         self.ledger = Ledger()
-        self.ledger.account(EXTERNAL, "external")
-        self.ledger.account(EXCHANGE, "market_operators")
-        self.ledger.account(SYSTEM_CONSUMERS, "consumers")
+        for name, cls in ((EXTERNAL, "external"), (EXCHANGE, "market_operators"),
+                          (flexstage.ID_EXCHANGE, "market_operators"),
+                          (flexstage.PLATFORM, "market_operators"),
+                          (flexstage.LFM_OPERATOR, "market_operators"),
+                          (SYSTEM_CONSUMERS, "consumers")):
+            self.ledger.account(name, cls)
 
         self.brps = [Brp(self, b, i) for i, b in enumerate(s.brps)]
         self.system_brp = SystemLoadBrp(self, s.system_load,
@@ -165,7 +186,16 @@ class FlexMarketModel(mesa.Model):
         for i in range(self.fleet.n):
             self.ledger.account(f"prosumer_{i}", "prosumers")
         self.prosumer_account = base + np.arange(self.fleet.n)
+        self.party_slot = {p.unique_id: i for i, p in enumerate(self.parties)}
+        self.account_of = {a.unique_id: a.account for a in
+                           [*self.parties, self.dso, self.tso]}
+        f = self.fleet
+        enrolled_mw = (f.batt_mw * f.enrolled["battery"] + f.ev_mw * f.enrolled["ev"]
+                       + f.hp_mw * f.enrolled["heat_pump"])
+        self.flex_weights = np.bincount(f.bus, weights=enrolled_mw, minlength=self.grid.n_bus)
+        self.published_congestion = None
         self.clear_da = get_clearing(s.markets.dayahead.clearing)
+        self.clear_id = get_clearing(s.markets.intraday.clearing)
         self.day = 0
         self.records: dict[str, list] = {}
         self.valued = {"prosumers": 0.0, "consumers": 0.0}
@@ -195,20 +225,27 @@ class FlexMarketModel(mesa.Model):
         dx = self.config.markets.dayahead
         ctx = DayContext(day, day * t, t, dt, dx.price_floor, dx.price_cap, err, actual, fc,
                          f.ev_envelope(actual.ev, dt), f.hp_envelope(fc.hp, dt), None)
-        ctx.retail_net_forecast = self._retail_net(fc, commit=False)
+        ctx.retail_net_forecast = self.retail_net(fc, commit=False)
+        ctx.position = np.zeros((len(self.parties), t))
+        ctx.id_price = np.full(t, np.nan)
+        ctx.id_volume = np.zeros(t)
         return ctx
 
-    def _retail_net(self, prof: DayProfiles, commit: bool, devices=None) -> np.ndarray:
-        """Metered consumption in the supplier's perimeter: everything but enrolled devices."""
+    def own_batteries(self, prof: DayProfiles, commit: bool) -> np.ndarray:
+        """Self-consumption of the home batteries no aggregator controls (N, T) MW."""
         f = self.fleet
         ev = np.where(f.enrolled["ev"][:, None], 0.0, prof.ev)
         hp = np.where(f.enrolled["heat_pump"][:, None], 0.0, prof.hp)
         own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
-        batt = f.self_consumption(prof.pv - prof.load - ev - hp, own, self.calendar.mtu_hours,
+        return f.self_consumption(prof.pv - prof.load - ev - hp, own, self.calendar.mtu_hours,
                                   commit=commit)
-        if devices is not None:
-            devices["battery"][own] = batt[own]
-        return prof.load - prof.pv + ev + hp + batt
+
+    def retail_net(self, prof: DayProfiles, commit: bool) -> np.ndarray:
+        """Metered consumption in the supplier's perimeter: everything but enrolled devices."""
+        f = self.fleet
+        ev = np.where(f.enrolled["ev"][:, None], 0.0, prof.ev)
+        hp = np.where(f.enrolled["heat_pump"][:, None], 0.0, prof.hp)
+        return prof.load - prof.pv + ev + hp + self.own_batteries(prof, commit)
 
     def price_forecast(self, ctx: DayContext) -> np.ndarray:
         """A fundamental forecast from public data: the producers' merit order against
@@ -222,85 +259,153 @@ class FlexMarketModel(mesa.Model):
                                      demand * ctx.dt_h, ctx.n_mtu)])
         return self.clear_da(book, ctx.n_mtu, ctx.price_floor, ctx.price_cap).price
 
+    def device_plan(self, ctx) -> dict[str, np.ndarray]:
+        """Per-device set-points (N, T) of every aggregator's current plan (zero elsewhere)."""
+        z = np.zeros((self.fleet.n, ctx.n_mtu))
+        plan = {"battery": z.copy(), "ev": z.copy(), "hp": z.copy()}
+        for agg in self.aggregators:
+            agg.setpoints(ctx, plan)
+        return plan
+
+    def _forecast_grid(self, ctx, retail: np.ndarray, prof: DayProfiles):
+        """DSO validation of a forecast: nodal schedules, flows and per-location flags."""
+        plan = self.device_plan(ctx)
+        p_bus = self.dso.nodal(retail + plan["battery"] + plan["ev"] + plan["hp"])
+        q_bus = self.dso.reactive(self.dso.nodal(prof.load + prof.hp))
+        _, flags = self.dso.assess(p_bus, q_bus, self.dso.yellow_margin)
+        return p_bus, q_bus, flags
+
+    def _schedule_aggregators(self, ctx, prices: np.ndarray) -> np.ndarray:
+        """Aggregators plan their pools; with the implicit LFM the DSO answers forecast
+        violations with locational tariffs (+ where consumption hurts, - where injection
+        does) and the aggregators plan again, `iterations` times."""
+        k_n = self.grid.n_locations
+        adders = np.zeros((ctx.n_mtu, k_n))
+        for agg in self.aggregators:
+            agg.schedule(ctx, prices)
+        imp = self.config.markets.implicit
+        if not imp.enabled or not self.aggregators:
+            return adders
+        for _ in range(imp.iterations):
+            _, _, flags = self._forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+            if not flags["violated"].any():
+                break
+            direction = np.where(flags["v_max"] > self.dso.v_max.min(), -1.0, 1.0)
+            adders = adders + imp.tariff_eur_mwh * flags["violated"] * direction
+            for agg in self.aggregators:
+                agg.schedule(ctx, prices, adders)
+        return adders
+
     def step(self) -> None:
         if self.day >= self.calendar.days:
             self.running = False
             return
         ctx = self._context(self.day)
         f, dt, t = self.fleet, ctx.dt_h, ctx.n_mtu
+        mk = self.config.markets
         soc_start = f.soc.copy()
+        parties = self.parties
 
         prices_fc = self.price_forecast(ctx)
-        for agg in self.aggregators:
-            agg.schedule(ctx, prices_fc)
-
-        parties = self.parties
+        adders = self._schedule_aggregators(ctx, prices_fc)
         book = OrderBook.concat([p.strategy.da_orders(p, ctx) for p in parties])
         clearing = self.clear_da(book, t, ctx.price_floor, ctx.price_cap)
-        owners = np.array([p.unique_id for p in parties])
-        pos = np.zeros((len(parties), t))
-        slot = {uid: i for i, uid in enumerate(owners)}
-        rows = np.array([slot[o] for o in book.owner])
-        np.add.at(pos, (rows, book.mtu), clearing.accepted)
-        position_mw = pos / dt
+        ctx.da_price = clearing.price
+        rows = np.array([self.party_slot[o] for o in book.owner])
+        np.add.at(ctx.position, (rows, book.mtu), clearing.accepted / dt)
+        book_auction(self.ledger, book, clearing, "dayahead", self.ledger.id(EXCHANGE),
+                     self.account_of, ctx.mtu0)
 
-        zeros = np.zeros((f.n, t))
-        plan = {"battery": zeros.copy(), "ev": zeros.copy(), "hp": zeros.copy()}
-        for agg in self.aggregators:
-            agg.setpoints(ctx, plan)
-        fc_net = ctx.retail_net_forecast + plan["battery"] + plan["ev"] + plan["hp"]
-        q_fc = self.dso.reactive(self.dso.nodal(ctx.forecast.load + ctx.forecast.hp))
-        _, fc_flags = self.dso.assess(self.dso.nodal(fc_net), q_fc, self.dso.yellow_margin)
+        p_bus, q_bus, da_flags = self._forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+        if mk.lfm.enabled:
+            flexstage.flex_round(self, ctx, "da", p_bus, q_bus, da_flags["violated"])
+        if mk.intraday.enabled:
+            flexstage.intraday(self, ctx)
+        _, _, final_flags = self._forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
 
-        real = {k: v.copy() for k, v in plan.items()}
+        real = self.device_plan(ctx)
         for agg in self.aggregators:
             agg.realise(ctx, real)
-        ctx.retail_net = self._retail_net(ctx.profiles, commit=True, devices=real)
-        real["ev"] = np.where(f.enrolled["ev"][:, None], real["ev"], ctx.profiles.ev)
-        real["hp"] = np.where(f.enrolled["heat_pump"][:, None], real["hp"], ctx.profiles.hp)
-        prosumer_net = ctx.profiles.load - ctx.profiles.pv + real["battery"] + real["ev"] \
-            + real["hp"]
+        prof = DayProfiles(*(a.copy() for a in (ctx.profiles.load, ctx.profiles.pv,
+                                                 ctx.profiles.ev, ctx.profiles.hp)))
+        own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
+        real["battery"][own] = self.own_batteries(prof, commit=True)[own]
+        real["ev"] = np.where(f.enrolled["ev"][:, None], real["ev"], prof.ev)
+        real["hp"] = np.where(f.enrolled["heat_pump"][:, None], real["hp"], prof.hp)
+        e = f.enrolled
+        ctx.planner_fixed = prof.load - prof.pv + np.where(own[:, None], real["battery"], 0.0) \
+            + np.where(e["ev"][:, None], 0.0, prof.ev) \
+            + np.where(e["heat_pump"][:, None], 0.0, prof.hp)
+        red = flexstage.red_actions(self, ctx, real, prof) if mk.coupling == "conditional" \
+            else None
+        prosumer_net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
+        ctx.retail_net = prosumer_net - np.where(e["battery"][:, None], real["battery"], 0.0) \
+            - np.where(e["ev"][:, None], real["ev"], 0.0) \
+            - np.where(e["heat_pump"][:, None], real["hp"], 0.0)
+        for agg in self.aggregators:
+            agg.meter(real)
 
-        realised = np.array([p.realised_mw(ctx, position_mw[i]) for i, p in enumerate(parties)])
-        imbalance_mw = position_mw - realised
+        realised = np.array([p.realised_mw(ctx, ctx.position[i]) for i, p in enumerate(parties)])
+        imbalance_mw = ctx.position - realised
         system_short = -imbalance_mw.sum(0)
-
-        scheduled_gen = {p.unique_id: -position_mw[i] for i, p in enumerate(parties)
+        scheduled_gen = {p.unique_id: -ctx.position[i] for i, p in enumerate(parties)
                          if isinstance(p, Producer)}
-        offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx)
+        offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx, self.aggregators)
         act, p_short, p_long = self.tso.balance(offers, system_short, clearing.price)
-
-        q_real = self.dso.reactive(self.dso.nodal(ctx.profiles.load + real["hp"]))
-        flows, real_flags = self.dso.assess(self.dso.nodal(prosumer_net), q_real)
-        light = self.dso.traffic_light(fc_flags["violated"], real_flags["violated"])
+        der = self.tso.der_activation(act, offers, self.aggregators, ctx)
+        for agg in self.aggregators:
+            i = self.party_slot[agg.unique_id]
+            realised[i] += der[agg.unique_id]["net_mw"]
+            imbalance_mw[i] = ctx.position[i] + der[agg.unique_id]["net_mw"] - realised[i]
+        nodal = self.dso.nodal(prosumer_net) + sum((d["nodal_mw"] for d in der.values()),
+                                                   np.zeros((t, self.grid.n_bus)))
+        q_real = self.dso.reactive(self.dso.nodal(prof.load + real["hp"]))
+        flows, real_flags = self.dso.assess(nodal, q_real)
+        red_flags = red["red"] if red is not None else real_flags["violated"]
+        black = red["black"] if red is not None else np.zeros_like(red_flags)
+        light = self.dso.traffic_light(da_flags["violated"], red_flags, black)
         violation_mw = self.dso.violation_mw(flows)
-        self._value_energy(ctx, real)
+        self._value_energy(ctx, real, prof)
         if self.config.planner.enabled:
             t0 = time.perf_counter()
             self.planner_days.append(self._plan_day(ctx, soc_start, q_real))
             self.planner_seconds += time.perf_counter() - t0
 
-        self._settle(ctx, book, clearing, parties, position_mw, imbalance_mw, offers, act,
-                     p_short, p_long, real, prosumer_net)
-        generation = -realised[[isinstance(p, Producer) for p in parties]].sum(0) \
+        led, mtus = self.ledger, ctx.mtu0 + np.arange(t)
+        accounts = np.array([p.account for p in parties])
+        book_imbalance(led, accounts, imbalance_mw * dt, p_short, p_long, self.tso.account, mtus)
+        book_balancing(led, np.array([self.account_of[u] for u in offers.provider], int), act,
+                       self.tso.account, led.id(EXTERNAL), mtus, dt,
+                       self.tso.cfg.emergency_price_eur_mwh, self.tso.emergency_down_price)
+        for i, p in enumerate(parties):
+            if isinstance(p, Producer):
+                out = -realised[i]
+                k = np.flatnonzero(offers.provider == p.unique_id)
+                if k.size:
+                    out = out + act.up_mw[k[0]] - act.down_mw[k[0]]
+                led.pay(p.account, led.id(EXTERNAL), "fuel", mtus, out * dt, p.marginal_cost)
+        self._settle_retail(ctx, real, prosumer_net, adders, red)
+        gen = -realised[[isinstance(p, Producer) for p in parties]].sum(0) \
             + act.up_mw.sum(0) - act.down_mw.sum(0) + act.emergency_up_mw - act.emergency_down_mw
         demand = realised[[not isinstance(p, Producer) for p in parties]].sum(0)
-        self._record(ctx, clearing, prices_fc, system_short, act, p_short, p_long, generation,
-                     demand, real, parties, position_mw, realised, fc_flags, real_flags, light,
-                     flows, violation_mw)
+        self._record(ctx, clearing, prices_fc, system_short, act, p_short, p_long, gen, demand,
+                     real, prof, parties, realised, imbalance_mw, da_flags, final_flags,
+                     real_flags, light, flows, violation_mw, red)
         self.day += 1
         if self.day >= self.calendar.days:
             self.running = False
 
-    def _value_energy(self, ctx, real) -> None:
+    def _value_energy(self, ctx, real, prof) -> None:
         """Energy services with value in welfare: every load, EV and heat pump's baseline
-        energy for the day. A device an aggregator left short of its daily energy has failed
-        that much service (valued like lost load); over-consumption is only a cost."""
-        f, dt, prof = self.fleet, ctx.dt_h, ctx.profiles
+        energy for the day. What the day did not deliver of it (an EV or heat pump left
+        short, a load curtailed or disconnected) has failed that much service, valued like
+        lost load; over-consumption is only a cost."""
+        dt, base = ctx.dt_h, ctx.profiles
         sys_mwh = float(self.system_brp.realised_mw(ctx).sum() * dt)
-        service = float((prof.load + prof.ev + prof.hp).sum() * dt)
-        short = sum(float(np.clip((prof_d - real[key]).sum(1) * dt, 0, None)[f.enrolled[d]].sum())
-                    for key, prof_d, d in (("ev", prof.ev, "ev"), ("hp", prof.hp, "heat_pump")))
+        service = float((base.load + base.ev + base.hp).sum() * dt)
+        short = float(np.clip((base.load - prof.load).sum(1) * dt, 0, None).sum())
+        for key, prof_d in (("ev", base.ev), ("hp", base.hp)):
+            short += float(np.clip((prof_d - real[key]).sum(1) * dt, 0, None).sum())
         self.valued["prosumers"] += service - short
         self.valued["consumers"] += sys_mwh
         self.service_mwh += service + sys_mwh
@@ -331,7 +436,7 @@ class FlexMarketModel(mesa.Model):
                     for b in np.flatnonzero(up[:, -1] > 0)}
 
         day = PlannerDay(
-            dt_h=dt, fixed_bus_mw=dso.nodal(ctx.retail_net), q_bus_mvar=q_real,
+            dt_h=dt, fixed_bus_mw=dso.nodal(ctx.planner_fixed), q_bus_mvar=q_real,
             system_load_mw=self.system_brp.realised_mw(ctx),
             gen_cost=np.array([p.marginal_cost for p in self.producers]),
             gen_avail_mw=np.array([p.available_mw(ctx) for p in self.producers]),
@@ -344,57 +449,10 @@ class FlexMarketModel(mesa.Model):
         return solve_day(day, dso.flow, dso.v_min, dso.v_max, dso.loading_limit,
                          self.config.planner.grid_constrained)
 
-    def _settle(self, ctx, book, clearing, parties, position_mw, imbalance_mw, offers, act,
-                p_short, p_long, real, prosumer_net) -> None:
-        led, dt, t = self.ledger, ctx.dt_h, ctx.n_mtu
-        mtus = ctx.mtu0 + np.arange(t)
-        acct = {p.unique_id: p.account for p in parties}
-        ex = led.id(EXCHANGE)
-        ext = led.id(EXTERNAL)
-        payer = np.array([acct[o] for o in book.owner])
-        price = clearing.price[book.mtu]
-        acc = clearing.accepted
-        buy = acc > 0
-        led.pay(payer[buy], ex, "dayahead", ctx.mtu0 + book.mtu[buy], acc[buy], price[buy])
-        sell = acc < 0
-        led.pay(ex, payer[sell], "dayahead", ctx.mtu0 + book.mtu[sell], -acc[sell], price[sell])
-
-        tso = self.tso.account
-        party_acct = np.array([p.account for p in parties])[:, None]
-        imb = imbalance_mw * dt
-        short = imb < 0
-        led.pay(np.broadcast_to(party_acct, imb.shape)[short], tso, "imbalance",
-                np.broadcast_to(mtus, imb.shape)[short], -imb[short],
-                np.broadcast_to(p_short, imb.shape)[short])
-        led.pay(tso, np.broadcast_to(party_acct, imb.shape)[~short],
-                "imbalance", np.broadcast_to(mtus, imb.shape)[~short], imb[~short],
-                np.broadcast_to(p_long, imb.shape)[~short])
-
-        prov = np.array([acct[u] for u in offers.provider], int)[:, None]
-        if len(prov):
-            shape = act.up_mw.shape
-            led.pay(tso, np.broadcast_to(prov, shape), "balancing", np.broadcast_to(mtus, shape),
-                    act.up_mw * dt, np.broadcast_to(act.marginal_up, shape))
-            led.pay(np.broadcast_to(prov, shape), tso, "balancing", np.broadcast_to(mtus, shape),
-                    act.down_mw * dt, np.broadcast_to(act.marginal_down, shape))
-        led.pay(tso, ext, "balancing_emergency", mtus, act.emergency_up_mw * dt,
-                self.tso.cfg.emergency_price_eur_mwh)
-        led.pay(ext, tso, "balancing_emergency", mtus, act.emergency_down_mw * dt,
-                self.tso.emergency_down_price)
-
-        for i, p in enumerate(parties):
-            if isinstance(p, Producer):
-                out = -position_mw[i] + imbalance_mw[i]
-                k = np.flatnonzero(offers.provider == p.unique_id)
-                if k.size:
-                    out = out + act.up_mw[k[0]] - act.down_mw[k[0]]
-                led.pay(p.account, ext, "fuel", mtus, out * dt, p.marginal_cost)
-
-        self._settle_retail(ctx, real, prosumer_net)
-
-    def _settle_retail(self, ctx, real, prosumer_net) -> None:
+    def _settle_retail(self, ctx, real, prosumer_net, adders, red) -> None:
         """Daily bills per prosumer: supplier import and feed-in, network tariff on grid import,
-        aggregator energy and flexibility fees."""
+        aggregator energy and flexibility fees, locational tariffs (implicit LFM) and RED
+        compensation."""
         led, f, dt = self.ledger, self.fleet, ctx.dt_h
         if f.n == 0:
             return
@@ -427,14 +485,29 @@ class FlexMarketModel(mesa.Model):
             throughput = np.abs(real["battery"][b]).sum() * dt
             led.pay(agg.account, led.id(EXTERNAL), "battery_wear", day_mtu, throughput,
                     agg.degradation)
+            if np.any(adders):
+                loc = self.grid.bus_location[f.bus]
+                consumed = np.zeros((ctx.n_mtu, self.grid.n_locations))
+                own_dev = (np.where(f.enrolled["battery"][:, None], real["battery"], 0.0)
+                           + np.where(f.enrolled["ev"][:, None], real["ev"], 0.0)
+                           + np.where(f.enrolled["heat_pump"][:, None], real["hp"], 0.0))
+                for k in range(self.grid.n_locations):
+                    consumed[:, k] = own_dev[m & (loc == k)].sum(0)
+                tk, kk = np.nonzero(adders)
+                led.pay(agg.account, self.dso.account, "implicit_tariff", ctx.mtu0 + tk,
+                        consumed[tk, kk] * dt, adders[tk, kk])
+        if red is not None and red["curtailed_mwh"].any():
+            led.pay(self.dso.account, pa, "red_compensation", day_mtu, red["curtailed_mwh"],
+                    self.config.dso.red_compensation_eur_mwh)
+
 
     def _record(self, ctx, clearing, prices_fc, system_short, act, p_short, p_long, generation,
-                demand, real, parties, position_mw, realised, fc_flags, real_flags, light,
-                flows, violation_mw) -> None:
+                demand, real, prof, parties, realised, imbalance_mw, da_flags, final_flags,
+                real_flags, light, flows, violation_mw, red) -> None:
         t = ctx.n_mtu
         mtus = ctx.mtu0 + np.arange(t)
-        prof = ctx.profiles
         rec = self.records
+        trafo = self.grid.branch_kind == "trafo"
         rec.setdefault("series", []).append(pd.DataFrame({
             "mtu": mtus,
             "day": ctx.day,
@@ -442,6 +515,8 @@ class FlexMarketModel(mesa.Model):
             "da_price_forecast": prices_fc,
             "da_volume_mwh": clearing.volume,
             "da_curtailed_mwh": clearing.curtailed,
+            "id_price": ctx.id_price,
+            "id_volume_mwh": ctx.id_volume,
             "system_short_mw": system_short,
             "activated_up_mw": act.up_mw.sum(0),
             "activated_down_mw": act.down_mw.sum(0),
@@ -457,8 +532,8 @@ class FlexMarketModel(mesa.Model):
             "ev_mw": real["ev"].sum(0),
             "heat_pump_mw": real["hp"].sum(0),
             "battery_mw": real["battery"].sum(0),
-            "trafo_loading": flows.loading[:, self.grid.branch_kind == "trafo"].max(1)
-            if (self.grid.branch_kind == "trafo").any() else flows.loading.max(1),
+            "trafo_loading": flows.loading[:, trafo].max(1) if trafo.any()
+            else flows.loading.max(1),
             "max_loading": flows.loading.max(1),
             "v_min_pu": flows.v_pu[:, 1:].min(1),
             "v_max_pu": flows.v_pu[:, 1:].max(1),
@@ -469,8 +544,12 @@ class FlexMarketModel(mesa.Model):
             "mtu": np.repeat(mtus, n_loc),
             "location": np.tile(np.array(self.grid.locations, dtype=object), t),
             "light": light.ravel(),
-            "forecast_violated": fc_flags["violated"].ravel(),
-            "forecast_max_loading": fc_flags["max_loading"].ravel(),
+            "forecast_violated": da_flags["violated"].ravel(),
+            "forecast_violated_after_markets": final_flags["violated"].ravel(),
+            "real_violated_before_dso": (red["red"] if red is not None
+                                         else real_flags["violated"]).ravel(),
+            "real_violated": real_flags["violated"].ravel(),
+            "forecast_max_loading": da_flags["max_loading"].ravel(),
             "max_loading": real_flags["max_loading"].ravel(),
             "v_min_pu": real_flags["v_min"].ravel(),
             "v_max_pu": real_flags["v_max"].ravel(),
@@ -482,9 +561,9 @@ class FlexMarketModel(mesa.Model):
             "mtu": np.tile(mtus, len(parties)),
             "party": np.repeat(names, t),
             "class": np.repeat(classes, t),
-            "position_mwh": (position_mw * ctx.dt_h).ravel(),
+            "position_mwh": (ctx.position * ctx.dt_h).ravel(),
             "realised_mwh": (realised * ctx.dt_h).ravel(),
-            "imbalance_mwh": ((position_mw - realised) * ctx.dt_h).ravel(),
+            "imbalance_mwh": (imbalance_mw * ctx.dt_h).ravel(),
         }))
         for agg in self.aggregators:
             flex = agg.flexibility(ctx)
@@ -492,7 +571,14 @@ class FlexMarketModel(mesa.Model):
                 "mtu": mtus, "aggregator": agg.name, "baseline_mw": agg.baseline,
                 "schedule_mw": agg.planned_net_mw(),
                 "up_mw": sum((u for u, _ in flex.values()), np.zeros(t)),
-                "down_mw": sum((d for _, d in flex.values()), np.zeros(t))}))
+                "down_mw": sum((d for _, d in flex.values()), np.zeros(t)),
+                "missed_mw": agg.missed_mw()}))
+        stats = {"day": ctx.day, "curtailed_mwh": float(red["curtailed_mwh"].sum())
+                 if red is not None else 0.0}
+        for r in ctx.round_stats:
+            stats[f"{r['stage']}_unresolved_mw"] = r["unresolved_mw"]
+            stats[f"{r['stage']}_refused_mw"] = r["refused_mw"]
+        rec.setdefault("days", []).append(pd.DataFrame([stats]))
 
     def run(self, progress=None) -> None:
         while self.running:
@@ -505,6 +591,7 @@ class FlexMarketModel(mesa.Model):
         out = {}
         for k, parts in self.records.items():
             df = pd.concat(parts, ignore_index=True)
-            df.insert(0, "timestamp", ts[df["mtu"].to_numpy()])
+            if "mtu" in df:
+                df.insert(0, "timestamp", ts[df["mtu"].to_numpy()])
             out[k] = df
         return out

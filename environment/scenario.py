@@ -171,6 +171,9 @@ class Tso(_Model):
 class Dso(_Model):
     network_tariff_eur_mwh: NonNeg = 70.0
     yellow_margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    red_compensation_eur_mwh: NonNeg = 150.0
+    black_loading: Annotated[float, Field(gt=1.0)] = 1.5
+    conditional_yellow: Literal["refuse_worsening", "pause"] = "refuse_worsening"
 
 
 class DayAhead(_Model):
@@ -185,8 +188,65 @@ class DayAhead(_Model):
         return self
 
 
+class Lfm(_Model):
+    """Explicit local flexibility market: the DSO buys location-tagged flexibility, once after
+    the day-ahead auction and (if `intraday`) again with day-D forecasts."""
+
+    enabled: bool = True
+    operator: Literal["dso", "independent"] = "dso"
+    operator_fee_eur_mwh: NonNeg = 0.0
+    pricing: Literal["pay_as_bid", "pay_as_clear"] = "pay_as_bid"
+    price_cap: Positive | None = None
+    reservation_eur_mw_h: NonNeg = 0.0
+    publish_congestion: bool = True
+    intraday: bool = True
+    unresolved_cost_eur_mwh: Positive = 5000.0
+
+
+class ImplicitLfm(_Model):
+    """Locational grid tariffs in YELLOW that aggregators see when they schedule."""
+
+    enabled: bool = False
+    tariff_eur_mwh: NonNeg = 150.0
+    iterations: Annotated[int, Field(ge=1, le=10)] = 2
+
+
+class Intraday(_Model):
+    """Periodic intraday auctions on day D: gate hour, lead time to the first traded MTU, and the
+    share of the D-1 forecast error still left at each gate."""
+
+    enabled: bool = True
+    clearing: str = "uniform_price"
+    gate_hours: list[Annotated[int, Field(ge=0, le=23)]] = [0, 6, 12, 18]
+    lead_time_h: NonNeg = 1.0
+    forecast_error_share: list[Share] = [0.6, 0.45, 0.3, 0.2]
+
+    @model_validator(mode="after")
+    def _sessions(self) -> Intraday:
+        if len(self.gate_hours) != len(self.forecast_error_share):
+            raise ValueError(f"gate_hours {self.gate_hours} and forecast_error_share "
+                             f"{self.forecast_error_share} must have the same length")
+        if any(b <= a for a, b in zip(self.gate_hours, self.gate_hours[1:], strict=False)):
+            raise ValueError(f"gate_hours {self.gate_hours} must increase")
+        return self
+
+
+class Platform(_Model):
+    """Market-oriented flexibility platform: BRPs buy flexibility from aggregators to cut
+    their imbalance, paying up to their expected imbalance premium over the energy price."""
+
+    enabled: bool = True
+    brp_premium_eur_mwh: NonNeg = 30.0
+
+
 class Markets(_Model):
     dayahead: DayAhead = DayAhead()
+    coupling: str = "conditional"
+    tso_share: Share = 0.5
+    lfm: Lfm = Lfm()
+    implicit: ImplicitLfm = ImplicitLfm()
+    intraday: Intraday = Intraday()
+    platform: Platform = Platform()
 
 
 class Planner(_Model):

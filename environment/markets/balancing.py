@@ -13,7 +13,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class BalancingOffers:
-    """Offers of P providers over T MTUs: one price per provider and direction, MW per MTU."""
+    """Offers of P providers over T MTUs: prices per provider and direction, (P,) or (P, T),
+    and MW per MTU (P, T)."""
 
     provider: np.ndarray
     up_price: np.ndarray
@@ -34,17 +35,20 @@ class Activation:
 
 def _merit(prices: np.ndarray, mw: np.ndarray, need: np.ndarray):
     """Activate the cheapest first (ties by provider order) until `need` MW are met per MTU."""
-    order = np.argsort(prices, kind="stable")
-    cum = np.cumsum(mw[order], axis=0)
-    before = cum - mw[order]
-    act_sorted = np.clip(need[None, :] - before, 0, mw[order])
+    prices = np.broadcast_to(np.asarray(prices, float).reshape(len(mw), -1), mw.shape)
+    order = np.argsort(prices, axis=0, kind="stable")
+    mw_sorted = np.take_along_axis(mw, order, 0)
+    before = np.cumsum(mw_sorted, axis=0) - mw_sorted
+    act_sorted = np.clip(need[None, :] - before, 0, mw_sorted)
     act = np.zeros_like(mw)
-    act[order] = act_sorted
+    np.put_along_axis(act, order, act_sorted, 0)
     used = act_sorted > 1e-12
     marginal = np.full(need.shape, np.nan)
     any_used = used.any(axis=0)
     last = used.shape[0] - 1 - np.argmax(used[::-1], axis=0)
-    marginal[any_used] = prices[order][last[any_used]]
+    p_sorted = np.take_along_axis(prices, order, 0)
+    cols = np.flatnonzero(any_used)
+    marginal[cols] = p_sorted[last[cols], cols]
     return act, marginal
 
 

@@ -128,7 +128,7 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     w_lo, w_hi = limits.v_min ** 2, limits.v_max ** 2
     volt0 = (w0 < w_lo - TOL) | (w0 > w_hi + TOL)
     volt0[:, 0] = False
-    if not ((over0 | volt0) & act[:, None]).any():
+    if not ((over0.any(1) | volt0.any(1)) & act).any():
         return empty
 
     idx = np.flatnonzero(usable)

@@ -1,0 +1,233 @@
+"""Coupling of grid- and market-oriented flexibility: who may buy which MW, in which order.
+
+The three schemes of seed 001 section 6.2 (Table 2) and PARITY D4.3 6.3.5 (Tables 15/16), each a
+function registered by name; a scenario picks one with `markets.coupling`.
+
+* ``no_coupling``: a DSO market (the DSO the only buyer) and a separate platform for BRPs and
+  aggregators clear independently on the same offered flexibility. Nothing stops one MW being
+  sold twice, or a platform trade undoing what the DSO bought; both are detected and reported.
+* ``conditional`` (USEF / BDEW traffic light): one platform. GREEN: free trading. YELLOW: the
+  DSO buys first, and platform trades that would worsen the forecast violation at that
+  location are refused (``dso.conditional_yellow: pause`` stops platform trading there
+  altogether, PARITY's explicit-LFM table). RED: the DSO overrides markets by direct control
+  and pays regulated compensation; BLACK: the constrained area is disconnected (real time,
+  `environment.model`).
+* ``sequential`` (SmartNet / [65]): one platform cleared in stages: the DSO first, then a share
+  of the remaining offers to the TSO for balancing, then the rest to BRPs. Later stages only get
+  what fits in the grid headroom left by the earlier ones, so they never undo them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from environment.markets.lfm import FlexOffers, GridLimits, LfmResult, clear_lfm
+from environment.markets.orders import OrderBook
+
+COUPLING: dict[str, Callable] = {}
+
+
+def register_coupling(name: str):
+    def deco(fn):
+        COUPLING[name] = fn
+        return fn
+
+    return deco
+
+
+@dataclass
+class FlexRound:
+    """One flexibility stage (day-ahead LFM, or intraday LFM + platform)."""
+
+    limits: GridLimits
+    yellow: np.ndarray            # (T, K) forecast violation per MTU and location
+    offers: FlexOffers            # aggregators' location-tagged flexibility
+    energy_price: np.ndarray      # (T,) reference energy price (forecast or DA)
+    requests: OrderBook           # BRPs' energy requests on the platform (+ buy)
+    dt_h: float
+    lfm: object                   # scenario markets.lfm
+    platform: object              # scenario markets.platform
+    activation_cost: dict         # aggregator unique_id -> EUR/MWh
+    yellow_rule: str = "refuse_worsening"
+    tso_share: float = 0.0
+
+
+@dataclass
+class FlexOutcome:
+    dso: LfmResult | None
+    dso_offers: FlexOffers
+    platform_offers: FlexOffers
+    platform_accepted_mw: np.ndarray      # per platform offer (MW, direction of the offer)
+    platform_price: np.ndarray            # (T,) EUR/MWh
+    requests: OrderBook
+    request_accepted_mwh: np.ndarray      # per request order, signed (+ bought)
+    tso_offers: FlexOffers                # capacity held for the TSO (sequential)
+    double_sold_mw: np.ndarray = field(default=None)   # (T, K)
+    counteracting_mw: np.ndarray = field(default=None)  # (T, K)
+    refused_mw: float = 0.0
+
+
+def _dso_stage(r: FlexRound, offers: FlexOffers) -> LfmResult | None:
+    if not r.lfm.enabled or not r.yellow.any():
+        return None
+    mtus = np.flatnonzero(r.yellow.any(1))
+    return clear_lfm(offers, r.limits, r.dt_h, r.lfm.pricing, r.lfm.price_cap,
+                     r.lfm.unresolved_cost_eur_mwh, mtus)
+
+
+def _platform(r: FlexRound, offers: FlexOffers):
+    """BRP energy requests against aggregator flexibility, uniform price per MTU.
+
+    An up offer (consume less) sells the energy it frees at its energy value plus activation
+    cost; a down offer buys at the energy value less activation cost."""
+    from environment.markets.registry import get_clearing
+
+    t_n = len(r.energy_price)
+    if not r.platform.enabled or len(r.requests) == 0 or len(offers) == 0:
+        return np.zeros(len(offers)), np.full(t_n, np.nan), np.zeros(len(r.requests))
+    cost = np.array([r.activation_cost[o] for o in offers.owner])
+    price = r.energy_price[offers.mtu] + offers.direction * cost
+    agg = OrderBook.from_arrays(offers.owner, offers.mtu, price,
+                                -offers.direction * offers.mw * r.dt_h, t_n)
+    book = OrderBook.concat([agg, r.requests])
+    res = get_clearing("uniform_price")(book, t_n)
+    n = len(offers)
+    return np.abs(res.accepted[:n]) / r.dt_h, res.price, res.accepted[n:]
+
+
+def _location_delta(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
+    """(T, K) extra consumption from accepted activations."""
+    d = np.zeros((t_n, k_n))
+    np.add.at(d, (offers.mtu, offers.location), -offers.direction * mw)
+    return d
+
+
+def headroom(limits: GridLimits, extra: np.ndarray) -> np.ndarray:
+    """(T, K, 2) MW a location may still move less (0) or more (1) consumption after `extra`
+    (T, K) without breaking a branch or voltage limit; each branch's margin is split over the
+    locations that load it, so stages that respect it cannot jointly exceed it."""
+    p, w, _ = limits.violations(extra)
+    t_n, k_n = extra.shape
+    out = np.full((t_n, k_n, 2), np.inf)
+    p_lim = limits.p_lim()
+    for d, sgn in ((0, -1.0), (1, 1.0)):
+        eff = sgn * limits.flow_per_mw
+        for sign in (1.0, -1.0):
+            margin = np.clip(p_lim - sign * p, 0, None)
+            coef = sign * eff
+            sharing = np.maximum((coef > 1e-12).sum(0), 1)
+            for k in range(k_n):
+                pos = coef[k] > 1e-12
+                if pos.any():
+                    cap = (margin[:, pos] / sharing[pos] / coef[k, pos]).min(1)
+                    out[:, k, d] = np.minimum(out[:, k, d], cap)
+        weff = sgn * limits.w_per_mw
+        lo = np.clip(w - limits.v_min ** 2, 0, None)
+        hi = np.clip(limits.v_max ** 2 - w, 0, None)
+        for margin, coef in ((lo, -weff), (hi, weff)):
+            sharing = np.maximum((coef > 1e-15).sum(0), 1)
+            for k in range(k_n):
+                pos = coef[k] > 1e-15
+                pos[0] = False
+                if pos.any():
+                    cap = (margin[:, pos] / sharing[pos] / coef[k, pos]).min(1)
+                    out[:, k, d] = np.minimum(out[:, k, d], cap)
+    return out
+
+
+def _cap(offers: FlexOffers, room: np.ndarray) -> FlexOffers:
+    """Scale offers down so that, per MTU, location and direction, together they fit `room`."""
+    d = np.where(offers.direction > 0, 0, 1)
+    total = np.zeros(room.shape)
+    np.add.at(total, (offers.mtu, offers.location, d), offers.mw)
+    key = (offers.mtu, offers.location, d)
+    scale = np.where(total[key] > room[key], room[key] / np.maximum(total[key], 1e-12), 1.0)
+    return offers.with_mw(offers.mw * scale)
+
+
+def _remaining(offers: FlexOffers, used: np.ndarray) -> FlexOffers:
+    return offers.with_mw(np.clip(offers.mw - used, 0, None))
+
+
+def _worsening(r: FlexRound, offers: FlexOffers) -> np.ndarray:
+    """Offers whose activation would push a forecast violation further past its limit, at
+    their own location or any other (a feeder's load also loads the transformer)."""
+    t_n, k_n = r.yellow.shape
+    p, w, over = r.limits.violations(np.zeros((t_n, k_n)))
+    worse = np.zeros(len(offers), bool)
+    for i in np.flatnonzero(r.yellow.any(1)[offers.mtu]):
+        t, k, dp = offers.mtu[i], offers.location[i], -offers.direction[i]
+        flows = np.flatnonzero(over[t])
+        if (np.sign(p[t, flows]) * dp * r.limits.flow_per_mw[k, flows] > 1e-12).any():
+            worse[i] = True
+            continue
+        dw = dp * r.limits.w_per_mw[k]
+        low = w[t] < r.limits.v_min ** 2
+        high = w[t] > r.limits.v_max ** 2
+        if (low & (dw < -1e-15)).any() or (high & (dw > 1e-15)).any():
+            worse[i] = True
+    return worse
+
+
+def _outcome(r, dso, dso_offers, plat_offers, plat_mw, plat_price, req_acc, tso_offers,
+             refused=0.0) -> FlexOutcome:
+    t_n, k_n = r.yellow.shape
+    out = FlexOutcome(dso, dso_offers, plat_offers, plat_mw, plat_price, r.requests, req_acc,
+                      tso_offers, refused_mw=refused)
+    dso_mw = dso.accepted_mw if dso is not None else np.zeros(len(dso_offers))
+    sold = np.zeros((t_n, k_n, 2))
+    cap = np.zeros((t_n, k_n, 2))
+    for offers, mw in ((dso_offers, dso_mw), (plat_offers, plat_mw)):
+        d = np.where(offers.direction > 0, 0, 1)
+        np.add.at(sold, (offers.mtu, offers.location, d), mw)
+    d = np.where(r.offers.direction > 0, 0, 1)
+    np.add.at(cap, (r.offers.mtu, r.offers.location, d), r.offers.mw)
+    out.double_sold_mw = np.clip(sold - cap, 0, None).sum(2)
+    dso_dp = _location_delta(dso_offers, dso_mw, t_n, k_n)
+    plat_dp = _location_delta(plat_offers, plat_mw, t_n, k_n)
+    out.counteracting_mw = np.where(dso_dp * plat_dp < 0,
+                                    np.minimum(np.abs(dso_dp), np.abs(plat_dp)), 0.0)
+    return out
+
+
+def _empty(offers: FlexOffers) -> FlexOffers:
+    return offers.take(np.zeros(len(offers), bool))
+
+
+@register_coupling("no_coupling")
+def no_coupling(r: FlexRound) -> FlexOutcome:
+    dso = _dso_stage(r, r.offers)
+    plat_mw, plat_price, req = _platform(r, r.offers)
+    return _outcome(r, dso, r.offers, r.offers, plat_mw, plat_price, req, _empty(r.offers))
+
+
+@register_coupling("conditional")
+def conditional(r: FlexRound) -> FlexOutcome:
+    dso = _dso_stage(r, r.offers)
+    rest = _remaining(r.offers, dso.accepted_mw) if dso is not None else r.offers
+    if r.yellow_rule == "pause":
+        blocked = r.yellow[rest.mtu, rest.location]
+    else:
+        blocked = _worsening(r, rest)
+    refused = float(rest.mw[blocked].sum())
+    plat = rest.with_mw(np.where(blocked, 0.0, rest.mw))
+    plat_mw, plat_price, req = _platform(r, plat)
+    return _outcome(r, dso, r.offers, plat, plat_mw, plat_price, req, _empty(r.offers),
+                    refused)
+
+
+@register_coupling("sequential")
+def sequential(r: FlexRound) -> FlexOutcome:
+    t_n, k_n = r.yellow.shape
+    dso = _dso_stage(r, r.offers)
+    used = dso.accepted_mw if dso is not None else np.zeros(len(r.offers))
+    extra = _location_delta(r.offers, used, t_n, k_n)
+    rest = _cap(_remaining(r.offers, used), headroom(r.limits, extra))
+    tso = rest.with_mw(rest.mw * r.tso_share)
+    plat = rest.with_mw(rest.mw - tso.mw)
+    plat_mw, plat_price, req = _platform(r, plat)
+    refused = float((_remaining(r.offers, used).mw - rest.mw).sum())
+    return _outcome(r, dso, r.offers, plat, plat_mw, plat_price, req, tso, refused)

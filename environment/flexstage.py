@@ -1,0 +1,294 @@
+"""The day's flexibility stages: the day-ahead LFM, the intraday sessions (with the intraday
+LFM and the BRPs' flexibility platform in the first), and the DSO's real-time RED and BLACK
+actions. Which buyer may use which MW is decided by the coupling scheme (environment.coupling);
+this module applies the outcome to agents, positions and the ledger."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from agents.prosumer import DayProfiles
+from environment.coupling import COUPLING, FlexOutcome, FlexRound
+from environment.markets.intraday import deviation_orders, producer_orders, sessions
+from environment.markets.lfm import FlexOffers, GridLimits, clear_lfm, participation
+from environment.markets.orders import OrderBook
+from environment.settlement import book_auction, book_flexibility
+
+ID_EXCHANGE = "id_exchange"
+PLATFORM = "flex_platform"
+LFM_OPERATOR = "lfm_operator"
+
+
+def grid_limits(model, p_bus: np.ndarray, q_bus: np.ndarray, weights: np.ndarray) -> GridLimits:
+    """What the DSO clears against: the flows of a nodal schedule and the linear effect of one
+    MW at each location (spread over buses by `weights`)."""
+    dso = model.dso
+    res = dso.flow.solve(p_bus, q_bus)
+    flow_per_mw, w_per_mw = participation(model.grid, weights, dso.flow)
+    return GridLimits(res.p_mw, res.q_mvar, res.v_pu ** 2,
+                      model.grid.s_max_mva * dso.loading_limit, dso.v_min, dso.v_max,
+                      flow_per_mw, w_per_mw)
+
+
+def flex_round(model, ctx, stage: str, p_bus, q_bus, violated: np.ndarray,
+               requests: OrderBook | None = None) -> FlexOutcome:
+    """Clear one flexibility round under the scenario's coupling scheme and apply it: the DSO's
+    purchases and the platform trades become commitments the aggregators re-plan around,
+    platform energy moves between perimeters, every payment is booked."""
+    cfg = model.config
+    mk = cfg.markets
+    t_n = ctx.n_mtu
+    offers = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators])
+    limits = grid_limits(model, p_bus, q_bus, model.flex_weights)
+    model.published_congestion = violated if mk.lfm.publish_congestion else None
+    r = FlexRound(limits, violated, offers, ctx.da_price, requests or OrderBook.empty(),
+                  ctx.dt_h, mk.lfm, mk.platform,
+                  {a.unique_id: a.activation_cost for a in model.aggregators},
+                  cfg.dso.conditional_yellow, mk.tso_share)
+    out = COUPLING[mk.coupling](r)
+    _commit(model, ctx, out)
+    _book_round(model, ctx, stage, out)
+    _record_round(model, ctx, stage, out, t_n)
+    return out
+
+
+def _activation_delta(out: FlexOutcome, owner: int, t_n: int, k: int) -> np.ndarray:
+    """(T,) change of an aggregator's consumption at location k committed in this round."""
+    d = np.zeros(t_n)
+    for offers, mw in ((out.dso_offers, out.dso.accepted_mw if out.dso else None),
+                       (out.platform_offers, out.platform_accepted_mw)):
+        if mw is None or not len(offers):
+            continue
+        sel = (offers.owner == owner) & (offers.location == k) & (mw > 0)
+        np.add.at(d, offers.mtu[sel], -offers.direction[sel] * mw[sel])
+    return d
+
+
+def _commit(model, ctx, out: FlexOutcome) -> None:
+    t_n = ctx.n_mtu
+    slot = model.party_slot
+    for agg in model.aggregators:
+        commitments = {}
+        for k in agg.plans:
+            delta = _activation_delta(out, agg.unique_id, t_n, k)
+            if np.abs(delta).max() > 1e-9:
+                target = agg.location_net_mw()[k] + delta
+                bound = np.where(np.abs(delta) > 1e-9, target, np.nan)
+                commitments[k] = (np.where(np.isnan(bound), np.inf, bound),
+                                  np.where(np.isnan(bound), -np.inf, bound))
+        if commitments:
+            agg.redispatch(ctx, commitments)
+        if len(out.platform_offers):
+            sel = out.platform_offers.owner == agg.unique_id
+            energy = np.zeros(t_n)
+            np.add.at(energy, out.platform_offers.mtu[sel],
+                      out.platform_offers.direction[sel] * out.platform_accepted_mw[sel])
+            ctx.position[slot[agg.unique_id]] -= energy
+        ctx.tso_offers[agg.unique_id] = out.tso_offers.take(
+            out.tso_offers.owner == agg.unique_id)
+    if len(out.requests):
+        for owner, mwh, t in zip(out.requests.owner, out.request_accepted_mwh,
+                                 out.requests.mtu, strict=True):
+            ctx.position[slot[owner], t] += mwh / ctx.dt_h
+
+
+def _book_round(model, ctx, stage: str, out: FlexOutcome) -> None:
+    led, dt, cfg = model.ledger, ctx.dt_h, model.config.markets.lfm
+    acct = model.account_of
+    operator = led.id(LFM_OPERATOR) if cfg.operator == "independent" else None
+    if out.dso is not None:
+        acc = out.dso.accepted_mw > 0
+        o = out.dso_offers.take(acc)
+        sellers = np.array([acct[u] for u in o.owner], int)
+        mtus = ctx.mtu0 + o.mtu
+        book_flexibility(led, model.dso.account, sellers, f"lfm_{stage}", mtus,
+                         out.dso.accepted_mw[acc] * dt, out.dso.paid_price[acc], operator,
+                         cfg.operator_fee_eur_mwh)
+        if cfg.reservation_eur_mw_h > 0:
+            book_flexibility(led, model.dso.account, sellers, "lfm_reservation", mtus,
+                             out.dso.accepted_mw[acc] * dt, cfg.reservation_eur_mw_h, operator)
+    if len(out.platform_offers) and out.platform_accepted_mw.any():
+        plat = led.id(PLATFORM)
+        o, mw = out.platform_offers, out.platform_accepted_mw
+        sel = mw > 0
+        sellers = np.array([acct[u] for u in o.owner[sel]], int)
+        energy = o.direction[sel] * mw[sel] * dt
+        price = out.platform_price[o.mtu[sel]]
+        led.pay(plat, sellers, "platform", ctx.mtu0 + o.mtu[sel], energy, price)
+        req = out.requests
+        if len(req):
+            payer = np.array([acct[u] for u in req.owner], int)
+            led.pay(payer, plat, "platform", ctx.mtu0 + req.mtu, out.request_accepted_mwh,
+                    out.platform_price[req.mtu])
+
+
+def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int) -> None:
+    k_n = model.grid.n_locations
+    cols = {}
+    for name, offers, mw in (("dso", out.dso_offers,
+                              out.dso.accepted_mw if out.dso else np.zeros(len(out.dso_offers))),
+                             ("platform", out.platform_offers, out.platform_accepted_mw),
+                             ("tso_held", out.tso_offers, out.tso_offers.mw)):
+        for d, lab in ((1, "up"), (-1, "down")):
+            a = np.zeros((t_n, k_n))
+            if len(offers):
+                sel = offers.direction == d
+                np.add.at(a, (offers.mtu[sel], offers.location[sel]), mw[sel])
+            cols[f"{name}_{lab}_mw"] = a.ravel()
+    price = out.dso.location_price if out.dso else np.zeros((t_n, k_n, 2))
+    model.records.setdefault("flex", []).append(pd.DataFrame({
+        "mtu": np.repeat(ctx.mtu0 + np.arange(t_n), k_n),
+        "stage": stage,
+        "location": np.tile(np.array(model.grid.locations, dtype=object), t_n),
+        **cols,
+        "lfm_price_up": price[:, :, 0].ravel(),
+        "lfm_price_down": price[:, :, 1].ravel(),
+        "platform_price": np.repeat(out.platform_price, k_n),
+        "double_sold_mw": out.double_sold_mw.ravel(),
+        "counteracting_mw": out.counteracting_mw.ravel(),
+    }))
+    ctx.round_stats.append({"stage": stage,
+                            "unresolved_mw": out.dso.unresolved_mw if out.dso else 0.0,
+                            "refused_mw": out.refused_mw})
+
+
+def intraday(model, ctx) -> None:
+    """Periodic intraday auctions with forecasts that improve towards delivery. The first
+    session also runs the intraday LFM and the BRPs' flexibility platform."""
+    cfg = model.config.markets
+    f, dt, t_n = model.fleet, ctx.dt_h, ctx.n_mtu
+    slot = model.party_slot
+    err = ctx.errors
+    load_err = err["load"][f.brp] if f.n else np.zeros((0, t_n))
+    clear = model.clear_id
+    for s in sessions(cfg.intraday, t_n):
+        a = ctx.profiles
+        prof = DayProfiles(
+            load=a.load * np.clip(1 + s.error_share * (load_err + err["idio"]), 0, None),
+            pv=a.pv * np.clip(1 + s.error_share * err["pv"], 0, None),
+            ev=a.ev,
+            hp=np.clip(a.hp * (1 + s.error_share * load_err), 0, f.hp_mw[:, None]),
+        )
+        retail = model.retail_net(prof, commit=False)
+        if s.index == 0 and (cfg.lfm.intraday or cfg.platform.enabled):
+            requests = _platform_requests(model, ctx, retail, s) if cfg.platform.enabled \
+                else None
+            plan = model.device_plan(ctx)
+            p_bus = model.dso.nodal(retail + plan["battery"] + plan["ev"] + plan["hp"])
+            q_bus = model.dso.reactive(model.dso.nodal(prof.load + prof.hp))
+            _, flags = model.dso.assess(p_bus, q_bus, model.dso.yellow_margin)
+            violated = flags["violated"] if cfg.lfm.intraday else np.zeros_like(flags["violated"])
+            flex_round(model, ctx, "id", p_bus, q_bus, violated, requests)
+        books = []
+        for b in model.brps:
+            dev = (retail[b.customers].sum(0) - ctx.position[slot[b.unique_id]]) * dt
+            books.append(deviation_orders(b.unique_id, dev, s, ctx.price_floor, ctx.price_cap))
+        sysb = model.system_brp
+        sys_fc = sysb.realised_mw(ctx) * (1 + s.error_share * err["system"])
+        books.append(deviation_orders(sysb.unique_id,
+                                      (sys_fc - ctx.position[slot[sysb.unique_id]]) * dt, s,
+                                      ctx.price_floor, ctx.price_cap))
+        for agg in model.aggregators:
+            dev = (agg.planned_net_mw() - ctx.position[slot[agg.unique_id]]) * dt
+            books.append(deviation_orders(agg.unique_id, dev, s, ctx.price_floor, ctx.price_cap))
+        for p in model.producers:
+            sched = -ctx.position[slot[p.unique_id]]
+            if p.variable:
+                avail = np.clip(p.available_mw(ctx) * (1 + s.error_share * err["wind"]), 0,
+                                p.capacity)
+                dev = (sched - avail) * dt
+                books.append(deviation_orders(p.unique_id, dev, s, p.marginal_cost,
+                                              ctx.price_cap))
+            else:
+                books.append(producer_orders(p, sched, p.available_mw(ctx), s, dt))
+        book = OrderBook.concat(books)
+        if len(book) == 0:
+            continue
+        res = clear(book, t_n, ctx.price_floor, ctx.price_cap)
+        rows = np.array([slot[o] for o in book.owner])
+        np.add.at(ctx.position, (rows, book.mtu), res.accepted / dt)
+        book_auction(model.ledger, book, res, "intraday", model.ledger.id(ID_EXCHANGE),
+                     model.account_of, ctx.mtu0)
+        traded = np.zeros(t_n)
+        np.add.at(traded, book.mtu, np.clip(res.accepted, 0, None))
+        ctx.id_volume += traded
+        first = s.first_mtu
+        ctx.id_price[first:] = np.where(np.isfinite(res.price[first:]), res.price[first:],
+                                        ctx.id_price[first:])
+
+
+def _platform_requests(model, ctx, retail: np.ndarray, s) -> OrderBook:
+    """Each supplier asks the platform to close its updated forecast deviation, paying up to
+    its expected imbalance premium over the energy price (buying) or accepting that much less
+    (selling)."""
+    prem = model.config.markets.platform.brp_premium_eur_mwh
+    books = []
+    for b in model.brps:
+        dev = (retail[b.customers].sum(0) - ctx.position[model.party_slot[b.unique_id]]) \
+            * ctx.dt_h
+        t = np.arange(s.first_mtu, ctx.n_mtu)
+        keep = np.abs(dev[t]) > 1e-9
+        t = t[keep]
+        books.append(OrderBook.from_arrays(np.full(len(t), b.unique_id), t,
+                                           ctx.da_price[t] + np.sign(dev[t]) * prem, dev[t],
+                                           ctx.n_mtu))
+    return OrderBook.concat(books)
+
+
+def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
+    """Real time under conditional coupling: where limits are still broken, the DSO overrides
+    markets (RED): it curtails EV and heat-pump consumption (overloads, undervoltage) or PV
+    (reverse flow, overvoltage) at the regulated compensation; where even that cannot restore
+    the limits and loading exceeds `dso.black_loading`, the area is disconnected (BLACK)."""
+    dso, f, dt, t_n = model.dso, model.fleet, ctx.dt_h, ctx.n_mtu
+    cfg = model.config.dso
+    k_n = model.grid.n_locations
+    loc = model.grid.bus_location[f.bus]
+    net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
+    q = dso.reactive(dso.nodal(prof.load + real["hp"]))
+    res, flags = dso.assess(dso.nodal(net), q)
+    out = {"red": flags["violated"].copy(), "black": np.zeros((t_n, k_n), bool),
+           "curtailed_mwh": np.zeros(f.n)}
+    if not flags["violated"].any():
+        return out
+    flexible = real["ev"] + real["hp"]
+    up = np.zeros((t_n, k_n))
+    down = np.zeros((t_n, k_n))
+    for k in range(k_n):
+        m = loc == k
+        up[:, k] = flexible[m].sum(0)
+        down[:, k] = prof.pv[m].sum(0)
+    t_idx, k_idx = np.meshgrid(np.arange(t_n), np.arange(k_n), indexing="ij")
+    n = t_n * k_n
+    offers = FlexOffers.concat([
+        FlexOffers(np.full(n, dso.unique_id), k_idx.ravel(), t_idx.ravel(), np.ones(n, int),
+                   up.ravel(), np.full(n, cfg.red_compensation_eur_mwh)),
+        FlexOffers(np.full(n, dso.unique_id), k_idx.ravel(), t_idx.ravel(), -np.ones(n, int),
+                   down.ravel(), np.full(n, cfg.red_compensation_eur_mwh))])
+    weights = np.bincount(f.bus, weights=f.ev_mw + f.hp_mw + f.pv_mw,
+                          minlength=model.grid.n_bus)
+    limits = grid_limits(model, dso.nodal(net), q, weights)
+    lfm = clear_lfm(offers, limits, dt, "pay_as_bid", None,
+                    model.config.markets.lfm.unresolved_cost_eur_mwh,
+                    np.flatnonzero(flags["violated"].any(1)))
+    acc = lfm.accepted_mw.reshape(2, t_n, k_n)
+    for k in range(k_n):
+        m = loc == k
+        cut = np.divide(acc[0][:, k], up[:, k], out=np.zeros(t_n), where=up[:, k] > 0)
+        real["ev"][m] *= 1 - cut
+        real["hp"][m] *= 1 - cut
+        spill = np.divide(acc[1][:, k], down[:, k], out=np.zeros(t_n), where=down[:, k] > 0)
+        out["curtailed_mwh"][m] += ((flexible[m] * cut).sum(1)
+                                    + (prof.pv[m] * spill).sum(1)) * dt
+        prof.pv[m] *= 1 - spill
+    net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
+    q = dso.reactive(dso.nodal(prof.load + real["hp"]))
+    _, after = dso.assess(dso.nodal(net), q)
+    black = after["violated"] & (after["max_loading"] > cfg.black_loading)
+    out["black"] = black
+    for t, k in zip(*np.nonzero(black), strict=True):
+        m = loc == k
+        for arr in (prof.load, prof.pv, real["battery"], real["ev"], real["hp"]):
+            arr[m, t] = 0.0
+    return out

@@ -1,0 +1,59 @@
+"""Intraday market: periodic uniform-price auctions on day D (the minimum the EU target model
+allows next to continuous trading).
+
+Each session covers the MTUs from its gate (session hour plus lead time) to the end of the day.
+Parties trade the difference between their updated forecast and their position: suppliers with
+price-taking orders, producers offering their headroom and buying back their schedule at
+marginal cost. The same clearing mechanism as the day-ahead market is used (registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from environment.markets.orders import OrderBook
+
+
+@dataclass(frozen=True)
+class Session:
+    index: int
+    first_mtu: int
+    error_share: float
+
+
+def sessions(cfg, mtu_per_day: int) -> list[Session]:
+    """Sessions of one day from the scenario (gate hours, lead time, forecast error shares)."""
+    per_hour = mtu_per_day // 24
+    out = []
+    for i, (hour, share) in enumerate(zip(cfg.gate_hours, cfg.forecast_error_share,
+                                          strict=True)):
+        first = min(mtu_per_day, int(round((hour + cfg.lead_time_h) * per_hour)))
+        if first < mtu_per_day:
+            out.append(Session(i, first, share))
+    return out
+
+
+def producer_orders(producer, scheduled_mw: np.ndarray, available_mw: np.ndarray,
+                    session: Session, dt_h: float) -> OrderBook:
+    """Truthful: sell remaining headroom and buy back scheduled output, both at marginal cost
+    (buying back at cost saves fuel), for the session's MTUs."""
+    t = np.arange(session.first_mtu, len(scheduled_mw))
+    head = np.clip(available_mw[t] - scheduled_mw[t], 0, None) * dt_h
+    back = np.clip(scheduled_mw[t], 0, None) * dt_h
+    mc = producer.marginal_cost
+    n = len(t)
+    return OrderBook.from_arrays(
+        owner=np.full(2 * n, producer.unique_id), mtu=np.concatenate([t, t]),
+        price=np.full(2 * n, mc), volume=np.concatenate([-head, back]), n_mtu=len(scheduled_mw))
+
+
+def deviation_orders(owner: int, deviation_mwh: np.ndarray, session: Session, floor: float,
+                     cap: float) -> OrderBook:
+    """Price-taking orders closing a forecast deviation (+: buy) from the session's gate on."""
+    t = np.arange(session.first_mtu, len(deviation_mwh))
+    dev = deviation_mwh[t]
+    keep = np.abs(dev) > 1e-12
+    return OrderBook.from_arrays(owner=np.full(int(keep.sum()), owner), mtu=t[keep],
+                                 price=np.where(dev[keep] > 0, cap, floor), volume=dev[keep],
+                                 n_mtu=len(deviation_mwh))
