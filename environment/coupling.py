@@ -6,15 +6,17 @@ function registered by name; a scenario picks one with `markets.coupling`.
 * ``no_coupling``: a DSO market (the DSO the only buyer) and a separate platform for BRPs and
   aggregators clear independently on the same offered flexibility. Nothing stops one MW being
   sold twice, or a platform trade undoing what the DSO bought; both are detected and reported.
-* ``conditional`` (USEF / BDEW traffic light): one platform. GREEN: free trading. YELLOW: the
-  DSO buys first, and platform trades that would worsen the forecast violation at that
-  location are refused (``dso.conditional_yellow: pause`` stops platform trading there
-  altogether, PARITY's explicit-LFM table). RED: the DSO overrides markets by direct control
-  and pays regulated compensation; BLACK: the constrained area is disconnected (real time,
-  `environment.model`).
+* ``conditional`` (USEF / BDEW traffic light): one platform. GREEN: free trading. YELLOW (an
+  MTU whose day-ahead validation forecast a violation, or whose updated forecast does): the
+  DSO buys first, and platform trades that would push a flow or voltage past its limit, i.e.
+  re-create or worsen the violation, are refused (``dso.conditional_yellow: pause`` stops
+  platform trading at YELLOW locations altogether, PARITY's explicit-LFM Table 15). RED: the
+  DSO overrides markets by direct control and pays regulated compensation; BLACK: the
+  constrained area is disconnected (real time, `environment.flexstage.red_actions`).
 * ``sequential`` (SmartNet / [65]): one platform cleared in stages: the DSO first, then a share
-  of the remaining offers to the TSO for balancing, then the rest to BRPs. Later stages only get
-  what fits in the grid headroom left by the earlier ones, so they never undo them.
+  of the remaining offers to the TSO for balancing, then the rest to BRPs. When the DSO stage
+  had congestion to manage, later stages only get what fits in the grid headroom it left, so
+  they never undo it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from environment.markets.lfm import FlexOffers, GridLimits, LfmResult, clear_lfm
+from environment.markets.lfm import (
+    FlexOffers,
+    GridLimits,
+    LfmResult,
+    clear_lfm,
+    location_delta,
+    location_moves,
+)
 from environment.markets.orders import OrderBook
 
 COUPLING: dict[str, Callable] = {}
@@ -43,7 +52,9 @@ class FlexRound:
     """One flexibility stage (day-ahead LFM, or intraday LFM + platform)."""
 
     limits: GridLimits
-    yellow: np.ndarray            # (T, K) forecast violation per MTU and location
+    yellow: np.ndarray            # (T, K) violations the DSO acts on in this round
+    regime_yellow: np.ndarray     # (T, K) YELLOW regime (day-ahead or current forecast)
+    prior_dso: np.ndarray         # (T, K) extra consumption the DSO bought in earlier rounds
     offers: FlexOffers            # aggregators' location-tagged flexibility
     energy_price: np.ndarray      # (T,) reference energy price (forecast or DA)
     requests: OrderBook           # BRPs' energy requests on the platform (+ buy)
@@ -98,43 +109,29 @@ def _platform(r: FlexRound, offers: FlexOffers):
     return np.abs(res.accepted[:n]) / r.dt_h, res.price, res.accepted[n:]
 
 
-def _location_delta(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
-    """(T, K) extra consumption from accepted activations."""
-    d = np.zeros((t_n, k_n))
-    np.add.at(d, (offers.mtu, offers.location), -offers.direction * mw)
-    return d
-
-
-def headroom(limits: GridLimits, extra: np.ndarray) -> np.ndarray:
-    """(T, K, 2) MW a location may still move less (0) or more (1) consumption after `extra`
-    (T, K) without breaking a branch or voltage limit; each branch's margin is split over the
-    locations that load it, so stages that respect it cannot jointly exceed it."""
-    p, w, _ = limits.violations(extra)
-    t_n, k_n = extra.shape
+def headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
+    """(T, K, 2) MW a location may still move less (0) or more (1) consumption after
+    activations `moves` (T, K, 2) without breaking a branch or voltage limit; each limit's
+    margin is split over the locations that push it, so stages that respect it cannot jointly
+    exceed it."""
+    p, w, _ = limits.violations(moves)
+    t_n, k_n = moves.shape[:2]
     out = np.full((t_n, k_n, 2), np.inf)
     p_lim = limits.p_lim()
+    margins = [(np.clip(p_lim - p, 0, None), limits.flow_per_mw, 1.0, 1e-12),
+               (np.clip(p_lim + p, 0, None), limits.flow_per_mw, -1.0, 1e-12),
+               (np.clip(w - limits.v_min ** 2, 0, None), limits.w_per_mw, -1.0, 1e-15),
+               (np.clip(limits.v_max ** 2 - w, 0, None), limits.w_per_mw, 1.0, 1e-15)]
     for d, sgn in ((0, -1.0), (1, 1.0)):
-        eff = sgn * limits.flow_per_mw
-        for sign in (1.0, -1.0):
-            margin = np.clip(p_lim - sign * p, 0, None)
-            coef = sign * eff
-            sharing = np.maximum((coef > 1e-12).sum(0), 1)
-            for k in range(k_n):
-                pos = coef[k] > 1e-12
-                if pos.any():
-                    cap = (margin[:, pos] / sharing[pos] / coef[k, pos]).min(1)
-                    out[:, k, d] = np.minimum(out[:, k, d], cap)
-        weff = sgn * limits.w_per_mw
-        lo = np.clip(w - limits.v_min ** 2, 0, None)
-        hi = np.clip(limits.v_max ** 2 - w, 0, None)
-        for margin, coef in ((lo, -weff), (hi, weff)):
-            sharing = np.maximum((coef > 1e-15).sum(0), 1)
-            for k in range(k_n):
-                pos = coef[k] > 1e-15
-                pos[0] = False
-                if pos.any():
-                    cap = (margin[:, pos] / sharing[pos] / coef[k, pos]).min(1)
-                    out[:, k, d] = np.minimum(out[:, k, d], cap)
+        for margin, table, sign, eps in margins:
+            coef = sign * sgn * table[:, :, d, :]            # (T, K, X): use of the margin
+            if table is limits.w_per_mw:
+                coef[:, :, 0] = 0.0
+            pushing = coef > eps
+            sharing = np.maximum(pushing.sum(1, keepdims=True), 1)
+            ratio = np.where(pushing, margin[:, None, :] / sharing / np.where(pushing, coef, 1),
+                             np.inf)
+            out[:, :, d] = np.minimum(out[:, :, d], ratio.min(2))
     return out
 
 
@@ -152,26 +149,6 @@ def _remaining(offers: FlexOffers, used: np.ndarray) -> FlexOffers:
     return offers.with_mw(np.clip(offers.mw - used, 0, None))
 
 
-def _worsening(r: FlexRound, offers: FlexOffers) -> np.ndarray:
-    """Offers whose activation would push a forecast violation further past its limit, at
-    their own location or any other (a feeder's load also loads the transformer)."""
-    t_n, k_n = r.yellow.shape
-    p, w, over = r.limits.violations(np.zeros((t_n, k_n)))
-    worse = np.zeros(len(offers), bool)
-    for i in np.flatnonzero(r.yellow.any(1)[offers.mtu]):
-        t, k, dp = offers.mtu[i], offers.location[i], -offers.direction[i]
-        flows = np.flatnonzero(over[t])
-        if (np.sign(p[t, flows]) * dp * r.limits.flow_per_mw[k, flows] > 1e-12).any():
-            worse[i] = True
-            continue
-        dw = dp * r.limits.w_per_mw[k]
-        low = w[t] < r.limits.v_min ** 2
-        high = w[t] > r.limits.v_max ** 2
-        if (low & (dw < -1e-15)).any() or (high & (dw > 1e-15)).any():
-            worse[i] = True
-    return worse
-
-
 def _outcome(r, dso, dso_offers, plat_offers, plat_mw, plat_price, req_acc, tso_offers,
              refused=0.0) -> FlexOutcome:
     t_n, k_n = r.yellow.shape
@@ -186,8 +163,8 @@ def _outcome(r, dso, dso_offers, plat_offers, plat_mw, plat_price, req_acc, tso_
     d = np.where(r.offers.direction > 0, 0, 1)
     np.add.at(cap, (r.offers.mtu, r.offers.location, d), r.offers.mw)
     out.double_sold_mw = np.clip(sold - cap, 0, None).sum(2)
-    dso_dp = _location_delta(dso_offers, dso_mw, t_n, k_n)
-    plat_dp = _location_delta(plat_offers, plat_mw, t_n, k_n)
+    dso_dp = location_delta(dso_offers, dso_mw, t_n, k_n) + r.prior_dso
+    plat_dp = location_delta(plat_offers, plat_mw, t_n, k_n)
     out.counteracting_mw = np.where(dso_dp * plat_dp < 0,
                                     np.minimum(np.abs(dso_dp), np.abs(plat_dp)), 0.0)
     return out
@@ -206,14 +183,18 @@ def no_coupling(r: FlexRound) -> FlexOutcome:
 
 @register_coupling("conditional")
 def conditional(r: FlexRound) -> FlexOutcome:
+    t_n, k_n = r.yellow.shape
     dso = _dso_stage(r, r.offers)
-    rest = _remaining(r.offers, dso.accepted_mw) if dso is not None else r.offers
+    used = dso.accepted_mw if dso is not None else np.zeros(len(r.offers))
+    rest = _remaining(r.offers, used)
+    yellow_mtu = r.regime_yellow.any(1)[rest.mtu]
     if r.yellow_rule == "pause":
-        blocked = r.yellow[rest.mtu, rest.location]
+        allowed = np.where(r.regime_yellow[rest.mtu, rest.location], 0.0, rest.mw)
     else:
-        blocked = _worsening(r, rest)
-    refused = float(rest.mw[blocked].sum())
-    plat = rest.with_mw(np.where(blocked, 0.0, rest.mw))
+        room = headroom(r.limits, location_moves(r.offers, used, t_n, k_n))
+        allowed = np.where(yellow_mtu, _cap(rest, room).mw, rest.mw)
+    refused = float((rest.mw - allowed).sum())
+    plat = rest.with_mw(allowed)
     plat_mw, plat_price, req = _platform(r, plat)
     return _outcome(r, dso, r.offers, plat, plat_mw, plat_price, req, _empty(r.offers),
                     refused)
@@ -224,8 +205,9 @@ def sequential(r: FlexRound) -> FlexOutcome:
     t_n, k_n = r.yellow.shape
     dso = _dso_stage(r, r.offers)
     used = dso.accepted_mw if dso is not None else np.zeros(len(r.offers))
-    extra = _location_delta(r.offers, used, t_n, k_n)
-    rest = _cap(_remaining(r.offers, used), headroom(r.limits, extra))
+    rest = _remaining(r.offers, used)
+    if r.regime_yellow.any():
+        rest = _cap(rest, headroom(r.limits, location_moves(r.offers, used, t_n, k_n)))
     tso = rest.with_mw(rest.mw * r.tso_share)
     plat = rest.with_mw(rest.mw - tso.mw)
     plat_mw, plat_price, req = _platform(r, plat)

@@ -9,9 +9,16 @@ import numpy as np
 import pandas as pd
 
 from agents.prosumer import DayProfiles
-from environment.coupling import COUPLING, FlexOutcome, FlexRound
+from environment.coupling import COUPLING, FlexOutcome, FlexRound, headroom
 from environment.markets.intraday import deviation_orders, producer_orders, sessions
-from environment.markets.lfm import FlexOffers, GridLimits, clear_lfm, participation
+from environment.markets.lfm import (
+    FlexOffers,
+    GridLimits,
+    clear_lfm,
+    location_delta,
+    location_moves,
+    participation,
+)
 from environment.markets.orders import OrderBook
 from environment.settlement import book_auction, book_flexibility
 
@@ -22,7 +29,7 @@ LFM_OPERATOR = "lfm_operator"
 
 def grid_limits(model, p_bus: np.ndarray, q_bus: np.ndarray, weights: np.ndarray) -> GridLimits:
     """What the DSO clears against: the flows of a nodal schedule and the linear effect of one
-    MW at each location (spread over buses by `weights`)."""
+    MW at each location, spread over buses by `weights` (T, B, 2)."""
     dso = model.dso
     res = dso.flow.solve(p_bus, q_bus)
     flow_per_mw, w_per_mw = participation(model.grid, weights, dso.flow)
@@ -31,25 +38,78 @@ def grid_limits(model, p_bus: np.ndarray, q_bus: np.ndarray, weights: np.ndarray
                       flow_per_mw, w_per_mw)
 
 
-def flex_round(model, ctx, stage: str, p_bus, q_bus, violated: np.ndarray,
-               requests: OrderBook | None = None) -> FlexOutcome:
+def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
+               requests: OrderBook | None = None,
+               regime_yellow: np.ndarray | None = None) -> np.ndarray:
     """Clear one flexibility round under the scenario's coupling scheme and apply it: the DSO's
     purchases and the platform trades become commitments the aggregators re-plan around,
-    platform energy moves between perimeters, every payment is booked."""
+    platform energy moves between perimeters, every payment is booked.
+
+    The DSO then validates the re-planned schedules on the full grid model and buys again
+    where the rebound or its location-level view of the offers left a violation, up to
+    `markets.lfm.rounds` times (no platform in these re-checks). Returns the violations the
+    DSO saw first, (T, K)."""
     cfg = model.config
     mk = cfg.markets
-    t_n = ctx.n_mtu
+    first = None
+    for i in range(1 + mk.lfm.rounds):
+        p_bus, q_bus, flags = model.forecast_grid(ctx, retail, prof)
+        violated = flags["violated"] if (mk.lfm.enabled and (stage == "da" or mk.lfm.intraday)) \
+            else np.zeros_like(flags["violated"])
+        if first is None:
+            first = violated
+        if i > 0 and not violated.any():
+            break
+        regime = violated if regime_yellow is None else (violated | regime_yellow)
+        _one_round(model, ctx, stage, p_bus, q_bus, violated, regime,
+                   requests if i == 0 else None, mk.tso_share if i == 0 else 0.0)
+    return first
+
+
+def _one_round(model, ctx, stage, p_bus, q_bus, violated, regime, requests, tso_share):
+    cfg = model.config
+    mk = cfg.markets
+    t_n, k_n = ctx.n_mtu, model.grid.n_locations
     offers = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators])
-    limits = grid_limits(model, p_bus, q_bus, model.flex_weights)
+    limits = grid_limits(model, p_bus, q_bus, bus_flexibility(model, ctx))
     model.published_congestion = violated if mk.lfm.publish_congestion else None
-    r = FlexRound(limits, violated, offers, ctx.da_price, requests or OrderBook.empty(),
-                  ctx.dt_h, mk.lfm, mk.platform,
+    r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
+                  requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
                   {a.unique_id: a.activation_cost for a in model.aggregators},
-                  cfg.dso.conditional_yellow, mk.tso_share)
+                  cfg.dso.conditional_yellow, tso_share)
     out = COUPLING[mk.coupling](r)
-    _commit(model, ctx, out)
+    moved = np.zeros((t_n, k_n, 2))
+    if out.dso is not None:
+        ctx.dso_bought = ctx.dso_bought + location_delta(out.dso_offers, out.dso.accepted_mw,
+                                                          t_n, k_n)
+        moved += location_moves(out.dso_offers, out.dso.accepted_mw, t_n, k_n)
+    if len(out.platform_offers):
+        moved += location_moves(out.platform_offers, out.platform_accepted_mw, t_n, k_n)
+    coupled = mk.coupling in ("conditional", "sequential") and regime.any()
+    room = headroom(limits, moved) if coupled else None
+    _commit(model, ctx, out, room)
     _book_round(model, ctx, stage, out)
     _record_round(model, ctx, stage, out, t_n)
+    return out
+
+
+def bus_flexibility(model, ctx) -> np.ndarray:
+    """(T, B, 2) MW the aggregators' devices at each bus could move less (0) or more (1)
+    around their current plan: where an activation at a location would physically happen."""
+    f, t_n = model.fleet, ctx.n_mtu
+    plan = model.device_plan(ctx)
+    e = f.enrolled
+    bat = e["battery"][:, None]
+    up = np.where(bat, f.batt_mw[:, None] + plan["battery"], 0.0) \
+        + np.where(e["ev"][:, None], plan["ev"], 0.0) \
+        + np.where(e["heat_pump"][:, None], plan["hp"], 0.0)
+    down = np.where(bat, f.batt_mw[:, None] - plan["battery"], 0.0) \
+        + np.where(e["ev"][:, None], np.clip(ctx.ev_env.pmax - plan["ev"], 0, None), 0.0) \
+        + np.where(e["heat_pump"][:, None],
+                   np.clip(ctx.hp_env_forecast.pmax - plan["hp"], 0, None), 0.0)
+    out = np.zeros((t_n, model.grid.n_bus, 2))
+    out[:, :, 0] = model.dso.nodal(np.clip(up, 0, None))
+    out[:, :, 1] = model.dso.nodal(np.clip(down, 0, None))
     return out
 
 
@@ -65,18 +125,30 @@ def _activation_delta(out: FlexOutcome, owner: int, t_n: int, k: int) -> np.ndar
     return d
 
 
-def _commit(model, ctx, out: FlexOutcome) -> None:
+def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
+    """Activations become commitments the aggregators re-plan around. Under a coupled scheme
+    the rebound must also stay inside the grid headroom left at every other MTU (shared among
+    the aggregators present at a location), so that moving energy away from one congested MTU
+    cannot overload another; uncoupled markets know nothing of the grid."""
     t_n = ctx.n_mtu
     slot = model.party_slot
+    present = np.zeros(model.grid.n_locations)
+    for agg in model.aggregators:
+        present[list(agg.plans)] += 1
     for agg in model.aggregators:
         commitments = {}
+        nets = agg.location_net_mw()
         for k in agg.plans:
             delta = _activation_delta(out, agg.unique_id, t_n, k)
             if np.abs(delta).max() > 1e-9:
-                target = agg.location_net_mw()[k] + delta
-                bound = np.where(np.abs(delta) > 1e-9, target, np.nan)
-                commitments[k] = (np.where(np.isnan(bound), np.inf, bound),
-                                  np.where(np.isnan(bound), -np.inf, bound))
+                fixed = np.abs(delta) > 1e-9
+                target = nets[k] + delta
+                hi = np.full(t_n, np.inf)
+                lo = np.full(t_n, -np.inf)
+                if room is not None:
+                    hi = nets[k] + room[:, k, 1] / present[k]
+                    lo = nets[k] - room[:, k, 0] / present[k]
+                commitments[k] = (np.where(fixed, target, hi), np.where(fixed, target, lo))
         if commitments:
             agg.redispatch(ctx, commitments)
         if len(out.platform_offers):
@@ -85,8 +157,9 @@ def _commit(model, ctx, out: FlexOutcome) -> None:
             np.add.at(energy, out.platform_offers.mtu[sel],
                       out.platform_offers.direction[sel] * out.platform_accepted_mw[sel])
             ctx.position[slot[agg.unique_id]] -= energy
-        ctx.tso_offers[agg.unique_id] = out.tso_offers.take(
-            out.tso_offers.owner == agg.unique_id)
+        held = out.tso_offers.take(out.tso_offers.owner == agg.unique_id)
+        if len(held) and held.mw.any():
+            ctx.tso_offers[agg.unique_id] = held
     if len(out.requests):
         for owner, mwh, t in zip(out.requests.owner, out.request_accepted_mwh,
                                  out.requests.mtu, strict=True):
@@ -160,7 +233,8 @@ def intraday(model, ctx) -> None:
     f, dt, t_n = model.fleet, ctx.dt_h, ctx.n_mtu
     slot = model.party_slot
     err = ctx.errors
-    load_err = err["load"][f.brp] if f.n else np.zeros((0, t_n))
+    load_err = (err["load"][f.brp] if f.n else np.zeros((0, t_n))) \
+        + model.config.forecast.load_bias
     clear = model.clear_id
     for s in sessions(cfg.intraday, t_n):
         a = ctx.profiles
@@ -174,12 +248,7 @@ def intraday(model, ctx) -> None:
         if s.index == 0 and (cfg.lfm.intraday or cfg.platform.enabled):
             requests = _platform_requests(model, ctx, retail, s) if cfg.platform.enabled \
                 else None
-            plan = model.device_plan(ctx)
-            p_bus = model.dso.nodal(retail + plan["battery"] + plan["ev"] + plan["hp"])
-            q_bus = model.dso.reactive(model.dso.nodal(prof.load + prof.hp))
-            _, flags = model.dso.assess(p_bus, q_bus, model.dso.yellow_margin)
-            violated = flags["violated"] if cfg.lfm.intraday else np.zeros_like(flags["violated"])
-            flex_round(model, ctx, "id", p_bus, q_bus, violated, requests)
+            flex_round(model, ctx, "id", retail, prof, requests, ctx.yellow)
         books = []
         for b in model.brps:
             dev = (retail[b.customers].sum(0) - ctx.position[slot[b.unique_id]]) * dt
@@ -266,8 +335,7 @@ def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
                    up.ravel(), np.full(n, cfg.red_compensation_eur_mwh)),
         FlexOffers(np.full(n, dso.unique_id), k_idx.ravel(), t_idx.ravel(), -np.ones(n, int),
                    down.ravel(), np.full(n, cfg.red_compensation_eur_mwh))])
-    weights = np.bincount(f.bus, weights=f.ev_mw + f.hp_mw + f.pv_mw,
-                          minlength=model.grid.n_bus)
+    weights = np.stack([dso.nodal(flexible), dso.nodal(prof.pv)], axis=-1)
     limits = grid_limits(model, dso.nodal(net), q, weights)
     lfm = clear_lfm(offers, limits, dt, "pay_as_bid", None,
                     model.config.markets.lfm.unresolved_cost_eur_mwh,

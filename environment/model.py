@@ -75,6 +75,8 @@ class DayContext:
     id_volume: np.ndarray = field(default=None)
     tso_offers: dict = field(default_factory=dict)   # aggregator id -> FlexOffers held for TSO
     planner_fixed: np.ndarray = field(default=None)
+    yellow: np.ndarray = field(default=None)         # (T, K) day-ahead YELLOW regime
+    dso_bought: np.ndarray = field(default=None)     # (T, K) extra consumption bought by DSO
     round_stats: list = field(default_factory=list)
 
 
@@ -215,7 +217,8 @@ class FlexMarketModel(mesa.Model):
         t, dt = cal.mtu_per_day, cal.mtu_hours
         actual = f.day_profiles(self.bank, day)
         err = draw_day_errors(self.rng, self.config.forecast, len(self.brps), f.n, t)
-        load_err = err["load"][f.brp] if f.n else np.zeros((0, t))
+        load_err = (err["load"][f.brp] if f.n else np.zeros((0, t))) \
+            + self.config.forecast.load_bias
         fc = DayProfiles(
             load=actual.load * np.clip(1 + load_err + err["idio"], 0, None),
             pv=actual.pv * np.clip(1 + err["pv"], 0, None),
@@ -229,6 +232,7 @@ class FlexMarketModel(mesa.Model):
         ctx.position = np.zeros((len(self.parties), t))
         ctx.id_price = np.full(t, np.nan)
         ctx.id_volume = np.zeros(t)
+        ctx.dso_bought = np.zeros((t, self.grid.n_locations))
         return ctx
 
     def own_batteries(self, prof: DayProfiles, commit: bool) -> np.ndarray:
@@ -267,11 +271,12 @@ class FlexMarketModel(mesa.Model):
             agg.setpoints(ctx, plan)
         return plan
 
-    def _forecast_grid(self, ctx, retail: np.ndarray, prof: DayProfiles):
+    def forecast_grid(self, ctx, retail: np.ndarray, prof: DayProfiles):
         """DSO validation of a forecast: nodal schedules, flows and per-location flags."""
         plan = self.device_plan(ctx)
         p_bus = self.dso.nodal(retail + plan["battery"] + plan["ev"] + plan["hp"])
-        q_bus = self.dso.reactive(self.dso.nodal(prof.load + prof.hp))
+        hp = np.where(self.fleet.enrolled["heat_pump"][:, None], plan["hp"], prof.hp)
+        q_bus = self.dso.reactive(self.dso.nodal(prof.load + hp))
         _, flags = self.dso.assess(p_bus, q_bus, self.dso.yellow_margin)
         return p_bus, q_bus, flags
 
@@ -287,7 +292,7 @@ class FlexMarketModel(mesa.Model):
         if not imp.enabled or not self.aggregators:
             return adders
         for _ in range(imp.iterations):
-            _, _, flags = self._forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+            _, _, flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
             if not flags["violated"].any():
                 break
             direction = np.where(flags["v_max"] > self.dso.v_max.min(), -1.0, 1.0)
@@ -316,12 +321,13 @@ class FlexMarketModel(mesa.Model):
         book_auction(self.ledger, book, clearing, "dayahead", self.ledger.id(EXCHANGE),
                      self.account_of, ctx.mtu0)
 
-        p_bus, q_bus, da_flags = self._forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+        _, _, da_flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+        ctx.yellow = da_flags["violated"]
         if mk.lfm.enabled:
-            flexstage.flex_round(self, ctx, "da", p_bus, q_bus, da_flags["violated"])
+            flexstage.flex_round(self, ctx, "da", ctx.retail_net_forecast, ctx.forecast)
         if mk.intraday.enabled:
             flexstage.intraday(self, ctx)
-        _, _, final_flags = self._forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+        _, _, final_flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
 
         real = self.device_plan(ctx)
         for agg in self.aggregators:

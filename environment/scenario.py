@@ -115,13 +115,16 @@ class ProsumerGroup(_Model):
 
 
 class Forecast(_Model):
-    """D-1 forecast errors: a common AR(1) component per portfolio plus idiosyncratic noise."""
+    """D-1 forecast errors: a common AR(1) component per portfolio plus idiosyncratic noise,
+    and an optional systematic bias of the household load forecast (intraday forecasts keep
+    the same share of it as of the random error)."""
 
     load_error_sd: NonNeg = 0.08
     pv_error_sd: NonNeg = 0.20
     wind_error_sd: NonNeg = 0.15
     idiosyncratic_sd: NonNeg = 0.25
     autocorrelation: Annotated[float, Field(ge=0, lt=1)] = 0.95
+    load_bias: Annotated[float, Field(ge=-0.5, le=0.5)] = 0.0
 
 
 class Brp(_Model):
@@ -200,6 +203,7 @@ class Lfm(_Model):
     reservation_eur_mw_h: NonNeg = 0.0
     publish_congestion: bool = True
     intraday: bool = True
+    rounds: Annotated[int, Field(ge=0, le=10)] = 3
     unresolved_cost_eur_mwh: Positive = 5000.0
 
 
@@ -321,15 +325,45 @@ def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:
         raise _format(exc, source) from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    path = Path(path)
+def merge(base: Any, child: Any) -> Any:
+    """Deep merge for `extends`: mappings merge key by key; lists of named mappings merge item
+    by item on `name` (new names are appended); anything else in `child` replaces `base`."""
+    if isinstance(base, dict) and isinstance(child, dict):
+        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in child.items()}}
+    named = (isinstance(base, list) and isinstance(child, list)
+             and all(isinstance(i, dict) and "name" in i for i in base + child))
+    if named:
+        by_name = {i["name"]: i for i in child}
+        out = [merge(i, by_name.pop(i["name"])) if i["name"] in by_name else i for i in base]
+        return out + list(by_name.values())
+    return child
+
+
+def _read(path: Path, chain: tuple[Path, ...] = ()) -> Any:
     if not path.is_file():
-        raise ScenarioError(f"scenario file not found: {path}")
+        raise ScenarioError(f"scenario file not found: {path}"
+                            + (f" (extended by {chain[-1]})" if chain else ""))
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ScenarioError(f"invalid scenario {path}: not valid YAML: {exc}") from None
-    return parse_scenario(data, str(path))
+    if isinstance(data, dict) and "extends" in data:
+        ref = data.pop("extends")
+        if not isinstance(ref, str):
+            raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: expected the name "
+                                "or path of another scenario")
+        parent = (path.parent / (ref if ref.endswith((".yaml", ".yml")) else f"{ref}.yaml"))
+        if parent.resolve() in {p.resolve() for p in (*chain, path)}:
+            raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: circular")
+        data = merge(_read(parent, (*chain, path)), data)
+    return data
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; `extends: NAME` starts from another scenario (in the
+    same folder, or a path) and overrides what this file sets."""
+    path = Path(path)
+    return parse_scenario(_read(path), str(path))
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:

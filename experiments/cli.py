@@ -7,6 +7,7 @@ import json
 import sys
 
 from environment.scenario import ScenarioError
+from experiments.viz_cli import register_cli as register_view
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="also print summary.json")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_run)
+    register_view(sub)
     return p
 
 

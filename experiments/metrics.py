@@ -68,8 +68,12 @@ def summarise(series: pd.DataFrame, grid: pd.DataFrame, positions: pd.DataFrame,
             "green": int(light_counts.get(0, 0)),
             "yellow": int(light_counts.get(1, 0)),
             "red": int(light_counts.get(2, 0)),
+            "black": int(light_counts.get(3, 0)),
             "forecast_violations": int(grid["forecast_violated"].sum()),
-            "real_violations": int((grid["light"] == 2).sum()),
+            "forecast_violations_after_markets":
+                int(grid["forecast_violated_after_markets"].sum()),
+            "real_violations_before_dso": int(grid["real_violated_before_dso"].sum()),
+            "real_violations_remaining": int(grid["real_violated"].sum()),
             "overload_mwh": float(grid["overload_mw"].sum() * dt_h),
             "max_loading": float(grid["max_loading"].max()),
             "v_min_pu": float(grid["v_min_pu"].min()),
@@ -81,3 +85,36 @@ def summarise(series: pd.DataFrame, grid: pd.DataFrame, positions: pd.DataFrame,
                                                   - series["demand_mw"]).abs().max()),
         },
     }
+
+
+DSO_MARKETS = {"lfm_da": "lfm_da_eur", "lfm_id": "lfm_id_eur",
+               "lfm_reservation": "reservation_eur", "red_compensation": "red_compensation_eur"}
+
+
+def flexibility(flex: pd.DataFrame | None, ledger: pd.DataFrame, dso: str, dt_h: float,
+                curtailed_mwh: float) -> dict:
+    """Flexibility volumes and prices by market, the DSO's cost, and the two failures of
+    uncoupled markets: MW sold twice and trades counteracting the DSO's purchases."""
+    out: dict = {"curtailed_mwh": curtailed_mwh}
+    paid = ledger[ledger["payer"] == dso].groupby("market", observed=True)["eur"].sum()
+    got = ledger[ledger["payee"] == dso].groupby("market", observed=True)["eur"].sum()
+    cost = {v: float(paid.get(k, 0.0)) for k, v in DSO_MARKETS.items()}
+    cost["implicit_tariff_revenue_eur"] = float(got.get("implicit_tariff", 0.0))
+    cost["total_eur"] = sum(v for k, v in cost.items() if k != "implicit_tariff_revenue_eur")
+    out["dso_cost"] = cost
+    if flex is None or flex.empty:
+        return out
+    vols = {}
+    for stage, g in flex.groupby("stage"):
+        for col in ("dso_up_mw", "dso_down_mw", "platform_up_mw", "platform_down_mw",
+                    "tso_held_up_mw", "tso_held_down_mw"):
+            vols[f"{stage}_{col.removesuffix('_mw')}_mwh"] = float(g[col].sum() * dt_h)
+    out["volumes"] = vols
+    for market in ("lfm_da", "lfm_id", "platform"):
+        rows = ledger[ledger["market"] == market]
+        energy = rows["mwh"].abs().sum()
+        out[f"{market}_avg_price_eur_mwh"] = (float(rows["eur"].abs().sum() / energy)
+                                              if energy > 0 else None)
+    out["double_sold_mwh"] = float(flex["double_sold_mw"].sum() * dt_h)
+    out["counteracting_mwh"] = float(flex["counteracting_mw"].sum() * dt_h)
+    return out

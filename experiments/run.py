@@ -15,7 +15,7 @@ import yaml
 from environment.model import EXCHANGE, FlexMarketModel
 from environment.scenario import Scenario, dump_scenario, load_scenario, with_overrides
 from environment.solver import CLOCK
-from experiments.metrics import ledger_checks, summarise, welfare_split
+from experiments.metrics import flexibility, ledger_checks, summarise, welfare_split
 
 DEFAULT_SCENARIO = "default"
 
@@ -115,7 +115,10 @@ def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> di
         "device_energy_shortfall_mwh": model.shortfall_mwh,
         **summarise(series, tables["grid"], tables["positions"], dt),
         "ledger": ledger_checks(ledger, cal.n_mtu, EXCHANGE),
+        "flexibility": flexibility(tables.get("flex"), ledger, model.dso.name, dt,
+                                   float(tables["days"]["curtailed_mwh"].sum())),
     }
+    out["run"]["coupling"] = s.markets.coupling
     if model.planner_days:
         cost = sum(d.cost for d in model.planner_days)
         planner_value = v * model.service_mwh
@@ -130,7 +133,7 @@ def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> di
             "max_rounds": max(d.rounds for d in model.planner_days),
         }
         out["planner_share"] = welfare["total"] / planner_welfare
-        out["cost_ratio_planner_over_run"] = cost / sim_cost if sim_cost else float("nan")
+        out["cost_ratio_planner_over_run"] = cost / sim_cost if sim_cost else None
     return out
 
 

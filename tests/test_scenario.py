@@ -369,3 +369,24 @@ def test_cli_process_exit_code(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "calendar.mtu_minutes = 7" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_extends_merges_named_lists_and_reports_cycles(tmp_path):
+    from environment.scenario import load_scenario
+    from experiments.run import scenario_path
+
+    base = load_scenario(scenario_path("default"))
+    child = load_scenario(scenario_path("coupling_conflict"))
+    assert child.prosumers[0].count == 60
+    assert child.prosumers[0].ev == base.prosumers[0].ev          # untouched fields inherited
+    assert child.prosumers[0].battery.share == 0.8
+    assert child.prosumers[0].battery.efficiency == base.prosumers[0].battery.efficiency
+    assert [b.name for b in child.brps] == [b.name for b in base.brps]
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("extends: b\n")
+    b.write_text("extends: a.yaml\n")
+    with pytest.raises(ScenarioError, match="circular"):
+        load_scenario(a)
+    (tmp_path / "c.yaml").write_text("extends: nowhere\n")
+    with pytest.raises(ScenarioError, match="nowhere.yaml"):
+        load_scenario(tmp_path / "c.yaml")

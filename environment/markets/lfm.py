@@ -3,8 +3,9 @@ cost subject to its grid limits (PARITY D4.3 6.1-6.3; seed 001 section 5.3).
 
 Offers are blocks (owner, location, MTU, direction, MW, price). Direction +1 ("up") lowers
 consumption at the location, -1 ("down") raises it. An activation at a location spreads over its
-buses by participation factors (the owner's flexible capacity there), so its effect on every
-branch flow and bus voltage follows from LinDistFlow's linear maps. Clearing is an LP (Pyomo +
+buses by participation factors per MTU and direction (where the flexible devices able to move
+that way are at that MTU), so its effect on every branch flow and bus voltage follows from
+LinDistFlow's linear maps. Clearing is an LP (Pyomo +
 HiGHS) built by constraint generation: only limits that the base schedule or a trial clearing
 violates become constraints. Limits the offers cannot restore are left to slack, priced at the
 DSO's cost of unresolved violations: that residual is what real time sees as RED.
@@ -80,30 +81,35 @@ class GridLimits:
     s_max: np.ndarray         # (L,) MVA limit (already times loading limit)
     v_min: np.ndarray
     v_max: np.ndarray
-    flow_per_mw: np.ndarray   # (K, L) branch flow change per MW more consumption at location k
-    w_per_mw: np.ndarray      # (K, B) squared-voltage change per MW more consumption at k
+    flow_per_mw: np.ndarray   # (T, K, 2, L) flow change per MW more consumption at location k
+    w_per_mw: np.ndarray      # (T, K, 2, B) squared-voltage change, spread as direction d moves
 
     def p_lim(self) -> np.ndarray:
         return np.sqrt(np.clip(self.s_max[None, :] ** 2 - self.base_q ** 2, 0, None))
 
-    def violations(self, dp_loc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Flows, squared voltages and the boolean (T, L) overload map after adding (T, K)
-        extra consumption per location."""
-        p = self.base_p + dp_loc @ self.flow_per_mw
-        w = self.base_w + dp_loc @ self.w_per_mw
+    def violations(self, moves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flows, squared voltages and the boolean (T, L) overload map after activations
+        `moves` (T, K, 2): MW of less (0) and more (1) consumption per location."""
+        signed = np.stack([-moves[..., 0], moves[..., 1]], axis=-1)
+        p = self.base_p + np.einsum("tkd,tkdl->tl", signed, self.flow_per_mw)
+        w = self.base_w + np.einsum("tkd,tkdb->tb", signed, self.w_per_mw)
         return p, w, np.abs(p) > self.p_lim() + TOL
 
 
-def participation(grid, weights_by_bus: np.ndarray, flow) -> tuple[np.ndarray, np.ndarray]:
-    """(K, L) and (K, B) effects of one MW more consumption at each location, spread over the
-    location's buses in proportion to `weights_by_bus` (uniform where a location has none)."""
+def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarray]:
+    """(T, K, 2, L) and (T, K, 2, B) effects of one MW more consumption at each location,
+    spread over the location's buses in proportion to `weights` (T, B, 2): how much each bus
+    can move less (0) or more (1) at that MTU; uniform where a location has none."""
+    t_n = weights.shape[0]
     k_n = grid.n_locations
-    w = np.zeros((k_n, grid.n_bus))
+    w = np.zeros((t_n, k_n, 2, grid.n_bus))
     for k in range(k_n):
         buses = np.flatnonzero(grid.bus_location == k)
         buses = buses[buses != 0] if len(buses) > 1 else buses
-        wk = weights_by_bus[buses].astype(float)
-        w[k, buses] = wk / wk.sum() if wk.sum() > 0 else 1.0 / len(buses)
+        wk = weights[:, buses, :].astype(float)
+        total = wk.sum(1, keepdims=True)
+        spread = np.divide(wk, total, out=np.full_like(wk, 1.0 / len(buses)), where=total > 0)
+        w[:, k, :, buses] = np.moveaxis(spread, 1, 0)
     sens = flow.sensitivities()
     return w @ sens.ptdf, -2.0 * (w @ sens.R)
 
@@ -116,7 +122,7 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     `mtus` restricts which MTUs the DSO acts on (e.g. only YELLOW ones); default: all."""
     if pricing not in ("pay_as_bid", "pay_as_clear"):
         raise ValueError(f"markets.lfm.pricing = {pricing!r}: expected pay_as_bid or pay_as_clear")
-    t_n, k_n = limits.base_p.shape[0], limits.flow_per_mw.shape[0]
+    t_n, k_n = limits.base_p.shape[0], limits.flow_per_mw.shape[1]
     n = len(offers)
     act = np.ones(t_n, bool) if mtus is None else np.isin(np.arange(t_n), mtus)
     price = offers.price if price_cap is None else np.minimum(offers.price, price_cap)
@@ -124,7 +130,7 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     if price_cap is not None and n:
         usable &= offers.price <= price_cap + TOL
     empty = LfmResult(np.zeros(n), np.zeros(n), np.zeros((t_n, k_n, 2)), 0.0, 0, 0)
-    p0, w0, over0 = limits.violations(np.zeros((t_n, k_n)))
+    p0, w0, over0 = limits.violations(np.zeros((t_n, k_n, 2)))
     w_lo, w_hi = limits.v_min ** 2, limits.v_max ** 2
     volt0 = (w0 < w_lo - TOL) | (w0 > w_hi + TOL)
     volt0[:, 0] = False
@@ -153,20 +159,21 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
             return
         added.add(key)
         terms = []
+        table = limits.flow_per_mw if kind == "l" else limits.w_per_mw
         for i in by_t.get(t, []):
             o = idx[i]
-            dp = -offers.direction[o]
-            coef = (limits.flow_per_mw if kind == "l" else limits.w_per_mw)[offers.location[o], j]
+            d = 0 if offers.direction[o] > 0 else 1
+            coef = table[t, offers.location[o], d, j]
             if abs(coef) > 1e-15:
-                terms.append((i, sign * dp * coef))
+                terms.append((i, -sign * offers.direction[o] * coef))
         if kind == "l":
             base, bound = sign * limits.base_p[t, j], p_lim[t, j]
         else:
             base = sign * limits.base_w[t, j]
             bound = -w_lo[j] if sign < 0 else w_hi[j]
         s = m.s.add()
-        scale = 1.0 if kind == "l" else 1.0 / max(float(np.max(np.abs(limits.w_per_mw[:, j]))),
-                                                    1e-9)
+        scale = 1.0 if kind == "l" else 1.0 / max(
+            float(np.max(np.abs(limits.w_per_mw[t, :, :, j]))), 1e-9)
         penalty.append(scale)
         m.c.add(base + sum(c * m.a[i] for i, c in terms) <= bound + s)
         rows.append((t, kind, j, sign, terms, len(m.c)))
@@ -202,8 +209,7 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         acc = np.zeros(n)
         if len(idx):
             acc[idx] = np.array([pyo.value(m.a[i]) for i in range(len(idx))])
-        dp = _location_delta(offers, acc, t_n, k_n)
-        p, w, over = limits.violations(dp)
+        p, w, over = limits.violations(location_moves(offers, acc, t_n, k_n))
         if rounds >= MAX_ROUNDS or not add_violations(p, w, over):
             break
     duals = res.solution_loader.get_duals()
@@ -212,9 +218,9 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         mu = -duals.get(m.c[ci], 0.0) / dt_h
         if abs(mu) < 1e-12:
             continue
-        coef = (limits.flow_per_mw if kind == "l" else limits.w_per_mw)[:, j]
-        loc_price[t, :, 0] += mu * sign * coef
-        loc_price[t, :, 1] -= mu * sign * coef
+        coef = (limits.flow_per_mw if kind == "l" else limits.w_per_mw)[t, :, :, j]
+        loc_price[t, :, 0] += mu * sign * coef[:, 0]
+        loc_price[t, :, 1] -= mu * sign * coef[:, 1]
     loc_price = np.clip(loc_price, 0, None)
     if price_cap is not None:
         loc_price = np.minimum(loc_price, price_cap)
@@ -229,8 +235,14 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, len(rows), rounds)
 
 
-def _location_delta(offers: FlexOffers, accepted: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
-    """(T, K) extra consumption caused by accepted activations."""
-    dp = np.zeros((t_n, k_n))
-    np.add.at(dp, (offers.mtu, offers.location), -offers.direction * accepted)
-    return dp
+def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
+    """(T, K, 2) MW of less (0) and more (1) consumption from activations `mw` of `offers`."""
+    out = np.zeros((t_n, k_n, 2))
+    np.add.at(out, (offers.mtu, offers.location, np.where(offers.direction > 0, 0, 1)), mw)
+    return out
+
+
+def location_delta(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
+    """(T, K) net extra consumption caused by activations."""
+    m = location_moves(offers, mw, t_n, k_n)
+    return m[..., 1] - m[..., 0]

@@ -1,0 +1,96 @@
+"""The designed coupling cases (experiments/scenarios/*.yaml): schemes must differ, or not, in
+ways stated before running them."""
+
+import pytest
+
+from environment.scenario import ScenarioError
+from experiments.run import run_scenario
+
+SCHEMES = ("no_coupling", "conditional", "sequential")
+
+
+def _runs(name):
+    return {c: run_scenario(name, overrides={"markets.coupling": c}, write=False, figures=False)
+            for c in SCHEMES}
+
+
+@pytest.fixture(scope="module")
+def conflict():
+    return _runs("coupling_conflict")
+
+
+def _vol(run, key):
+    return run.summary["flexibility"]["volumes"].get(key, 0.0)
+
+
+def test_no_coupling_platform_counteracts_the_dso(conflict):
+    nc = conflict["no_coupling"].summary["flexibility"]
+    assert nc["counteracting_mwh"] > 0.01
+    for c in ("conditional", "sequential"):
+        assert nc["counteracting_mwh"] > 2 * conflict[c].summary["flexibility"]["counteracting_mwh"]
+    # what the platform undid, the DSO buys again in the intraday round
+    assert _vol(conflict["no_coupling"], "id_dso_up_mwh") > 10 * _vol(conflict["conditional"],
+                                                                     "id_dso_up_mwh")
+    flex = conflict["no_coupling"].tables["flex"]
+    both = flex[(flex.stage == "id") & (flex.platform_down_mw > 0)]
+    assert (both.counteracting_mw > 0).any()
+
+
+def test_no_coupling_leaves_more_violations_and_less_welfare(conflict):
+    remaining = {c: r.summary["congestion"]["real_violations_remaining"]
+                 for c, r in conflict.items()}
+    assert remaining["no_coupling"] > remaining["conditional"]
+    assert remaining["no_coupling"] > remaining["sequential"]
+    welfare = {c: r.summary["welfare_eur"]["total"] for c, r in conflict.items()}
+    assert welfare["no_coupling"] < min(welfare["conditional"], welfare["sequential"])
+    cost = {c: r.summary["flexibility"]["dso_cost"]["total_eur"] for c, r in conflict.items()}
+    assert cost["no_coupling"] > 2 * max(cost["conditional"], cost["sequential"])
+
+
+def test_coupled_schemes_refuse_trades_and_serve_the_dso_first(conflict):
+    refused = {c: float(r.tables["days"]["id_refused_mw"].sum()) for c, r in conflict.items()}
+    assert refused["no_coupling"] == 0
+    assert refused["conditional"] > 0
+    # sequential restricts later stages whenever the DSO stage managed congestion,
+    # conditional only in YELLOW MTUs
+    assert refused["sequential"] >= refused["conditional"]
+    assert _vol(conflict["sequential"], "da_dso_up_mwh") == pytest.approx(
+        _vol(conflict["conditional"], "da_dso_up_mwh"))
+    for c in SCHEMES:
+        assert conflict[c].summary["flexibility"]["double_sold_mwh"] == pytest.approx(0, abs=1e-9)
+
+
+def test_ample_flexibility_schemes_coincide():
+    runs = _runs("ample_flex")
+    w = [r.summary["welfare_eur"]["total"] for r in runs.values()]
+    assert w[0] == w[1] == w[2]
+    assert all(r.summary["congestion"]["forecast_violations"] == 0 for r in runs.values())
+    assert _vol(runs["no_coupling"], "id_platform_up_mwh") > 0  # the platform did trade
+
+
+def test_short_flexibility_red_actions_follow():
+    runs = _runs("short_flex")
+    cond = runs["conditional"].summary
+    assert cond["congestion"]["red"] > 0
+    assert cond["flexibility"]["curtailed_mwh"] > 0
+    assert cond["flexibility"]["dso_cost"]["red_compensation_eur"] > 0
+    assert cond["congestion"]["real_violations_remaining"] == 0
+    for c in ("no_coupling", "sequential"):
+        s = runs[c].summary
+        assert s["flexibility"]["curtailed_mwh"] == 0
+        assert s["congestion"]["real_violations_remaining"] == cond["congestion"]["red"]
+
+
+def test_ledger_and_energy_still_balance_under_every_scheme(conflict):
+    for run in conflict.values():
+        s = run.summary
+        assert abs(s["ledger"]["sum_of_balances_eur"]) < 1e-6
+        assert s["ledger"]["exchange_max_abs_eur_per_mtu"] < 1e-6
+        assert s["energy"]["max_abs_balance_residual_mw"] < 1e-9
+        pos = run.tables["positions"].groupby("mtu")["position_mwh"].sum()
+        assert pos.abs().max() < 1e-9
+
+
+def test_unknown_scheme_is_a_scenario_error():
+    with pytest.raises(ScenarioError, match="markets.coupling = 'loose'"):
+        run_scenario("coupling_conflict", overrides={"markets.coupling": "loose"}, write=False)
