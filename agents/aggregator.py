@@ -66,6 +66,7 @@ class Aggregator(mesa.Agent):
         self.plans: dict[int, dict[str, np.ndarray]] = {}
         self.baseline: np.ndarray | None = None
         self.realised_net: np.ndarray | None = None
+        self.version = 0  # bumped whenever the plans change, so set-points can be cached
 
     @property
     def members(self) -> np.ndarray:
@@ -104,6 +105,7 @@ class Aggregator(mesa.Agent):
         self.plans = {k: self.strategy.schedule(self, ctx, pool, self.location_prices[k])
                       for k, pool in self.pools.items()}
         self.baseline = self.pool_baseline(ctx)
+        self.version += 1
 
     def redispatch(self, ctx, commitments: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
         """Re-plan the locations where flexibility was sold, holding each committed MTU's net
@@ -111,6 +113,7 @@ class Aggregator(mesa.Agent):
         for k, (net_max, net_min) in commitments.items():
             self.plans[k] = self.strategy.schedule(self, ctx, self.pools[k],
                                                    self.location_prices[k], net_max, net_min)
+        self.version += 1
 
     def pool_baseline(self, ctx) -> np.ndarray:
         m = self.masks()

@@ -22,7 +22,8 @@ from experiments.run import run_scenario
 def one(prosumers: int, days: int, planner: bool) -> dict:
     CLOCK.seconds, CLOCK.calls = 0.0, 0
     t0 = time.perf_counter()
-    r = run_scenario(None, days=days, overrides={"prosumers.0.count": prosumers},
+    r = run_scenario(None, days=days, overrides={"prosumers.0.count": prosumers,
+                                                 "calendar.start": "2016-01-01"},
                      planner=planner, write=False, figures=False, progress=sys.stderr.isatty())
     wall = time.perf_counter() - t0
     return {"wall_s": wall, "solver_s": CLOCK.seconds, "solver_calls": CLOCK.calls,

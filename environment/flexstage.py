@@ -35,7 +35,7 @@ def grid_limits(model, p_bus: np.ndarray, q_bus: np.ndarray, weights: np.ndarray
     flow_per_mw, w_per_mw = participation(model.grid, weights, dso.flow)
     return GridLimits(res.p_mw, res.q_mvar, res.v_pu ** 2,
                       model.grid.s_max_mva * dso.loading_limit, dso.v_min, dso.v_max,
-                      flow_per_mw, w_per_mw)
+                      flow_per_mw, w_per_mw, model.grid.branch_location, model.grid.bus_location)
 
 
 def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,

@@ -196,6 +196,7 @@ class FlexMarketModel(mesa.Model):
                        + f.hp_mw * f.enrolled["heat_pump"])
         self.flex_weights = np.bincount(f.bus, weights=enrolled_mw, minlength=self.grid.n_bus)
         self.published_congestion = None
+        self._plan_cache = None
         self.clear_da = get_clearing(s.markets.dayahead.clearing)
         self.clear_id = get_clearing(s.markets.intraday.clearing)
         self.day = 0
@@ -264,12 +265,16 @@ class FlexMarketModel(mesa.Model):
         return self.clear_da(book, ctx.n_mtu, ctx.price_floor, ctx.price_cap).price
 
     def device_plan(self, ctx) -> dict[str, np.ndarray]:
-        """Per-device set-points (N, T) of every aggregator's current plan (zero elsewhere)."""
-        z = np.zeros((self.fleet.n, ctx.n_mtu))
-        plan = {"battery": z.copy(), "ev": z.copy(), "hp": z.copy()}
-        for agg in self.aggregators:
-            agg.setpoints(ctx, plan)
-        return plan
+        """Per-device set-points (N, T) of every aggregator's current plan (zero elsewhere);
+        a fresh copy, recomputed only when some aggregator's plan changed."""
+        key = (ctx.day, tuple(a.version for a in self.aggregators))
+        if self._plan_cache is None or self._plan_cache[0] != key:
+            z = np.zeros((self.fleet.n, ctx.n_mtu))
+            plan = {"battery": z.copy(), "ev": z.copy(), "hp": z.copy()}
+            for agg in self.aggregators:
+                agg.setpoints(ctx, plan)
+            self._plan_cache = (key, plan)
+        return {k: v.copy() for k, v in self._plan_cache[1].items()}
 
     def forecast_grid(self, ctx, retail: np.ndarray, prof: DayProfiles):
         """DSO validation of a forecast: nodal schedules, flows and per-location flags."""

@@ -211,8 +211,8 @@ class ImplicitLfm(_Model):
     """Locational grid tariffs in YELLOW that aggregators see when they schedule."""
 
     enabled: bool = False
-    tariff_eur_mwh: NonNeg = 150.0
-    iterations: Annotated[int, Field(ge=1, le=10)] = 2
+    tariff_eur_mwh: NonNeg = 30.0
+    iterations: Annotated[int, Field(ge=1, le=20)] = 5
 
 
 class Intraday(_Model):

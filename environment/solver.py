@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
+import highspy
 import numpy as np
-import scipy.optimize
 import scipy.sparse as sp
 
 
@@ -27,19 +30,71 @@ class InfeasibleError(RuntimeError):
     """A market or schedule LP without a feasible solution; the message names the problem."""
 
 
+_HIGHS: list = []
+
+
+def _highs():
+    """One quiet HiGHS instance per process (its constructor prints a banner to stdout, which
+    is silenced at the file-descriptor level)."""
+    if not _HIGHS:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            try:
+                h = highspy.Highs()
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        _HIGHS.append(h)
+    return _HIGHS[0]
+
+
 def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: str = "LP"):
-    """Minimise c @ x with HiGHS; returns the scipy result (x, eqlin/ineqlin marginals)."""
+    """Minimise c @ x subject to a_eq x = b_eq, a_ub x <= b_ub and bounds, with HiGHS through
+    highspy (scipy's wrapper costs more than small LPs take to solve). Returns x and the row
+    marginals (d objective / d right-hand side) as `eqlin.marginals` and `ineqlin.marginals`."""
     t0 = time.perf_counter()
-    res = scipy.optimize.linprog(
-        np.asarray(c, float),
-        A_ub=None if a_ub is None else sp.csr_array(a_ub), b_ub=b_ub,
-        A_eq=None if a_eq is None else sp.csr_array(a_eq), b_eq=b_eq,
-        bounds=bounds, method="highs",
-    )
+    c = np.asarray(c, float)
+    n = len(c)
+    blocks, lo, hi = [], [], []
+    if a_eq is not None:
+        blocks.append(sp.csr_array(a_eq))
+        lo.append(np.asarray(b_eq, float))
+        hi.append(np.asarray(b_eq, float))
+    if a_ub is not None:
+        blocks.append(sp.csr_array(a_ub))
+        hi.append(np.asarray(b_ub, float))
+        lo.append(np.full(len(hi[-1]), -highspy.kHighsInf))
+    a = sp.vstack(blocks, format="csc") if blocks else sp.csc_array((0, n))
+    if bounds is None:
+        col_lo, col_hi = np.zeros(n), np.full(n, highspy.kHighsInf)
+    else:
+        bnd = np.array([(0.0 if b[0] is None else b[0], np.inf if b[1] is None else b[1])
+                        for b in bounds], float).reshape(n, 2)
+        col_lo, col_hi = bnd[:, 0], np.minimum(bnd[:, 1], highspy.kHighsInf)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n, a.shape[0]
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, col_lo, col_hi
+    lp.row_lower_ = np.concatenate(lo) if lo else np.zeros(0)
+    lp.row_upper_ = np.concatenate(hi) if hi else np.zeros(0)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    h = _highs()
+    h.clearModel()
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
     CLOCK.add(time.perf_counter() - t0)
-    if res.status != 0:
-        raise InfeasibleError(f"{what}: HiGHS status {res.status}: {res.message}")
-    return res
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise InfeasibleError(f"{what}: HiGHS status {h.modelStatusToString(status)}")
+    sol = h.getSolution()
+    duals = np.asarray(sol.row_dual)
+    n_eq = 0 if a_eq is None else a_eq.shape[0]
+    return SimpleNamespace(x=np.asarray(sol.col_value), eqlin=SimpleNamespace(
+        marginals=duals[:n_eq]), ineqlin=SimpleNamespace(marginals=duals[n_eq:]))
 
 
 def timed(fn, *args, **kwargs):

@@ -2,10 +2,11 @@
 rules on hand-made grids."""
 
 import numpy as np
+import pyomo.environ as pyo
 import pytest
-import scipy.optimize
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyomo.contrib.solver.common.factory import SolverFactory
 
 from environment.coupling import headroom
 from environment.markets.lfm import FlexOffers, GridLimits, clear_lfm, location_moves
@@ -21,7 +22,8 @@ def one_branch(base_mw, limit_mw, k_n=2, t_n=1, sens=(1.0, 0.5)):
     return GridLimits(base_p=np.full((t_n, 1), base_mw), base_q=np.zeros((t_n, 1)),
                       base_w=np.ones((t_n, 2)), s_max=np.array([limit_mw]),
                       v_min=np.array([0.5, 0.5]), v_max=np.array([1.5, 1.5]),
-                      flow_per_mw=flow, w_per_mw=np.zeros((t_n, k_n, 2, 2)))
+                      flow_per_mw=flow, w_per_mw=np.zeros((t_n, k_n, 2, 2)),
+                      branch_location=np.zeros(1, int), bus_location=np.zeros(2, int))
 
 
 def offers(loc, mw, price, direction=None, mtu=None):
@@ -73,23 +75,35 @@ def test_down_offers_relieve_reverse_flow():
     np.testing.assert_allclose(res.accepted_mw, [0.0, 0.4], atol=1e-7)
 
 
+def _pyomo_lfm(base, sens, loc, mw, price, penalty):
+    """The same clearing written independently as a Pyomo model (HiGHS): cost and the dual of
+    the branch limit (the marginal value of one MW of relief)."""
+    m = pyo.ConcreteModel()
+    n = range(len(mw))
+    m.a = pyo.Var(n, bounds=lambda _, i: (0, mw[i]))
+    m.s = pyo.Var(within=pyo.NonNegativeReals)
+    m.obj = pyo.Objective(expr=sum(price[i] * DT * m.a[i] for i in n) + penalty * DT * m.s)
+    m.lim = pyo.Constraint(expr=base - sum(sens[loc[i]] * m.a[i] for i in n) <= 1.0 + m.s)
+    res = SolverFactory("highs").solve(m)
+    return pyo.value(m.obj), -res.solution_loader.get_duals()[m.lim] / DT
+
+
 @settings(max_examples=40, deadline=None)
 @given(base=st.floats(1.05, 3.0), sens=st.lists(st.floats(0.1, 1.0), min_size=3, max_size=3),
-       mw=st.lists(st.floats(0.0, 1.0), min_size=6, max_size=6),
+       mw=st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 1.0)), min_size=6, max_size=6),
        price=st.lists(st.integers(1, 200), min_size=6, max_size=6, unique=True))
-def test_lfm_cost_matches_independent_lp(base, sens, mw, price):
-    """Same problem written directly for scipy's HiGHS: min cost + penalty * slack."""
+def test_lfm_matches_independent_pyomo_model(base, sens, mw, price):
     lim = one_branch(base, 1.0, k_n=3, sens=sens)
     loc = [0, 1, 2, 0, 1, 2]
     o = offers(loc, mw, price)
     penalty = 10_000.0
-    res = clear_lfm(o, lim, DT, "pay_as_bid", unresolved_cost=penalty)
-    c = np.concatenate([np.array(price) * DT, [penalty * DT]])
-    a_ub = np.concatenate([-np.array([sens[k] for k in loc]), [-1.0]])[None, :]
-    lp = scipy.optimize.linprog(c, A_ub=a_ub, b_ub=[1.0 - base],
-                                bounds=[(0, m) for m in mw] + [(0, None)], method="highs")
+    res = clear_lfm(o, lim, DT, "pay_as_clear", unresolved_cost=penalty)
+    cost, relief_value = _pyomo_lfm(base, sens, loc, mw, price, penalty)
     ours = (res.accepted_mw * np.array(price)).sum() * DT + penalty * DT * res.unresolved_mw
-    assert ours == pytest.approx(lp.fun, rel=1e-6, abs=1e-6)
+    assert ours == pytest.approx(cost, rel=1e-6, abs=1e-6)
+    for k in range(3):
+        assert res.location_price[0, k, 0] == pytest.approx(relief_value * sens[k], rel=1e-6,
+                                                            abs=1e-6)
 
 
 def test_headroom_keeps_every_location_within_the_shared_limit():

@@ -4,6 +4,8 @@ These are the reference behaviour against which strategic variants are measured.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -64,6 +66,28 @@ class TruthfulAggregator:
                                 ctx.price_floor, ctx.price_cap)
 
 
+@lru_cache(maxsize=64)
+def _pool_matrices(t: int, eta: float, dt_h: float):
+    """Constraint matrices of the pool LP; they depend only on the horizon, efficiency and MTU
+    length, so they are built once."""
+    blocks = ["ch", "dis", "soc", "ev", "evc", "hp", "hpc", "miss_hi", "miss_lo"]
+    eye = sp.identity(t, format="csr")
+    lag = sp.eye(t, k=-1, format="csr")
+    zero = sp.csr_array((t, t))
+
+    def row(**mats):
+        return sp.hstack([mats.get(b, zero) for b in blocks])
+
+    a_eq = sp.vstack([
+        row(soc=eye - lag, ch=-eta * dt_h * eye, dis=(dt_h / eta) * eye),
+        row(evc=eye - lag, ev=-dt_h * eye),
+        row(hpc=eye - lag, hp=-dt_h * eye),
+    ], format="csr")
+    a_ub = sp.vstack([row(ch=eye, dis=-eye, ev=eye, hp=eye, miss_hi=-eye),
+                      row(ch=-eye, dis=eye, ev=-eye, hp=-eye, miss_lo=-eye)], format="csr")
+    return a_eq, a_ub
+
+
 NON_DELIVERY_PENALTY = 1e4  # EUR/MWh: a committed activation is missed only if infeasible
 
 
@@ -86,25 +110,11 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
     c[off["ev"]:off["ev"] + t] = prices * dt_h
     c[off["hp"]:off["hp"] + t] = prices * dt_h
     c[off["miss_hi"]:] = NON_DELIVERY_PENALTY * dt_h
-    eye = sp.identity(t, format="csr")
-    lag = sp.eye(t, k=-1, format="csr")
-    zero = sp.csr_array((t, t))
-    eta = pool.battery_eta
-
-    def row(**blocks_mats):
-        return sp.hstack([blocks_mats.get(b, zero) for b in blocks])
-
-    a_eq = sp.vstack([
-        row(soc=eye - lag, ch=-eta * dt_h * eye, dis=(dt_h / eta) * eye),
-        row(evc=eye - lag, ev=-dt_h * eye),
-        row(hpc=eye - lag, hp=-dt_h * eye),
-    ])
+    a_eq, a_ub = _pool_matrices(t, pool.battery_eta, dt_h)
     b_eq = np.zeros(3 * t)
     b_eq[0] = pool.battery_soc
     hi = np.full(t, np.inf) if net_max is None else np.asarray(net_max, float)
     lo = np.full(t, -np.inf) if net_min is None else np.asarray(net_min, float)
-    a_ub = sp.vstack([row(ch=eye, dis=-eye, ev=eye, hp=eye, miss_hi=-eye),
-                      row(ch=-eye, dis=eye, ev=-eye, hp=-eye, miss_lo=-eye)])
     b_ub = np.concatenate([np.where(np.isfinite(hi), hi, 1e9),
                            np.where(np.isfinite(lo), -lo, 1e9)])
     e_max, p_max = pool.battery_mwh, pool.battery_mw

@@ -107,7 +107,8 @@ def clear_uniform_price(
     acc_sell_level = _snap(np.clip(q - (cs[g0] - cs[s0]), 0.0, level_sell), level_sell)
     level = np.where(buy, level_buy, level_sell)
     acc_level = np.where(buy, acc_buy_level, acc_sell_level)
-    acc = vol * (acc_level / level)
+    # a level can cancel to zero in the cumulative sums when its volume is tiny
+    acc = vol * np.divide(acc_level, level, out=np.zeros_like(level), where=level > 0)
 
     partial = (acc_level > 0.0) & (acc_level < level)
     was_accepted = acc_level > 0.0

@@ -20,10 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyomo.environ as pyo
-from pyomo.contrib.solver.common.factory import SolverFactory
+import scipy.sparse as sp
 
-from environment.solver import InfeasibleError, timed
+from environment.solver import solve_lp
 
 TOL = 1e-6
 MAX_ROUNDS = 10
@@ -83,6 +82,8 @@ class GridLimits:
     v_max: np.ndarray
     flow_per_mw: np.ndarray   # (T, K, 2, L) flow change per MW more consumption at location k
     w_per_mw: np.ndarray      # (T, K, 2, B) squared-voltage change, spread as direction d moves
+    branch_location: np.ndarray  # (L,) location of each branch
+    bus_location: np.ndarray     # (B,) location of each bus
 
     def p_lim(self) -> np.ndarray:
         return np.sqrt(np.clip(self.s_max[None, :] ** 2 - self.base_q ** 2, 0, None))
@@ -138,84 +139,83 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         return empty
 
     idx = np.flatnonzero(usable)
-    m = pyo.ConcreteModel()
-    m.a = pyo.Var(range(len(idx)), bounds=lambda _, i: (0, offers.mw[idx[i]]))
-    m.c = pyo.ConstraintList()
-    m.s = pyo.VarList(domain=pyo.NonNegativeReals)
-    m.obj = pyo.Objective(expr=sum(price[idx[i]] * dt_h * m.a[i] for i in range(len(idx))),
-                          sense=pyo.minimize)
-    by_t: dict[int, list[int]] = {}
-    for i, o in enumerate(idx):
-        by_t.setdefault(int(offers.mtu[o]), []).append(i)
+    o_t, o_k = offers.mtu[idx], offers.location[idx]
+    o_d = np.where(offers.direction[idx] > 0, 0, 1)
+    o_dir = offers.direction[idx].astype(float)
+    by_t = {int(t): np.flatnonzero(o_t == t) for t in np.unique(o_t)}
     p_lim = limits.p_lim()
-    rows: list[tuple] = []
+    rows: list[tuple] = []          # (t, kind, j, sign, offer positions, coefficients)
+    rhs: list[float] = []
+    scale: list[float] = []
     added: set = set()
-    penalty = []
 
-    def add(t: int, kind: str, j: int, sign: float):
-        """sign * (base + sum coef * a) <= bound + s, as a row on offer activations."""
+    def add(t: int, kind: str, j: int, sign: float) -> bool:
+        """Row: sign * (base + sum coef * a) <= bound + slack."""
         key = (t, kind, j, sign)
         if key in added:
-            return
+            return False
         added.add(key)
-        terms = []
         table = limits.flow_per_mw if kind == "l" else limits.w_per_mw
-        for i in by_t.get(t, []):
-            o = idx[i]
-            d = 0 if offers.direction[o] > 0 else 1
-            coef = table[t, offers.location[o], d, j]
-            if abs(coef) > 1e-15:
-                terms.append((i, -sign * offers.direction[o] * coef))
+        pos = by_t.get(t, np.zeros(0, int))
+        coef = -sign * o_dir[pos] * table[t, o_k[pos], o_d[pos], j]
         if kind == "l":
             base, bound = sign * limits.base_p[t, j], p_lim[t, j]
+            scale.append(1.0)
         else:
             base = sign * limits.base_w[t, j]
             bound = -w_lo[j] if sign < 0 else w_hi[j]
-        s = m.s.add()
-        scale = 1.0 if kind == "l" else 1.0 / max(
-            float(np.max(np.abs(limits.w_per_mw[t, :, :, j]))), 1e-9)
-        penalty.append(scale)
-        m.c.add(base + sum(c * m.a[i] for i, c in terms) <= bound + s)
-        rows.append((t, kind, j, sign, terms, len(m.c)))
+            scale.append(1.0 / max(float(np.abs(table[t, :, :, j]).max()), 1e-9))
+        rows.append((t, kind, j, sign, pos, coef))
+        rhs.append(bound - base)
+        return True
 
-    def add_violations(p, w, over):
+    def add_violations(p, w, over) -> int:
+        """Add the worst violated branch and bus per MTU and location (constraint generation
+        adds the rest if they are still violated after the next solve)."""
         new = 0
-        for t, j in zip(*np.nonzero(over & act[:, None]), strict=True):
-            before = len(added)
-            add(int(t), "l", int(j), 1.0 if p[t, j] > 0 else -1.0)
-            new += len(added) > before
-        lo = (w < w_lo - TOL) & act[:, None]
-        hi = (w > w_hi + TOL) & act[:, None]
-        for mask, sign in ((lo, -1.0), (hi, 1.0)):
-            mask[:, 0] = False
-            for t, j in zip(*np.nonzero(mask), strict=True):
-                before = len(added)
-                add(int(t), "v", int(j), sign)
-                new += len(added) > before
+        excess = np.where(over & act[:, None], np.abs(p) - p_lim, -np.inf)
+        lo = np.where(act[:, None], w_lo - w, -np.inf)
+        hi = np.where(act[:, None], w - w_hi, -np.inf)
+        lo[:, 0] = hi[:, 0] = -np.inf
+        for k in range(k_n):
+            br = np.flatnonzero(branch_loc == k)
+            bu = np.flatnonzero(bus_loc == k)
+            for t in np.flatnonzero(act):
+                if br.size and excess[t, br].max() > TOL:
+                    j = int(br[np.argmax(excess[t, br])])
+                    new += add(int(t), "l", j, 1.0 if p[t, j] > 0 else -1.0)
+                for gap, sign in ((lo, -1.0), (hi, 1.0)):
+                    if bu.size and gap[t, bu].max() > TOL:
+                        new += add(int(t), "v", int(bu[np.argmax(gap[t, bu])]), sign)
         return new
 
+    branch_loc, bus_loc = limits.branch_location, limits.bus_location
     add_violations(p0, w0, over0)
-    solver = SolverFactory("highs")
+    n_u = len(idx)
     rounds = 0
     while True:
-        m.obj.expr = sum(price[idx[i]] * dt_h * m.a[i] for i in range(len(idx))) \
-            + unresolved_cost * dt_h * sum(pw * m.s[j + 1] for j, pw in enumerate(penalty))
-        res = timed(solver.solve, m, load_solutions=False,
-                    raise_exception_on_nonoptimal_result=False)
-        if str(res.termination_condition).split(".")[-1] != "convergenceCriteriaSatisfied":
-            raise InfeasibleError(f"LFM clearing: {res.termination_condition}")
-        res.solution_loader.load_vars()
+        r_n = len(rows)
+        cols = [np.concatenate([r[4] for r in rows] + [np.zeros(0, int)]),
+                n_u + np.arange(r_n)]
+        row_ix = [np.concatenate([np.full(len(r[4]), i) for i, r in enumerate(rows)]
+                                 + [np.zeros(0, int)]), np.arange(r_n)]
+        vals = [np.concatenate([r[5] for r in rows] + [np.zeros(0)]), -np.ones(r_n)]
+        a_ub = sp.csr_array((np.concatenate(vals),
+                             (np.concatenate(row_ix), np.concatenate(cols))),
+                            shape=(r_n, n_u + r_n))
+        c = np.concatenate([price[idx] * dt_h, unresolved_cost * dt_h * np.asarray(scale)])
+        bounds = [(0.0, float(m)) for m in offers.mw[idx]] + [(0.0, None)] * r_n
+        res = solve_lp(c, a_ub=a_ub, b_ub=np.asarray(rhs), bounds=bounds, what="LFM clearing")
         rounds += 1
         acc = np.zeros(n)
-        if len(idx):
-            acc[idx] = np.array([pyo.value(m.a[i]) for i in range(len(idx))])
+        acc[idx] = res.x[:n_u]
         p, w, over = limits.violations(location_moves(offers, acc, t_n, k_n))
         if rounds >= MAX_ROUNDS or not add_violations(p, w, over):
             break
-    duals = res.solution_loader.get_duals()
+    marginal = res.ineqlin.marginals
     loc_price = np.zeros((t_n, k_n, 2))
-    for t, kind, j, sign, _terms, ci in rows:
-        mu = -duals.get(m.c[ci], 0.0) / dt_h
+    for (t, kind, j, sign, _pos, _coef), mu_raw in zip(rows, marginal, strict=True):
+        mu = -mu_raw / dt_h
         if abs(mu) < 1e-12:
             continue
         coef = (limits.flow_per_mw if kind == "l" else limits.w_per_mw)[t, :, :, j]
@@ -231,7 +231,7 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         d = np.where(offers.direction > 0, 0, 1)
         paid = np.where(accepted, np.maximum(loc_price[offers.mtu, offers.location, d], price),
                         0.0)
-    slack = float(sum(pyo.value(m.s[j + 1]) * pw for j, pw in enumerate(penalty)))
+    slack = float(res.x[n_u:] @ np.asarray(scale))
     return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, len(rows), rounds)
 
 
