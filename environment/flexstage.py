@@ -210,7 +210,7 @@ def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int) -> None:
                 np.add.at(a, (offers.mtu[sel], offers.location[sel]), mw[sel])
             cols[f"{name}_{lab}_mw"] = a.ravel()
     price = out.dso.location_price if out.dso else np.zeros((t_n, k_n, 2))
-    model.records.setdefault("flex", []).append(pd.DataFrame({
+    frame = pd.DataFrame({
         "mtu": np.repeat(ctx.mtu0 + np.arange(t_n), k_n),
         "stage": stage,
         "location": np.tile(np.array(model.grid.locations, dtype=object), t_n),
@@ -220,7 +220,10 @@ def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int) -> None:
         "platform_price": np.repeat(out.platform_price, k_n),
         "double_sold_mw": out.double_sold_mw.ravel(),
         "counteracting_mw": out.counteracting_mw.ravel(),
-    }))
+    })
+    active = frame.filter(like="_mw").abs().sum(1) + frame.filter(like="lfm_price").sum(1) > 0
+    if active.any():  # only MTU-locations where something was bought, held or priced
+        model.records.setdefault("flex", []).append(frame[active])
     ctx.round_stats.append({"stage": stage,
                             "unresolved_mw": out.dso.unresolved_mw if out.dso else 0.0,
                             "refused_mw": out.refused_mw})
