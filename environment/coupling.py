@@ -181,12 +181,17 @@ def no_coupling(r: FlexRound) -> FlexOutcome:
     return _outcome(r, dso, r.offers, r.offers, plat_mw, plat_price, req, _empty(r.offers))
 
 
+def _dso_first(r: FlexRound):
+    """The DSO clears first; returns its result, the MW it used per offer and what is left."""
+    dso = _dso_stage(r, r.offers)
+    used = dso.accepted_mw if dso is not None else np.zeros(len(r.offers))
+    return dso, used, _remaining(r.offers, used)
+
+
 @register_coupling("conditional")
 def conditional(r: FlexRound) -> FlexOutcome:
     t_n, k_n = r.yellow.shape
-    dso = _dso_stage(r, r.offers)
-    used = dso.accepted_mw if dso is not None else np.zeros(len(r.offers))
-    rest = _remaining(r.offers, used)
+    dso, used, rest = _dso_first(r)
     yellow_mtu = r.regime_yellow.any(1)[rest.mtu]
     if r.yellow_rule == "pause":
         allowed = np.where(r.regime_yellow[rest.mtu, rest.location], 0.0, rest.mw)
@@ -203,9 +208,7 @@ def conditional(r: FlexRound) -> FlexOutcome:
 @register_coupling("sequential")
 def sequential(r: FlexRound) -> FlexOutcome:
     t_n, k_n = r.yellow.shape
-    dso = _dso_stage(r, r.offers)
-    used = dso.accepted_mw if dso is not None else np.zeros(len(r.offers))
-    rest = _remaining(r.offers, used)
+    dso, used, rest = _dso_first(r)
     if r.regime_yellow.any():
         rest = _cap(rest, headroom(r.limits, location_moves(r.offers, used, t_n, k_n)))
     tso = rest.with_mw(rest.mw * r.tso_share)

@@ -14,6 +14,12 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 LIGHT_COLOURS = ListedColormap(["#2e9e44", "#f2c200", "#d62728", "#222222"])
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def plot_run(result, out_dir: Path) -> list[Path]:
     t = result.tables
     paths = [_prices(t["series"], out_dir), _loading(t["grid"], out_dir),
@@ -37,10 +43,7 @@ def _prices(series, out_dir: Path) -> Path:
     ax2.fill_between(ts, series["system_short_mw"], step="post", alpha=0.6)
     ax2.axhline(0, color="k", lw=0.5)
     ax2.set_ylabel("system short (MW)")
-    fig.tight_layout()
-    path = out_dir / "prices.png"
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, out_dir / "prices.png")
 
 
 def _loading(grid, out_dir: Path) -> Path:
@@ -52,10 +55,7 @@ def _loading(grid, out_dir: Path) -> Path:
     ax.set_ylabel("max branch loading (%)")
     ax.set_title("Grid loading by location (realised, LinDistFlow)")
     ax.legend(ncol=min(6, len(wide.columns)), fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path = out_dir / "grid_loading.png"
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, out_dir / "grid_loading.png")
 
 
 def _lights(grid, out_dir: Path) -> Path:
@@ -68,11 +68,9 @@ def _lights(grid, out_dir: Path) -> Path:
     ax.set_yticks(range(len(wide)), wide.index)
     ticks = np.linspace(0, len(ts) - 1, min(8, len(ts))).astype(int)
     ax.set_xticks(ticks, [ts[i].strftime("%a %H:%M") for i in ticks], fontsize=8)
-    ax.set_title("Traffic light per location (green / yellow: forecast violation / red: real)")
-    fig.tight_layout()
-    path = out_dir / "traffic_light.png"
-    fig.savefig(path, dpi=110)
-    return path
+    ax.set_title("Traffic light per location (green; yellow: forecast violation; red: real "
+                 "violation; black: disconnected)")
+    return _save(fig, out_dir / "traffic_light.png")
 
 
 def _welfare(summary, out_dir: Path) -> Path:
@@ -89,7 +87,4 @@ def _welfare(summary, out_dir: Path) -> Path:
     title = f"Welfare split (consumers' {summary['welfare_eur']['consumers']:,.0f} EUR not shown;"\
         f" total {total:,.0f} EUR"
     ax.set_title(title + (f", planner share {share:.4f})" if share else ")"), fontsize=9)
-    fig.tight_layout()
-    path = out_dir / "welfare.png"
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, out_dir / "welfare.png")
