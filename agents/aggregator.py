@@ -105,14 +105,32 @@ class Aggregator(mesa.Agent):
         self.plans = {k: self.strategy.schedule(self, ctx, pool, self.location_prices[k])
                       for k, pool in self.pools.items()}
         self.baseline = self.pool_baseline(ctx)
+        self.committed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.held = np.zeros((self.model.grid.n_locations, self.n_mtu, 2))
         self.version += 1
 
-    def redispatch(self, ctx, commitments: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
-        """Re-plan the locations where flexibility was sold, holding each committed MTU's net
-        consumption within (net_min, net_max); the rest of the day absorbs the rebound."""
-        for k, (net_max, net_min) in commitments.items():
-            self.plans[k] = self.strategy.schedule(self, ctx, self.pools[k],
-                                                   self.location_prices[k], net_max, net_min)
+    def commit(self, location: int, mtus: np.ndarray, target_mw: np.ndarray) -> None:
+        """Flexibility sold at `location`: its net consumption at the masked MTUs is fixed to
+        `target_mw` for the rest of the day (later re-plans keep every earlier commitment)."""
+        fixed, target = self.committed.setdefault(
+            location, (np.zeros(self.n_mtu, bool), np.zeros(self.n_mtu)))
+        target[mtus] = target_mw[mtus]
+        fixed |= mtus
+
+    def hold(self, offers) -> None:
+        """Capacity held for the TSO is no longer offered to later buyers of the day."""
+        d = np.where(offers.direction > 0, 0, 1)
+        np.add.at(self.held, (offers.location, offers.mtu, d), offers.mw)
+
+    def redispatch(self, ctx, changed: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Re-plan the locations with new commitments: every committed MTU at its target, the
+        others free but within (net_min, net_max) where a coupled scheme left grid headroom;
+        the free MTUs absorb the rebound."""
+        for k, (net_max, net_min) in changed.items():
+            fixed, target = self.committed[k]
+            self.plans[k] = self.strategy.schedule(
+                self, ctx, self.pools[k], self.location_prices[k],
+                np.where(fixed, target, net_max), np.where(fixed, target, net_min))
         self.version += 1
 
     def pool_baseline(self, ctx) -> np.ndarray:
@@ -154,7 +172,8 @@ class Aggregator(mesa.Agent):
                                                                  None))
                     + np.minimum(pool.hp.pmax - p["hp"], np.clip((pool.hp.upper - hpc) / dt, 0,
                                                                  None)))
-            out[k] = (np.clip(up, 0, None), np.clip(down, 0, None))
+            out[k] = (np.clip(up - self.held[k, :, 0], 0, None),
+                      np.clip(down - self.held[k, :, 1], 0, None))
         return out
 
     def flex_offers(self, ctx, locations: np.ndarray | None = None):

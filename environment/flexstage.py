@@ -136,21 +136,20 @@ def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
     for agg in model.aggregators:
         present[list(agg.plans)] += 1
     for agg in model.aggregators:
-        commitments = {}
+        changed = {}
         nets = agg.location_net_mw()
         for k in agg.plans:
             delta = _activation_delta(out, agg.unique_id, t_n, k)
             if np.abs(delta).max() > 1e-9:
-                fixed = np.abs(delta) > 1e-9
-                target = nets[k] + delta
                 hi = np.full(t_n, np.inf)
                 lo = np.full(t_n, -np.inf)
                 if room is not None:
                     hi = nets[k] + room[:, k, 1] / present[k]
                     lo = nets[k] - room[:, k, 0] / present[k]
-                commitments[k] = (np.where(fixed, target, hi), np.where(fixed, target, lo))
-        if commitments:
-            agg.redispatch(ctx, commitments)
+                agg.commit(k, np.abs(delta) > 1e-9, nets[k] + delta)
+                changed[k] = (hi, lo)
+        if changed:
+            agg.redispatch(ctx, changed)
         if len(out.platform_offers):
             sel = out.platform_offers.owner == agg.unique_id
             energy = np.zeros(t_n)
@@ -160,6 +159,7 @@ def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
         held = out.tso_offers.take(out.tso_offers.owner == agg.unique_id)
         if len(held) and held.mw.any():
             ctx.tso_offers[agg.unique_id] = held
+            agg.hold(held)
     if len(out.requests):
         for owner, mwh, t in zip(out.requests.owner, out.request_accepted_mwh,
                                  out.requests.mtu, strict=True):

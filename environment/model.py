@@ -361,15 +361,9 @@ class FlexMarketModel(mesa.Model):
         system_short = -imbalance_mw.sum(0)
         scheduled_gen = {p.unique_id: -ctx.position[i] for i, p in enumerate(parties)
                          if isinstance(p, Producer)}
-        offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx, self.aggregators)
+        offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx)
         act, p_short, p_long = self.tso.balance(offers, system_short, clearing.price)
-        der = self.tso.der_activation(act, offers, self.aggregators, ctx)
-        for agg in self.aggregators:
-            i = self.party_slot[agg.unique_id]
-            realised[i] += der[agg.unique_id]["net_mw"]
-            imbalance_mw[i] = ctx.position[i] + der[agg.unique_id]["net_mw"] - realised[i]
-        nodal = self.dso.nodal(prosumer_net) + sum((d["nodal_mw"] for d in der.values()),
-                                                   np.zeros((t, self.grid.n_bus)))
+        nodal = self.dso.nodal(prosumer_net)
         q_real = self.dso.reactive(self.dso.nodal(prof.load + real["hp"]))
         flows, real_flags = self.dso.assess(nodal, q_real)
         red_flags = red["red"] if red is not None else real_flags["violated"]

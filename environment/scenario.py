@@ -246,7 +246,7 @@ class Platform(_Model):
 class Markets(_Model):
     dayahead: DayAhead = DayAhead()
     coupling: str = "conditional"
-    tso_share: Share = 0.5
+    tso_share: Share = 0.0
     lfm: Lfm = Lfm()
     implicit: ImplicitLfm = ImplicitLfm()
     intraday: Intraday = Intraday()

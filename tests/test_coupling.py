@@ -29,8 +29,8 @@ def test_no_coupling_platform_counteracts_the_dso(conflict):
     for c in ("conditional", "sequential"):
         assert nc["counteracting_mwh"] > 2 * conflict[c].summary["flexibility"]["counteracting_mwh"]
     # what the platform undid, the DSO buys again in the intraday round
-    assert _vol(conflict["no_coupling"], "id_dso_up_mwh") > 10 * _vol(conflict["conditional"],
-                                                                     "id_dso_up_mwh")
+    assert _vol(conflict["no_coupling"], "id_dso_up_mwh") > 3 * _vol(conflict["conditional"],
+                                                                    "id_dso_up_mwh")
     flex = conflict["no_coupling"].tables["flex"]
     both = flex[(flex.stage == "id") & (flex.platform_down_mw > 0)]
     assert (both.counteracting_mw > 0).any()
@@ -44,7 +44,9 @@ def test_no_coupling_leaves_more_violations_and_less_welfare(conflict):
     welfare = {c: r.summary["welfare_eur"]["total"] for c, r in conflict.items()}
     assert welfare["no_coupling"] < min(welfare["conditional"], welfare["sequential"])
     cost = {c: r.summary["flexibility"]["dso_cost"]["total_eur"] for c, r in conflict.items()}
-    assert cost["no_coupling"] > 2 * max(cost["conditional"], cost["sequential"])
+    assert cost["no_coupling"] > max(cost["conditional"], cost["sequential"])
+    vcost = {c: r.summary["grid_violation_cost_eur"] for c, r in conflict.items()}
+    assert vcost["no_coupling"] > 5 * max(vcost["conditional"], vcost["sequential"])
 
 
 def test_coupled_schemes_refuse_trades_and_serve_the_dso_first(conflict):
