@@ -46,9 +46,9 @@ class Dso(mesa.Agent):
     def assess(self, p_mw: np.ndarray, q_mvar: np.ndarray, margin: float = 0.0):
         """Flows, voltages and per-location violation flags for (T, B) nodal consumption.
 
-        Returns the flow result and a dict of (T, L) arrays by location: max loading, min and
-        max voltage, overload energy share, and the violation flag (loading above the limit
-        less `margin`, or a voltage outside the band widened inward by `margin`/10)."""
+        Returns the flow result and a dict of (T, K) arrays by location: max loading, min and
+        max voltage, overload MW, the violation flag (loading above the limit less `margin`,
+        or a voltage outside the band narrowed by `margin`/10) and its direction."""
         res = self.flow.solve(p_mw, q_mvar)
         g = self.grid
         n_loc = g.n_locations
@@ -59,6 +59,7 @@ class Dso(mesa.Agent):
         over_mw = np.zeros((t, n_loc))
         limit = self.loading_limit * (1 - margin)
         excess = np.clip(res.loading - self.loading_limit, 0, None) * g.s_max_mva
+        consuming = np.ones((t, n_loc))
         for k in range(n_loc):
             br = g.branch_location == k
             bu = g.bus_location == k
@@ -66,15 +67,22 @@ class Dso(mesa.Agent):
             if br.any():
                 max_loading[:, k] = res.loading[:, br].max(1)
                 over_mw[:, k] = excess[:, br].max(1)
+                worst = np.flatnonzero(br)[res.loading[:, br].argmax(1)]
+                consuming[:, k] = np.where(res.p_mw[np.arange(t), worst] >= 0, 1.0, -1.0)
             if bu.any():
                 v_lo[:, k] = res.v_pu[:, bu].min(1)
                 v_hi[:, k] = res.v_pu[:, bu].max(1)
         band = margin / 10
         v_min_loc = np.array([self.v_min[g.bus_location == k].max() for k in range(n_loc)])
         v_max_loc = np.array([self.v_max[g.bus_location == k].min() for k in range(n_loc)])
-        violated = (max_loading > limit) | (v_lo < v_min_loc + band) | (v_hi > v_max_loc - band)
+        under = v_lo < v_min_loc + band
+        over = v_hi > v_max_loc - band
+        violated = (max_loading > limit) | under | over
+        # +1 where more consumption makes it worse (load-driven overload, undervoltage),
+        # -1 where less does (reverse flow, overvoltage)
+        direction = np.where(over, -1.0, np.where(under, 1.0, consuming))
         return res, {"max_loading": max_loading, "v_min": v_lo, "v_max": v_hi,
-                     "overload_mw": over_mw, "violated": violated}
+                     "overload_mw": over_mw, "violated": violated, "direction": direction}
 
     def violation_mw(self, res) -> np.ndarray:
         """(T,) MW of load that would have to be shed to remove every violation: active power

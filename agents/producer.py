@@ -26,6 +26,11 @@ class Producer(mesa.Agent):
         """Weather-driven: its availability follows a profile and has a forecast error."""
         return self.profile_index is not None
 
+    @property
+    def error_key(self) -> str:
+        """Which weather forecast error drives its availability forecast."""
+        return "pv" if self.model.bank.names[self.profile_index].startswith("PV") else "wind"
+
     def available_mw(self, ctx) -> np.ndarray:
         if self.profile_index is None:
             return np.full(ctx.n_mtu, self.capacity)
@@ -35,7 +40,7 @@ class Producer(mesa.Agent):
         actual = self.available_mw(ctx)
         if not self.variable:
             return actual
-        return np.clip(actual * (1 + ctx.errors["wind"]), 0, self.capacity)
+        return np.clip(actual * (1 + ctx.errors[self.error_key]), 0, self.capacity)
 
     def realised_mw(self, ctx, position_mw: np.ndarray) -> np.ndarray:
         """Net consumption (negative: output) before balancing. A dispatchable plant runs its

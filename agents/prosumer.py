@@ -40,6 +40,21 @@ class Envelope:
     def pooled(self, mask: np.ndarray) -> Envelope:
         return Envelope(self.lower[mask].sum(0), self.upper[mask].sum(0), self.pmax[mask].sum(0))
 
+    def tightened(self, dt_h: float) -> Envelope:
+        """Bounds every feasible path respects: cumulative energy never falls, rises at most
+        pmax per MTU, and must be able to reach the next MTU's lower bound; without this a
+        greedy split can stray where the end-of-day pin cannot be met any more."""
+        step = self.pmax * dt_h
+        up = np.minimum.accumulate(self.upper[:, ::-1], axis=1)[:, ::-1].copy()
+        lo = self.lower.copy()
+        prev = np.zeros(len(up))
+        for t in range(up.shape[1]):
+            up[:, t] = np.minimum(up[:, t], prev + step[:, t])
+            prev = up[:, t]
+        for t in range(lo.shape[1] - 2, -1, -1):
+            lo[:, t] = np.maximum(lo[:, t], lo[:, t + 1] - step[:, t + 1])
+        return Envelope(np.minimum(lo, up), up, self.pmax)
+
 
 class ProsumerFleet:
     """All prosumers as arrays; sampled once from the scenario with the model's RNG."""
@@ -154,7 +169,7 @@ class ProsumerFleet:
         start = np.clip(np.arange(t)[None, :] - delay[:, None], 0, t)
         connected = (c[:, 1:] - np.take_along_axis(c, start, 1)) > 0
         pmax = np.where(connected, self.ev_mw[:, None], 0.0)
-        return Envelope(lower, cum, np.maximum(pmax, ev))
+        return Envelope(lower, cum, np.maximum(pmax, ev)).tightened(dt_h)
 
     def hp_envelope(self, hp: np.ndarray, dt_h: float) -> Envelope:
         """Thermal inertia lets a heat pump run ahead or behind its baseline by `band` MWh of
@@ -165,7 +180,7 @@ class ProsumerFleet:
         upper = cum + band
         lower[:, -1] = upper[:, -1] = cum[:, -1]
         pmax = np.broadcast_to(np.maximum(self.hp_mw[:, None], hp), hp.shape).copy()
-        return Envelope(lower, upper, pmax)
+        return Envelope(lower, upper, pmax).tightened(dt_h)
 
     def self_consumption(self, surplus: np.ndarray, mask: np.ndarray, dt_h: float,
                          commit: bool = True) -> np.ndarray:

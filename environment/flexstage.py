@@ -40,7 +40,7 @@ def grid_limits(model, p_bus: np.ndarray, q_bus: np.ndarray, weights: np.ndarray
 
 def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
                requests: OrderBook | None = None,
-               regime_yellow: np.ndarray | None = None) -> np.ndarray:
+               regime_yellow: np.ndarray | None = None, first_mtu: int = 0) -> np.ndarray:
     """Clear one flexibility round under the scenario's coupling scheme and apply it: the DSO's
     purchases and the platform trades become commitments the aggregators re-plan around,
     platform energy moves between perimeters, every payment is booked.
@@ -56,6 +56,7 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
         p_bus, q_bus, flags = model.forecast_grid(ctx, retail, prof)
         violated = flags["violated"] if (mk.lfm.enabled and (stage == "da" or mk.lfm.intraday)) \
             else np.zeros_like(flags["violated"])
+        violated[:first_mtu] = False  # MTUs before the gate can no longer be traded
         if first is None:
             first = violated
         if i > 0 and not violated.any():
@@ -251,7 +252,7 @@ def intraday(model, ctx) -> None:
         if s.index == 0 and (cfg.lfm.intraday or cfg.platform.enabled):
             requests = _platform_requests(model, ctx, retail, s) if cfg.platform.enabled \
                 else None
-            flex_round(model, ctx, "id", retail, prof, requests, ctx.yellow)
+            flex_round(model, ctx, "id", retail, prof, requests, ctx.yellow, s.first_mtu)
         books = []
         for b in model.brps:
             dev = (retail[b.customers].sum(0) - ctx.position[slot[b.unique_id]]) * dt
@@ -267,8 +268,8 @@ def intraday(model, ctx) -> None:
         for p in model.producers:
             sched = -ctx.position[slot[p.unique_id]]
             if p.variable:
-                avail = np.clip(p.available_mw(ctx) * (1 + s.error_share * err["wind"]), 0,
-                                p.capacity)
+                avail = np.clip(p.available_mw(ctx) * (1 + s.error_share * err[p.error_key]),
+                                0, p.capacity)
                 dev = (sched - avail) * dt
                 books.append(deviation_orders(p.unique_id, dev, s, p.marginal_cost,
                                               ctx.price_cap))

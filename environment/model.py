@@ -300,8 +300,7 @@ class FlexMarketModel(mesa.Model):
             _, _, flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
             if not flags["violated"].any():
                 break
-            direction = np.where(flags["v_max"] > self.dso.v_max.min(), -1.0, 1.0)
-            adders = adders + imp.tariff_eur_mwh * flags["violated"] * direction
+            adders = adders + imp.tariff_eur_mwh * flags["violated"] * flags["direction"]
             for agg in self.aggregators:
                 agg.schedule(ctx, prices, adders)
         return adders
@@ -347,18 +346,16 @@ class FlexMarketModel(mesa.Model):
         ctx.planner_fixed = prof.load - prof.pv + np.where(own[:, None], real["battery"], 0.0) \
             + np.where(e["ev"][:, None], 0.0, prof.ev) \
             + np.where(e["heat_pump"][:, None], 0.0, prof.hp)
+        before = self._meter(ctx, real, prof)
         red = flexstage.red_actions(self, ctx, real, prof) if mk.coupling == "conditional" \
             else None
+        realised = self._meter(ctx, real, prof) if red is not None else before
         prosumer_net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
-        ctx.retail_net = prosumer_net - np.where(e["battery"][:, None], real["battery"], 0.0) \
-            - np.where(e["ev"][:, None], real["ev"], 0.0) \
-            - np.where(e["heat_pump"][:, None], real["hp"], 0.0)
-        for agg in self.aggregators:
-            agg.meter(real)
-
-        realised = np.array([p.realised_mw(ctx, ctx.position[i]) for i, p in enumerate(parties)])
-        imbalance_mw = ctx.position - realised
-        system_short = -imbalance_mw.sum(0)
+        # Perimeter correction: parties settle what they would have metered without the DSO's
+        # RED actions; the DSO is balance responsible for the energy it curtailed.
+        imbalance_mw = ctx.position - before
+        dso_imbalance = -(realised - before).sum(0)
+        system_short = -imbalance_mw.sum(0) - dso_imbalance
         scheduled_gen = {p.unique_id: -ctx.position[i] for i, p in enumerate(parties)
                          if isinstance(p, Producer)}
         offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx)
@@ -379,6 +376,9 @@ class FlexMarketModel(mesa.Model):
         led, mtus = self.ledger, ctx.mtu0 + np.arange(t)
         accounts = np.array([p.account for p in parties])
         book_imbalance(led, accounts, imbalance_mw * dt, p_short, p_long, self.tso.account, mtus)
+        if np.any(dso_imbalance):
+            book_imbalance(led, np.array([self.dso.account]), dso_imbalance[None, :] * dt,
+                           p_short, p_long, self.tso.account, mtus)
         book_balancing(led, np.array([self.account_of[u] for u in offers.provider], int), act,
                        self.tso.account, led.id(EXTERNAL), mtus, dt,
                        self.tso.cfg.emergency_price_eur_mwh, self.tso.emergency_down_price)
@@ -394,11 +394,25 @@ class FlexMarketModel(mesa.Model):
             + act.up_mw.sum(0) - act.down_mw.sum(0) + act.emergency_up_mw - act.emergency_down_mw
         demand = realised[[not isinstance(p, Producer) for p in parties]].sum(0)
         self._record(ctx, clearing, prices_fc, system_short, act, p_short, p_long, gen, demand,
-                     real, prof, parties, realised, imbalance_mw, da_flags, final_flags,
-                     real_flags, light, flows, violation_mw, red)
+                     real, prof, parties, realised, realised - before, imbalance_mw,
+                     dso_imbalance, da_flags, final_flags, real_flags, light, flows,
+                     violation_mw, red)
         self.day += 1
         if self.day >= self.calendar.days:
             self.running = False
+
+    def _meter(self, ctx, real, prof) -> np.ndarray:
+        """(parties, T) metered net consumption: suppliers' perimeters, aggregators' devices,
+        the system load and producers' output at their positions."""
+        e = self.fleet.enrolled
+        net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
+        ctx.retail_net = net - np.where(e["battery"][:, None], real["battery"], 0.0) \
+            - np.where(e["ev"][:, None], real["ev"], 0.0) \
+            - np.where(e["heat_pump"][:, None], real["hp"], 0.0)
+        for agg in self.aggregators:
+            agg.meter(real)
+        return np.array([p.realised_mw(ctx, ctx.position[i])
+                         for i, p in enumerate(self.parties)])
 
     def _value_energy(self, ctx, real, prof) -> None:
         """Energy services with value in welfare: every load, EV and heat pump's baseline
@@ -441,7 +455,8 @@ class FlexMarketModel(mesa.Model):
                     for b in np.flatnonzero(up[:, -1] > 0)}
 
         day = PlannerDay(
-            dt_h=dt, fixed_bus_mw=dso.nodal(ctx.planner_fixed), q_bus_mvar=q_real,
+            dt_h=dt, fixed_bus_mw=dso.nodal(ctx.planner_fixed),
+            pv_bus_mw=dso.nodal(ctx.profiles.pv), q_bus_mvar=q_real,
             system_load_mw=self.system_brp.realised_mw(ctx),
             gen_cost=np.array([p.marginal_cost for p in self.producers]),
             gen_avail_mw=np.array([p.available_mw(ctx) for p in self.producers]),
@@ -507,8 +522,9 @@ class FlexMarketModel(mesa.Model):
 
 
     def _record(self, ctx, clearing, prices_fc, system_short, act, p_short, p_long, generation,
-                demand, real, prof, parties, realised, imbalance_mw, da_flags, final_flags,
-                real_flags, light, flows, violation_mw, red) -> None:
+                demand, real, prof, parties, realised, correction, imbalance_mw,
+                dso_imbalance, da_flags, final_flags, real_flags, light, flows, violation_mw,
+                red) -> None:
         t = ctx.n_mtu
         mtus = ctx.mtu0 + np.arange(t)
         rec = self.records
@@ -523,6 +539,7 @@ class FlexMarketModel(mesa.Model):
             "id_price": ctx.id_price,
             "id_volume_mwh": ctx.id_volume,
             "system_short_mw": system_short,
+            "dso_imbalance_mwh": dso_imbalance * ctx.dt_h,
             "activated_up_mw": act.up_mw.sum(0),
             "activated_down_mw": act.down_mw.sum(0),
             "emergency_up_mw": act.emergency_up_mw,
@@ -568,6 +585,7 @@ class FlexMarketModel(mesa.Model):
             "class": np.repeat(classes, t),
             "position_mwh": (ctx.position * ctx.dt_h).ravel(),
             "realised_mwh": (realised * ctx.dt_h).ravel(),
+            "perimeter_correction_mwh": (correction * ctx.dt_h).ravel(),
             "imbalance_mwh": (imbalance_mw * ctx.dt_h).ravel(),
         }))
         for agg in self.aggregators:

@@ -1,8 +1,9 @@
 """The perfect-foresight, grid-constrained social planner (Pyomo + HiGHS).
 
 The planner sees the realised day (no forecast error) and dispatches producers and every
-device the markets can move (the aggregators' batteries, EVs and heat pumps, pooled per bus)
-to minimise real cost: fuel, battery wear, emergency assistance and unserved energy. Devices
+device the markets can move (the aggregators' batteries, EVs and heat pumps, pooled per bus),
+and may curtail PV as the DSO can in RED, to minimise real cost: fuel, battery wear,
+emergency assistance and unserved energy. Devices
 no market controls (un-enrolled prosumers) run exactly as in the simulation. Because enrolled
 batteries return to their start each day and EV/heat-pump envelopes are daily, the week's
 problem separates exactly into one LP per day.
@@ -33,6 +34,7 @@ class PlannerDay:
 
     dt_h: float
     fixed_bus_mw: np.ndarray          # (T, B) consumption no market controls
+    pv_bus_mw: np.ndarray             # (T, B) PV output in it, which the planner may curtail
     q_bus_mvar: np.ndarray            # (T, B) reactive consumption (held at the run's)
     system_load_mw: np.ndarray        # (T,)
     gen_cost: np.ndarray              # (G,)
@@ -77,6 +79,8 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
     m.evc = pyo.Var(Be, T, bounds=lambda _, b, t: (day.ev[b][0][t], day.ev[b][1][t]))
     m.hp = pyo.Var(Bh, T, bounds=lambda _, b, t: (0, day.hp[b][2][t]))
     m.hpc = pyo.Var(Bh, T, bounds=lambda _, b, t: (day.hp[b][0][t], day.hp[b][1][t]))
+    Bp = [int(b) for b in np.flatnonzero(day.pv_bus_mw.max(0) > 0)] if grid_constrained else []
+    m.pvc = pyo.Var(Bp, T, bounds=lambda _, b, t: (0, day.pv_bus_mw[t, b]))
 
     def prev(var, b, t, start):
         return var[b, t - 1] if t > 0 else start
@@ -96,9 +100,12 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
             e = e + m.ev[b, t]
         if b in day.hp:
             e = e + m.hp[b, t]
+        if b in pv_set:
+            e = e + m.pvc[b, t]
         return e
 
-    flex_buses = sorted(set(Bb) | set(Be) | set(Bh))
+    pv_set = set(Bp)
+    flex_buses = sorted(set(Bb) | set(Be) | set(Bh) | pv_set)
     fixed_total = day.fixed_bus_mw.sum(1) + day.system_load_mw
     m.balance = pyo.Constraint(T, rule=lambda _, t: sum(m.g[g, t] for g in G) + m.em_up[t]
                                - m.em_dn[t] == fixed_total[t] + sum(flex(b, t)
@@ -180,7 +187,7 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
 
 def _flex_values(m, flex_buses, b_n, t_n) -> np.ndarray:
     out = np.zeros((t_n, b_n))
-    for name in ("ch", "ev", "hp"):
+    for name in ("ch", "ev", "hp", "pvc"):
         var = getattr(m, name)
         for (b, t), v in var.get_values().items():
             out[t, b] += v or 0.0

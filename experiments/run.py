@@ -123,7 +123,7 @@ def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> di
         cost = sum(d.cost for d in model.planner_days)
         planner_value = v * model.service_mwh
         planner_welfare = planner_value - cost
-        sim_cost = welfare["external"] + violation_cost
+        sim_cost = welfare["external"] + violation_cost + v * model.shortfall_mwh
         out["planner"] = {
             "welfare_eur": planner_welfare,
             "cost_eur": cost,
@@ -132,7 +132,11 @@ def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> di
             "grid_constraints_added": sum(d.grid_constraints for d in model.planner_days),
             "max_rounds": max(d.rounds for d in model.planner_days),
         }
-        out["planner_share"] = welfare["total"] / planner_welfare
+        out["planner_share"] = (welfare["total"] / planner_welfare if planner_welfare > 0
+                                else None)
+        out["welfare_gap_to_planner_eur"] = planner_welfare - welfare["total"]
+        out["welfare_gap_over_planner_cost"] = (planner_welfare - welfare["total"]) / cost \
+            if cost > 0 else None
         out["cost_ratio_planner_over_run"] = cost / sim_cost if sim_cost else None
     return out
 

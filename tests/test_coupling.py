@@ -77,6 +77,11 @@ def test_short_flexibility_red_actions_follow():
     assert cond["flexibility"]["curtailed_mwh"] > 0
     assert cond["flexibility"]["dso_cost"]["red_compensation_eur"] > 0
     assert cond["congestion"]["real_violations_remaining"] == 0
+    # perimeter correction: the DSO, not the suppliers, is balance responsible for what it cut
+    series = runs["conditional"].tables["series"]
+    curtailed = runs["conditional"].tables["positions"]["perimeter_correction_mwh"]
+    assert series["dso_imbalance_mwh"].sum() == pytest.approx(-curtailed.sum())
+    assert series["dso_imbalance_mwh"].sum() > 0
     for c in ("no_coupling", "sequential"):
         s = runs[c].summary
         assert s["flexibility"]["curtailed_mwh"] == 0

@@ -158,14 +158,16 @@ def check_positions(run) -> None:
 
 
 def check_imbalances(run) -> None:
-    """Party imbalances add up to the system's imbalance, which the TSO balanced."""
+    """Party imbalances (corrected for the DSO's RED actions) and the DSO's own add up to the
+    system's imbalance, which the TSO balanced."""
     pos = run.tables["positions"]
-    np.testing.assert_allclose(pos["imbalance_mwh"], pos["position_mwh"] - pos["realised_mwh"],
+    np.testing.assert_allclose(pos["imbalance_mwh"], pos["position_mwh"]
+                               + pos["perimeter_correction_mwh"] - pos["realised_mwh"],
                                rtol=0, atol=ENERGY_TOL)
     imbalance = pos.groupby("mtu")["imbalance_mwh"].sum()
     series = run.tables["series"].set_index("mtu")
-    np.testing.assert_allclose(imbalance, -series["system_short_mw"] * _dt(run), rtol=0,
-                               atol=ENERGY_TOL)
+    np.testing.assert_allclose(imbalance + series["dso_imbalance_mwh"],
+                               -series["system_short_mw"] * _dt(run), rtol=0, atol=ENERGY_TOL)
 
 
 def test_generation_equals_demand_every_mtu(default_run):

@@ -12,7 +12,8 @@ DSO's cost of unresolved violations: that residual is what real time sees as RED
 
 Pricing: pay-as-bid (each accepted offer its own price) or pay-as-clear, where every accepted
 offer earns the locational marginal value of its relief (from the duals), capped at the price
-cap. Reservation payments (conditional products) add EUR/MW per MTU on accepted volume.
+cap. Reservation payments (conditional products) add EUR per MW and hour on the accepted
+volume.
 """
 
 from __future__ import annotations
@@ -181,12 +182,19 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
             br = np.flatnonzero(branch_loc == k)
             bu = np.flatnonzero(bus_loc == k)
             for t in np.flatnonzero(act):
-                if br.size and excess[t, br].max() > TOL:
-                    j = int(br[np.argmax(excess[t, br])])
-                    new += add(int(t), "l", j, 1.0 if p[t, j] > 0 else -1.0)
+                for j in br[np.argsort(-excess[t, br], kind="stable")]:
+                    if excess[t, j] <= TOL:
+                        break
+                    if add(int(t), "l", int(j), 1.0 if p[t, j] > 0 else -1.0):
+                        new += 1
+                        break
                 for gap, sign in ((lo, -1.0), (hi, 1.0)):
-                    if bu.size and gap[t, bu].max() > TOL:
-                        new += add(int(t), "v", int(bu[np.argmax(gap[t, bu])]), sign)
+                    for j in bu[np.argsort(-gap[t, bu], kind="stable")]:
+                        if gap[t, j] <= TOL:
+                            break
+                        if add(int(t), "v", int(j), sign):
+                            new += 1
+                            break
         return new
 
     branch_loc, bus_loc = limits.branch_location, limits.bus_location
