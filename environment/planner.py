@@ -2,8 +2,8 @@
 
 The planner sees the realised day (no forecast error) and dispatches producers and every
 device the markets can move (the aggregators' batteries, EVs and heat pumps, pooled per bus),
-and may curtail PV as the DSO can in RED, to minimise real cost: fuel, battery wear,
-emergency assistance and unserved energy. Devices
+and may curtail PV or shed load (at the value of lost load) as the DSO can in RED and BLACK,
+to minimise real cost: fuel, battery wear, emergency assistance and unserved energy. Devices
 no market controls (un-enrolled prosumers) run exactly as in the simulation. Because enrolled
 batteries return to their start each day and EV/heat-pump envelopes are daily, the week's
 problem separates exactly into one LP per day.
@@ -26,6 +26,7 @@ from environment.solver import InfeasibleError, timed
 
 MAX_ROUNDS = 12
 TOL = 1e-6
+RETRIES = ({}, {"presolve": "off"}, {"solver": "ipm", "run_crossover": "on"})
 
 
 @dataclass
@@ -81,6 +82,9 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
     m.hpc = pyo.Var(Bh, T, bounds=lambda _, b, t: (day.hp[b][0][t], day.hp[b][1][t]))
     Bp = [int(b) for b in np.flatnonzero(day.pv_bus_mw.max(0) > 0)] if grid_constrained else []
     m.pvc = pyo.Var(Bp, T, bounds=lambda _, b, t: (0, day.pv_bus_mw[t, b]))
+    load = np.clip(day.fixed_bus_mw + day.pv_bus_mw, 0, None)
+    Bs = [int(b) for b in np.flatnonzero(load.max(0) > 0)] if grid_constrained else []
+    m.shed = pyo.Var(Bs, T, bounds=lambda _, b, t: (0, load[t, b]))
 
     def prev(var, b, t, start):
         return var[b, t - 1] if t > 0 else start
@@ -102,10 +106,12 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
             e = e + m.hp[b, t]
         if b in pv_set:
             e = e + m.pvc[b, t]
+        if b in shed_set:
+            e = e - m.shed[b, t]
         return e
 
-    pv_set = set(Bp)
-    flex_buses = sorted(set(Bb) | set(Be) | set(Bh) | pv_set)
+    pv_set, shed_set = set(Bp), set(Bs)
+    flex_buses = sorted(set(Bb) | set(Be) | set(Bh) | pv_set | shed_set)
     fixed_total = day.fixed_bus_mw.sum(1) + day.system_load_mw
     m.balance = pyo.Constraint(T, rule=lambda _, t: sum(m.g[g, t] for g in G) + m.em_up[t]
                                - m.em_dn[t] == fixed_total[t] + sum(flex(b, t)
@@ -117,16 +123,24 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
     wear = sum(day.degradation[b] * (m.ch[b, t] + m.dis[b, t]) for b in Bb for t in T) * dt
     emerg = sum(day.emergency_up_price * m.em_up[t] - day.emergency_down_price * m.em_dn[t]
                 for t in T) * dt
-    m.unserved = pyo.Expression(expr=0)
+    shed_cost = day.value_of_load * dt * sum(m.shed[b, t] for b in Bs for t in T)
+    m.unserved = pyo.Expression(expr=shed_cost)
     m.obj = pyo.Objective(expr=fuel + wear + emerg + m.unserved, sense=pyo.minimize)
     solver = SolverFactory("highs")
 
     def run():
-        res = timed(solver.solve, m, load_solutions=False,
-                    raise_exception_on_nonoptimal_result=False)
-        if str(res.termination_condition).split(".")[-1] != "convergenceCriteriaSatisfied":
-            raise InfeasibleError(f"planner LP (round {rounds}): {res.termination_condition}")
-        res.solution_loader.load_vars()
+        """Solve; on a numerical failure retry without presolve, then with the interior point
+        method (HiGHS occasionally gives up on the grown constraint-generation models)."""
+        status = None
+        for options in RETRIES:
+            res = timed(solver.solve, m, load_solutions=False, solver_options=options,
+                        raise_exception_on_nonoptimal_result=False)
+            status = str(res.termination_condition).split(".")[-1]
+            if status == "convergenceCriteriaSatisfied":
+                res.solution_loader.load_vars()
+                return
+        raise InfeasibleError(f"planner LP (round {rounds}): {status} after {len(RETRIES)} "
+                              "attempts")
 
     rounds, added = 1, set()
     run()
@@ -174,7 +188,7 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
                 new += 1
             if not new:
                 break
-            m.unserved.expr = day.value_of_load * dt * sum(
+            m.unserved.expr = shed_cost + day.value_of_load * dt * sum(
                 w_ * m.slack[i + 1] for i, w_ in enumerate(slack_weight))
             run()
             rounds += 1
@@ -191,6 +205,7 @@ def _flex_values(m, flex_buses, b_n, t_n) -> np.ndarray:
         var = getattr(m, name)
         for (b, t), v in var.get_values().items():
             out[t, b] += v or 0.0
-    for (b, t), v in m.dis.get_values().items():
-        out[t, b] -= v or 0.0
+    for name in ("dis", "shed"):
+        for (b, t), v in getattr(m, name).get_values().items():
+            out[t, b] -= v or 0.0
     return out
