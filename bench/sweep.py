@@ -9,11 +9,11 @@ minute of 1 on a 2-core machine. "overhead/run" is what a run costs beyond its o
 (scheduling, storage, idle workers at the end): workers x elapsed / runs - mean run wall time.
 
 Other processes on the machine distort the comparison (2 workers on 2 cores need both cores):
-before each engine the benchmark waits (up to --max-wait seconds) until other processes use
-less than 10% of the CPUs, and it reports the share of the CPUs they used during each
-measurement ("foreign").
+before each measurement the benchmark waits (up to --max-wait seconds) until other processes
+use less than 10% of the CPUs, reports the share of the CPUs that was not the runs' own or the
+driver's during the measurement ("foreign", an upper bound), and keeps the best of --repeats.
 
-    python bench/sweep.py [--runs 6] [--days 7] [--no-planner] [--prosumers N]
+    python bench/sweep.py [--runs 6] [--days 7] [--no-planner] [--prosumers N] [--repeats 2]
                           [--engines local1,local2,dask2] [--max-wait 900]
 """
 
@@ -43,12 +43,13 @@ def study(name: str, days: int, planner: bool, prosumers: int | None, seeds: lis
 
 
 def _busy() -> float:
+    """CPU seconds all processes used so far (system-wide, short-lived ones included)."""
     t = psutil.cpu_times()
     return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
 
 
-def _mine() -> float:
-    """CPU seconds of this process and its descendants (driver, workers, Dask nannies)."""
+def _tree() -> float:
+    """CPU seconds of this process and its live descendants."""
     total = 0.0
     me = psutil.Process()
     for p in [me, *me.children(recursive=True)]:
@@ -61,9 +62,9 @@ def _mine() -> float:
 
 
 def foreign_share(seconds: float) -> float:
-    b0, m0 = _busy(), _mine()
+    b, m = _busy(), _tree()
     time.sleep(seconds)
-    return max(0.0, (_busy() - b0) - (_mine() - m0)) / (seconds * psutil.cpu_count())
+    return max(0.0, _busy() - b - (_tree() - m)) / (seconds * psutil.cpu_count())
 
 
 def wait_quiet(max_wait: float) -> float:
@@ -77,8 +78,15 @@ def wait_quiet(max_wait: float) -> float:
 
 
 def make(engine: str):
-    kind, n = engine.rstrip("0123456789"), int(engine[len(engine.rstrip("0123456789")):] or 1)
-    return LocalRunner(n) if kind == "local" else DaskRunner(workers=n)
+    """localN: N worker processes, a fresh one per run (the default); localNr: reused
+    workers; daskN: a local Dask cluster of N single-threaded workers."""
+    reuse = engine.endswith("r")
+    name = engine.removesuffix("r")
+    kind = name.rstrip("0123456789")
+    n = int(name[len(kind):] or 1)
+    if kind == "local":
+        return LocalRunner(n, runs_per_worker=0 if reuse else 1)
+    return DaskRunner(workers=n)
 
 
 def bench(engine: str, a: argparse.Namespace) -> dict:
@@ -91,15 +99,18 @@ def bench(engine: str, a: argparse.Namespace) -> dict:
         startup = time.perf_counter() - t0
         s = study("bench", a.days, a.planner, a.prosumers, list(range(1, a.runs + 1)))
         wait_quiet(a.max_wait)
-        b0, m0 = _busy(), _mine()
+        b0, me0 = _busy(), psutil.Process().cpu_times()
         res = run_study(s, results=Path(tmp), runner=runner, progress=sys.stderr.isatty(),
                         log=lambda m: None)
-        foreign = max(0.0, (_busy() - b0) - (_mine() - m0)) / (res.elapsed_s
-                                                               * psutil.cpu_count())
+        busy, me1 = _busy() - b0, psutil.Process().cpu_times()
         runner.close()
         with cat.connect(res.study_dir / cat.CATALOG, read_only=True) as con:
-            walls, tasks = zip(*con.execute("SELECT wall_s, task_s FROM runs").fetchall(),
-                               strict=True)
+            walls, tasks, cpus = zip(*con.execute("SELECT wall_s, task_s, cpu_s FROM runs")
+                                     .fetchall(), strict=True)
+        # other processes: all CPU used minus the runs' own and the driver's (an upper bound:
+        # it includes the workers' start-up and the Dask nannies)
+        driver = me1.user + me1.system - me0.user - me0.system
+        foreign = max(0.0, busy - sum(cpus) - driver) / (res.elapsed_s * psutil.cpu_count())
     assert res.ok == a.runs, f"{engine}: {res.failed} runs failed"
     per_min = a.runs / res.elapsed_s * 60
     return {"engine": engine, "workers": runner.workers, "startup_s": startup,
@@ -116,18 +127,26 @@ def main() -> int:
     ap.add_argument("--no-planner", dest="planner", action="store_false",
                     help="switch the planner off (it takes most of a run's time)")
     ap.add_argument("--prosumers", type=int, help="override prosumers.0.count")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="measurements per engine; the best counts (default 2)")
     ap.add_argument("--max-wait", type=float, default=900,
                     help="seconds to wait for other processes to quieten before each engine")
     ap.add_argument("--engines", default="local1,local2,dask2",
-                    help="comma-separated: localN (worker processes), daskN (local Dask "
-                         "cluster of N workers); default local1,local2,dask2")
+                    help="comma-separated: localN (N worker processes, a fresh one per run), "
+                         "localNr (reused workers), daskN (local Dask cluster of N workers); "
+                         "default local1,local2,dask2")
     a = ap.parse_args()
     rows = []
     for engine in a.engines.split(","):
-        r = bench(engine.strip(), a)
-        rows.append(r)
-        print(f"  {r['engine']:8s} done: {r['runs_per_min']:.2f} runs/min", file=sys.stderr)
+        tries = []
+        for _ in range(a.repeats):
+            r = bench(engine.strip(), a)
+            tries.append(r)
+            print(f"  {r['engine']:8s} {r['runs_per_min']:.2f} runs/min (foreign "
+                  f"{r['foreign']:.0%})", file=sys.stderr)
+        rows.append(max(tries, key=lambda r: r["runs_per_min"]))
     print(f"sweep benchmark: {a.runs} runs per engine of the default scenario, {a.days} days, "
+          f"best of {a.repeats}, "
           f"planner {'on' if a.planner else 'off'}"
           + (f", {a.prosumers} prosumers" if a.prosumers else "")
           + f"; {os.cpu_count()} CPUs")

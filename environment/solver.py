@@ -30,13 +30,16 @@ class InfeasibleError(RuntimeError):
     """A market or schedule LP without a feasible solution; the message names the problem."""
 
 
-_HIGHS: list = []
+_BANNER_SHOWN: list = []
 
 
 def _highs():
-    """One quiet HiGHS instance per process (its constructor prints a banner to stdout, which
-    is silenced at the file-descriptor level)."""
-    if not _HIGHS:
+    """A fresh, quiet HiGHS instance: no state carries over from one LP (or run) to the next.
+    HiGHS prints its banner when the first instance of a process is made; that one is
+    silenced at the file-descriptor level."""
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
         sys.stdout.flush()
         saved = os.dup(1)
         with open(os.devnull, "wb") as null:
@@ -46,10 +49,10 @@ def _highs():
             finally:
                 os.dup2(saved, 1)
                 os.close(saved)
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
-        _HIGHS.append(h)
-    return _HIGHS[0]
+        _BANNER_SHOWN.append(True)
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    return h
 
 
 def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: str = "LP"):
@@ -83,7 +86,6 @@ def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: s
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
     h = _highs()
-    h.clearModel()
     h.passModel(lp)
     h.run()
     status = h.getModelStatus()

@@ -7,6 +7,7 @@ import json
 import sys
 
 from environment.scenario import ScenarioError
+from experiments.sweep_cli import register_cli as register_sweeps
 from experiments.viz_cli import register_cli as register_view
 
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_run)
     register_view(sub)
+    register_sweeps(sub)
     return p
 
 

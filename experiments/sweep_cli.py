@@ -1,0 +1,455 @@
+"""Command line for studies: `flexmarkets sweep`, `flexmarkets report`, `flexmarkets runs`.
+
+Wired into experiments/cli.py by `register_cli(sub)` on its subparsers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from environment.scenario import ScenarioError
+
+SWEEP_EPILOG = """\
+examples:
+  flexmarkets sweep flex_penetration                    a shipped study, all local cores
+  flexmarkets sweep my_study.yaml --workers 2
+  flexmarkets sweep my_study.yaml --engine dask         a local Dask cluster
+  flexmarkets sweep my_study.yaml --scheduler tcp://10.0.0.5:8786
+  flexmarkets sweep flex_penetration --set calendar.days=1 --set prosumers.0.count=40
+  flexmarkets sweep my_study.yaml --dry-run             validate, show the design, check metrics
+
+Stop a sweep at any time (Ctrl-C, kill, a lost worker) and run the same command again: runs
+that finished are kept (their folder under results/<study>/runs/ is the record), the others
+run. A run's id is a hash of its resolved scenario and seed, so changing the study (or --set)
+adds runs rather than overwriting them. Failed runs are kept as failed (the simulation is
+deterministic); --retry-failed runs them again. Delete a run's folder to have it redone.
+
+exit status: 0 all runs ok, 1 some runs failed, 2 invalid study or busy study folder,
+130 interrupted (resume by running the same command again)."""
+
+REPORT_EPILOG = """\
+writes into results/<study>/report/ (or --out):
+  report.md                 the whole report, figures linked
+  runs.csv                  one row per design run: params, seed, status, metrics
+  points.csv / .md          per design point: mean, sd and 95% interval over seeds
+  vs_<axis>.png             each metric against each axis, 95% band over seeds (bars with
+                            error bars for a categorical axis such as a scheme)
+  pivot_<metric>.md         mean [95% CI] on the first two axes
+  compare_<axis>.csv / .md  categorical axes: each level against the first, paired on seed
+                            and the other axes
+  sensitivity.csv / .md     sampled studies: Sobol S1/ST(/S2), Morris mu*/sigma, RBD-FAST
+                            (latin, random) indices, per metric, with
+                            sensitivity_<metric>.png and scatter_<metric>.png
+  failed.md                 failed runs and the first line of their error
+
+examples:
+  flexmarkets report flex_penetration
+  flexmarkets report flex_penetration --metrics welfare_eur.total welfare_eur.aggregators"""
+
+RUNS_EPILOG = """\
+tables you can query with --sql (DuckDB SQL; the catalog is results/<study>/catalog.duckdb):
+  runs    one row per run: run_id, study, status ('ok'/'failed'), seed, one column per axis
+          (dots as underscores: aggregators_0_enrolment), one per metric (welfare_eur_total),
+          wall_s, solver_s, planner_s, max_rss_mb, task_s, cpu_s, started_at, finished_at,
+          worker, attempts, error, traceback, path, and params, scenario, summary as JSON
+  design  point, seed, run_id, grp, sample_row, x, params: the study's design
+  fields  column_name, name, kind (param/metric), axis_kind, sql_type
+  meta    key, value (JSON): 'study' describes the study
+Without STUDY, --sql queries `runs` over every study under the results folder.
+
+examples:
+  flexmarkets runs                                      the studies and their run counts
+  flexmarkets runs flex_penetration                     its runs, one line each
+  flexmarkets runs flex_penetration --status failed
+  flexmarkets runs flex_penetration --show 1a2b3c4d5e6f7a8b
+  flexmarkets runs flex_penetration --sql "select aggregators_0_enrolment, \\
+      avg(welfare_eur_total), count(*) from runs where status = 'ok' group by 1 order by 1"
+  flexmarkets runs flex_penetration --sql "select run_id, summary->>'$.da_price_eur_mwh.mean' \\
+      as da_mean from runs"
+  flexmarkets runs --sql "select study, count(*) from runs group by study" """
+
+
+def register_cli(subparsers) -> None:
+    """Add the `sweep`, `report` and `runs` subcommands to an argparse subparsers object."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    sw = subparsers.add_parser(
+        "sweep", help="run a study: parameter sweeps, replications, sensitivity samples",
+        formatter_class=fmt, epilog=SWEEP_EPILOG,
+        description="Run every (design point, seed) of a study file as an independent task on "
+                    "local worker processes or a Dask cluster, store each run under "
+                    "results/<study>/runs/<run-id>/ (Parquet tables, summary.json, "
+                    "config.yaml, run.json) and index them in the catalog "
+                    "results/<study>/catalog.duckdb. A progress bar shows runs done, failed "
+                    "and the time left.")
+    sw.add_argument("study", help="study YAML file, or the name of a shipped study in "
+                                  "experiments/studies/ (e.g. flex_penetration, "
+                                  "pricing_sensitivity)")
+    sw.add_argument("-j", "--workers", type=int, metavar="N",
+                    help="worker processes (default: the cores available); 0 runs in this "
+                         "process (debugging). With --scheduler the cluster's workers are used")
+    sw.add_argument("--engine", choices=["local", "dask"], default="local",
+                    help="local: worker processes of this machine (default); dask: the Dask "
+                         "distributed engine, a local cluster of N processes unless "
+                         "--scheduler is given")
+    sw.add_argument("--scheduler", metavar="ADDRESS",
+                    help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                         "(implies --engine dask; workers need flexmarkets installed and the "
+                         "results folder on a shared file system)")
+    sw.add_argument("--reuse-workers", action="store_true",
+                    help="let a worker process run several runs (saves a fork per run, about "
+                         "0.1 s; by default every run gets a fresh process forked from a "
+                         "preloaded server, so no state can leak from one run to the next)")
+    sw.add_argument("--results", default="results", metavar="DIR",
+                    help="results root (default: results); the study goes to DIR/<name>/")
+    sw.add_argument("--set", action="append", metavar="PATH=VALUE",
+                    help="override a field of the study's base scenario for every run, e.g. "
+                         "--set calendar.days=1 (repeatable; changes the run ids)")
+    sw.add_argument("--retry-failed", action="store_true",
+                    help="run the study's failed runs again")
+    sw.add_argument("--limit", type=int, metavar="N",
+                    help="stop after N runs (run the command again to go on)")
+    sw.add_argument("--dry-run", action="store_true",
+                    help="validate the study, print its design and how many runs are done, run "
+                         "its first point for one day (planner on) to check the metric paths, "
+                         "and stop")
+    sw.add_argument("--report", action="store_true", help="write the report when done")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_sweep)
+
+    rp = subparsers.add_parser(
+        "report", help="tables and figures comparing a study's runs",
+        formatter_class=fmt, epilog=REPORT_EPILOG,
+        description="Write the comparison report of a study from its catalog: metric against "
+                    "parameter with 95%% confidence bands over seeds, scheme-against-scheme "
+                    "comparisons paired on seed, and sensitivity indices (SALib) where the "
+                    "study sampled for them. Works on a partial study (runs still pending "
+                    "are left out) and while a sweep is running.")
+    rp.add_argument("study", help="study name (its folder under the results root) or the "
+                                  "study YAML file")
+    rp.add_argument("--results", default="results", metavar="DIR",
+                    help="results root (default: results)")
+    rp.add_argument("--out", metavar="DIR",
+                    help="where to write (default: results/<study>/report/)")
+    rp.add_argument("--metrics", nargs="+", metavar="PATH",
+                    help="metrics to report (default: the study's); any dotted path into "
+                         "summary.json works, also one the study did not list")
+    rp.add_argument("--no-figures", action="store_true", help="tables only")
+    rp.set_defaults(func=_report)
+
+    rn = subparsers.add_parser(
+        "runs", help="list and query the runs of studies (SQL)",
+        formatter_class=fmt, epilog=RUNS_EPILOG,
+        description="Without STUDY: the studies under the results root with their run counts. "
+                    "With STUDY: its runs (status, seed, parameters, metrics, wall time), or "
+                    "the result of an SQL query on its catalog. Reading never blocks a running "
+                    "sweep; runs finished but not yet in the catalog are included.")
+    rn.add_argument("study", nargs="?", help="study name (its folder under the results root) "
+                                             "or the study YAML file")
+    rn.add_argument("--results", default="results", metavar="DIR",
+                    help="results root (default: results)")
+    rn.add_argument("--sql", metavar="QUERY", help="a DuckDB SQL query (tables: runs, design, "
+                                                   "fields, meta)")
+    rn.add_argument("--status", choices=["ok", "failed"], help="only runs with this status")
+    rn.add_argument("--show", metavar="RUN_ID",
+                    help="everything about one run: params, metrics, error and traceback")
+    rn.add_argument("--format", choices=["table", "csv", "md", "json"], default="table",
+                    help="output format (default: table)")
+    rn.add_argument("--limit", type=int, default=200, metavar="N",
+                    help="rows shown in the default listing (default 200; 0: all)")
+    rn.set_defaults(func=_runs)
+
+
+# --- sweep ------------------------------------------------------------------------------------
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from experiments.catalog import CatalogBusy
+    from experiments.study import dry_check, load_study, parse_sets
+    from experiments.sweep import StudyBusy, make_runner, raise_keyboard_interrupt, run_study
+
+    if args.workers is not None and args.workers < 0:
+        return _err(f"--workers {args.workers}: must be 0 or more")
+    overrides = parse_sets(args.set)
+    runner = None
+    starter = None
+    if not args.dry_run:
+        runner = make_runner(args.engine, args.workers, args.scheduler, args.reuse_workers)
+        if runner.name == "local":
+            # start the workers' server (it imports the model) while the study loads
+            starter = threading.Thread(target=runner.start, daemon=True)
+            starter.start()
+    old_term = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    try:
+        study = load_study(args.study, overrides=overrides)
+        if args.dry_run:
+            return _dry_run(study, Path(args.results), dry_check)
+        if starter is not None:
+            starter.join()
+        try:
+            res = run_study(study, results=args.results, runner=runner,
+                            retry_failed=args.retry_failed, progress=not args.quiet,
+                            limit=args.limit)
+        except (StudyBusy, CatalogBusy) as exc:
+            return _err(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted before any run started", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        if runner is not None:
+            if starter is not None:
+                starter.join()
+            runner.close()
+    elapsed = _duration(res.elapsed_s)
+    if res.interrupted:
+        print(f"interrupted: {res.ran} runs finished in this sweep ({res.failed} failed), "
+              f"{res.remaining} still to run; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    done = res.done_before + res.ran
+    print(f"study {res.study}: {done} of {res.total} runs done ({res.ran} in this sweep, "
+          f"{res.failed} failed) in {elapsed}; catalog {res.study_dir / 'catalog.duckdb'}")
+    if res.failed:
+        print(f"  failed runs: flexmarkets runs {res.study} --results {args.results} "
+              "--status failed")
+    if args.report:
+        from experiments.report import make_report
+
+        files = make_report(res.study_dir)
+        print(f"  report: {res.study_dir / 'report' / 'report.md'} ({len(files)} files)")
+    else:
+        print(f"  report: flexmarkets report {res.study}"
+              + (f" --results {args.results}" if args.results != "results" else ""))
+    failed_total = _failed_count(res.study_dir)
+    return 1 if failed_total else 0
+
+
+def _failed_count(study_dir: Path) -> int:
+    from experiments import catalog as cat
+
+    try:
+        with cat.connect(study_dir / cat.CATALOG, read_only=True, timeout=2.0) as con:
+            return con.execute("SELECT count(*) FROM runs r JOIN (SELECT DISTINCT run_id FROM "
+                               "design) d USING (run_id) WHERE status = 'failed'"
+                               ).fetchone()[0]
+    except Exception:
+        return 0
+
+
+def _dry_run(study, results: Path, dry_check) -> int:
+    from experiments import catalog as cat
+
+    n_unique = len(study.unique_runs)
+    print(f"study {study.name}: {len(study.points)} points x {len(study.seeds)} seeds = "
+          f"{len(study.runs)} runs ({n_unique} distinct)")
+    for a in study.axes:
+        vals = "sampled" if a.values is None else ", ".join(map(str, a.values))
+        print(f"  axis {a.name} ({a.kind}): {vals}")
+    print(f"  seeds: {', '.join(map(str, study.seeds))}")
+    print(f"  metrics: {', '.join(study.metrics)}")
+    done = cat.finished_folders(results / study.name)
+    n_done = sum(1 for r in study.unique_runs if r.run_id in done)
+    print(f"  done: {n_done} of {n_unique} in {results / study.name}")
+    t0 = time.perf_counter()
+    warnings = dry_check(study)
+    print(f"  one-day run of the first point: {time.perf_counter() - t0:.1f} s")
+    for w in warnings:
+        print(f"  warning: {w}")
+    if not warnings:
+        print("  every metric path is in the summary")
+    return 0
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else \
+        f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def _study_dir(study: str, results: str) -> Path:
+    """A study's folder from its name or its YAML file."""
+    root = Path(results)
+    if (root / study).is_dir():
+        return root / study
+    p = Path(study)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        import yaml
+
+        data = yaml.safe_load(p.read_text()) or {}
+        name = data.get("name") if isinstance(data, dict) else None
+        return root / (name or p.stem)
+    from experiments.study import shipped_studies
+
+    for s in shipped_studies():
+        if s.stem == study:
+            return root / study
+    return root / study
+
+
+def _report(args: argparse.Namespace) -> int:
+    from experiments.catalog import CatalogBusy
+    from experiments.report import make_report
+
+    study_dir = _study_dir(args.study, args.results)
+    if not study_dir.is_dir():
+        return _err(f"no results for study {args.study!r} in {study_dir} (run `flexmarkets "
+                    "sweep` first)")
+    try:
+        files = make_report(study_dir, args.out, args.metrics, figures=not args.no_figures)
+    except (CatalogBusy, FileNotFoundError) as exc:
+        return _err(str(exc))
+    out = Path(args.out) if args.out else study_dir / "report"
+    print(f"report of {study_dir.name}: {out / 'report.md'}")
+    for f in files:
+        print(f"  {f}")
+    return 0
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def _runs(args: argparse.Namespace) -> int:
+    import duckdb
+    import pandas as pd
+
+    from experiments import catalog as cat
+
+    root = Path(args.results)
+    if args.study is None:
+        dirs = cat.study_dirs(root)
+        if args.sql:
+            con = duckdb.connect()
+            frames = []
+            for d in dirs:
+                try:
+                    frames.append(cat.snapshot(d).execute("SELECT * FROM runs").df())
+                except (cat.CatalogBusy, FileNotFoundError, duckdb.Error) as exc:
+                    print(f"warning: {d.name}: {exc}", file=sys.stderr)
+            all_runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+                {"run_id": pd.Series(dtype=str), "study": pd.Series(dtype=str)})
+            con.register("_all", all_runs)
+            con.execute("CREATE TABLE runs AS SELECT * FROM _all")
+            return _query(con, args.sql, args.format)
+        if not dirs:
+            print(f"no studies under {root}/")
+            return 0
+        rows = []
+        for d in dirs:
+            try:
+                con = cat.snapshot(d)
+                n = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY 1").fetchall())
+                design = con.execute("SELECT count(DISTINCT run_id) FROM design").fetchone()[0]
+                last = con.execute("SELECT max(finished_at) FROM runs").fetchone()[0]
+                rows.append({"study": d.name, "design_runs": design, "ok": n.get("ok", 0),
+                             "failed": n.get("failed", 0), "last_finished": last,
+                             "folder": str(d)})
+            except (cat.CatalogBusy, FileNotFoundError, duckdb.Error) as exc:
+                rows.append({"study": d.name, "folder": str(d), "error": str(exc)})
+        _print(pd.DataFrame(rows), args.format)
+        return 0
+    study_dir = _study_dir(args.study, args.results)
+    if not study_dir.is_dir():
+        return _err(f"no results for study {args.study!r} in {study_dir}")
+    try:
+        con = cat.snapshot(study_dir)
+    except (cat.CatalogBusy, FileNotFoundError) as exc:
+        return _err(str(exc))
+    if args.sql:
+        return _query(con, args.sql, args.format)
+    if args.show:
+        return _show(con, args.show)
+    fields = con.execute("SELECT column_name FROM fields ORDER BY kind DESC, rowid").fetchall()
+    cols = ["run_id", "status", "seed"] + [f[0] for f in fields] + ["wall_s", "finished_at"]
+    have = cat.table_columns(con)
+    select = ", ".join(f'"{c}"' for c in cols if c in have)
+    where = f"WHERE status = '{args.status}'" if args.status else ""
+    if args.status == "failed":
+        select += ", split_part(error, chr(10), 1) AS error"
+    limit = f"LIMIT {args.limit}" if args.limit else ""
+    df = con.execute(f"SELECT {select} FROM runs {where} ORDER BY finished_at NULLS LAST, "
+                     f"run_id {limit}").df()
+    total = con.execute(f"SELECT count(*) FROM runs {where}").fetchone()[0]
+    _print(df, args.format)
+    if args.format == "table" and args.limit and total > len(df):
+        print(f"({len(df)} of {total} runs shown; --limit 0 shows all)")
+    return 0
+
+
+def _query(con, sql: str, fmt: str) -> int:
+    import duckdb
+
+    try:
+        df = con.execute(sql).df()
+    except duckdb.Error as exc:
+        return _err(f"SQL: {exc}")
+    _print(df, fmt)
+    return 0
+
+
+def _show(con, run_id: str) -> int:
+    rows = con.execute("SELECT * FROM runs WHERE run_id LIKE ? || '%'", [run_id]).df()
+    if rows.empty:
+        return _err(f"no run {run_id!r}")
+    if len(rows) > 1:
+        return _err(f"{len(rows)} runs start with {run_id!r}: {', '.join(rows['run_id'])}")
+    r = rows.iloc[0].to_dict()
+    for k in ("run_id", "status", "seed", "path", "worker", "attempts", "started_at",
+              "finished_at", "wall_s", "task_s"):
+        print(f"{k}: {r.get(k)}")
+    print("params: " + json.dumps(json.loads(r["params"] or "{}")))
+    fields = con.execute("SELECT column_name, name FROM fields WHERE kind = 'metric'").fetchall()
+    for col, name in fields:
+        print(f"metric {name}: {r.get(col)}")
+    if r.get("error"):
+        print(f"error: {r['error']}")
+    if r.get("traceback"):
+        print(r["traceback"])
+    return 0
+
+
+def _print(df, fmt: str) -> None:
+    import pandas as pd
+
+    if fmt == "csv":
+        df.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        print(df.to_json(orient="records", date_format="iso", indent=1))
+    elif fmt == "md":
+        from experiments.report import markdown_table
+
+        print(markdown_table(df), end="")
+    else:
+        with pd.option_context("display.max_rows", None, "display.max_columns", None,
+                               "display.width", 250, "display.max_colwidth", 60):
+            print(df.to_string(index=False) if not df.empty else "(no rows)")
+
+
+if __name__ == "__main__":     # standalone use until wired into experiments/cli.py
+    from experiments.cli import build_parser
+
+    def main(argv: list[str] | None = None) -> int:
+        parser = build_parser()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if "sweep" not in sub.choices:
+            register_cli(sub)
+        args = parser.parse_args(argv)
+        try:
+            return args.func(args)
+        except ScenarioError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    sys.exit(main())
