@@ -51,7 +51,8 @@ def _highs():
                 os.close(saved)
         _BANNER_SHOWN.append(True)
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    # no "threads" option: HiGHS keeps one thread scheduler per process, and asking for a
+    # different size than a previous (e.g. Pyomo's) instance started is an error
     return h
 
 

@@ -115,3 +115,11 @@ def test_implicit_lfm_tariffs_move_aggregator_schedules_out_of_congestion():
     assert after < before
     assert implicit.summary["flexibility"]["dso_cost"]["implicit_tariff_revenue_eur"] > 0
     assert implicit.summary["flexibility"]["dso_cost"]["lfm_da_eur"] == 0
+
+
+def test_lfm_without_any_offer_after_the_planner_ran():
+    """Regression: a DSO with nothing to buy (no aggregator contracts) after the planner's
+    HiGHS had started its thread scheduler made the LFM's HiGHS refuse to run."""
+    r = run_scenario(None, seed=3, days=2, write=False, figures=False,
+                     overrides={"aggregators.0.enrolment": 0.0, "prosumers.0.ev.share": 0.2})
+    assert r.summary["congestion"]["real_violations_remaining"] == 0
