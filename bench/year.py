@@ -5,6 +5,7 @@ peak memory and the wall/solver ratio. The target is a year with 1,000 prosumers
 a 2-core machine, without the planner (which is timed per day separately with --planner-days).
 
     python bench/year.py [--prosumers 1000] [--days 365] [--repeats 3] [--planner-days 7]
+                         [--foundation]
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ import time
 from environment.solver import CLOCK
 from experiments.run import run_scenario
 
+FOUNDATION = {"markets.lfm.enabled": False, "markets.intraday.enabled": False,
+              "markets.platform.enabled": False}
 
-def one(prosumers: int, days: int, planner: bool) -> dict:
+
+def one(prosumers: int, days: int, planner: bool, foundation: bool = False) -> dict:
     CLOCK.seconds, CLOCK.calls = 0.0, 0
     t0 = time.perf_counter()
+    extra = FOUNDATION if foundation else {}
     r = run_scenario(None, days=days, overrides={"prosumers.0.count": prosumers,
-                                                 "calendar.start": "2016-01-01"},
+                                                 "calendar.start": "2016-01-01", **extra},
                      planner=planner, write=False, figures=False, progress=sys.stderr.isatty())
     wall = time.perf_counter() - t0
     return {"wall_s": wall, "solver_s": CLOCK.seconds, "solver_calls": CLOCK.calls,
@@ -37,13 +42,16 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--planner-days", type=int, default=7,
                     help="also time the planner on this many days (0: skip)")
+    ap.add_argument("--foundation", action="store_true",
+                    help="only the foundation chain: DA auction, DSO validation, real time, "
+                         "balancing (no LFM, intraday or platform)")
     a = ap.parse_args()
     one(a.prosumers, 1, False)  # warm the simbench cache and imports
-    runs = [one(a.prosumers, a.days, False) for _ in range(a.repeats)]
+    runs = [one(a.prosumers, a.days, False, a.foundation) for _ in range(a.repeats)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"year benchmark: {a.days} days x {1440 // 15} MTUs, {a.prosumers} prosumers, "
-          f"median of {a.repeats}")
+          f"{'foundation chain' if a.foundation else 'all markets'}, median of {a.repeats}")
     print(f"  wall            {med['wall_s']:8.2f} s   (runs: "
           + ", ".join(f"{r['wall_s']:.2f}" for r in runs) + ")")
     print(f"  inside solvers  {med['solver_s']:8.2f} s   ({int(med['solver_calls'])} LPs)")
