@@ -12,8 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-from environment.scenario import ScenarioError
-
 SWEEP_EPILOG = """\
 examples:
   flexmarkets sweep flex_penetration                    a shipped study, all local cores
@@ -437,19 +435,7 @@ def _print(df, fmt: str) -> None:
             print(df.to_string(index=False) if not df.empty else "(no rows)")
 
 
-if __name__ == "__main__":     # standalone use until wired into experiments/cli.py
-    from experiments.cli import build_parser
-
-    def main(argv: list[str] | None = None) -> int:
-        parser = build_parser()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "sweep" not in sub.choices:
-            register_cli(sub)
-        args = parser.parse_args(argv)
-        try:
-            return args.func(args)
-        except ScenarioError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+if __name__ == "__main__":  # `python -m experiments.sweep_cli sweep` = `flexmarkets sweep`
+    from experiments.cli import main
 
     sys.exit(main())

@@ -8,7 +8,6 @@ same `register_cli` that experiments/cli.py wires in as `flexmarkets sweep`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -36,7 +35,6 @@ from experiments.sweep import (
     run_study,
     study_lock,
 )
-from experiments.sweep_cli import register_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"calendar.days": 1, "prosumers.0.count": 40, "planner.enabled": False}
@@ -485,18 +483,9 @@ def test_dask_local_cluster_matches_local_runner(tmp_path, runner):
 
 
 def _main(argv: list[str]) -> int:
-    from experiments.cli import build_parser
+    from experiments.cli import main
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "sweep" not in sub.choices:
-        register_cli(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return main(argv)
 
 
 @pytest.mark.parametrize("command,expected", [
