@@ -46,11 +46,15 @@ def allocate(total: np.ndarray, env: Envelope, dt_h: float) -> np.ndarray:
 
 class Aggregator(mesa.Agent):
     """Pools the batteries, EVs and heat pumps of its contracted prosumers, one pool per grid
-    location (so its flexibility can be offered with a location tag).
+    location (so its flexibility can be offered with a location tag), and pays each prosumer a
+    flexibility fee per device and day.
 
-    It is balance responsible for the devices it controls (they are sub-metered out of the
-    supplier's perimeter), pays each prosumer a flexibility fee per device and day, and sells
-    them the energy its devices consume at their retail price."""
+    Its balance perimeter depends on its `kind` (see `environment.scenario.Aggregator`): an
+    `own_brp` aggregator is balance responsible for the devices it controls (sub-metered out of
+    the supplier's perimeter) and sells them their energy at the retail price. An
+    `independent` or `supplier` aggregator leaves the devices in the supplier's perimeter,
+    declares a baseline per supplier before the day-ahead auction, and is responsible only for
+    its deviations from it (when the perimeter is corrected)."""
 
     agent_class = "aggregators"
 
@@ -61,12 +65,35 @@ class Aggregator(mesa.Agent):
         self.degradation = cfg.degradation_eur_mwh
         self.activation_cost = cfg.activation_cost_eur_mwh
         self.fee = cfg.fee_eur_per_device_day
-        self.strategy = make_strategy("aggregator", cfg.strategy)
+        self.strategy = make_strategy("aggregator", cfg.strategy, **cfg.strategy_params)
+        self.kind = cfg.kind
+        self.supplier = cfg.supplier
+        self.offers_balancing = cfg.balancing
+        self.declared: np.ndarray | None = None   # (BRPs, T) baseline declared per supplier
+        self.real_by_brp: np.ndarray | None = None
         self.pools: dict[int, Pool] = {}
         self.plans: dict[int, dict[str, np.ndarray]] = {}
         self.baseline: np.ndarray | None = None
         self.realised_net: np.ndarray | None = None
         self.version = 0  # bumped whenever the plans change, so set-points can be cached
+
+    @property
+    def in_supplier_perimeter(self) -> bool:
+        return self.kind != "own_brp"
+
+    @property
+    def corrected(self) -> bool:
+        """Its deviations from the declared baseline are moved out of the suppliers'
+        perimeters into its own (always inside a supplier's own firm)."""
+        return self.kind == "supplier" or (
+            self.kind == "independent" and self.model.config.settlement.corrects_perimeter)
+
+    @property
+    def trades_energy(self) -> bool:
+        """Whether it has a balance perimeter of its own to trade energy against: without
+        perimeter correction an independent aggregator sells services (LFM, balancing), not
+        energy."""
+        return self.kind == "own_brp" or self.corrected
 
     @property
     def members(self) -> np.ndarray:
@@ -133,6 +160,42 @@ class Aggregator(mesa.Agent):
                 np.where(fixed, target, net_max), np.where(fixed, target, net_min))
         self.version += 1
 
+    def declare_baseline(self, ctx, devices: dict[str, np.ndarray]) -> None:
+        """Before the day-ahead auction an aggregator in the suppliers' perimeters tells each
+        supplier the consumption of its enrolled devices to expect (the strategy decides what
+        it declares; truthfully, its plan). `devices` are the current per-device set-points."""
+        if not self.in_supplier_perimeter:
+            self.declared = None
+            return
+        f = self.model.fleet
+        n_brp = len(self.model.brps)
+        plan = self.device_net(devices)
+        by_brp = np.stack([plan[f.brp[self.members] == b].sum(0) for b in range(n_brp)])
+        total = self.strategy.baseline(self, ctx, by_brp.sum(0))
+        extra = total - by_brp.sum(0)
+        share = np.bincount(f.brp[self.members], minlength=n_brp) / max(self.members.sum(), 1)
+        self.declared = by_brp + share[:, None] * extra[None, :]
+
+    def device_net(self, devices: dict[str, np.ndarray]) -> np.ndarray:
+        """(members, T) net consumption of each member's enrolled devices."""
+        f, m = self.model.fleet, self.members
+        e = f.enrolled
+        return sum(np.where(e[d][m][:, None], devices[k][m], 0.0)
+                   for d, k in (("battery", "battery"), ("ev", "ev"), ("heat_pump", "hp")))
+
+    def declared_mw(self) -> np.ndarray:
+        return self.declared.sum(0) if self.declared is not None else np.zeros(self.n_mtu)
+
+    def planned_position_mw(self) -> np.ndarray:
+        """The net energy it must hold in the markets for its current plan: its devices'
+        consumption (own BRP), its planned deviation from the declared baseline (corrected
+        perimeter), or nothing (no perimeter of its own)."""
+        if self.kind == "own_brp":
+            return self.planned_net_mw()
+        if self.trades_energy:
+            return self.planned_net_mw() - self.declared_mw()
+        return np.zeros(self.n_mtu)
+
     def pool_baseline(self, ctx) -> np.ndarray:
         m = self.masks()
         return ctx.forecast.ev[m["ev"]].sum(0) + ctx.forecast.hp[m["heat_pump"]].sum(0)
@@ -176,8 +239,11 @@ class Aggregator(mesa.Agent):
                       np.clip(down - self.held[k, :, 1], 0, None))
         return out
 
-    def flex_offers(self, ctx, locations: np.ndarray | None = None):
-        """Location-tagged offers (one per location, MTU and direction) at the strategy's price."""
+    def flex_offers(self, ctx, locations: np.ndarray | None = None, balancing: bool = False,
+                    mtus: np.ndarray | None = None):
+        """Location-tagged offers (one per location, MTU and direction) at the strategy's
+        price: for the LFM and the platform, or (`balancing`) for the TSO's balancing market,
+        against the day-ahead price; `mtus` restricts them to some MTUs."""
         from environment.markets.lfm import FlexOffers
 
         parts = []
@@ -186,10 +252,14 @@ class Aggregator(mesa.Agent):
                 continue
             t = len(up)
             for direction, mw in ((1, up), (-1, down)):
-                price = self.strategy.flex_prices(self, ctx, direction, self.prices)
+                if balancing:
+                    price = self.strategy.balancing_prices(self, ctx, direction, ctx.da_price)
+                else:
+                    price = self.strategy.flex_prices(self, ctx, direction, self.prices)
                 parts.append(FlexOffers(np.full(t, self.unique_id), np.full(t, k), np.arange(t),
                                         np.full(t, direction), mw, price))
-        return FlexOffers.concat(parts)
+        offers = FlexOffers.concat(parts)
+        return offers if mtus is None else offers.take(np.isin(offers.mtu, mtus))
 
     def setpoints(self, ctx, devices: dict[str, np.ndarray]) -> None:
         """Disaggregate each location's plan into per-device set-points (MW), in place."""
@@ -206,12 +276,13 @@ class Aggregator(mesa.Agent):
                     sub = Envelope(env.lower[mask], env.upper[mask], env.pmax[mask])
                     devices[key][mask] = allocate(p[key], sub, dt)
 
-    def realise(self, ctx, devices: dict[str, np.ndarray]) -> None:
+    def realise(self, ctx, devices: dict[str, np.ndarray], commit: bool = True) -> None:
         """Real time: batteries follow set-points (and cycle back to their start), heat pumps
-        deviate by the error in their heat-demand forecast."""
+        deviate by the error in their heat-demand forecast. Without `commit` it only previews
+        (states of charge are kept)."""
         f, m = self.model.fleet, self.masks()
         b = m["battery"]
-        if b.any():
+        if b.any() and commit:
             d = devices["battery"][b]
             eta = f.eta[b][:, None]
             delta = (np.clip(d, 0, None) * eta + np.clip(d, None, 0) / eta).sum(1) * ctx.dt_h
@@ -222,12 +293,24 @@ class Aggregator(mesa.Agent):
             devices["hp"][h] = np.clip(devices["hp"][h] + dev, 0, f.hp_mw[h][:, None])
 
     def meter(self, devices: dict[str, np.ndarray]) -> None:
-        """Metered consumption of its devices after everything real time did to them."""
-        m = self.masks()
-        self.realised_net = devices["battery"][m["battery"]].sum(0) \
-            + devices["ev"][m["ev"]].sum(0) + devices["hp"][m["heat_pump"]].sum(0)
+        """Metered consumption of its devices after everything real time did to them, in
+        total and per supplier of the members."""
+        f = self.model.fleet
+        net = self.device_net(devices)
+        self.realised_net = net.sum(0)
+        self.real_by_brp = np.stack([net[f.brp[self.members] == b].sum(0)
+                                     for b in range(len(self.model.brps))])
+
+    def moved_by_brp(self) -> np.ndarray:
+        """(BRPs, T) MW its devices consumed above (+) or below the declared baseline, per
+        supplier: the energy it moved in or out of each supplier's perimeter."""
+        return self.real_by_brp - self.declared
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
-        """Metered consumption of the devices it controls (sub-metered out of the supplier's
-        perimeter)."""
-        return self.realised_net
+        """Metered quantity of its own perimeter: its devices (own BRP), its deviation from the
+        declared baseline (corrected perimeter), or nothing."""
+        if self.kind == "own_brp":
+            return self.realised_net
+        if self.corrected:
+            return self.realised_net - self.declared_mw()
+        return np.zeros_like(self.realised_net)

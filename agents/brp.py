@@ -20,18 +20,35 @@ class Brp(mesa.Agent):
         self.index = index
         self.retail_price = cfg.retail_price_eur_mwh
         self.feed_in = cfg.feed_in_eur_mwh
-        self.strategy = make_strategy("brp", cfg.strategy)
+        self.energy_component = cfg.energy_component_eur_mwh
+        self.strategy = make_strategy("brp", cfg.strategy, **cfg.strategy_params)
 
     @property
     def customers(self) -> np.ndarray:
         return self.model.fleet.brp == self.index
 
-    def forecast_mw(self, ctx) -> np.ndarray:
-        return ctx.retail_net_forecast[self.customers].sum(0)
+    def _aggregated(self):
+        return [a for a in self.model.aggregators if a.in_supplier_perimeter]
+
+    def forecast_mw(self, ctx, retail: np.ndarray | None = None) -> np.ndarray:
+        """Its customers' forecast consumption (D-1, or from an updated `retail` forecast),
+        with the baselines aggregators declared for the devices they control in its
+        perimeter."""
+        retail = ctx.retail_net_forecast if retail is None else retail
+        out = retail[self.customers].sum(0)
+        for agg in self._aggregated():
+            out = out + agg.declared[self.index]
+        return out
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
-        """Metered net consumption of the portfolio (its DA position does not change it)."""
-        return ctx.retail_net[self.customers].sum(0)
+        """Metered net consumption of the portfolio (its DA position does not change it); an
+        aggregator's devices count at their declared baseline where its perimeter is
+        corrected, as metered where not."""
+        out = ctx.retail_net[self.customers].sum(0)
+        for agg in self._aggregated():
+            out = out + (agg.declared[self.index] if agg.corrected
+                         else agg.real_by_brp[self.index])
+        return out
 
 
 class SystemLoadBrp(mesa.Agent):

@@ -19,7 +19,7 @@ class Producer(mesa.Agent):
         self.marginal_cost = cfg.marginal_cost_eur_mwh
         self.profile_index = profile_index
         self.offers_balancing = cfg.balancing and profile_index is None
-        self.strategy = make_strategy("producer", cfg.strategy)
+        self.strategy = make_strategy("producer", cfg.strategy, **cfg.strategy_params)
 
     @property
     def variable(self) -> bool:

@@ -134,10 +134,14 @@ class ProsumerFleet:
         self.aggregator = np.full(self.n, -1)
         self.enrolled = {k: np.zeros(self.n, bool) for k in ("battery", "ev", "heat_pump")}
 
-    def enrol(self, aggregator: int, share: float, devices: list[str], rng: np.random.Generator):
-        """Contract a share of the not yet enrolled prosumers owning a flexible device."""
+    def enrol(self, aggregator: int, share: float, devices: list[str], rng: np.random.Generator,
+              eligible: np.ndarray | None = None):
+        """Contract a share of the not yet enrolled (and `eligible`) prosumers owning a
+        flexible device."""
         owns = {"battery": self.batt_mwh > 0, "ev": self.ev_mw > 0, "heat_pump": self.hp_mw > 0}
         candidate = (self.aggregator < 0) & np.any([owns[d] for d in devices], axis=0)
+        if eligible is not None:
+            candidate &= eligible
         chosen = candidate & (rng.random(self.n) < share)
         self.aggregator[chosen] = aggregator
         for d in devices:

@@ -1,14 +1,19 @@
 """The TSO: keeps the system balanced by activating balancing energy and sets imbalance prices.
-Producers' balancing offers form the merit order. (Aggregators' flexibility held for the TSO
-under sequential coupling is reserved but not yet activated: DER in the ancillary-services
-market, with the device-level effects of an activation, is the next step.)"""
+Producers' offers form the merit order after realisation; DER offered through aggregators are
+activated block by block before it (`environment.balancingstage`), and the marginal bid of
+either pass sets the imbalance price."""
 
 from __future__ import annotations
 
 import mesa
 import numpy as np
 
-from environment.markets.balancing import BalancingOffers, activate, imbalance_prices
+from environment.markets.balancing import (
+    BalancingOffers,
+    activate,
+    imbalance_prices,
+    with_der_price,
+)
 
 
 class Tso(mesa.Agent):
@@ -38,8 +43,20 @@ class Tso(mesa.Agent):
                                np.array(up_q).reshape(-1, t), np.array(dn_p, float).reshape(-1, t),
                                np.array(dn_q).reshape(-1, t))
 
-    def balance(self, offers: BalancingOffers, system_short_mw: np.ndarray, da_price):
-        act = activate(offers, system_short_mw, self.cfg.emergency_price_eur_mwh,
+    def balance(self, offers: BalancingOffers, residual_mw: np.ndarray, da_price,
+                system_short_mw: np.ndarray | None = None, der_price: np.ndarray | None = None,
+                market_price: bool = False):
+        """Activate producers on the `residual_mw` DER left; price the system imbalance
+        `system_short_mw` (before any activation) from the marginal bid of both passes. With
+        `market_price` (integrated TSO-DSO-BRP market) imbalances settle at that marginal
+        price: one price, no escalation."""
+        system = residual_mw if system_short_mw is None else system_short_mw
+        act = activate(offers, residual_mw, self.cfg.emergency_price_eur_mwh,
                        self.emergency_down_price)
-        short_p, long_p = imbalance_prices(act, system_short_mw, da_price, self.cfg.pricing)
+        if der_price is not None:
+            act = with_der_price(act, der_price)
+        if market_price:
+            return act, *imbalance_prices(act, system, da_price, "single")
+        short_p, long_p = imbalance_prices(act, system, da_price, self.cfg.pricing,
+                                           self.cfg.escalation_eur_mwh_per_mw)
         return act, short_p, long_p

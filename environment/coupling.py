@@ -64,6 +64,7 @@ class FlexRound:
     activation_cost: dict         # aggregator unique_id -> EUR/MWh
     yellow_rule: str = "refuse_worsening"
     tso_share: float = 0.0
+    energy_traders: frozenset | None = None   # owners with a balance perimeter (None: all)
 
 
 @dataclass
@@ -90,13 +91,17 @@ def _dso_stage(r: FlexRound, offers: FlexOffers) -> LfmResult | None:
 
 
 def _platform(r: FlexRound, offers: FlexOffers):
-    """BRP energy requests against aggregator flexibility, uniform price per MTU.
+    """BRP energy requests against aggregator flexibility, uniform price per MTU; only
+    aggregators with a balance perimeter of their own can sell energy.
 
     An up offer (consume less) sells the energy it frees at its energy value plus activation
     cost; a down offer buys at the energy value less activation cost."""
     from environment.markets.registry import get_clearing
 
     t_n = len(r.energy_price)
+    if r.energy_traders is not None:
+        offers = offers.with_mw(np.where(np.isin(offers.owner, list(r.energy_traders)),
+                                         offers.mw, 0.0))
     if not r.platform.enabled or len(r.requests) == 0 or len(offers) == 0:
         return np.zeros(len(offers)), np.full(t_n, np.nan), np.zeros(len(r.requests))
     cost = np.array([r.activation_cost[o] for o in offers.owner])

@@ -77,7 +77,8 @@ def _one_round(model, ctx, stage, p_bus, q_bus, violated, regime, requests, tso_
     r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
                   {a.unique_id: a.activation_cost for a in model.aggregators},
-                  cfg.dso.conditional_yellow, tso_share)
+                  cfg.dso.conditional_yellow, tso_share,
+                  frozenset(a.unique_id for a in model.aggregators if a.trades_energy))
     out = COUPLING[mk.coupling](r)
     moved = np.zeros((t_n, k_n, 2))
     if out.dso is not None:
@@ -255,7 +256,7 @@ def intraday(model, ctx) -> None:
             flex_round(model, ctx, "id", retail, prof, requests, ctx.yellow, s.first_mtu)
         books = []
         for b in model.brps:
-            dev = (retail[b.customers].sum(0) - ctx.position[slot[b.unique_id]]) * dt
+            dev = (b.forecast_mw(ctx, retail) - ctx.position[slot[b.unique_id]]) * dt
             books.append(deviation_orders(b.unique_id, dev, s, ctx.price_floor, ctx.price_cap))
         sysb = model.system_brp
         sys_fc = sysb.realised_mw(ctx) * (1 + s.error_share * err["system"])
@@ -263,7 +264,7 @@ def intraday(model, ctx) -> None:
                                       (sys_fc - ctx.position[slot[sysb.unique_id]]) * dt, s,
                                       ctx.price_floor, ctx.price_cap))
         for agg in model.aggregators:
-            dev = (agg.planned_net_mw() - ctx.position[slot[agg.unique_id]]) * dt
+            dev = (agg.planned_position_mw() - ctx.position[slot[agg.unique_id]]) * dt
             books.append(deviation_orders(agg.unique_id, dev, s, ctx.price_floor, ctx.price_cap))
         for p in model.producers:
             sched = -ctx.position[slot[p.unique_id]]
@@ -298,7 +299,7 @@ def _platform_requests(model, ctx, retail: np.ndarray, s) -> OrderBook:
     prem = model.config.markets.platform.brp_premium_eur_mwh
     books = []
     for b in model.brps:
-        dev = (retail[b.customers].sum(0) - ctx.position[model.party_slot[b.unique_id]]) \
+        dev = (b.forecast_mw(ctx, retail) - ctx.position[model.party_slot[b.unique_id]]) \
             * ctx.dt_h
         t = np.arange(s.first_mtu, ctx.n_mtu)
         keep = np.abs(dev[t]) > 1e-9

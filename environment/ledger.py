@@ -54,6 +54,19 @@ class Ledger:
         df["market"] = df["market"].astype("category")
         return df
 
+    def mark(self) -> int:
+        """A position in the ledger; `received_since` sums the rows booked after it."""
+        return len(self._rows)
+
+    def received_since(self, mark: int, account: int) -> dict[str, float]:
+        """Net EUR `account` received per market from the rows booked after `mark`."""
+        out: dict[str, float] = {}
+        for payer, payee, market, _t, _q, _p, eur in self._rows[mark:]:
+            net = float(eur[payee == account].sum() - eur[payer == account].sum())
+            if net or (payee == account).any() or (payer == account).any():
+                out[market] = out.get(market, 0.0) + net
+        return out
+
     def balances(self) -> pd.Series:
         """Net EUR received per account over the whole run (sums to zero by construction of
         double entry; a non-zero sum means a row was written wrong)."""

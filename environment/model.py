@@ -30,9 +30,9 @@ from agents.brp import Brp, SystemLoadBrp
 from agents.dso import Dso
 from agents.producer import Producer
 from agents.prosumer import DayProfiles, Envelope, Prosumer, ProsumerFleet
-from agents.strategies import known
+from agents.strategies import known, make_strategy
 from agents.tso import Tso
-from environment import flexstage
+from environment import balancingstage, flexstage
 from environment.calendar import Calendar
 from environment.coupling import COUPLING
 from environment.datacache import cached
@@ -49,6 +49,22 @@ from environment.settlement import book_auction, book_balancing, book_imbalance
 EXTERNAL = "external"
 EXCHANGE = "da_exchange"
 SYSTEM_CONSUMERS = "system_consumers"
+SETTLEMENT_ENTITY = "settlement_entity"
+
+
+@dataclass(frozen=True)
+class DayResult:
+    """What an agent learns of its own day after settlement (for adaptive strategies)."""
+
+    day: int
+    eur_by_market: dict
+    da_price: np.ndarray
+    imbalance_price_short: np.ndarray
+    imbalance_price_long: np.ndarray
+
+    @property
+    def profit_eur(self) -> float:
+        return float(sum(self.eur_by_market.values()))
 
 
 @dataclass
@@ -90,6 +106,12 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
             if item.strategy not in valid:
                 problems.append(f"{role}[{i}].strategy = {item.strategy!r}: unknown strategy; "
                                 f"known: {valid}")
+                continue
+            try:
+                make_strategy(role.rstrip("s"), item.strategy, **item.strategy_params)
+            except ValueError as exc:
+                problems.append(f"{role}[{i}].strategy_params = {dict(item.strategy_params)}: "
+                                f"{exc}")
     get_clearing("uniform_price")
     for path, name in (("markets.dayahead.clearing", s.markets.dayahead.clearing),
                        ("markets.intraday.clearing", s.markets.intraday.clearing)):
@@ -166,6 +188,7 @@ class FlexMarketModel(mesa.Model):
                           (flexstage.ID_EXCHANGE, "market_operators"),
                           (flexstage.PLATFORM, "market_operators"),
                           (flexstage.LFM_OPERATOR, "market_operators"),
+                          (SETTLEMENT_ENTITY, "market_operators"),
                           (SYSTEM_CONSUMERS, "consumers")):
             self.ledger.account(name, cls)
 
@@ -174,8 +197,11 @@ class FlexMarketModel(mesa.Model):
                                         self.bank.index[s.system_load.profile],
                                         s.system_load.retail_price_eur_mwh)
         self.aggregators = [Aggregator(self, a, i) for i, a in enumerate(s.aggregators)]
+        brp_index = {b.name: i for i, b in enumerate(s.brps)}
         for agg, cfg in zip(self.aggregators, s.aggregators, strict=True):
-            self.fleet.enrol(agg.index, cfg.enrolment, list(cfg.devices), self.rng)
+            eligible = self.fleet.brp == brp_index[cfg.supplier] if cfg.kind == "supplier" \
+                else None
+            self.fleet.enrol(agg.index, cfg.enrolment, list(cfg.devices), self.rng, eligible)
         self.producers = [Producer(self, p, self.bank.index[p.profile] if p.profile else None)
                           for p in s.producers]
         self.dso = Dso(self, self.grid, s.grid, s.dso, self.fleet.bus)
@@ -294,16 +320,57 @@ class FlexMarketModel(mesa.Model):
         for agg in self.aggregators:
             agg.schedule(ctx, prices)
         imp = self.config.markets.implicit
-        if not imp.enabled or not self.aggregators:
-            return adders
-        for _ in range(imp.iterations):
-            _, _, flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
-            if not flags["violated"].any():
-                break
-            adders = adders + imp.tariff_eur_mwh * flags["violated"] * flags["direction"]
-            for agg in self.aggregators:
-                agg.schedule(ctx, prices, adders)
+        if imp.enabled and self.aggregators:
+            for _ in range(imp.iterations):
+                _, _, flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+                if not flags["violated"].any():
+                    break
+                adders = adders + imp.tariff_eur_mwh * flags["violated"] * flags["direction"]
+                for agg in self.aggregators:
+                    agg.schedule(ctx, prices, adders)
+        plan = self.device_plan(ctx)
+        for agg in self.aggregators:
+            agg.declare_baseline(ctx, plan)
         return adders
+
+    def _realtime_devices(self, ctx, commit: bool):
+        """Device power in real time (N, T) per kind and the realised profiles: aggregators'
+        current set-points as realised, home batteries on self-consumption, the rest at their
+        baselines. Without `commit`, a preview: no state of charge changes."""
+        f = self.fleet
+        real = self.device_plan(ctx)
+        for agg in self.aggregators:
+            agg.realise(ctx, real, commit=commit)
+        prof = DayProfiles(*(a.copy() for a in (ctx.profiles.load, ctx.profiles.pv,
+                                                 ctx.profiles.ev, ctx.profiles.hp)))
+        own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
+        real["battery"][own] = self.own_batteries(prof, commit=commit)[own]
+        real["ev"] = np.where(f.enrolled["ev"][:, None], real["ev"], prof.ev)
+        real["hp"] = np.where(f.enrolled["heat_pump"][:, None], real["hp"], prof.hp)
+        return real, prof
+
+    def corrections(self, ctx) -> np.ndarray:
+        """(parties, T) MW of real-time activations (+ up: consumed less) that count as sold
+        by the parties with a perimeter of their own: their imbalance is measured against
+        their market position less these."""
+        own = np.array([getattr(p, "trades_energy", False) for p in self.parties])
+        return np.where(own[:, None], ctx.der_tso + ctx.der_dso, 0.0)
+
+    def preview_realtime(self, ctx) -> dict:
+        """What the TSO and DSO see of real time with the aggregators' current plans: the
+        system imbalance before activations (MW, + short), the distribution grid's nodal
+        schedules, the area's net consumption, and producers' balancing offers."""
+        real, prof = self._realtime_devices(ctx, commit=False)
+        metered = self._meter(ctx, real, prof)
+        net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
+        dso = self.dso
+        scheduled_gen = {p.unique_id: -ctx.position[i] for i, p in enumerate(self.parties)
+                         if isinstance(p, Producer)}
+        return {"system_short": (metered - ctx.position + self.corrections(ctx)).sum(0)
+                - ctx.dso_realtime_mw,
+                "p_bus": dso.nodal(net), "q_bus": dso.reactive(dso.nodal(prof.load + real["hp"])),
+                "area_net": net.sum(0),
+                "producer_offers": self.tso.collect_offers(self.producers, scheduled_gen, ctx)}
 
     def step(self) -> None:
         if self.day >= self.calendar.days:
@@ -314,6 +381,7 @@ class FlexMarketModel(mesa.Model):
         mk = self.config.markets
         soc_start = f.soc.copy()
         parties = self.parties
+        mark = self.ledger.mark()
 
         prices_fc = self.price_forecast(ctx)
         adders = self._schedule_aggregators(ctx, prices_fc)
@@ -331,18 +399,14 @@ class FlexMarketModel(mesa.Model):
             flexstage.flex_round(self, ctx, "da", ctx.retail_net_forecast, ctx.forecast)
         if mk.intraday.enabled:
             flexstage.intraday(self, ctx)
-        _, _, final_flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+        p_fc, _, final_flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
 
-        real = self.device_plan(ctx)
-        for agg in self.aggregators:
-            agg.realise(ctx, real)
-        prof = DayProfiles(*(a.copy() for a in (ctx.profiles.load, ctx.profiles.pv,
-                                                 ctx.profiles.ev, ctx.profiles.hp)))
-        own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
-        real["battery"][own] = self.own_batteries(prof, commit=True)[own]
-        real["ev"] = np.where(f.enrolled["ev"][:, None], real["ev"], prof.ev)
-        real["hp"] = np.where(f.enrolled["heat_pump"][:, None], real["hp"], prof.hp)
+        ctx.interface_schedule = p_fc.sum(1)
+        balancingstage.der_balancing(self, ctx)
+
+        real, prof = self._realtime_devices(ctx, commit=True)
         e = f.enrolled
+        own = (f.batt_mwh > 0) & ~e["battery"]
         ctx.planner_fixed = prof.load - prof.pv + np.where(own[:, None], real["battery"], 0.0) \
             + np.where(e["ev"][:, None], 0.0, prof.ev) \
             + np.where(e["heat_pump"][:, None], 0.0, prof.hp)
@@ -352,14 +416,22 @@ class FlexMarketModel(mesa.Model):
         realised = self._meter(ctx, real, prof) if red is not None else before
         prosumer_net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
         # Perimeter correction: parties settle what they would have metered without the DSO's
-        # RED actions; the DSO is balance responsible for the energy it curtailed.
-        imbalance_mw = ctx.position - before
-        dso_imbalance = -(realised - before).sum(0)
+        # RED actions and real-time DER activations; the DSO is balance responsible for the
+        # energy it moved. The system imbalance is what it was before any TSO activation; DER
+        # the TSO activated in corrected perimeters already sold their part of it.
+        activated = self.corrections(ctx)
+        imbalance_mw = ctx.position - activated - before
+        dso_imbalance = -(realised - before).sum(0) + ctx.dso_realtime_mw
+        # The system imbalance is the sum of the settled imbalances (ENTSO-E). Producers'
+        # balancing energy closes what is physically left: market positions net to zero, so
+        # that is the metered net consumption after DER activations.
         system_short = -imbalance_mw.sum(0) - dso_imbalance
         scheduled_gen = {p.unique_id: -ctx.position[i] for i, p in enumerate(parties)
                          if isinstance(p, Producer)}
         offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx)
-        act, p_short, p_long = self.tso.balance(offers, system_short, clearing.price)
+        act, p_short, p_long = self.tso.balance(offers, realised.sum(0), clearing.price,
+                                                system_short, ctx.der_price,
+                                                mk.tso_dso_scheme == "integrated")
         nodal = self.dso.nodal(prosumer_net)
         q_real = self.dso.reactive(self.dso.nodal(prof.load + real["hp"]))
         flows, real_flags = self.dso.assess(nodal, q_real)
@@ -390,13 +462,24 @@ class FlexMarketModel(mesa.Model):
                     out = out + act.up_mw[k[0]] - act.down_mw[k[0]]
                 led.pay(p.account, led.id(EXTERNAL), "fuel", mtus, out * dt, p.marginal_cost)
         self._settle_retail(ctx, real, prosumer_net, adders, red)
+        self._settle_compensation(ctx)
+        if self.config.tso.capacity_price_eur_mw_h > 0:
+            for uid, held in ctx.tso_offers.items():
+                led.pay(self.tso.account, self.account_of[uid], "balancing_capacity",
+                        ctx.mtu0 + held.mtu, held.mw * dt, self.config.tso.capacity_price_eur_mw_h)
         gen = -realised[[isinstance(p, Producer) for p in parties]].sum(0) \
             + act.up_mw.sum(0) - act.down_mw.sum(0) + act.emergency_up_mw - act.emergency_down_mw
         demand = realised[[not isinstance(p, Producer) for p in parties]].sum(0)
         self._record(ctx, clearing, prices_fc, system_short, act, p_short, p_long, gen, demand,
                      real, prof, parties, realised, realised - before, imbalance_mw,
                      dso_imbalance, da_flags, final_flags, real_flags, light, flows,
-                     violation_mw, red)
+                     violation_mw, red, activated)
+        for agent in [*parties, self.dso, self.tso]:
+            hook = getattr(agent.strategy, "end_of_day", None) if hasattr(agent, "strategy") \
+                else None
+            if hook is not None:
+                hook(agent, DayResult(ctx.day, self.ledger.received_since(mark, agent.account),
+                                      clearing.price, p_short, p_long))
         self.day += 1
         if self.day >= self.calendar.days:
             self.running = False
@@ -469,6 +552,31 @@ class FlexMarketModel(mesa.Model):
         return solve_day(day, dso.flow, dso.v_min, dso.v_max, dso.loading_limit,
                          self.config.planner.grid_constrained)
 
+    def _settle_compensation(self, ctx) -> None:
+        """Compensation for the energy independent aggregators moved out of (or into) each
+        supplier's perimeter, per MTU (seed 001 4.2): the aggregator pays the supplier per MWh
+        its customers consumed below the declared baseline (and is paid per MWh above) at the
+        regime's price; under `central` a neutral settlement entity pays the supplier the DA
+        price and charges the aggregator the same."""
+        st = self.config.settlement
+        if st.compensation == "none":
+            return
+        led, mtus = self.ledger, ctx.mtu0 + np.arange(ctx.n_mtu)
+        for agg in self.aggregators:
+            if agg.kind != "independent":
+                continue
+            taken = -agg.moved_by_brp() * ctx.dt_h
+            for b, brp in enumerate(self.brps):
+                if st.compensation == "central":
+                    central = led.id(SETTLEMENT_ENTITY)
+                    led.pay(agg.account, central, "compensation", mtus, taken[b], ctx.da_price)
+                    led.pay(central, brp.account, "compensation", mtus, taken[b], ctx.da_price)
+                    continue
+                price = {"contractual": st.contractual_price_eur_mwh,
+                         "regulated": st.regulated_price_eur_mwh,
+                         "corrected": brp.energy_component}[st.compensation]
+                led.pay(agg.account, brp.account, "compensation", mtus, taken[b], price)
+
     def _settle_retail(self, ctx, real, prosumer_net, adders, red) -> None:
         """Daily bills per prosumer: supplier import and feed-in, network tariff on grid import,
         aggregator energy and flexibility fees, locational tariffs (implicit LFM) and RED
@@ -477,7 +585,13 @@ class FlexMarketModel(mesa.Model):
         if f.n == 0:
             return
         day_mtu = ctx.mtu0
-        net = ctx.retail_net
+        e = f.enrolled
+        devices = (np.where(e["battery"][:, None], real["battery"], 0.0)
+                   + np.where(e["ev"][:, None], real["ev"], 0.0)
+                   + np.where(e["heat_pump"][:, None], real["hp"], 0.0))
+        inside = np.isin(f.aggregator, [a.index for a in self.aggregators
+                                        if a.in_supplier_perimeter])
+        net = ctx.retail_net + np.where(inside[:, None], devices, 0.0)
         imp = np.clip(net, 0, None).sum(1) * dt
         exp = np.clip(-net, 0, None).sum(1) * dt
         brp_acct = np.array([b.account for b in self.brps])[f.brp]
@@ -496,9 +610,10 @@ class FlexMarketModel(mesa.Model):
             m = agg.members
             if not m.any():
                 continue
-            energy = (np.where(f.enrolled["ev"][:, None], real["ev"], 0.0)
-                      + np.where(f.enrolled["heat_pump"][:, None], real["hp"], 0.0))[m].sum(1) * dt
-            led.pay(pa[m], agg.account, "aggregator_energy", day_mtu, energy, retail[m])
+            if not agg.in_supplier_perimeter:
+                energy = (np.where(e["ev"][:, None], real["ev"], 0.0)
+                          + np.where(e["heat_pump"][:, None], real["hp"], 0.0))[m].sum(1) * dt
+                led.pay(pa[m], agg.account, "aggregator_energy", day_mtu, energy, retail[m])
             n_dev = sum(f.enrolled[d][m].astype(int) for d in f.enrolled)
             led.pay(agg.account, pa[m], "flexibility_fee", day_mtu, n_dev, agg.fee)
             b = f.enrolled["battery"] & m
@@ -524,7 +639,7 @@ class FlexMarketModel(mesa.Model):
     def _record(self, ctx, clearing, prices_fc, system_short, act, p_short, p_long, generation,
                 demand, real, prof, parties, realised, correction, imbalance_mw,
                 dso_imbalance, da_flags, final_flags, real_flags, light, flows, violation_mw,
-                red) -> None:
+                red, activated) -> None:
         t = ctx.n_mtu
         mtus = ctx.mtu0 + np.arange(t)
         rec = self.records
@@ -544,6 +659,9 @@ class FlexMarketModel(mesa.Model):
             "activated_down_mw": act.down_mw.sum(0),
             "emergency_up_mw": act.emergency_up_mw,
             "emergency_down_mw": act.emergency_down_mw,
+            "der_balancing_up_mw": ctx.der_tso.sum(0),
+            "der_dso_realtime_up_mw": ctx.der_dso.sum(0),
+            "tso_dso_counteracting_mw": ctx.counteracting.sum(1),
             "imbalance_price_short": p_short,
             "imbalance_price_long": p_long,
             "generation_mw": generation,
@@ -586,6 +704,7 @@ class FlexMarketModel(mesa.Model):
             "position_mwh": (ctx.position * ctx.dt_h).ravel(),
             "realised_mwh": (realised * ctx.dt_h).ravel(),
             "perimeter_correction_mwh": (correction * ctx.dt_h).ravel(),
+            "activated_mwh": (activated * ctx.dt_h).ravel(),
             "imbalance_mwh": (imbalance_mw * ctx.dt_h).ravel(),
         }))
         for agg in self.aggregators:
@@ -597,7 +716,8 @@ class FlexMarketModel(mesa.Model):
                 "down_mw": sum((d for _, d in flex.values()), np.zeros(t)),
                 "missed_mw": agg.missed_mw()}))
         stats = {"day": ctx.day, "curtailed_mwh": float(red["curtailed_mwh"].sum())
-                 if red is not None else 0.0}
+                 if red is not None else 0.0,
+                 **{f"balancing_{k}": v for k, v in ctx.balancing_cost.items()}}
         for r in ctx.round_stats:
             stats[f"{r['stage']}_unresolved_mw"] = r["unresolved_mw"]
             stats[f"{r['stage']}_refused_mw"] = r["refused_mw"]

@@ -127,22 +127,55 @@ class Forecast(_Model):
     load_bias: Annotated[float, Field(ge=-0.5, le=0.5)] = 0.0
 
 
+StrategyParams = dict[str, float]
+
+
 class Brp(_Model):
+    """A supplier and balance responsible party. `energy_component_eur_mwh` is the energy
+    part of its supply price: what an independent aggregator pays it per MWh moved under the
+    `corrected` compensation regime."""
+
     name: str
     customer_share: Share
     retail_price_eur_mwh: float = 300.0
     feed_in_eur_mwh: float = 80.0
+    energy_component_eur_mwh: float = 110.0
     strategy: str = "truthful"
+    strategy_params: StrategyParams = {}
 
 
 class Aggregator(_Model):
+    """An aggregator of prosumer devices. `kind` is its relation to the suppliers (ENTSO-E
+    demand-response models, seed 003 3.4):
+
+    * ``own_brp``: its devices are sub-metered out of the supplier's perimeter; it supplies
+      them and is their balance responsible party.
+    * ``independent``: the devices stay in each customer's supplier's perimeter; the
+      aggregator declares a baseline (its D-1 plan) and sells deviations from it; imbalance
+      perimeters and compensation follow `settlement`.
+    * ``supplier``: owned by the BRP named in `supplier`, enrols only that BRP's customers;
+      activations stay inside the firm (no compensation).
+
+    `balancing`: it offers its flexibility to the TSO's balancing market."""
+
     name: str
+    kind: Literal["own_brp", "independent", "supplier"] = "own_brp"
+    supplier: str | None = None
     enrolment: Share = 0.6
     devices: list[Literal["battery", "ev", "heat_pump"]] = ["battery", "ev", "heat_pump"]
     degradation_eur_mwh: NonNeg = 15.0
     activation_cost_eur_mwh: NonNeg = 20.0
     fee_eur_per_device_day: NonNeg = 0.10
+    balancing: bool = True
     strategy: str = "truthful"
+    strategy_params: StrategyParams = {}
+
+    @model_validator(mode="after")
+    def _supplier_named(self) -> Aggregator:
+        if (self.kind == "supplier") != (self.supplier is not None):
+            raise ValueError(f"kind {self.kind!r} with supplier {self.supplier!r}: a supplier "
+                             "aggregator names its BRP in `supplier`, other kinds do not")
+        return self
 
 
 class Producer(_Model):
@@ -153,6 +186,7 @@ class Producer(_Model):
     profile: str | None = None
     balancing: bool = True
     strategy: str = "truthful"
+    strategy_params: StrategyParams = {}
 
 
 class SystemLoad(_Model):
@@ -165,10 +199,22 @@ class SystemLoad(_Model):
 
 
 class Tso(_Model):
+    """Balancing market and imbalance settlement. The imbalance price is the marginal
+    activated bid (single: one price; dual: only the side that aggravates the system pays or
+    receives it) plus `escalation_eur_mwh_per_mw` per MW of system imbalance, so that a large
+    imbalance costs more per MWh than a small one (a flat price invites arbitrage against the
+    TSO). DER bid through aggregators in `der_block_hours` blocks, so that an activation's
+    rebound falls in later blocks; `capacity_price_eur_mw_h` pays DER capacity held for the
+    TSO under sequential coupling."""
+
     pricing: Literal["single", "dual"] = "single"
     up_markup_eur_mwh: NonNeg = 15.0
     down_markdown_eur_mwh: NonNeg = 15.0
     emergency_price_eur_mwh: Positive = 1000.0
+    escalation_eur_mwh_per_mw: NonNeg = 0.0
+    der_balancing: bool = True
+    der_block_hours: Annotated[int, Field(ge=1, le=24)] = 4
+    capacity_price_eur_mw_h: NonNeg = 0.0
 
 
 class Dso(_Model):
@@ -246,11 +292,40 @@ class Platform(_Model):
 class Markets(_Model):
     dayahead: DayAhead = DayAhead()
     coupling: str = "conditional"
+    tso_dso_scheme: str = "centralized"
     tso_share: Share = 0.0
     lfm: Lfm = Lfm()
     implicit: ImplicitLfm = ImplicitLfm()
     intraday: Intraday = Intraday()
     platform: Platform = Platform()
+
+
+class Settlement(_Model):
+    """Compensation between independent aggregators and the suppliers of their customers
+    (seed 001 4.2): what the aggregator pays per MWh it moved out of (or into) a supplier's
+    perimeter. `none`; `contractual` (a bilateral price); `regulated` (a tariff the regulator
+    sets); `corrected` (the supplier's energy component of the supply price); `central` (a
+    neutral settlement entity corrects the supplier's position and pays it the DA spot price,
+    charged to the aggregator). `perimeter_correction` (default: off under `none`, on
+    otherwise) moves the aggregator's activations out of the supplier's imbalance."""
+
+    compensation: Literal["none", "contractual", "regulated", "corrected", "central"] = "none"
+    perimeter_correction: bool | None = None
+    contractual_price_eur_mwh: float = 90.0
+    regulated_price_eur_mwh: float = 70.0
+
+    @model_validator(mode="after")
+    def _central_corrects(self) -> Settlement:
+        if self.compensation == "central" and self.perimeter_correction is False:
+            raise ValueError("perimeter_correction = False with compensation 'central': the "
+                             "central regime is a correction of the supplier's perimeter")
+        return self
+
+    @property
+    def corrects_perimeter(self) -> bool:
+        if self.perimeter_correction is None:
+            return self.compensation != "none"
+        return self.perimeter_correction
 
 
 class Planner(_Model):
@@ -273,6 +348,7 @@ class Scenario(_Model):
     tso: Tso = Tso()
     dso: Dso = Dso()
     markets: Markets = Markets()
+    settlement: Settlement = Settlement()
     planner: Planner = Planner()
     value_of_load_eur_mwh: Positive = 4000.0
 
@@ -290,6 +366,11 @@ class Scenario(_Model):
         if abs(total - 1.0) > 1e-9:
             shares = [b.customer_share for b in self.brps]
             problems.append(f"brps[*].customer_share = {shares}: must sum to 1 (sum {total:g})")
+        brp_names = [b.name for b in self.brps]
+        for i, a in enumerate(self.aggregators):
+            if a.kind == "supplier" and a.supplier not in brp_names:
+                problems.append(f"aggregators[{i}].supplier = {a.supplier!r}: not a BRP; "
+                                f"known: {brp_names}")
         if self.system_load.brp in {b.name for b in self.brps}:
             problems.append(f"system_load.brp = {self.system_load.brp!r}: "
                             "must differ from the prosumers' BRPs")

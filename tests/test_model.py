@@ -158,10 +158,10 @@ def check_positions(run) -> None:
 
 
 def check_imbalances(run) -> None:
-    """Party imbalances (corrected for the DSO's RED actions) and the DSO's own add up to the
-    system's imbalance, which the TSO balanced."""
+    """Party imbalances (corrected for the DSO's RED actions and for real-time activations
+    sold from a party's own perimeter) and the DSO's own add up to the system's imbalance."""
     pos = run.tables["positions"]
-    np.testing.assert_allclose(pos["imbalance_mwh"], pos["position_mwh"]
+    np.testing.assert_allclose(pos["imbalance_mwh"], pos["position_mwh"] - pos["activated_mwh"]
                                + pos["perimeter_correction_mwh"] - pos["realised_mwh"],
                                rtol=0, atol=ENERGY_TOL)
     imbalance = pos.groupby("mtu")["imbalance_mwh"].sum()

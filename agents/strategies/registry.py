@@ -1,5 +1,19 @@
-"""Strategies by role and name: an agent's decisions come from the strategy its scenario names,
-so a new strategy plugs in by registering here without touching agents or the model."""
+"""Strategies by role and name: an agent's decisions come from the strategy its scenario names
+(with its `strategy_params` as keyword arguments), so a new strategy plugs in by registering
+here without touching agents or the model.
+
+What the model asks of a strategy, by role (a strategy may subclass the truthful one and
+override only what it changes):
+
+* producer: ``da_orders(producer, ctx)``, ``balancing_prices(producer, up_markup, down_markdown)``
+* brp: ``da_orders(brp, ctx)``
+* aggregator: ``schedule(agg, ctx, pool, prices, net_max=None, net_min=None)`` (a pool's plan),
+  ``da_orders(agg, ctx)``, ``flex_prices(agg, ctx, direction, prices)`` (LFM and platform),
+  ``balancing_prices(agg, ctx, direction, prices)`` (the TSO's balancing market),
+  ``baseline(agg, ctx, plan_mw)`` (the baseline an independent aggregator declares, MW per MTU)
+* any role, optional: ``end_of_day(agent, result)`` after settlement, where ``result`` is a
+  `DayResult` (the agent's EUR by market that day, and the day's prices), for strategies that
+  learn from their own results."""
 
 from __future__ import annotations
 
@@ -25,8 +39,13 @@ def known(role: str) -> list[str]:
 
 
 def make_strategy(role: str, name: str, **params):
+    """A new strategy instance (one per agent, so adaptive strategies keep their own state)."""
     try:
         cls = STRATEGIES[(role, name)]
     except KeyError:
         raise KeyError(f"unknown {role} strategy {name!r}; known: {known(role)}") from None
-    return cls(**params)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"{role} strategy {name!r} does not take parameters {params}: {exc}") \
+            from None

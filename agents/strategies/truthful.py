@@ -61,8 +61,19 @@ class TruthfulAggregator:
         the intraday market at the aggregator's own risk."""
         return np.full(len(prices), agg.activation_cost)
 
+    def balancing_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
+        """Balancing energy at its opportunity cost: shifted consumption is made up later at
+        about the day-ahead price, so upward energy (consuming less now) is offered at that
+        price plus the activation cost, downward energy bought at it less the activation
+        cost."""
+        return prices + direction * agg.activation_cost
+
+    def baseline(self, agg, ctx, plan_mw: np.ndarray) -> np.ndarray:
+        """The baseline it declares to the suppliers: its plan."""
+        return plan_mw
+
     def da_orders(self, agg, ctx) -> OrderBook:
-        return inelastic_orders(agg.unique_id, agg.planned_net_mw() * ctx.dt_h,
+        return inelastic_orders(agg.unique_id, agg.planned_position_mw() * ctx.dt_h,
                                 ctx.price_floor, ctx.price_cap)
 
 

@@ -6,6 +6,7 @@ outside the system closes the gap at the emergency prices, so energy balances ev
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,18 +67,27 @@ def activate(offers: BalancingOffers, system_short_mw: np.ndarray, emergency_up_
     return Activation(up, down, em_up, em_down, m_up, m_down)
 
 
+def with_der_price(act: Activation, der_price: np.ndarray) -> Activation:
+    """The marginal prices once DER activated earlier at `der_price` (NaN where none) count
+    too: the dearest upward and the cheapest downward bid of either pass."""
+    return dataclasses.replace(act, marginal_up=np.fmax(act.marginal_up, der_price),
+                               marginal_down=np.fmin(act.marginal_down, der_price))
+
+
 def imbalance_prices(act: Activation, system_short_mw: np.ndarray, da_price: np.ndarray,
-                     pricing: str) -> tuple[np.ndarray, np.ndarray]:
+                     pricing: str, escalation: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Prices (EUR/MWh) paid by short and received by long parties.
 
     single: one price, the marginal activated bid in the system's direction (DA price when
     nothing was activated). dual: a party on the side that aggravates the system pays or
-    receives the marginal bid; one that helps settles at the DA price."""
+    receives the marginal bid; one that helps settles at the DA price. `escalation` EUR/MWh
+    per MW of system imbalance moves the aggravating side's price against it, so that the
+    price of a large imbalance exceeds any bid a party could arbitrage against."""
     short = system_short_mw > 1e-12
     long_ = system_short_mw < -1e-12
     one = np.where(short, np.nan_to_num(act.marginal_up, nan=0.0),
                    np.where(long_, np.nan_to_num(act.marginal_down, nan=0.0), da_price))
-    one = np.where(short | long_, one, da_price)
+    one = np.where(short | long_, one, da_price) + escalation * system_short_mw
     if pricing == "single":
         return one, one
     if pricing == "dual":
