@@ -1,0 +1,127 @@
+"""Real-time balancing with DER: aggregators' flexibility in the TSO's balancing market, under
+the scenario's TSO-DSO coordination scheme (`markets.tso_dso_scheme`, the SmartNet schemes of
+`environment.markets.tso_dso`).
+
+The day is cleared in blocks of `tso.der_block_hours`, in order. For each block the TSO and
+the DSO see a preview of real time (the aggregators' current plans, the realised weather and
+demand): the system imbalance, the distribution grid's flows and, for shared balancing, the
+distribution area's deviation from its agreed interface schedule. Activated DER become
+commitments: the aggregator re-plans with everything up to the end of the block fixed, so an
+activation changes device set-points and states of charge, and its rebound falls in later
+blocks, where it is part of the imbalance the next block balances.
+
+Producers' balancing energy is only tentative here: after realisation the TSO activates
+producers on what is left (`environment.model`), and the imbalance price is set by the
+marginal bid activated in either pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from environment.flexstage import bus_flexibility, grid_limits
+from environment.markets.lfm import FlexOffers
+from environment.markets.tso_dso import TSO_DSO, BalancingProblem
+from environment.settlement import book_flexibility
+
+
+def der_balancing(model, ctx) -> None:
+    """Clear the day's balancing blocks with DER bids and apply the activations."""
+    cfg = model.config
+    t_n, k_n = ctx.n_mtu, model.grid.n_locations
+    ctx.der_tso = np.zeros((len(model.parties), t_n))
+    ctx.der_dso = np.zeros((len(model.parties), t_n))
+    ctx.der_price = np.full(t_n, np.nan)
+    ctx.counteracting = np.zeros((t_n, k_n))
+    ctx.dso_realtime_mw = np.zeros(t_n)
+    ctx.balancing_cost = {"tso": 0.0, "dso": 0.0, "procurement": 0.0, "unresolved_mw": 0.0}
+    aggs = [a for a in model.aggregators if a.offers_balancing]
+    if not cfg.tso.der_balancing or not aggs:
+        return
+    scheme = TSO_DSO[cfg.markets.tso_dso_scheme]
+    block = max(1, int(round(cfg.tso.der_block_hours / ctx.dt_h)))
+    for start in range(0, t_n, block):
+        mtus = np.arange(start, min(t_n, start + block))
+        preview = model.preview_realtime(ctx)
+        need = np.zeros(t_n)
+        need[mtus] = preview["system_short"][mtus]
+        interface = np.zeros(t_n)
+        interface[mtus] = preview["area_net"][mtus] - ctx.interface_schedule[mtus]
+        der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus) for a in aggs])
+        if not len(der):
+            continue
+        limits = grid_limits(model, preview["p_bus"], preview["q_bus"],
+                             bus_flexibility(model, ctx))
+        problem = BalancingProblem(
+            need_mw=need, producers=preview["producer_offers"], der=der, limits=limits,
+            dt_h=ctx.dt_h, emergency_up_price=model.tso.cfg.emergency_price_eur_mwh,
+            emergency_down_price=model.tso.emergency_down_price,
+            unresolved_cost=cfg.markets.lfm.unresolved_cost_eur_mwh, interface_mw=interface,
+            mtus=mtus)
+        res = scheme(problem)
+        _apply(model, ctx, der, res, mtus)
+        _book(model, ctx, der, res)
+        ctx.der_price[mtus] = np.where(np.abs(res.der_tso_mw).sum() > 0,
+                                       res.system_price[mtus], ctx.der_price[mtus])
+        ctx.counteracting += res.counteracting_mw
+        for key, val in (("tso", res.tso_cost_eur), ("dso", res.dso_cost_eur),
+                         ("procurement", res.procurement_cost_eur),
+                         ("unresolved_mw", res.unresolved_mw)):
+            ctx.balancing_cost[key] += float(val)
+
+
+def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray) -> None:
+    """Activated DER become commitments; everything before the block's end is past.
+
+    `ctx.der_tso`/`ctx.der_dso` keep the MW activated per party (+ up). With a perimeter of
+    its own, the aggregator's imbalance is corrected by both (`FlexMarketModel.corrections`):
+    the TSO bought that energy from it, and the DSO is balance responsible for energy it moves
+    in real time (as for RED actions)."""
+    t_n = ctx.n_mtu
+    end = int(mtus[-1]) + 1
+    slot = model.party_slot
+    for agg in model.aggregators:
+        mine = der.owner == agg.unique_id
+        if not mine.any():
+            continue
+        total = res.der_tso_mw + res.der_dso_mw
+        if not (total[mine] > 1e-9).any():
+            continue
+        changed = {}
+        nets = agg.location_net_mw()
+        for k in agg.plans:
+            sel = mine & (der.location == k) & (total > 1e-9)
+            if not sel.any():
+                continue
+            delta = np.zeros(t_n)
+            np.add.at(delta, der.mtu[sel], -der.direction[sel] * total[sel])
+            past = np.arange(t_n) < end
+            agg.commit(k, past, nets[k] + delta)
+            changed[k] = (np.full(t_n, np.inf), np.full(t_n, -np.inf))
+        agg.redispatch(ctx, changed)
+        i = slot[agg.unique_id]
+        for arr, mw in ((ctx.der_tso, res.der_tso_mw), (ctx.der_dso, res.der_dso_mw)):
+            up = np.zeros(t_n)
+            np.add.at(up, der.mtu[mine], der.direction[mine] * mw[mine])
+            arr[i] += up
+            if agg.trades_energy and arr is ctx.der_dso:
+                ctx.dso_realtime_mw += up
+
+
+def _book(model, ctx, der: FlexOffers, res) -> None:
+    """The TSO pays (or is paid) the marginal balancing price for DER energy; the DSO pays
+    what its part of the clearing priced."""
+    led, dt = model.ledger, ctx.dt_h
+    acct = np.array([model.account_of[u] for u in der.owner], int)
+    mtus = ctx.mtu0 + der.mtu
+    price = res.system_price[der.mtu]
+    up = (der.direction > 0) & (res.der_tso_mw > 1e-9)
+    down = (der.direction < 0) & (res.der_tso_mw > 1e-9)
+    tso = model.tso.account
+    led.pay(tso, acct[up], "balancing_der", mtus[up], res.der_tso_mw[up] * dt, price[up])
+    led.pay(acct[down], tso, "balancing_der", mtus[down], res.der_tso_mw[down] * dt,
+            price[down])
+    d = res.der_dso_mw > 1e-9
+    if d.any():
+        book_flexibility(led, model.dso.account, acct[d], "lfm_realtime", mtus[d],
+                         res.der_dso_mw[d] * dt, res.der_paid_price[d])
