@@ -2,6 +2,8 @@
 optimality against sequential schemes and an independent Pyomo model, counteracting
 activations, and the shared balancing responsibility's interface schedule."""
 
+from dataclasses import replace
+
 import numpy as np
 import pyomo.environ as pyo
 import pytest
@@ -79,7 +81,7 @@ def test_every_scheme_balances_the_system(name):
 
 def test_only_requested_mtus_are_cleared():
     p = feeder_case(1)
-    p = BalancingProblem(**{**p.__dict__, "mtus": np.array([1, 3])})
+    p = replace(p, mtus=np.array([1, 3]))
     for name in SCHEMES:
         res = TSO_DSO[name](p)
         got = delivered(p, res)
@@ -173,7 +175,7 @@ def _pyomo_common(p: BalancingProblem) -> float:
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_common_matches_independent_pyomo_model(seed):
     p = feeder_case(seed, t_n=3)
-    p = BalancingProblem(**{**p.__dict__, "unresolved_cost": 400.0})
+    p = replace(p, unresolved_cost=400.0)
     ours = TSO_DSO["common"](p).procurement_cost_eur
     assert ours == pytest.approx(_pyomo_common(p), rel=1e-9, abs=1e-6)
 
@@ -207,7 +209,7 @@ def test_shared_balancing_dso_cancels_its_interface_deviation(local_mw):
     base = BalancingProblem(np.array([1.0]), producers(2.0), der, lim, DT, 1000.0, -300.0)
     plain = TSO_DSO["shared_balancing"](base)
     assert plain.der_dso_mw.sum() == 0.0 and plain.der_tso_mw.sum() == 0.0
-    p = BalancingProblem(**{**base.__dict__, "interface_mw": np.array([0.3])})
+    p = replace(base, interface_mw=np.array([0.3]))
     res = TSO_DSO["shared_balancing"](p)
     cancelled = min(0.3, local_mw)
     assert res.der_dso_mw.sum() == pytest.approx(cancelled)
