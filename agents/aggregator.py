@@ -171,7 +171,7 @@ class Aggregator(mesa.Agent):
         n_brp = len(self.model.brps)
         plan = self.device_net(devices)
         by_brp = np.stack([plan[f.brp[self.members] == b].sum(0) for b in range(n_brp)])
-        total = self.strategy.baseline(self, ctx, by_brp.sum(0))
+        total = self.strategy.baseline(self, ctx, self.planned_net_mw())
         extra = total - by_brp.sum(0)
         share = np.bincount(f.brp[self.members], minlength=n_brp) / max(self.members.sum(), 1)
         self.declared = by_brp + share[:, None] * extra[None, :]
@@ -252,8 +252,9 @@ class Aggregator(mesa.Agent):
                 continue
             t = len(up)
             for direction, mw in ((1, up), (-1, down)):
-                if balancing:
-                    price = self.strategy.balancing_prices(self, ctx, direction, ctx.da_price)
+                if balancing:  # asked per MWh moved: minus what it would pay for energy
+                    price = direction * self.strategy.balancing_prices(self, ctx, direction,
+                                                                       ctx.da_price)
                 else:
                     price = self.strategy.flex_prices(self, ctx, direction, self.prices)
                 parts.append(FlexOffers(np.full(t, self.unique_id), np.full(t, k), np.arange(t),

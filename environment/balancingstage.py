@@ -61,8 +61,9 @@ def der_balancing(model, ctx) -> None:
         res = scheme(problem)
         _apply(model, ctx, der, res, mtus)
         _book(model, ctx, der, res)
-        ctx.der_price[mtus] = np.where(np.abs(res.der_tso_mw).sum() > 0,
-                                       res.system_price[mtus], ctx.der_price[mtus])
+        used = np.zeros(t_n)
+        np.add.at(used, der.mtu, res.der_tso_mw)
+        ctx.der_price = np.where(used > 1e-9, res.system_price, ctx.der_price)
         ctx.counteracting += res.counteracting_mw
         for key, val in (("tso", res.tso_cost_eur), ("dso", res.dso_cost_eur),
                          ("procurement", res.procurement_cost_eur),
@@ -109,19 +110,15 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray) -> None:
 
 
 def _book(model, ctx, der: FlexOffers, res) -> None:
-    """The TSO pays (or is paid) the marginal balancing price for DER energy; the DSO pays
-    what its part of the clearing priced."""
+    """Each accepted DER bid is paid its clearing price (`der_paid_price`, EUR per MWh moved;
+    negative: the provider pays, e.g. for downward energy it consumes) by the TSO for the
+    part it used and by the DSO for the rest."""
     led, dt = model.ledger, ctx.dt_h
     acct = np.array([model.account_of[u] for u in der.owner], int)
     mtus = ctx.mtu0 + der.mtu
-    price = res.system_price[der.mtu]
-    up = (der.direction > 0) & (res.der_tso_mw > 1e-9)
-    down = (der.direction < 0) & (res.der_tso_mw > 1e-9)
-    tso = model.tso.account
-    led.pay(tso, acct[up], "balancing_der", mtus[up], res.der_tso_mw[up] * dt, price[up])
-    led.pay(acct[down], tso, "balancing_der", mtus[down], res.der_tso_mw[down] * dt,
-            price[down])
-    d = res.der_dso_mw > 1e-9
-    if d.any():
-        book_flexibility(led, model.dso.account, acct[d], "lfm_realtime", mtus[d],
-                         res.der_dso_mw[d] * dt, res.der_paid_price[d])
+    for buyer, mw, market in ((model.tso.account, res.der_tso_mw, "balancing_der"),
+                              (model.dso.account, res.der_dso_mw, "lfm_realtime")):
+        sel = mw > 1e-9
+        if sel.any():
+            book_flexibility(led, buyer, acct[sel], market, mtus[sel], mw[sel] * dt,
+                             res.der_paid_price[sel])

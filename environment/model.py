@@ -41,6 +41,7 @@ from environment.grid.network import Grid, load_simbench_grid, simbench_net
 from environment.ledger import Ledger
 from environment.markets.orders import OrderBook
 from environment.markets.registry import CLEARING, get_clearing
+from environment.markets.tso_dso import TSO_DSO
 from environment.planner import PlannerDay, PlannerResult, solve_day
 from environment.profiles import ProfileBank, simbench_profiles
 from environment.scenario import Scenario, ScenarioError
@@ -117,6 +118,9 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
                        ("markets.intraday.clearing", s.markets.intraday.clearing)):
         if name not in CLEARING:
             problems.append(f"{path} = {name!r}: unknown mechanism; known: {sorted(CLEARING)}")
+    if s.markets.tso_dso_scheme not in TSO_DSO:
+        problems.append(f"markets.tso_dso_scheme = {s.markets.tso_dso_scheme!r}: unknown "
+                        f"scheme; known: {sorted(TSO_DSO)}")
     if s.markets.coupling not in COUPLING:
         problems.append(f"markets.coupling = {s.markets.coupling!r}: unknown scheme; known: "
                         f"{sorted(COUPLING)}")

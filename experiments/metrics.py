@@ -118,3 +118,52 @@ def flexibility(flex: pd.DataFrame | None, ledger: pd.DataFrame, dso: str, dt_h:
     out["double_sold_mwh"] = float(flex["double_sold_mw"].sum() * dt_h)
     out["counteracting_mwh"] = float(flex["counteracting_mw"].sum() * dt_h)
     return out
+
+
+def _net_by(ledger: pd.DataFrame, account: str, markets: tuple[str, ...] | None = None) -> dict:
+    """Net EUR an account received per market (negative: paid)."""
+    rows = ledger if markets is None else ledger[ledger["market"].isin(markets)]
+    got = rows[rows["payee"] == account].groupby("market", observed=True)["eur"].sum()
+    paid = rows[rows["payer"] == account].groupby("market", observed=True)["eur"].sum()
+    net = got.sub(paid, fill_value=0.0)
+    return {str(k): float(v) for k, v in net.items() if abs(v) > 0}
+
+
+def settlement(ledger: pd.DataFrame, positions: pd.DataFrame, series: pd.DataFrame,
+               days: pd.DataFrame, brps: list[str], aggregators: list[str], tso: str,
+               dt_h: float) -> dict:
+    """Balancing and settlement (issue 4's metrics): imbalance volume and cost per BRP, the
+    TSO's balancing cost, compensation paid and received, each aggregator's margin after
+    compensation, DER balancing volumes, TSO activations that pushed a distribution limit,
+    and the real-time procurement cost of the TSO-DSO scheme."""
+    imb = ledger[ledger["market"] == "imbalance"]
+    out: dict = {"brps": {}, "aggregators": {}}
+    for b in brps:
+        vol = positions.loc[positions["party"] == b, "imbalance_mwh"]
+        out["brps"][b] = {
+            "imbalance_abs_mwh": float(vol.abs().sum()),
+            "imbalance_cost_eur": float(imb.loc[imb["payer"] == b, "eur"].sum()
+                                        - imb.loc[imb["payee"] == b, "eur"].sum()),
+            "compensation_received_eur": _net_by(ledger, b, ("compensation",))
+            .get("compensation", 0.0),
+            "sourcing_cost_eur": -sum(_net_by(ledger, b, ("dayahead", "intraday", "imbalance",
+                                                          "platform", "compensation")).values()),
+        }
+    for a in aggregators:
+        by_market = _net_by(ledger, a)
+        out["aggregators"][a] = {"by_market_eur": by_market,
+                                 "compensation_paid_eur": -by_market.get("compensation", 0.0),
+                                 "margin_eur": float(sum(by_market.values()))}
+    tso_net = _net_by(ledger, tso)
+    out["tso_balancing_cost_eur"] = -sum(v for k, v in tso_net.items()
+                                         if k.startswith("balancing"))
+    out["tso_imbalance_revenue_eur"] = tso_net.get("imbalance", 0.0)
+    out["der_balancing_up_mwh"] = float(series["der_balancing_up_mw"].clip(lower=0).sum() * dt_h)
+    out["der_balancing_down_mwh"] = float(-series["der_balancing_up_mw"].clip(upper=0).sum()
+                                          * dt_h)
+    out["der_dso_realtime_mwh"] = float(series["der_dso_realtime_up_mw"].abs().sum() * dt_h)
+    out["counteracting_tso_dso_mwh"] = float(series["tso_dso_counteracting_mw"].sum() * dt_h)
+    for key in ("tso", "dso", "procurement"):
+        col = f"balancing_{key}"
+        out[f"realtime_{key}_cost_eur"] = float(days[col].sum()) if col in days else 0.0
+    return out

@@ -15,7 +15,7 @@ import yaml
 from environment.model import EXCHANGE, FlexMarketModel
 from environment.scenario import Scenario, dump_scenario, load_scenario, with_overrides
 from environment.solver import CLOCK
-from experiments.metrics import flexibility, ledger_checks, summarise, welfare_split
+from experiments.metrics import flexibility, ledger_checks, settlement, summarise, welfare_split
 
 DEFAULT_SCENARIO = "default"
 
@@ -117,8 +117,13 @@ def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> di
         "ledger": ledger_checks(ledger, cal.n_mtu, EXCHANGE),
         "flexibility": flexibility(tables.get("flex"), ledger, model.dso.name, dt,
                                    float(tables["days"]["curtailed_mwh"].sum())),
+        "settlement": settlement(ledger, tables["positions"], series, tables["days"],
+                                 [b.name for b in model.brps], [a.name for a in model.aggregators],
+                                 model.tso.name, dt),
     }
     out["run"]["coupling"] = s.markets.coupling
+    out["run"]["tso_dso_scheme"] = s.markets.tso_dso_scheme
+    out["run"]["compensation"] = s.settlement.compensation
     if model.planner_days:
         cost = sum(d.cost for d in model.planner_days)
         planner_value = v * model.service_mwh

@@ -359,6 +359,18 @@ VARIANTS = {
     "no-aggregator": {"aggregators": []},
     "no-households": {"prosumers.0.count": 0},
     "last-day-of-year": {"calendar.start": "2016-12-31"},
+    "own-brp-aggregator": {"aggregators.0.kind": "own_brp"},
+    "independent-none-uncorrected": {"settlement.compensation": "none"},
+    "independent-central": {"settlement.compensation": "central"},
+    "supplier-aggregator": {"aggregators.0.kind": "supplier",
+                            "aggregators.0.supplier": "stadtwerk"},
+    "escalating-dual-pricing": {"tso.pricing": "dual", "tso.escalation_eur_mwh_per_mw": 200.0},
+    "scheme-local": {"markets.tso_dso_scheme": "local"},
+    "scheme-shared-balancing": {"markets.tso_dso_scheme": "shared_balancing"},
+    "scheme-common": {"markets.tso_dso_scheme": "common"},
+    "scheme-integrated": {"markets.tso_dso_scheme": "integrated"},
+    "sequential-held-capacity": {"markets.coupling": "sequential", "markets.tso_share": 0.5,
+                                 "tso.capacity_price_eur_mw_h": 5.0},
 }
 
 CHECKS = [check_double_entry, check_exchange, check_rows, check_generation_meets_demand,

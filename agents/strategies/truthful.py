@@ -62,10 +62,11 @@ class TruthfulAggregator:
         return np.full(len(prices), agg.activation_cost)
 
     def balancing_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
-        """Balancing energy at its opportunity cost: shifted consumption is made up later at
-        about the day-ahead price, so upward energy (consuming less now) is offered at that
-        price plus the activation cost, downward energy bought at it less the activation
-        cost."""
+        """Balancing energy at its opportunity cost, in the producers' convention (EUR/MWh
+        asked for upward energy, paid for downward energy): shifted consumption is made up
+        later at about the day-ahead price, so upward energy (consuming less now) is offered
+        at that price plus the activation cost, downward energy bought at it less the
+        activation cost."""
         return prices + direction * agg.activation_cost
 
     def baseline(self, agg, ctx, plan_mw: np.ndarray) -> np.ndarray:

@@ -1,0 +1,205 @@
+"""Balancing, imbalance settlement and aggregator-supplier compensation (issue 4).
+
+The identities, for an independent aggregator whose devices sit in supplier b's perimeter,
+per MTU t, with B the baseline it declared to b before the day-ahead auction and R what b's
+customers' enrolled devices consumed, m = R - B (MWh moved into b's perimeter; negative:
+taken out of it):
+
+(I1) corrected perimeter: b is metered for its customers' other consumption plus B, whatever
+     the aggregator did; so b's day-ahead purchase and its imbalance volume are those of a
+     day in which the devices followed the baseline. The aggregator is metered for m.
+(I2) no correction (`none`): b is metered for R, so its imbalance is m lower (b is long by
+     what the aggregator took): the supplier bears the imbalance.
+(I3) `central`: a neutral settlement entity pays b  -m * DA price  and charges the aggregator
+     the same; it nets to zero every MTU. With (I1), b has bought B at the DA price and is
+     refunded the DA price for what it did not deliver: it sources what its customers
+     consumed at the DA price, as without the activation. What it loses is the retail margin
+     on the energy not sold.
+(I4) `contractual`/`regulated`/`corrected`: the aggregator pays b  -m * price  directly, at the
+     bilateral price, the regulated tariff, or b's energy component of the supply price.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from environment.markets.balancing import Activation, imbalance_prices
+from environment.model import SETTLEMENT_ENTITY
+from environment.scenario import ScenarioError
+from experiments.run import run_scenario
+
+BASE = {"prosumers.0.count": 120, "markets.intraday.enabled": False,
+        "markets.platform.enabled": False}
+QUIET = {"markets.lfm.enabled": False, "tso.der_balancing": False}
+BRPS = ["stadtwerk", "greenpower"]
+
+
+def _run(**overrides):
+    return run_scenario(days=1, overrides={**BASE, **overrides}, planner=False, write=False,
+                        figures=False)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Same seed, same day: the aggregator sells flexibility (LFM, balancing) under three
+    regimes, and a quiet run where it sells none (its devices follow the baseline)."""
+    return {"central": _run(**{"settlement.compensation": "central"}),
+            "none": _run(**{"settlement.compensation": "none"}),
+            "regulated": _run(**{"settlement.compensation": "regulated"}),
+            "quiet": _run(**{"settlement.compensation": "central", **QUIET})}
+
+
+def _party(run, name, col):
+    pos = run.tables["positions"]
+    return pos.loc[pos["party"] == name, col].to_numpy()
+
+
+def test_the_aggregator_moved_energy(runs):
+    """Selling flexibility moves more energy off the baseline than the quiet day's heat-pump
+    forecast errors alone."""
+    moved = np.abs(_party(runs["central"], "flexco", "realised_mwh")).sum()
+    quiet = np.abs(_party(runs["quiet"], "flexco", "realised_mwh")).sum()
+    assert moved > 1e-3 and moved > quiet
+
+
+def test_corrected_perimeter_keeps_supplier_volumes(runs):
+    """(I1): the suppliers' metered volumes, DA positions and imbalances are those of the
+    quiet day, although the aggregator moved their customers' devices."""
+    for b in BRPS:
+        for col in ("realised_mwh", "position_mwh", "imbalance_mwh"):
+            np.testing.assert_allclose(_party(runs["central"], b, col),
+                                       _party(runs["quiet"], b, col), rtol=0, atol=1e-9)
+
+
+def test_without_correction_the_supplier_bears_the_imbalance(runs):
+    """(I2): the same physical day, but each supplier is metered for what its customers'
+    devices consumed: together they are longer by exactly what the aggregator moved, and the
+    aggregator has no perimeter."""
+    moved = _party(runs["central"], "flexco", "realised_mwh")
+    diff = sum(_party(runs["none"], b, "imbalance_mwh") - _party(runs["central"], b,
+                                                                  "imbalance_mwh")
+               for b in BRPS)
+    np.testing.assert_allclose(diff, -moved, rtol=0, atol=1e-9)
+    assert np.abs(_party(runs["none"], "flexco", "imbalance_mwh")).max() == 0.0
+    np.testing.assert_allclose(runs["none"].tables["series"]["pv_mw"],
+                               runs["central"].tables["series"]["pv_mw"], rtol=0, atol=0)
+
+
+def test_central_compensation_refunds_the_da_price(runs):
+    """(I3): the settlement entity nets zero every MTU; the suppliers together receive the DA
+    value of the energy taken from them, and the aggregator pays exactly that."""
+    run = runs["central"]
+    led = run.ledger
+    comp = led[led["market"] == "compensation"]
+    assert len(comp)
+    entity = comp.loc[comp["payee"] == SETTLEMENT_ENTITY].groupby("mtu")["eur"].sum() \
+        .sub(comp.loc[comp["payer"] == SETTLEMENT_ENTITY].groupby("mtu")["eur"].sum(),
+             fill_value=0.0)
+    assert entity.abs().max() < 1e-9
+    series = run.tables["series"].set_index("mtu")
+    moved = _party(run, "flexco", "realised_mwh")
+    expected = float((-moved * series["da_price"].to_numpy()).sum())
+    to_brps = comp[comp["payee"].isin(BRPS)]["eur"].sum() - comp[comp["payer"].isin(BRPS)][
+        "eur"].sum()
+    from_agg = comp[comp["payer"] == "flexco"]["eur"].sum() - comp[comp["payee"] == "flexco"][
+        "eur"].sum()
+    assert to_brps == pytest.approx(expected, abs=1e-9)
+    assert from_agg == pytest.approx(expected, abs=1e-9)
+    summary = run.summary["settlement"]
+    received = sum(summary["brps"][b]["compensation_received_eur"] for b in BRPS)
+    assert received == pytest.approx(expected, abs=1e-9)
+    assert summary["aggregators"]["flexco"]["compensation_paid_eur"] == pytest.approx(
+        expected, abs=1e-9)
+
+
+def test_central_supplier_sources_at_the_da_price(runs):
+    """(I1) + (I3): the supplier's day-ahead purchase is that of the quiet day, and its
+    purchases less the refund equal the DA cost of what it actually delivered from the
+    baseline."""
+    central, quiet = runs["central"], runs["quiet"]
+    for run in (central, quiet):
+        assert run.summary["ledger"]["sum_of_balances_eur"] == pytest.approx(0, abs=1e-6)
+    led_c, led_q = central.ledger, quiet.ledger
+    for b in BRPS:
+        da_c = led_c[(led_c["market"] == "dayahead") & (led_c["payer"] == b)]["eur"].sum()
+        da_q = led_q[(led_q["market"] == "dayahead") & (led_q["payer"] == b)]["eur"].sum()
+        assert da_c == pytest.approx(da_q, abs=1e-9)
+    np.testing.assert_allclose(central.tables["series"]["da_price"],
+                               quiet.tables["series"]["da_price"], rtol=0, atol=0)
+
+
+def test_regulated_compensation_is_paid_at_the_tariff(runs):
+    """(I4): one row per supplier and MTU at the regulator's tariff, aggregator to supplier."""
+    run = runs["regulated"]
+    comp = run.ledger[run.ledger["market"] == "compensation"]
+    assert len(comp) and (comp["price_eur_mwh"] == run.scenario.settlement
+                          .regulated_price_eur_mwh).all()
+    assert set(comp["payer"]) == {"flexco"} and set(comp["payee"]) <= set(BRPS)
+    moved = _party(runs["central"], "flexco", "realised_mwh")
+    moved_here = _party(run, "flexco", "realised_mwh")
+    np.testing.assert_allclose(moved_here, moved, rtol=0, atol=1e-9)
+    assert comp["mwh"].sum() == pytest.approx(-moved.sum(), abs=1e-9)
+
+
+def test_no_compensation_rows_without_a_regime(runs):
+    assert not (runs["none"].ledger["market"] == "compensation").any()
+
+
+def test_supplier_owned_aggregator_enrols_own_customers_and_pays_nobody():
+    run = _run(**{"aggregators.0.kind": "supplier", "aggregators.0.supplier": "greenpower",
+                  "settlement.compensation": "central"})
+    f = run.model.fleet
+    members = f.aggregator == 0
+    assert members.any() and (f.brp[members] == 1).all()
+    assert not (run.ledger["market"] == "compensation").any()
+
+
+def test_der_balancing_moves_devices_and_keeps_states_of_charge_in_range():
+    """DER activated by the TSO change the aggregator's devices (its battery and EV power
+    differ from a day without DER balancing) and every battery stays within its capacity."""
+    on = _run(**{"markets.lfm.enabled": False})
+    off = _run(**{"markets.lfm.enabled": False, "tso.der_balancing": False})
+    s_on, s_off = on.tables["series"], off.tables["series"]
+    assert s_on["der_balancing_up_mw"].abs().sum() > 0
+    assert (s_off["der_balancing_up_mw"] == 0).all()
+    assert not np.allclose(s_on["battery_mw"] + s_on["ev_mw"] + s_on["heat_pump_mw"],
+                           s_off["battery_mw"] + s_off["ev_mw"] + s_off["heat_pump_mw"])
+    f = on.model.fleet
+    assert (f.soc >= -1e-9).all() and (f.soc <= f.batt_mwh + 1e-9).all()
+    led = on.ledger
+    der = led[led["market"] == "balancing_der"]
+    assert len(der) and set(der["payer"]) | set(der["payee"]) <= {"tso", "flexco"}
+
+
+def test_escalating_imbalance_price():
+    """The price moves against the aggravating side by the escalation per MW of system
+    imbalance: a large imbalance costs more per MWh than a small one."""
+    system = np.array([0.5, 2.0, -0.5, -2.0, 0.0])
+    act = Activation(np.zeros((1, 5)), np.zeros((1, 5)), np.zeros(5), np.zeros(5),
+                     np.full(5, 100.0), np.full(5, 40.0))
+    da = np.full(5, 60.0)
+    short, long_ = imbalance_prices(act, system, da, "single", escalation=10.0)
+    np.testing.assert_allclose(short, [105.0, 120.0, 35.0, 20.0, 60.0])
+    np.testing.assert_allclose(long_, short)
+    short, long_ = imbalance_prices(act, system, da, "dual", escalation=10.0)
+    np.testing.assert_allclose(short, [105.0, 120.0, 60.0, 60.0, 60.0])
+    np.testing.assert_allclose(long_, [60.0, 60.0, 35.0, 20.0, 60.0])
+
+
+@pytest.mark.parametrize("override, needle", [
+    ({"settlement.compensation": "swiss"}, "settlement.compensation = 'swiss'"),
+    ({"settlement.compensation": "central", "settlement.perimeter_correction": False},
+     "perimeter_correction = False with compensation 'central'"),
+    ({"aggregators.0.kind": "supplier"}, "a supplier aggregator names its BRP"),
+    ({"aggregators.0.kind": "supplier", "aggregators.0.supplier": "nobody"},
+     "aggregators[0].supplier = 'nobody': not a BRP"),
+    ({"markets.tso_dso_scheme": "federal"}, "markets.tso_dso_scheme = 'federal'"),
+    ({"tso.escalation_eur_mwh_per_mw": -1.0}, "tso.escalation_eur_mwh_per_mw = -1.0"),
+    ({"aggregators.0.strategy_params": {"markup": 1.0}},
+     "aggregators[0].strategy_params = {'markup': 1.0}"),
+])
+def test_bad_settlement_fields_name_the_field(override, needle):
+    with pytest.raises(ScenarioError) as err:
+        _run(**override)
+    assert needle in str(err.value)
