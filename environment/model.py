@@ -44,6 +44,7 @@ from environment.markets.registry import CLEARING, get_clearing
 from environment.markets.tso_dso import TSO_DSO
 from environment.planner import PlannerDay, PlannerResult, solve_day
 from environment.profiles import ProfileBank, simbench_profiles
+from environment.scenario import Aggregator as ScenarioAggregator
 from environment.scenario import Scenario, ScenarioError
 from environment.settlement import book_auction, book_balancing, book_imbalance
 
@@ -202,10 +203,13 @@ class FlexMarketModel(mesa.Model):
                                         s.system_load.retail_price_eur_mwh)
         self.aggregators = [Aggregator(self, a, i) for i, a in enumerate(s.aggregators)]
         brp_index = {b.name: i for i, b in enumerate(s.brps)}
+        direct = np.isin(self.fleet.group, [i for i, g in enumerate(groups) if g.prequalified])
         for agg, cfg in zip(self.aggregators, s.aggregators, strict=True):
-            eligible = self.fleet.brp == brp_index[cfg.supplier] if cfg.kind == "supplier" \
-                else None
+            eligible = ~direct
+            if cfg.kind == "supplier":
+                eligible &= self.fleet.brp == brp_index[cfg.supplier]
             self.fleet.enrol(agg.index, cfg.enrolment, list(cfg.devices), self.rng, eligible)
+        self._add_prequalified_prosumers(s)
         self.producers = [Producer(self, p, self.bank.index[p.profile] if p.profile else None)
                           for p in s.producers]
         self.dso = Dso(self, self.grid, s.grid, s.dso, self.fleet.bus)
@@ -237,6 +241,24 @@ class FlexMarketModel(mesa.Model):
         self.planner_days: list[PlannerResult] = []
         self.planner_seconds = 0.0
         self.running = True
+
+    def _add_prequalified_prosumers(self, s: Scenario) -> None:
+        """A prequalified prosumer sells its own flexibility: an aggregator of one, in its
+        supplier's perimeter, whose earnings are a prosumer's (agent class `prosumers`)."""
+        f = self.fleet
+        owns = (f.batt_mwh > 0) | (f.ev_mw > 0) | (f.hp_mw > 0)
+        for gi, g in enumerate(s.prosumers):
+            if not g.prequalified:
+                continue
+            for j, i in enumerate(np.flatnonzero((f.group == gi) & owns & (f.aggregator < 0))):
+                cfg = ScenarioAggregator(name=f"{g.name}_{j}", kind="independent",
+                                         enrolment=1.0, fee_eur_per_device_day=0.0,
+                                         activation_cost_eur_mwh=g.activation_cost_eur_mwh)
+                agg = Aggregator(self, cfg, len(self.aggregators))
+                agg.agent_class = "prosumers"
+                self.aggregators.append(agg)
+                self.fleet.enrol(agg.index, 1.0, list(cfg.devices), self.rng,
+                                 np.arange(f.n) == i)
 
     @property
     def parties(self) -> list:

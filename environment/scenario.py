@@ -100,11 +100,18 @@ class HeatPump(_Model):
 
 class ProsumerGroup(_Model):
     """Prosumers sharing load statistics and DER shares; placed on `buses` (default: the
-    grid's household connection points, weighted by their simbench rating)."""
+    grid's household connection points, weighted by their simbench rating).
+
+    `prequalified`: each member owning a flexible device is large enough to be prequalified
+    by the DSO and offers its own flexibility, location-tagged, in the local flexibility
+    market and the balancing market (seed 003 6.1), at `activation_cost_eur_mwh`; its
+    devices stay in its supplier's perimeter, like an independent aggregator's."""
 
     name: str
     count: Annotated[int, Field(ge=0)]
     buses: list[str] | None = None
+    prequalified: bool = False
+    activation_cost_eur_mwh: NonNeg = 20.0
     annual_mwh_mean: NonNeg = 3.5
     annual_mwh_sd: NonNeg = 1.0
     load_profiles: list[str] = ["H0-A", "H0-B", "H0-C", "H0-G", "H0-L"]

@@ -123,3 +123,34 @@ def test_lfm_without_any_offer_after_the_planner_ran():
     r = run_scenario(None, seed=3, days=2, write=False, figures=False,
                      overrides={"aggregators.0.enrolment": 0.0, "prosumers.0.ev.share": 0.2})
     assert r.summary["congestion"]["real_violations_remaining"] == 0
+
+
+def test_prequalified_large_prosumers_sell_directly_in_the_lfm(default_data):
+    """A prequalified group's members are not enrolled by aggregators; each sells its own
+    location-tagged flexibility to the DSO and earns it on its own (prosumer) account."""
+    from environment.scenario import parse_scenario
+    from experiments.run import run_scenario
+
+    large = {"name": "commercial", "count": 3, "prequalified": True, "annual_mwh_mean": 60.0,
+             "annual_mwh_sd": 5.0, "activation_cost_eur_mwh": 25.0,
+             "battery": {"share": 1.0, "capacity_kwh_mean": 120.0, "capacity_kwh_sd": 10.0},
+             "ev": {"share": 0.0}, "heat_pump": {"share": 0.0},
+             "pv": {"share": 1.0, "kwp_mean": 30.0}}  # batteries come with PV
+    default_data["prosumers"].append(large)
+    default_data["prosumers"][0]["count"] = 160
+    default_data["calendar"]["days"] = 2
+    run = run_scenario(parse_scenario(default_data), planner=False, write=False, figures=False)
+    model = run.model
+    direct = [a for a in model.aggregators if a.agent_class == "prosumers"]
+    assert [a.name for a in direct] == ["commercial_0", "commercial_1", "commercial_2"]
+    assert all(a.members.sum() == 1 for a in direct)
+    group = model.fleet.group == 1
+    assert (model.fleet.aggregator[group] >= 1).all()
+    led = run.ledger
+    sold = led[led["market"].isin(["lfm_da", "lfm_id"]) & led["payee"].isin(
+        [a.name for a in direct])]
+    assert sold["eur"].sum() > 0
+    assert (sold["price_eur_mwh"] == 25.0).all()
+    classes = model.ledger.account_classes()
+    assert all(classes[a.name] == "prosumers" for a in direct)
+    assert abs(run.summary["ledger"]["sum_of_balances_eur"]) < 1e-6
