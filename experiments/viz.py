@@ -80,12 +80,20 @@ def coupling_schemes() -> list[str]:
     return sorted(COUPLING)
 
 
+def tso_dso_schemes() -> list[str]:
+    """Registered TSO-DSO coordination schemes (environment.markets.tso_dso)."""
+    from environment.markets.tso_dso import TSO_DSO
+
+    return sorted(TSO_DSO)
+
+
 # A control whose path the scenario schema does not (yet) have is shown disabled, with the
 # schema's reason; it switches itself on once the schema accepts the path and its choices.
 CONTROLS: list[Control] = [
     Control("Coupling scheme", "markets.coupling", coupling_schemes),
-    Control("Compensation regime", "markets.compensation",
-            ["none", "brp_corrected", "central_settlement"]),
+    Control("Compensation regime", "settlement.compensation",
+            ["none", "contractual", "regulated", "corrected", "central"]),
+    Control("TSO-DSO scheme", "markets.tso_dso_scheme", tso_dso_schemes),
     Control("LFM pricing", "markets.lfm.pricing", ["pay_as_bid", "pay_as_clear"]),
     Control("Strategy mix (aggregator)", "aggregators.0.strategy",
             lambda: known("aggregator")),

@@ -39,11 +39,10 @@ from experiments.sweep import (
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"calendar.days": 1, "prosumers.0.count": 40, "planner.enabled": False}
 METRICS = ["welfare_eur.total", "congestion.red", "imbalance.system_abs_mwh"]
-TODAY = {"flex_penetration", "pricing_sensitivity"}
+TODAY = {"flex_penetration", "pricing_sensitivity", "coupling_compensation",
+         "tso_dso_coordination"}
 # shipped studies written against fields other issues add: what the loader must name
-FUTURE = {"coupling_compensation": ["markets.coupling", "settlement.compensation"],
-          "lfm_price_cap_gaming": ["markets.lfm.price_cap", "inc_dec"],
-          "tso_dso_coordination": ["markets.tso_dso_scheme"]}
+FUTURE = {"lfm_price_cap_gaming": ["markets.lfm.price_cap", "inc_dec"]}
 
 
 def study_file(tmp_path: Path, name: str = "s", **spec) -> Path:
