@@ -113,7 +113,7 @@ class TxScenario(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> TxScenario:
-        from agents.strategies import known
+        from agents.strategies import known, make_strategy
 
         problems: list[str] = []
         nodes = set()
@@ -141,6 +141,11 @@ class TxScenario(_Model):
             if p.strategy not in strategies:
                 problems.append(f"producers[{i}].strategy = {p.strategy!r}: unknown; known: "
                                 f"{strategies}")
+                continue
+            try:
+                make_strategy("tx_producer", p.strategy, **p.strategy_params)
+            except ValueError as exc:
+                problems.append(f"producers[{i}].strategy_params = {p.strategy_params!r}: {exc}")
         for i, ld in enumerate(self.loads):
             if ld.node not in nodes:
                 problems.append(f"loads[{i}].node = {ld.node!r}: unknown node")
