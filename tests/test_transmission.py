@@ -31,7 +31,8 @@ HAND = {
          "strategy": "incdec", "strategy_params": {"variant": "anticipating", "markup": 5}},
         {"name": "b_peak", "node": "B", "capacity_mw": 150, "marginal_cost_eur_mwh": 50},
     ],
-    "loads": [{"name": "load_A", "node": "A", "mw": 50}, {"name": "load_B", "node": "B", "mw": 100}],
+    "loads": [{"name": "load_A", "node": "A", "mw": 50},
+              {"name": "load_B", "node": "B", "mw": 100}],
 }
 
 
@@ -139,7 +140,8 @@ PIVOT = {
         {"name": "b_pivot", "node": "B", "capacity_mw": 150, "marginal_cost_eur_mwh": 50,
          "strategy": "markup", "strategy_params": {"markup": 30}},
     ],
-    "loads": [{"name": "load_A", "node": "A", "mw": 50}, {"name": "load_B", "node": "B", "mw": 100}],
+    "loads": [{"name": "load_A", "node": "A", "mw": 50},
+              {"name": "load_B", "node": "B", "mw": 100}],
 }
 
 

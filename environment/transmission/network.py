@@ -90,9 +90,7 @@ def nodal_lp(net: Network, cost: np.ndarray, upper: np.ndarray, node: np.ndarray
     f0 = net.flows(injection0)
     a_ub = sp.vstack([flow, -flow], format="csr")
     b_ub = np.concatenate([net.limit - f0, net.limit + f0])
-    res = solve_lp(cost, a_eq=a_eq if n_var else None, b_eq=b_eq if n_var else None,
-                   a_ub=a_ub if len(net.lines) else None,
-                   b_ub=b_ub if len(net.lines) else None,
+    res = solve_lp(cost, a_eq=a_eq, b_eq=b_eq, a_ub=a_ub, b_ub=b_ub,
                    bounds=list(zip(np.zeros(n_var), upper, strict=True)), what=what)
     y_bal = float(res.eqlin.marginals[0])
     m = len(net.lines)
