@@ -12,7 +12,13 @@ from experiments.viz_cli import register_cli as register_view
 
 
 def _run(args: argparse.Namespace) -> int:
-    from experiments.run import run_scenario
+    from environment.transmission import is_transmission
+    from experiments.run import run_scenario, scenario_path
+
+    if is_transmission(scenario_path(args.scenario)):
+        from experiments.transmission_run import cli
+
+        return cli(args)
 
     overrides = {}
     for kv in args.set or []:
