@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import matplotlib.dates as mdates
@@ -120,10 +121,13 @@ class SettingsRef:
 
 
 def scenario_names() -> list[str]:
-    """The scenarios shipped in experiments/scenarios/ (file names without .yaml)."""
+    """The distribution-grid scenarios shipped in experiments/scenarios/ (file names without
+    .yaml); transmission cases (`kind: transmission`) have no feeder to show."""
+    from environment.transmission import is_transmission
+
     folder = resources.files("experiments") / "scenarios"
     names = sorted(p.name.removesuffix(".yaml") for p in folder.iterdir()
-                   if p.name.endswith(".yaml"))
+                   if p.name.endswith(".yaml") and not is_transmission(Path(str(p))))
     return names or [DEFAULT_SCENARIO]
 
 
