@@ -71,9 +71,12 @@ def _one_round(model, ctx, stage, p_bus, q_bus, violated, regime, requests, tso_
     cfg = model.config
     mk = cfg.markets
     t_n, k_n = ctx.n_mtu, model.grid.n_locations
-    offers = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators])
-    limits = grid_limits(model, p_bus, q_bus, bus_flexibility(model, ctx))
+    # Bidders see the round's published congestion and stage before they price their offers.
     model.published_congestion = violated if mk.lfm.publish_congestion else None
+    ctx.flex_stage = stage
+    offers = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators
+                                if a.unique_id not in ctx.lfm_excluded])
+    limits = grid_limits(model, p_bus, q_bus, bus_flexibility(model, ctx))
     r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
                   {a.unique_id: a.activation_cost for a in model.aggregators},

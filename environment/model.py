@@ -95,6 +95,8 @@ class DayContext:
     planner_fixed: np.ndarray = field(default=None)
     yellow: np.ndarray = field(default=None)         # (T, K) day-ahead YELLOW regime
     dso_bought: np.ndarray = field(default=None)     # (T, K) extra consumption bought by DSO
+    flex_stage: str = "da"                           # flexibility round being priced
+    lfm_excluded: frozenset = frozenset()            # aggregators kept out of the day's LFM
     round_stats: list = field(default_factory=list)
 
 
@@ -421,6 +423,8 @@ class FlexMarketModel(mesa.Model):
 
         _, _, da_flags = self.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
         ctx.yellow = da_flags["violated"]
+        if mk.lfm.exclude_position_changers:
+            ctx.lfm_excluded = self._position_changers(ctx, da_flags)
         if mk.lfm.enabled:
             flexstage.flex_round(self, ctx, "da", ctx.retail_net_forecast, ctx.forecast)
         if mk.intraday.enabled:
@@ -489,6 +493,7 @@ class FlexMarketModel(mesa.Model):
                 led.pay(p.account, led.id(EXTERNAL), "fuel", mtus, out * dt, p.marginal_cost)
         self._settle_retail(ctx, real, prosumer_net, adders, red)
         self._settle_compensation(ctx)
+        self._settle_non_delivery(ctx)
         if self.config.tso.capacity_price_eur_mw_h > 0:
             for uid, held in ctx.tso_offers.items():
                 led.pay(self.tso.account, self.account_of[uid], "balancing_capacity",
@@ -577,6 +582,40 @@ class FlexMarketModel(mesa.Model):
             value_of_load=self.config.value_of_load_eur_mwh)
         return solve_day(day, dso.flow, dso.v_min, dso.v_max, dso.loading_limit,
                          self.config.planner.grid_constrained)
+
+    def _position_changers(self, ctx, flags) -> frozenset:
+        """Aggregators whose D-1 plan at a forecast-congested MTU-location (or one upstream of
+        it) moved towards the congestion, compared with a cost-based plan of the same pool
+        against the same prices: the footprint of inc-dec gaming."""
+        from agents.strategies.truthful import schedule_pool
+
+        yellow, worse = flags["violated"], flags["direction"]
+        served = np.unique(self.grid.bus_location[self.fleet.bus])
+        upstream = np.setdiff1d(np.arange(self.grid.n_locations), served)
+        out = set()
+        for agg in self.aggregators:
+            for k, net in agg.location_net_mw().items():
+                cols = [k, *upstream]
+                ref = agg._net(schedule_pool(agg.pools[k], agg.location_prices[k], ctx.dt_h,
+                                             agg.degradation))
+                moved = (net - ref)[:, None] * worse[:, cols]
+                if (yellow[:, cols] & (moved > 1e-6)).any():
+                    out.add(agg.unique_id)
+                    break
+        return frozenset(out)
+
+    def _settle_non_delivery(self, ctx) -> None:
+        """An aggregator pays the DSO a penalty per MWh of its LFM commitments (MTU-locations
+        where the DSO bought) that its plan could not honour."""
+        pen = self.config.markets.lfm.non_delivery_penalty_eur_mwh
+        if pen <= 0:
+            return
+        bought = np.abs(ctx.dso_bought) > 1e-9
+        for agg in self.aggregators:
+            missed = sum((p["missed"] * bought[:, k] for k, p in agg.plans.items()),
+                         np.zeros(ctx.n_mtu))
+            self.ledger.pay(agg.account, self.dso.account, "lfm_penalty",
+                            ctx.mtu0 + np.arange(ctx.n_mtu), missed * ctx.dt_h, pen)
 
     def _settle_compensation(self, ctx) -> None:
         """Compensation for the energy independent aggregators moved out of (or into) each

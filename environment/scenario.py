@@ -246,7 +246,13 @@ class DayAhead(_Model):
 
 class Lfm(_Model):
     """Explicit local flexibility market: the DSO buys location-tagged flexibility, once after
-    the day-ahead auction and (if `intraday`) again with day-D forecasts."""
+    the day-ahead auction and (if `intraday`) again with day-D forecasts.
+
+    Levers against gaming: `price_cap`, `reservation_eur_mw_h`, `publish_congestion`;
+    `non_delivery_penalty_eur_mwh`, paid by an aggregator to the DSO per committed MWh it
+    misses; `exclude_position_changers`, which keeps out of the day's flexibility rounds an
+    aggregator whose D-1 plan at a forecast-congested MTU-location moved towards the congestion
+    compared with a cost-based plan against the same prices (inc-dec gaming)."""
 
     enabled: bool = True
     operator: Literal["dso", "independent"] = "dso"
@@ -258,6 +264,8 @@ class Lfm(_Model):
     intraday: bool = True
     rounds: Annotated[int, Field(ge=0, le=10)] = 3
     unresolved_cost_eur_mwh: Positive = 5000.0
+    non_delivery_penalty_eur_mwh: NonNeg = 0.0
+    exclude_position_changers: bool = False
 
 
 class ImplicitLfm(_Model):

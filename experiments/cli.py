@@ -50,6 +50,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _twin(args: argparse.Namespace) -> int:
+    from experiments.twin import run_twin
+
+    overrides = dict(_parse_set(kv) for kv in args.set or [])
+    agents = [a for a in args.agents.split(",") if a] if args.agents else None
+    rep = run_twin(args.scenario, agents, days=args.days, seed=args.seed, overrides=overrides,
+                   out=args.out)
+    w = rep.welfare
+    lines = [f"twin of {args.scenario or 'default'}: strategic {', '.join(rep.agents) or '(none)'}"
+             " against truthful, same seed"]
+    lines += [f"  gaming profit {a}: {eur:,.2f} EUR" for a, eur in rep.gaming_profit_eur.items()]
+    lines += [f"  transfer to {c}: {eur:,.2f} EUR" for c, eur in rep.by_class["change"].items()]
+    lines += [f"  welfare {w['strategic']:,.2f} vs {w['truthful']:,.2f} EUR: lost {w['lost']:,.2f}",
+              f"  report in {args.out}" if args.out else "  (no --out: nothing written)"]
+    print("\n".join(lines))
+    return 0
+
+
+def _parse_set(kv: str) -> tuple[str, object]:
+    if "=" not in kv:
+        raise ScenarioError(f"--set {kv!r}: expected PATH=VALUE, e.g. calendar.days=3")
+    key, text = kv.split("=", 1)
+    return key, _parse_value(text)
+
+
 def _parse_value(text: str):
     import yaml
 
@@ -83,6 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="also print summary.json")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_run)
+    tw = sub.add_parser(
+        "twin", help="a scenario against its truthful twin: gaming profit, transfers, welfare",
+        description="Run SCENARIO and a counterfactual with the same seed in which the chosen "
+                    "agents bid truthfully; report each agent's and class's profit by market, "
+                    "the strategic agents' gaming profit, the transfers between classes and "
+                    "the welfare lost. With --out, writes profit_by_agent_market.csv, "
+                    "profit_by_class.csv and twin.json there.")
+    tw.add_argument("scenario", nargs="?", default=None,
+                    help="scenario YAML file or the name of a shipped one (default: 'default')")
+    tw.add_argument("--agents", help="comma-separated names of the agents made truthful in the "
+                                     "twin (default: every agent whose strategy is not truthful)")
+    tw.add_argument("--days", type=int, help="override calendar.days")
+    tw.add_argument("--seed", type=int, help="override the scenario's seed")
+    tw.add_argument("--set", action="append", metavar="PATH=VALUE",
+                    help="override a scenario field by dotted path, e.g. "
+                         "--set aggregators.0.strategy=incdec (repeatable)")
+    tw.add_argument("--out", help="folder for the twin report")
+    tw.set_defaults(func=_twin)
     register_view(sub)
     register_sweeps(sub)
     return p

@@ -1,6 +1,13 @@
 """Bidding and scheduling strategies; importing this package registers the built-in ones."""
 
-from agents.strategies import incdec, learning, truthful  # noqa: F401
+from agents.strategies import (  # noqa: F401
+    gaming,
+    learning,
+    market_power,
+    options,
+    transmission,
+    truthful,
+)
 from agents.strategies.registry import STRATEGIES, known, make_strategy, register_strategy
 
 __all__ = ["STRATEGIES", "known", "make_strategy", "register_strategy"]

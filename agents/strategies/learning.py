@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.strategies.incdec import TruthfulTxProducer
 from agents.strategies.registry import register_strategy
+from agents.strategies.transmission import TruthfulTxProducer
 from agents.strategies.truthful import TruthfulAggregator
 
 

@@ -1,0 +1,159 @@
+"""Twin runs: a scenario against its counterfactual in which chosen agents bid truthfully.
+
+Both runs use the same seed, so forecast errors, profiles and the prosumer fleet are the same;
+every difference comes from the strategies. The profit a strategic agent makes over its
+truthful twin is its gaming profit; the changes of every class's profit show who pays for it,
+and the welfare difference what the economy as a whole lost.
+
+Welfare (experiments.metrics.welfare_split) is the classes' net ledger receipts plus the value
+of the energy consumers and prosumers were served, less the cost of unsolved grid violations.
+The ledger sums to zero over all accounts, the outside world (`external`: fuel, wear,
+emergency assistance) included, so
+
+    change of welfare = sum over classes of the change of profit (net receipts)
+                        + change of valued energy - change of violation cost
+
+and the profit changes of all classes and `external` sum to zero: the transfers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from environment.scenario import ScenarioError, with_overrides
+from experiments.metrics import CLASSES
+from experiments.run import RunResult, resolve, run_scenario
+
+ROLES = ("brps", "aggregators", "producers")
+EXOGENOUS = ("system_load_mw", "prosumer_load_mw", "pv_mw")
+
+
+def profit_by_market(run: RunResult) -> pd.DataFrame:
+    """Net EUR each account received per market: columns account, class, market, eur."""
+    led = run.tables["ledger"]
+    classes = run.model.ledger.account_classes()
+    flows = pd.concat([
+        pd.DataFrame({"account": led["payee"].astype(str), "market": led["market"].astype(str),
+                      "eur": led["eur"]}),
+        pd.DataFrame({"account": led["payer"].astype(str), "market": led["market"].astype(str),
+                      "eur": -led["eur"]})])
+    out = flows.groupby(["account", "market"])["eur"].sum().reset_index()
+    out.insert(1, "class", out["account"].map(classes))
+    return out
+
+
+def strategic_agents(scenario) -> list[str]:
+    return [a.name for role in ROLES for a in getattr(scenario, role) if a.strategy != "truthful"]
+
+
+def truthful_twin(scenario, agents: list[str]):
+    """The scenario with `agents` switched to the truthful strategy (no parameters)."""
+    changes = {}
+    found = set()
+    for role in ROLES:
+        for i, a in enumerate(getattr(scenario, role)):
+            if a.name in agents:
+                changes[f"{role}.{i}.strategy"] = "truthful"
+                changes[f"{role}.{i}.strategy_params"] = {}
+                found.add(a.name)
+    missing = sorted(set(agents) - found)
+    if missing:
+        raise ScenarioError(f"twin agents {missing}: no brp, aggregator or producer of that name "
+                            f"in scenario {scenario.name}")
+    return with_overrides(scenario, changes) if changes else scenario
+
+
+def same_realisations(a: RunResult, b: RunResult) -> bool:
+    """The exogenous data of both runs agree: system load everywhere; prosumer load and PV at
+    MTUs where neither run's DSO curtailed or disconnected (RED/BLACK change them); the
+    aggregators' forecast baselines (forecast errors of their devices)."""
+    sa, sb = a.tables["series"], b.tables["series"]
+    free = np.ones(len(sa), bool)
+    for run in (a, b):
+        g = run.tables["grid"]
+        red = g.groupby("mtu")["light"].max() >= 2
+        free &= ~red.reindex(sa["mtu"], fill_value=False).to_numpy()
+    ok = np.array_equal(sa["system_load_mw"], sb["system_load_mw"])
+    for col in EXOGENOUS[1:]:
+        ok &= np.array_equal(sa[col].to_numpy()[free], sb[col].to_numpy()[free])
+    aa, ab = a.tables.get("aggregators"), b.tables.get("aggregators")
+    if aa is not None and ab is not None:
+        ok &= np.array_equal(aa["baseline_mw"], ab["baseline_mw"])
+    return bool(ok)
+
+
+@dataclass
+class TwinReport:
+    agents: list[str]
+    by_agent: pd.DataFrame          # account, class, market, strategic, truthful, change (EUR)
+    by_class: pd.DataFrame          # class: strategic, truthful, change (net receipts, EUR)
+    gaming_profit_eur: dict[str, float]
+    welfare: dict[str, float]
+    identity_residual_eur: float
+    same_realisations: bool
+    runs: tuple = field(default=(), repr=False)
+
+    @property
+    def summary(self) -> dict:
+        return {"agents": self.agents, "gaming_profit_eur": self.gaming_profit_eur,
+                "transfers_eur": self.by_class["change"].to_dict(), "welfare_eur": self.welfare,
+                "identity_residual_eur": self.identity_residual_eur,
+                "same_realisations": self.same_realisations}
+
+    def write(self, out: str | Path) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.by_agent.to_csv(out / "profit_by_agent_market.csv", index=False)
+        self.by_class.to_csv(out / "profit_by_class.csv")
+        (out / "twin.json").write_text(json.dumps(self.summary, indent=2, default=float))
+        return out
+
+
+def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = None,
+             seed: int | None = None, overrides: dict | None = None,
+             planner: bool | None = False, out: str | Path | None = None) -> TwinReport:
+    """Run `scenario` and its truthful twin for `agents` (default: every agent whose strategy
+    is not truthful) with the same seed; compare profits, transfers and welfare.
+
+    Raises RuntimeError if the twins did not see the same realisations (a strategy drew from
+    the model's random generator)."""
+    s = resolve(scenario, days, seed, overrides)
+    agents = strategic_agents(s) if agents is None else list(agents)
+    twin = truthful_twin(s, agents)
+    kw = {"planner": planner, "write": False, "figures": False}
+    game, fair = run_scenario(s, **kw), run_scenario(twin, **kw)
+    same = same_realisations(game, fair)
+    if not same:
+        raise RuntimeError(f"twin runs of {s.name} saw different realisations: a strategy of "
+                           f"{agents} must not draw from the model's random generator")
+    pa, pb = profit_by_market(game), profit_by_market(fair)
+    keys = ["account", "class", "market"]
+    by_agent = pa.merge(pb, on=keys, how="outer", suffixes=("_s", "_t")).fillna(
+        {"eur_s": 0.0, "eur_t": 0.0}).rename(columns={"eur_s": "strategic", "eur_t": "truthful"})
+    by_agent["change"] = by_agent["strategic"] - by_agent["truthful"]
+    by_class = by_agent.groupby("class")[["strategic", "truthful", "change"]].sum()
+    per_agent = by_agent.groupby("account")["change"].sum()
+    gaming = {a: float(per_agent.get(a, 0.0)) for a in agents}
+    wg, wf = game.summary["welfare_eur"], fair.summary["welfare_eur"]
+    valued = _valued(game) - _valued(fair)
+    violations = game.summary["grid_violation_cost_eur"] - fair.summary["grid_violation_cost_eur"]
+    change = wg["total"] - wf["total"]
+    receipts = float(by_class["change"].reindex(CLASSES, fill_value=0.0).sum())
+    welfare = {"strategic": wg["total"], "truthful": wf["total"], "change": change,
+               "lost": -change, "valued_energy_change": valued,
+               "violation_cost_change": violations}
+    report = TwinReport(agents, by_agent.sort_values(keys).reset_index(drop=True), by_class,
+                        gaming, welfare, change - (receipts + valued - violations), same,
+                        (game, fair))
+    if out is not None:
+        report.write(out)
+    return report
+
+
+def _valued(run: RunResult) -> float:
+    v = run.scenario.value_of_load_eur_mwh
+    return v * sum(run.model.valued_energy_mwh().values())
