@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = {"calendar.days": 1, "prosumers.0.count": 40, "planner.enabled": False}
 METRICS = ["welfare_eur.total", "congestion.red", "imbalance.system_abs_mwh"]
 TODAY = {"flex_penetration", "pricing_sensitivity", "coupling_compensation",
-         "tso_dso_coordination"}
+         "tso_dso_coordination", "lfm_price_cap_gaming"}
 # shipped studies written against fields other issues add: what the loader must name
-FUTURE = {"lfm_price_cap_gaming": ["markets.lfm.price_cap", "inc_dec"]}
+FUTURE: dict[str, list[str]] = {}  # studies written against fields the schema lacks
 
 
 def study_file(tmp_path: Path, name: str = "s", **spec) -> Path:
