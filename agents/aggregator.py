@@ -256,7 +256,8 @@ class Aggregator(mesa.Agent):
                     price = direction * self.strategy.balancing_prices(self, ctx, direction,
                                                                        ctx.da_price)
                 else:
-                    price = self.strategy.flex_prices(self, ctx, direction, self.prices)
+                    price = self.strategy.flex_prices(self, ctx, direction, self.prices,
+                                                     location=k)
                 parts.append(FlexOffers(np.full(t, self.unique_id), np.full(t, k), np.arange(t),
                                         np.full(t, direction), mw, price))
         offers = FlexOffers.concat(parts)

@@ -58,6 +58,11 @@ class Ledger:
         """A position in the ledger; `received_since` sums the rows booked after it."""
         return len(self._rows)
 
+    def rows_since(self, mark: int) -> list[tuple]:
+        """The row chunks booked after `mark`: (payer, payee, market, mtu, mwh, price, eur)
+        with arrays except `market`."""
+        return self._rows[mark:]
+
     def received_since(self, mark: int, account: int) -> dict[str, float]:
         """Net EUR `account` received per market from the rows booked after `mark`."""
         out: dict[str, float] = {}

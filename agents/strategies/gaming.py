@@ -59,8 +59,8 @@ class IncDecAggregator(TruthfulAggregator):
             prices = prices - self.adder * hit[:, location_of(agg, pool)]
         return super().schedule(agg, ctx, pool, prices, net_max, net_min)
 
-    def flex_prices(self, agg, ctx, direction, prices):
-        base = super().flex_prices(agg, ctx, direction, prices)
+    def flex_prices(self, agg, ctx, direction, prices, location=None):
+        base = super().flex_prices(agg, ctx, direction, prices, location)
         now = published(agg)
         if now is not None:
             self._seen = now.copy() if self._seen is None else self._seen | now
@@ -69,9 +69,9 @@ class IncDecAggregator(TruthfulAggregator):
         games = np.zeros(len(base), bool)
         hit = self.target(agg)
         if hit is not None:
-            games |= serves(agg, hit)
+            games |= serves(agg, hit, location)
         if now is not None:
-            games |= serves(agg, now)
+            games |= serves(agg, now, location)
         return np.where(games, np.maximum(base, lfm_ceiling(agg, self.markup_price)), base)
 
     def end_of_day(self, agg, result) -> None:

@@ -130,8 +130,9 @@ class LearningAggregator(TruthfulAggregator):
                                      experimentation, initial_propensity,
                                      reward_scale or None, int(seed))
 
-    def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
-        return super().flex_prices(agg, ctx, direction, prices) + self.learner.markup
+    def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray,
+                    location: int | None = None) -> np.ndarray:
+        return super().flex_prices(agg, ctx, direction, prices, location) + self.learner.markup
 
     def end_of_day(self, agg, result) -> None:
         self.learner.learn(sum(eur for market, eur in result.eur_by_market.items()

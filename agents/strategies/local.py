@@ -27,10 +27,17 @@ def upstream_locations(model) -> np.ndarray:
     return np.setdiff1d(np.arange(model.grid.n_locations), served)
 
 
-def serves(agg, congestion: np.ndarray) -> np.ndarray:
-    """(T,) MTUs where a (T, K) congestion map touches a location of the aggregator's pools or
-    a location upstream of every pool."""
-    cols = sorted(set(agg.pools) | set(upstream_locations(agg.model).tolist()))
+def relieved(agg, location: int | None = None) -> list[int]:
+    """Locations an offer from the pool at `location` relieves: that location and those
+    upstream of every pool (the transformer); all its pools' when no location is given."""
+    own = set(agg.pools) if location is None else {location}
+    return sorted(own | set(upstream_locations(agg.model).tolist()))
+
+
+def serves(agg, congestion: np.ndarray, location: int | None = None) -> np.ndarray:
+    """(T,) MTUs where a (T, K) congestion map touches a location an offer from `location`
+    (default: any of the aggregator's pools) relieves."""
+    cols = relieved(agg, location)
     return congestion[:, cols].any(1) if cols else np.zeros(len(congestion), bool)
 
 

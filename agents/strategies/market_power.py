@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.strategies.local import check_share, lfm_ceiling, local_shares, published
+from agents.strategies.local import check_share, lfm_ceiling, local_shares, published, relieved
 from agents.strategies.registry import register_strategy
 from agents.strategies.truthful import TruthfulAggregator, TruthfulProducer
 from environment.markets.orders import OrderBook
@@ -38,14 +38,15 @@ class MarkupAggregator(TruthfulAggregator):
         share = local_shares(agg, ctx, direction)
         return np.clip((share - self.share_threshold) / (1 - self.share_threshold), 0, 1)
 
-    def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
-        base = super().flex_prices(agg, ctx, direction, prices)
+    def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray,
+                    location: int | None = None) -> np.ndarray:
+        base = super().flex_prices(agg, ctx, direction, prices, location)
         power = self.power(agg, ctx, direction)
         congested = published(agg)
         if congested is not None:
             power = np.where(congested, power, 0.0)
         target = lfm_ceiling(agg, self.markup_price)
-        return base + power.max(1) * np.clip(target - base, 0, None)
+        return base + power[:, relieved(agg, location)].max(1) * np.clip(target - base, 0, None)
 
     def da_orders(self, agg, ctx) -> OrderBook:
         """Withholding is decided once the day's plans are final, before any flexibility is

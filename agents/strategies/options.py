@@ -44,9 +44,9 @@ class RiskPremium(TruthfulAggregator):
         error = float(np.hypot(fc.load_error_sd, fc.pv_error_sd)) * open_share
         return self.risk_aversion * float(np.std(prices)) * error
 
-    def flex_prices(self, agg, ctx, direction, prices):
+    def flex_prices(self, agg, ctx, direction, prices, location=None):
         stage = getattr(ctx, "flex_stage", "da")
-        return super().flex_prices(agg, ctx, direction, prices) \
+        return super().flex_prices(agg, ctx, direction, prices, location) \
             + self.premium(agg, prices, stage)
 
     def balancing_prices(self, agg, ctx, direction, prices):
@@ -92,8 +92,8 @@ class Arbitrage(TruthfulAggregator):
             pool = dataclasses.replace(pool, battery_mw=pool.battery_mw * (1 - self.holdback))
         return super().schedule(agg, ctx, pool, prices, net_max, net_min)
 
-    def flex_prices(self, agg, ctx, direction, prices):
-        base = super().flex_prices(agg, ctx, direction, prices)
+    def flex_prices(self, agg, ctx, direction, prices, location=None):
+        base = super().flex_prices(agg, ctx, direction, prices, location)
         return np.maximum(base, self.value["lfm"])
 
     def balancing_prices(self, agg, ctx, direction, prices):
@@ -114,7 +114,7 @@ def later_margins(ledger, mark: int, account: int, da_price: np.ndarray) -> dict
     t_n = len(da_price)
     eur: dict[str, float] = {}
     mwh: dict[str, float] = {}
-    for payer, payee, market, mtu, q, price, _eur in ledger._rows[mark:]:
+    for payer, payee, market, mtu, q, price, _eur in ledger.rows_since(mark):
         group = LATER_MARKETS.get(market)
         if group is None:
             continue

@@ -8,7 +8,8 @@ override only what it changes):
 * producer: ``da_orders(producer, ctx)``, ``balancing_prices(producer, up_markup, down_markdown)``
 * brp: ``da_orders(brp, ctx)``
 * aggregator: ``schedule(agg, ctx, pool, prices, net_max=None, net_min=None)`` (a pool's plan),
-  ``da_orders(agg, ctx)``, ``flex_prices(agg, ctx, direction, prices)`` (LFM and platform),
+  ``da_orders(agg, ctx)``, ``flex_prices(agg, ctx, direction, prices, location)`` (LFM and
+  platform; `location` is the grid location of the pool offering),
   ``balancing_prices(agg, ctx, direction, prices)`` (the TSO's balancing market),
   ``baseline(agg, ctx, plan_mw)`` (the baseline an independent aggregator declares, MW per MTU)
 * any role, optional: ``end_of_day(agent, result)`` after settlement, where ``result`` is a

@@ -56,9 +56,11 @@ class TruthfulAggregator:
                  net_min=None) -> dict[str, np.ndarray]:
         return schedule_pool(pool, prices, ctx.dt_h, agg.degradation, net_max, net_min)
 
-    def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
+    def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray,
+                    location: int | None = None) -> np.ndarray:
         """Flexibility offered at its activation cost: the energy it moves is rebalanced in
-        the intraday market at the aggregator's own risk."""
+        the intraday market at the aggregator's own risk. `location`: the grid location of
+        the pool the offers come from."""
         return np.full(len(prices), agg.activation_cost)
 
     def balancing_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
