@@ -547,3 +547,21 @@ def test_failed_run_does_not_leave_tracemalloc_running(monkeypatch, stop_tracema
         run_scenario(days=1, overrides={"prosumers.0.count": 40}, planner=False, write=False,
                      figures=False)
     assert not tracemalloc.is_tracing()
+
+
+def test_truthful_perfect_foresight_without_limits_matches_the_planner():
+    """Every agent truthful, no forecast error, no binding grid limit: the markets reach the
+    planner's welfare to 1e-6. The aggregator controls batteries only, whose pooled schedule
+    splits over the members exactly (same duration, efficiency and initial state of charge);
+    pooled EV and heat-pump envelopes are a relaxation the members cannot always follow."""
+    perfect = {"forecast.load_error_sd": 0.0, "forecast.pv_error_sd": 0.0,
+               "forecast.wind_error_sd": 0.0, "forecast.idiosyncratic_sd": 0.0,
+               "planner.grid_constrained": False, "grid.loading_limit": 2.0,
+               "grid.v_min_pu": 0.6, "grid.v_max_pu": 1.4, "prosumers.0.count": 120,
+               "aggregators.0.devices": ["battery"]}
+    run = run_scenario(days=2, overrides=perfect, planner=True, write=False, figures=False)
+    s = run.summary
+    assert s["imbalance"]["system_abs_mwh"] < 1e-9
+    assert s["congestion"]["forecast_violations"] == 0
+    assert run.tables["aggregators"]["schedule_mw"].abs().sum() > 0
+    assert abs(s["planner_share"] - 1) < 1e-6
