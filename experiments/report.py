@@ -366,6 +366,52 @@ class Report:
         self.save_table(pd.DataFrame(rows), f"compare_{_slug(a['name'])}",
                         title=f"{a['name']}: each level against {_label(ref)} (differences "
                               "paired on seed and the other axes)")
+        if self.figures:
+            self._compare_figure(a, pd.DataFrame(rows), _label(ref))
+
+    def _compare_figure(self, a: dict, table: pd.DataFrame, ref: str) -> None:
+        """Paired differences against the reference level, one panel per metric.
+
+        Seeds share their weather and draws across design points, so the paired difference
+        is far tighter than the spread over seeds in the metric-against-axis figure: this is
+        the figure that says whether one design beats another."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        dcol = f"diff_vs_{ref}"
+        if dcol not in table:
+            return
+        t = table[table[a["name"]] != ref]
+        metrics = [m for m in self.metrics if t[t["metric"] == m][dcol].notna().any()]
+        if not metrics:
+            return
+        ncols = min(3, len(metrics))
+        nrows = math.ceil(len(metrics) / ncols)
+        fig, axs = plt.subplots(nrows, ncols, figsize=(4.4 * ncols + 0.6, 2.6 * nrows + 0.6),
+                                squeeze=False)
+        for n, m in enumerate(metrics):
+            ax = axs[n // ncols][n % ncols]
+            s = t[t["metric"] == m]
+            y = np.arange(len(s))[::-1]
+            d = s[dcol].to_numpy(float)
+            err = np.vstack([d - s["diff_lo95"].to_numpy(float),
+                             s["diff_hi95"].to_numpy(float) - d])
+            err = np.where(np.isfinite(err), err, 0)
+            ax.errorbar(d, y, xerr=err, fmt="o", ms=5, capsize=3)
+            ax.axvline(0, color="0.4", lw=0.8)
+            ax.set_yticks(y, [str(v) for v in s[a["name"]]], fontsize=8)
+            ax.set_title(m, fontsize=8)
+            ax.tick_params(labelsize=8)
+            ax.grid(alpha=0.3)
+        for n in range(len(metrics), nrows * ncols):
+            axs[n // ncols][n % ncols].set_visible(False)
+        fig.suptitle(f"{self.name}: {a['name']} against {ref} (paired difference on seed and "
+                     "the other axes, mean and 95% interval)", fontsize=10)
+        fig.tight_layout()
+        self.save_fig(fig, f"compare_{_slug(a['name'])}",
+                      f"{a['name']} against {ref}, paired")
 
     def _sensitivity(self) -> None:
         s = self.describe["sample"]

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import psutil
 import pytest
 import yaml
@@ -539,8 +540,15 @@ def test_runs_report_and_metric_warning(tmp_path, runner, capsys):
         assert (report / name).is_file(), name
     text = (report / "report.md").read_text()
     assert "welfare_eur.totl" in text and "null in every finished run" in text
-    compare = (report / "compare_pricing.csv").read_text()
-    assert "diff_vs_single" in compare
+    assert (report / "compare_pricing.png").is_file()
+    compare = pd.read_csv(report / "compare_pricing.csv")
+    runs = pd.read_csv(report / "runs.csv")
+    paired = runs.pivot_table(index=["seed", "aggregators_0_enrolment"], columns="pricing",
+                              values="welfare_eur_total")
+    dual = compare[(compare["metric"] == "welfare_eur.total") & (compare["pricing"] == "dual")]
+    assert dual["diff_vs_single"].item() == pytest.approx(
+        (paired["dual"] - paired["single"]).mean(), rel=1e-12, abs=1e-9)
+    assert dual["pairs"].item() == 4
     points = (report / "points.csv").read_text().splitlines()
     assert len(points) == 1 + 4
 
