@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from environment.paths import assign
+
 NonNeg = Annotated[float, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[float, Field(gt=0)]
@@ -467,17 +469,8 @@ def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
     {"prosumers.0.count": 500}; a path that names no field is a ScenarioError."""
     data = scenario.model_dump(mode="json")
     for dotted, value in overrides.items():
-        node: Any = data
-        *parents, leaf = dotted.split(".")
         try:
-            for key in parents:
-                node = node[int(key)] if isinstance(node, list) else node[key]
-            if isinstance(node, list):
-                node[int(leaf)] = value
-            elif isinstance(node, dict):
-                node[leaf] = value
-            else:
-                raise TypeError(f"{type(node).__name__} has no fields")
+            assign(data, dotted, value)
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise ScenarioError(f"invalid override {dotted} = {value!r}: no such field "
                                 f"({type(exc).__name__}: {exc})") from None

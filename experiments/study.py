@@ -61,6 +61,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from environment.paths import lookup
 from environment.scenario import (
     Scenario,
     ScenarioError,
@@ -262,27 +263,6 @@ def run_id_of(scenario: dict) -> str:
     return hashlib.sha256(canonical_json(scenario).encode()).hexdigest()[:16]
 
 
-def lookup(tree: Any, path: str) -> Any:
-    """The value at a dotted path in nested dicts and lists (keys containing dots are matched
-    whole); KeyError if there is none."""
-    parts = path.split(".")
-    node, i = tree, 0
-    while i < len(parts):
-        if isinstance(node, dict):
-            for j in range(len(parts), i, -1):
-                key = ".".join(parts[i:j])
-                if key in node:
-                    node, i = node[key], j
-                    break
-            else:
-                raise KeyError(path)
-        elif isinstance(node, list) and parts[i].isdigit() and int(parts[i]) < len(node):
-            node, i = node[int(parts[i])], i + 1
-        else:
-            raise KeyError(path)
-    return node
-
-
 def flat_paths(tree: Any, prefix: str = "") -> list[str]:
     """Every dotted path to a leaf of a nested dict (for suggestions)."""
     out = []
@@ -367,7 +347,10 @@ def check_path(path: str, data: dict, root: type[BaseModel] = Scenario) -> str |
     tp: Any = root
     node: Any = data
     walked: list[str] = []
-    for seg in parts:
+    i = 0
+    while i < len(parts):
+        seg = parts[i]
+        i += 1
         where = "'" + ".".join(walked) + "'" if walked else "the top level"
         tp = _unwrap(tp)
         origin = get_origin(tp)
@@ -388,6 +371,11 @@ def check_path(path: str, data: dict, root: type[BaseModel] = Scenario) -> str |
             node = node[int(seg)] if isinstance(node, list) else None
         elif origin is dict:
             tp = get_args(tp)[1] if get_args(tp) else Any
+            if isinstance(node, dict):
+                for j in range(len(parts), i - 1, -1):
+                    if ".".join(parts[i - 1:j]) in node:
+                        seg, i = ".".join(parts[i - 1:j]), j
+                        break
             node = node.get(seg) if isinstance(node, dict) else None
         elif tp is Any:
             return None

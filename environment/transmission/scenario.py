@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from environment.paths import assign
 from environment.scenario import ScenarioError, _format
 
 NonNeg = Annotated[float, Field(ge=0)]
@@ -213,17 +214,8 @@ def tx_with_overrides(s: TxScenario, overrides: dict[str, Any]) -> TxScenario:
     {"producers.2.strategy": "truthful"}."""
     data = s.model_dump(mode="json", by_alias=True)
     for dotted, value in overrides.items():
-        node: Any = data
-        *parents, leaf = dotted.split(".")
         try:
-            for key in parents:
-                node = node[int(key)] if isinstance(node, list) else node[key]
-            if isinstance(node, list):
-                node[int(leaf)] = value
-            elif leaf not in node:
-                raise KeyError(leaf)
-            else:
-                node[leaf] = value
+            assign(data, dotted, value, new_keys=False)
         except (KeyError, IndexError, ValueError, TypeError):
             raise ScenarioError(f"override {dotted} = {value!r}: no such field") from None
     return parse_tx_scenario(data, f"{s.name} with overrides")
