@@ -51,7 +51,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from experiments.study import is_number, lookup
+from environment.paths import lookup
+from experiments.study import is_number
 
 CATALOG = "catalog.duckdb"
 RUNS_DIR = "runs"

@@ -32,8 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from environment.paths import lookup
 from experiments import catalog as cat
-from experiments.study import column_name, lookup
+from experiments.study import column_name
+
+# axes with more levels (fine numeric grids) are read from the metric-against-axis figure
+MAX_COMPARE_LEVELS = 12
 
 
 def _slug(text: str) -> str:
@@ -190,7 +194,7 @@ class Report:
                     self._vs_figure(a)
             self._pivots()
             for a in self.fixed_axes:
-                if not a["numeric"] and len(a["values"]) > 1:
+                if 1 < len(a["values"]) <= MAX_COMPARE_LEVELS:
                     self._compare(a)
         if self.sampled:
             self._sensitivity()
@@ -336,8 +340,7 @@ class Report:
                                   f"{c['name']} (columns)", md=True)
 
     def _compare(self, a: dict) -> None:
-        """Each level of a categorical axis against the first, paired on seed and the other
-        axes."""
+        """Each level of an axis against the first, paired on seed and the other axes."""
         df = self._hashable(self.df[self.df["status"] == "ok"])
         levels = self._levels(a)
         ref = levels[0]
@@ -401,6 +404,7 @@ class Report:
             err = np.where(np.isfinite(err), err, 0)
             ax.errorbar(d, y, xerr=err, fmt="o", ms=5, capsize=3)
             ax.axvline(0, color="0.4", lw=0.8)
+            ax.locator_params(axis="x", nbins=5)
             ax.set_yticks(y, [str(v) for v in s[a["name"]]], fontsize=8)
             ax.set_title(m, fontsize=8)
             ax.tick_params(labelsize=8)

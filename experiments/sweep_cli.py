@@ -38,7 +38,7 @@ writes into results/<study>/report/ (or --out):
   vs_<axis>.png             each metric against each axis, 95% band over seeds (bars with
                             error bars for a categorical axis such as a scheme)
   pivot_<metric>.md         mean [95% CI] on the first two axes
-  compare_<axis>.csv / .md  categorical axes: each level against the first, paired on seed
+  compare_<axis>.csv / .md  axes of up to 12 levels: each level against the first, paired on seed
                             and the other axes, with compare_<axis>.png (the paired
                             differences and their 95% intervals)
   sensitivity.csv / .md     sampled studies: Sobol S1/ST(/S2), Morris mu*/sigma, RBD-FAST
