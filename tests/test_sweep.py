@@ -40,10 +40,8 @@ from experiments.sweep import (
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"calendar.days": 1, "prosumers.0.count": 40, "planner.enabled": False}
 METRICS = ["welfare_eur.total", "congestion.red", "imbalance.system_abs_mwh"]
-TODAY = {"flex_penetration", "pricing_sensitivity", "coupling_compensation",
+SHIPPED = {"flex_penetration", "pricing_sensitivity", "coupling_compensation",
          "tso_dso_coordination", "lfm_price_cap_gaming"}
-# shipped studies written against fields other issues add: what the loader must name
-FUTURE: dict[str, list[str]] = {}  # studies written against fields the schema lacks
 
 
 def study_file(tmp_path: Path, name: str = "s", **spec) -> Path:
@@ -202,18 +200,15 @@ def test_sampled_design(tmp_path):
 
 def test_shipped_studies_validate():
     names = {p.stem for p in shipped_studies()}
-    assert TODAY | set(FUTURE) <= names
+    assert SHIPPED <= names
     fp = load_study("flex_penetration")
     assert len(fp.runs) == 36 and fp.metrics[:4] == ["welfare_eur.total", "planner_share",
                                                      "congestion.red",
                                                      "imbalance.system_abs_mwh"]
     ps = load_study("pricing_sensitivity")
     assert ps.sample.method == "sobol" and len(ps.runs) == 64 * (4 + 2)
-    for name, expected in FUTURE.items():
-        try:
-            load_study(name)
-        except StudyError as exc:      # the schema does not have the field (yet)
-            assert any(e in str(exc) for e in expected), (name, str(exc))
+    for name in SHIPPED:
+        assert load_study(name).runs
 
 
 def small_version(name: str, tmp_path: Path) -> Path:
@@ -237,13 +232,9 @@ def small_version(name: str, tmp_path: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(TODAY | set(FUTURE)))
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_study_small_version_runs(tmp_path, runner, name):
-    try:
-        study = load_study(small_version(name, tmp_path))
-    except StudyError as exc:
-        assert name in FUTURE and any(e in str(exc) for e in FUTURE[name]), str(exc)
-        pytest.skip(f"{name}: the scenario schema does not have its fields yet")
+    study = load_study(small_version(name, tmp_path))
     res = run_study(study, results=tmp_path / "results", runner=runner, progress=False,
                     log=lambda m: None)
     assert res.ok == res.total == len(study.unique_runs) and res.failed == 0
