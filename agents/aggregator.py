@@ -71,6 +71,7 @@ class Aggregator(mesa.Agent):
         self.offers_balancing = cfg.balancing
         self.declared: np.ndarray | None = None   # (BRPs, T) baseline declared per supplier
         self.real_by_brp: np.ndarray | None = None
+        self.settled_by_brp: np.ndarray | None = None  # the reading compensation settles on
         self.pools: dict[int, Pool] = {}
         self.plans: dict[int, dict[str, np.ndarray]] = {}
         self.baseline: np.ndarray | None = None
@@ -214,10 +215,18 @@ class Aggregator(mesa.Agent):
         """Committed flexibility the re-plan could not honour (MW per MTU)."""
         return sum((p["missed"] for p in self.plans.values()), np.zeros(self.n_mtu))
 
-    def flexibility(self, ctx) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    def flexibility(self, ctx, block: np.ndarray | None = None,
+                    held: bool = True) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Per location, MW it could move up (consume less) and down (consume more) around its
         plan each MTU, respecting power limits, state of charge and the devices' energy
-        envelopes at that MTU (intertemporal rebound is left to the re-plan)."""
+        envelopes at that MTU (intertemporal rebound is left to the re-plan).
+
+        With a `block` of MTUs (cleared together, as the TSO's balancing blocks are) the
+        offers are also deliverable together: each device kind's cumulative move up to any
+        MTU of the block stays within its energy room at that MTU (for batteries also within
+        what they can make up after the block to end the day at their starting charge), so
+        activating every offer of the block in full is feasible. `held=False` leaves in the
+        capacity held for the TSO (it is the TSO's market that uses it)."""
         out = {}
         dt = ctx.dt_h
         for k, p in self.plans.items():
@@ -225,29 +234,46 @@ class Aggregator(mesa.Agent):
             soc_before = np.concatenate([[pool.battery_soc], p["soc"][:-1]])
             eta = pool.battery_eta
             evc, hpc = np.cumsum(p["ev"]) * dt, np.cumsum(p["hp"]) * dt
-            up = (np.minimum(p["ch"] + pool.battery_mw - p["dis"],
-                             p["ch"] + soc_before * eta / dt - p["dis"])
-                  + np.minimum(p["ev"], np.clip((evc - pool.ev.lower) / dt, 0, None))
-                  + np.minimum(p["hp"], np.clip((hpc - pool.hp.lower) / dt, 0, None)))
-            down = (np.minimum(p["dis"] + pool.battery_mw - p["ch"],
-                               p["dis"] + (pool.battery_mwh - soc_before) / (eta * dt) - p["ch"])
-                    + np.minimum(pool.ev.pmax - p["ev"], np.clip((pool.ev.upper - evc) / dt, 0,
-                                                                 None))
-                    + np.minimum(pool.hp.pmax - p["hp"], np.clip((pool.hp.upper - hpc) / dt, 0,
-                                                                 None)))
-            out[k] = (np.clip(up - self.held[k, :, 0], 0, None),
-                      np.clip(down - self.held[k, :, 1], 0, None))
+            parts = [
+                (np.minimum(p["ch"] + pool.battery_mw - p["dis"],
+                            p["ch"] + soc_before * eta / dt - p["dis"]),
+                 np.minimum(p["dis"] + pool.battery_mw - p["ch"],
+                            p["dis"] + (pool.battery_mwh - soc_before) / (eta * dt) - p["ch"]),
+                 p["soc"] * eta, (pool.battery_mwh - p["soc"]) / eta),
+                (np.minimum(p["ev"], np.clip((evc - pool.ev.lower) / dt, 0, None)),
+                 np.minimum(pool.ev.pmax - p["ev"], np.clip((pool.ev.upper - evc) / dt, 0, None)),
+                 evc - pool.ev.lower, pool.ev.upper - evc),
+                (np.minimum(p["hp"], np.clip((hpc - pool.hp.lower) / dt, 0, None)),
+                 np.minimum(pool.hp.pmax - p["hp"], np.clip((pool.hp.upper - hpc) / dt, 0, None)),
+                 hpc - pool.hp.lower, pool.hp.upper - hpc)]
+            if block is not None:
+                # the battery must also get back to its end-of-day charge after the block
+                after = slice(int(block.max()) + 1, None)
+                back_up = (pool.battery_mw - p["ch"][after] + p["dis"][after]).sum() * dt
+                back_down = (pool.battery_mw - p["dis"][after] + p["ch"][after]).sum() * dt
+                u, d, room_u, room_d = parts[0]
+                parts[0] = (u, d, np.minimum(room_u, back_up * eta ** 2),
+                            np.minimum(room_d, back_down * eta ** 2))
+                parts = [(_within(u, room_u, block, dt), _within(d, room_d, block, dt), 0, 0)
+                         for u, d, room_u, room_d in parts]
+            up, down = sum(u for u, _, _, _ in parts), sum(d for _, d, _, _ in parts)
+            if held:
+                up, down = up - self.held[k, :, 0], down - self.held[k, :, 1]
+            out[k] = (np.clip(up, 0, None), np.clip(down, 0, None))
         return out
 
     def flex_offers(self, ctx, locations: np.ndarray | None = None, balancing: bool = False,
                     mtus: np.ndarray | None = None):
         """Location-tagged offers (one per location, MTU and direction) at the strategy's
         price: for the LFM and the platform, or (`balancing`) for the TSO's balancing market,
-        against the day-ahead price; `mtus` restricts them to some MTUs."""
+        against the day-ahead price, deliverable together over the block `mtus` and including
+        the capacity held for the TSO; `mtus` restricts them to some MTUs."""
         from environment.markets.lfm import FlexOffers
 
         parts = []
-        for k, (up, down) in self.flexibility(ctx).items():
+        flex = (self.flexibility(ctx, block=mtus, held=False) if balancing
+                else self.flexibility(ctx))
+        for k, (up, down) in flex.items():
             if locations is not None and k not in locations:
                 continue
             t = len(up)
@@ -294,19 +320,23 @@ class Aggregator(mesa.Agent):
             dev = ctx.profiles.hp[h] - ctx.forecast.hp[h]
             devices["hp"][h] = np.clip(devices["hp"][h] + dev, 0, f.hp_mw[h][:, None])
 
-    def meter(self, devices: dict[str, np.ndarray]) -> None:
+    def meter(self, devices: dict[str, np.ndarray], settle: bool = True) -> None:
         """Metered consumption of its devices after everything real time did to them, in
-        total and per supplier of the members."""
+        total and per supplier of the members. `settle`: this reading is the one compensation
+        is settled on (the one before the DSO's RED actions, for which the DSO answers)."""
         f = self.model.fleet
         net = self.device_net(devices)
         self.realised_net = net.sum(0)
         self.real_by_brp = np.stack([net[f.brp[self.members] == b].sum(0)
                                      for b in range(len(self.model.brps))])
+        if settle:
+            self.settled_by_brp = self.real_by_brp
 
     def moved_by_brp(self) -> np.ndarray:
         """(BRPs, T) MW its devices consumed above (+) or below the declared baseline, per
-        supplier: the energy it moved in or out of each supplier's perimeter."""
-        return self.real_by_brp - self.declared
+        supplier: the energy it moved in or out of each supplier's perimeter (not counting
+        what the DSO curtailed in RED)."""
+        return self.settled_by_brp - self.declared
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         """Metered quantity of its own perimeter: its devices (own BRP), its deviation from the
@@ -316,3 +346,16 @@ class Aggregator(mesa.Agent):
         if self.corrected:
             return self.realised_net - self.declared_mw()
         return np.zeros_like(self.realised_net)
+
+
+def _within(mw: np.ndarray, room: np.ndarray, block: np.ndarray, dt: float) -> np.ndarray:
+    """`mw` with the MTUs of `block` cut so that their cumulative energy never exceeds `room`
+    (MWh available by the end of each MTU), earliest MTUs first; other MTUs are unchanged."""
+    out = np.clip(mw, 0, None).copy()
+    block = np.sort(block)
+    cap = np.minimum.accumulate(np.clip(room[block], 0, None)[::-1])[::-1]
+    used = 0.0
+    for t, c in zip(block, cap, strict=True):
+        out[t] = min(out[t], max(c - used, 0.0) / dt)
+        used += out[t] * dt
+    return out

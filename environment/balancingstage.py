@@ -110,15 +110,16 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray) -> None:
 
 
 def _book(model, ctx, der: FlexOffers, res) -> None:
-    """Each accepted DER bid is paid its clearing price (`der_paid_price`, EUR per MWh moved;
-    negative: the provider pays, e.g. for downward energy it consumes) by the TSO for the
-    part it used and by the DSO for the rest."""
+    """Each accepted DER bid is paid by the TSO for the part it used at the TSO's price and
+    by the DSO for the rest at the DSO's (EUR per MWh moved; negative: the provider pays,
+    e.g. for downward energy it consumes)."""
     led, dt = model.ledger, ctx.dt_h
     acct = np.array([model.account_of[u] for u in der.owner], int)
     mtus = ctx.mtu0 + der.mtu
-    for buyer, mw, market in ((model.tso.account, res.der_tso_mw, "balancing_der"),
-                              (model.dso.account, res.der_dso_mw, "lfm_realtime")):
+    for buyer, mw, price, market in (
+            (model.tso.account, res.der_tso_mw, res.der_tso_price, "balancing_der"),
+            (model.dso.account, res.der_dso_mw, res.der_dso_price, "lfm_realtime")):
         sel = mw > 1e-9
         if sel.any():
             book_flexibility(led, buyer, acct[sel], market, mtus[sel], mw[sel] * dt,
-                             res.der_paid_price[sel])
+                             price[sel])

@@ -88,6 +88,12 @@ def _one_round(model, ctx, stage, p_bus, q_bus, violated, regime, requests, tso_
         ctx.dso_bought = ctx.dso_bought + location_delta(out.dso_offers, out.dso.accepted_mw,
                                                           t_n, k_n)
         moved += location_moves(out.dso_offers, out.dso.accepted_mw, t_n, k_n)
+        o, acc = out.dso_offers, out.dso.accepted_mw > 1e-9
+        for owner in np.unique(o.owner[acc]):
+            sel = acc & (o.owner == owner)
+            sold = ctx.dso_sold.setdefault(int(owner), np.zeros((t_n, k_n, 2)))
+            np.add.at(sold, (o.mtu[sel], o.location[sel], (o.direction[sel] < 0).astype(int)),
+                      out.dso.accepted_mw[sel])
     if len(out.platform_offers):
         moved += location_moves(out.platform_offers, out.platform_accepted_mw, t_n, k_n)
     coupled = mk.coupling in ("conditional", "sequential") and regime.any()
@@ -163,7 +169,9 @@ def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
             ctx.position[slot[agg.unique_id]] -= energy
         held = out.tso_offers.take(out.tso_offers.owner == agg.unique_id)
         if len(held) and held.mw.any():
-            ctx.tso_offers[agg.unique_id] = held
+            earlier = ctx.tso_offers.get(agg.unique_id)
+            ctx.tso_offers[agg.unique_id] = (held if earlier is None
+                                             else FlexOffers.concat([earlier, held]))
             agg.hold(held)
     if len(out.requests):
         for owner, mwh, t in zip(out.requests.owner, out.request_accepted_mwh,

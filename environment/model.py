@@ -95,6 +95,8 @@ class DayContext:
     planner_fixed: np.ndarray = field(default=None)
     yellow: np.ndarray = field(default=None)         # (T, K) day-ahead YELLOW regime
     dso_bought: np.ndarray = field(default=None)     # (T, K) extra consumption bought by DSO
+    dso_sold: dict = field(default_factory=dict)     # aggregator id -> (T, K, up/down) MW the
+                                                     # DSO bought from it in the LFM
     flex_stage: str = "da"                           # flexibility round being priced
     lfm_excluded: frozenset = frozenset()            # aggregators kept out of the day's LFM
     round_stats: list = field(default_factory=list)
@@ -443,7 +445,7 @@ class FlexMarketModel(mesa.Model):
         before = self._meter(ctx, real, prof)
         red = flexstage.red_actions(self, ctx, real, prof) if mk.coupling == "conditional" \
             else None
-        realised = self._meter(ctx, real, prof) if red is not None else before
+        realised = self._meter(ctx, real, prof, settle=False) if red is not None else before
         prosumer_net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
         # Perimeter correction: parties settle what they would have metered without the DSO's
         # RED actions and real-time DER activations; the DSO is balance responsible for the
@@ -515,16 +517,17 @@ class FlexMarketModel(mesa.Model):
         if self.day >= self.calendar.days:
             self.running = False
 
-    def _meter(self, ctx, real, prof) -> np.ndarray:
+    def _meter(self, ctx, real, prof, settle: bool = True) -> np.ndarray:
         """(parties, T) metered net consumption: suppliers' perimeters, aggregators' devices,
-        the system load and producers' output at their positions."""
+        the system load and producers' output at their positions (`settle`: the reading
+        compensation is settled on)."""
         e = self.fleet.enrolled
         net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
         ctx.retail_net = net - np.where(e["battery"][:, None], real["battery"], 0.0) \
             - np.where(e["ev"][:, None], real["ev"], 0.0) \
             - np.where(e["heat_pump"][:, None], real["hp"], 0.0)
         for agg in self.aggregators:
-            agg.meter(real)
+            agg.meter(real, settle)
         return np.array([p.realised_mw(ctx, ctx.position[i])
                          for i, p in enumerate(self.parties)])
 
@@ -605,15 +608,18 @@ class FlexMarketModel(mesa.Model):
         return frozenset(out)
 
     def _settle_non_delivery(self, ctx) -> None:
-        """An aggregator pays the DSO a penalty per MWh of its LFM commitments (MTU-locations
-        where the DSO bought) that its plan could not honour."""
+        """An aggregator pays the DSO a penalty per MWh of its LFM commitments that its plan
+        could not honour: what it missed at an MTU-location, up to what the DSO bought from
+        it there (a miss of a TSO or platform commitment is settled as imbalance)."""
         pen = self.config.markets.lfm.non_delivery_penalty_eur_mwh
         if pen <= 0:
             return
-        bought = np.abs(ctx.dso_bought) > 1e-9
         for agg in self.aggregators:
-            missed = sum((p["missed"] * bought[:, k] for k, p in agg.plans.items()),
-                         np.zeros(ctx.n_mtu))
+            sold = ctx.dso_sold.get(agg.unique_id)
+            if sold is None:
+                continue
+            missed = sum((np.minimum(p["missed"], sold[:, k].sum(1))
+                          for k, p in agg.plans.items()), np.zeros(ctx.n_mtu))
             self.ledger.pay(agg.account, self.dso.account, "lfm_penalty",
                             ctx.mtu0 + np.arange(ctx.n_mtu), missed * ctx.dt_h, pen)
 

@@ -21,10 +21,18 @@ taken out of it):
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from agents.aggregator import _within
+from environment.balancingstage import _book
+from environment.ledger import Ledger
 from environment.markets.balancing import Activation, imbalance_prices
+from environment.markets.lfm import FlexOffers
 from environment.model import SETTLEMENT_ENTITY
 from environment.scenario import ScenarioError
 from experiments.run import run_scenario
@@ -170,6 +178,92 @@ def test_der_balancing_moves_devices_and_keeps_states_of_charge_in_range():
     led = on.ledger
     der = led[led["market"] == "balancing_der"]
     assert len(der) and set(der["payer"]) | set(der["payee"]) <= {"tso", "flexco"}
+
+
+def test_der_balancing_offers_are_deliverable():
+    """Offers of a balancing block can all be activated at once: the re-plans honour every
+    activation (before block budgets a third of the activated energy was missed)."""
+    run = run_scenario(days=1, overrides={"prosumers.0.count": 80}, planner=False, write=False,
+                       figures=False)
+    activated = (run.summary["settlement"]["der_balancing_up_mwh"]
+                 + run.summary["settlement"]["der_balancing_down_mwh"])
+    missed = run.tables["aggregators"]["missed_mw"].sum() * 0.25
+    assert activated > 0.05
+    assert missed <= 0.01 * activated
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 5), st.floats(-1, 10)), min_size=1, max_size=12),
+       st.integers(0, 3))
+def test_block_budget_keeps_cumulative_energy_within_room(pairs, start):
+    mw = np.array([0.3, *[p[0] for p in pairs], 0.7])
+    room = np.array([9.0, *[p[1] for p in pairs], 9.0])
+    block = np.arange(1, len(mw) - 1)
+    out = _within(mw, room, block, 0.25)
+    assert (out >= 0).all() and (out <= np.clip(mw, 0, None) + 1e-12).all()
+    assert out[0] == 0.3 and out[-1] == 0.7
+    cum = np.cumsum(out[block]) * 0.25
+    assert (cum <= np.clip(room[block], 0, None) + 1e-9).all()
+    # earliest first: an MTU is cut only if the room it leaves is used up
+    for i, t in enumerate(block):
+        if out[t] < mw[t] - 1e-12:
+            left = np.clip(room[block[i:]], 0, None).min() - (cum[i - 1] if i else 0.0)
+            assert out[t] * 0.25 == pytest.approx(max(left, 0.0), abs=1e-9)
+
+
+def test_capacity_held_for_the_tso_is_offered_in_balancing_and_paid_every_round():
+    run = _run(**{"markets.coupling": "sequential", "markets.tso_share": 1.0,
+                  "tso.capacity_price_eur_mw_h": 5.0})
+    led = run.ledger
+    cap = led[led["market"] == "balancing_capacity"]
+    flex = run.tables["flex"]
+    held = (flex["tso_held_up_mw"] + flex["tso_held_down_mw"]).sum() * 0.25
+    assert held > 0 and cap["mwh"].sum() == pytest.approx(held, rel=1e-9)
+    assert cap["eur"].sum() == pytest.approx(5.0 * held, rel=1e-9)
+    assert (led["market"] == "balancing_der").any()
+
+
+def test_imbalance_price_is_the_da_price_where_nothing_was_activated():
+    nan = np.full(3, np.nan)
+    act = Activation(np.zeros((1, 3)), np.zeros((1, 3)), np.zeros(3), np.zeros(3), nan, nan)
+    da = np.array([50.0, 60.0, 70.0])
+    for pricing in ("single", "dual"):
+        short, long_ = imbalance_prices(act, np.array([0.05, -0.05, 0.0]), da, pricing)
+        np.testing.assert_array_equal(short, da)
+        np.testing.assert_array_equal(long_, da)
+
+
+def test_tso_and_dso_each_pay_their_own_price_for_a_shared_bid():
+    led = Ledger()
+    tso, dso, agg = (led.account(n, c) for n, c in (("tso", "tso"), ("dso", "dso"),
+                                                    ("agg", "aggregators")))
+    der = FlexOffers(np.array([7]), np.array([0]), np.array([0]), np.array([1]),
+                     np.array([2.0]), np.array([30.0]))
+    res = SimpleNamespace(der_tso_mw=np.array([1.0]), der_dso_mw=np.array([1.0]),
+                          der_tso_price=np.array([100.0]), der_dso_price=np.array([30.0]))
+    model = SimpleNamespace(ledger=led, account_of={7: agg}, tso=SimpleNamespace(account=tso),
+                            dso=SimpleNamespace(account=dso))
+    _book(model, SimpleNamespace(dt_h=1.0, mtu0=0), der, res)
+    paid = led.frame().groupby("payer", observed=True)["eur"].sum()
+    assert paid["tso"] == 100.0 and paid["dso"] == 30.0
+
+
+def test_compensation_is_settled_before_the_dsos_red_actions():
+    """Energy the DSO curtailed in RED is the DSO's (it is balance responsible for it and
+    compensates the prosumer); the aggregator's compensation to the supplier leaves it out."""
+    run = run_scenario(days=1, overrides={
+        "prosumers.0.count": 120, "markets.lfm.enabled": False, "prosumers.0.ev.share": 0.9,
+        "prosumers.0.heat_pump.share": 0.9, "prosumers.0.heat_pump.kw_mean": 6.0,
+        "settlement.compensation": "regulated"}, planner=False, write=False, figures=False)
+    agg = run.model.aggregators[0]
+    assert run.summary["flexibility"]["curtailed_mwh"] > 0
+    assert not np.allclose(agg.settled_by_brp, agg.real_by_brp)   # RED touched its devices
+    comp = run.ledger[run.ledger["market"] == "compensation"]
+    for b, name in enumerate(BRPS):
+        rows = comp[(comp["payee"] == name) | (comp["payer"] == name)]
+        sign = np.where(rows["payee"] == name, 1.0, -1.0)
+        expected = -(agg.settled_by_brp[b] - agg.declared[b]).sum() * 0.25
+        assert (sign * rows["mwh"].to_numpy()).sum() == pytest.approx(expected, abs=1e-9)
 
 
 def test_escalating_imbalance_price():

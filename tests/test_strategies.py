@@ -8,6 +8,7 @@ never congests and there is no local market to game."""
 from __future__ import annotations
 
 from functools import cache
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -124,13 +125,28 @@ def test_exclusion_removes_incdec_from_the_lfm():
 
 
 def test_non_delivery_penalty_is_booked():
-    plain, pen = run(4), run(4, markets__lfm__non_delivery_penalty_eur_mwh=500.0)
-    assert plain.tables["aggregators"]["missed_mw"].sum() > 0
-    rows = pen.ledger[pen.ledger["market"] == "lfm_penalty"]
-    assert len(rows) > 0
-    assert (rows["payer"] == "flexco").all() and (rows["payee"] == "dso").all()
-    assert (rows["price_eur_mwh"] == 500.0).all()
-    assert "lfm_penalty" not in set(plain.ledger["market"].astype(str))
+    """The penalty is paid per MWh missed where the DSO bought from this aggregator, up to
+    what it bought; misses elsewhere (TSO or platform commitments) settle as imbalance."""
+    pen = run(1, markets__lfm__non_delivery_penalty_eur_mwh=500.0)
+    assert "lfm_penalty" not in set(pen.ledger["market"].astype(str))  # truthful: no misses
+    model = pen.model
+    agg = next(a for a in model.aggregators if a.name == "flexco")
+    k = next(iter(agg.plans))
+    t_n = len(agg.plans[k]["missed"])
+    agg.plans[k]["missed"] = np.zeros(t_n)
+    agg.plans[k]["missed"][[3, 4, 5]] = [0.2, 0.1, 0.4]
+    sold = np.zeros((t_n, model.grid.n_locations, 2))
+    sold[[3, 5], k, 0] = 0.3
+    sold[4, (k + 1) % model.grid.n_locations, 1] = 1.0  # elsewhere: no penalty
+    ctx = SimpleNamespace(n_mtu=t_n, mtu0=10_000, dt_h=0.25, dso_sold={agg.unique_id: sold})
+    mark = model.ledger.mark()
+    model._settle_non_delivery(ctx)
+    rows = model.ledger.rows_since(mark)
+    assert [r[2] for r in rows] == ["lfm_penalty"]
+    payer, payee, _, mtu, mwh, price, eur = rows[0]
+    assert set(payer) == {agg.account} and set(payee) == {model.dso.account}
+    assert dict(zip(mtu - 10_000, mwh, strict=True)) == pytest.approx({3: 0.05, 5: 0.075})
+    assert eur.sum() == pytest.approx(0.125 * 500.0)
 
 
 def test_baseline_inflation_raises_the_declared_baseline():
@@ -184,3 +200,31 @@ def test_balances_hold_with_strategies(name):
     check_positions(r)
     check_imbalances(r)
     assert np.isfinite(r.summary["welfare_eur"]["total"])
+
+
+def test_anticipating_incdec_learns_from_its_own_lfm_sales_only():
+    strategy = make_strategy("aggregator", "incdec", anticipate=1.0, memory=0.0)
+    agg = SimpleNamespace(unique_id=1)
+    sold = np.zeros((4, 2, 2))
+    sold[1, 0, 0] = 0.5                      # another aggregator sold up-flexibility
+    strategy._ctx = SimpleNamespace(dso_bought=np.full((4, 2), -0.5), dso_sold={2: sold})
+    strategy.end_of_day(agg, None)
+    assert not strategy.expected.any()
+    strategy._ctx = SimpleNamespace(dso_bought=np.full((4, 2), -0.5), dso_sold={1: sold})
+    strategy.end_of_day(agg, None)
+    assert strategy.expected[1, 0] == 1.0 and strategy.expected.sum() == 1.0
+
+
+def test_arbitrage_margin_of_downward_balancing_energy():
+    """A downward DER activation is booked at minus the price the provider pays; its margin
+    against the DA price is |paid - DA| for the energy it buys."""
+    from agents.strategies.options import later_margins
+    from environment.ledger import Ledger
+
+    led = Ledger()
+    tso, agg = led.account("tso", "tso"), led.account("agg", "aggregators")
+    mark = led.mark()
+    led.pay(tso, agg, "balancing_der", np.array([0, 1]), np.array([1.0, 1.0]),
+            np.array([-125.0, 160.0]))
+    margins = later_margins(led, mark, agg, np.array([145.0, 145.0]))
+    assert margins["balancing"] == pytest.approx((20.0 + 15.0) / 2)

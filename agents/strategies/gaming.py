@@ -79,9 +79,9 @@ class IncDecAggregator(TruthfulAggregator):
         if ctx is None:
             return
         if self.anticipate:
-            obs = np.zeros_like(ctx.dso_bought, dtype=bool)
-            for k, (fixed, _) in agg.committed.items():
-                obs[:, k] = fixed & (ctx.dso_bought[:, k] < -1e-9)
+            sold = ctx.dso_sold.get(agg.unique_id)
+            obs = (np.zeros_like(ctx.dso_bought, dtype=bool) if sold is None
+                   else sold[:, :, 0] > 1e-9)
         else:
             if self._seen is None:
                 self._seen = np.zeros_like(ctx.dso_bought, dtype=bool)

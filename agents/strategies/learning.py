@@ -89,6 +89,9 @@ class MarkupLearner:
         self.action = self.core.choose()
 
 
+LFM_MARKETS = ("lfm_da", "lfm_id", "lfm_reservation", "lfm_penalty")
+
+
 @register_strategy("tx_producer", "learning")
 class LearningTxProducer(TruthfulTxProducer):
     """Learns its markup over cost (day-ahead, inc, and dec as markdown) and, if
@@ -135,5 +138,7 @@ class LearningAggregator(TruthfulAggregator):
         return super().flex_prices(agg, ctx, direction, prices, location) + self.learner.markup
 
     def end_of_day(self, agg, result) -> None:
-        self.learner.learn(sum(eur for market, eur in result.eur_by_market.items()
-                               if str(market).startswith("lfm")))
+        """Reinforced by what its marked-up LFM offers earned: the DA and ID LFM with their
+        reservation payments, less any non-delivery penalty (real-time DSO use is priced by
+        the balancing strategy, not by the markup)."""
+        self.learner.learn(sum(result.eur_by_market.get(m, 0.0) for m in LFM_MARKETS))

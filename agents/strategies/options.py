@@ -122,7 +122,8 @@ def later_margins(ledger, mark: int, account: int, da_price: np.ndarray) -> dict
         if not mine.any():
             continue
         q, price, t = np.abs(q[mine]), price[mine], mtu[mine] % t_n
-        margin = price if group == "lfm" else np.abs(price - da_price[t])
+        # balancing rows of downward energy carry minus the price the provider pays for it
+        margin = price if group == "lfm" else np.abs(np.abs(price) - da_price[t])
         eur[group] = eur.get(group, 0.0) + float((q * margin).sum())
         mwh[group] = mwh.get(group, 0.0) + float(q.sum())
     return {g: eur[g] / mwh[g] for g in eur if mwh[g] > 1e-9}

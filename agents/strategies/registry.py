@@ -18,6 +18,7 @@ override only what it changes):
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 STRATEGIES: dict[tuple[str, str], type] = {}
@@ -46,7 +47,8 @@ def make_strategy(role: str, name: str, **params):
     except KeyError:
         raise KeyError(f"unknown {role} strategy {name!r}; known: {known(role)}") from None
     try:
-        return cls(**params)
+        inspect.signature(cls).bind(**params)
     except TypeError as exc:
         raise ValueError(f"{role} strategy {name!r} does not take parameters {params}: {exc}") \
             from None
+    return cls(**params)

@@ -85,9 +85,8 @@ def imbalance_prices(act: Activation, system_short_mw: np.ndarray, da_price: np.
     price of a large imbalance exceeds any bid a party could arbitrage against."""
     short = system_short_mw > 1e-12
     long_ = system_short_mw < -1e-12
-    one = np.where(short, np.nan_to_num(act.marginal_up, nan=0.0),
-                   np.where(long_, np.nan_to_num(act.marginal_down, nan=0.0), da_price))
-    one = np.where(short | long_, one, da_price) + escalation * system_short_mw
+    marginal = np.where(short, act.marginal_up, np.where(long_, act.marginal_down, np.nan))
+    one = np.where(np.isnan(marginal), da_price, marginal) + escalation * system_short_mw
     if pricing == "single":
         return one, one
     if pricing == "dual":

@@ -104,9 +104,10 @@ class BalancingProblem:
 
 @dataclass(frozen=True)
 class BalancingResult:
-    """Outcome of one scheme. DER arrays are per bid of ``problem.der``; ``der_paid_price``
-    is the volume-weighted EUR/MWh a bid earns over its TSO and DSO use (0 if not accepted),
-    so its payment is ``der_paid_price * (der_tso_mw + der_dso_mw) * dt_h``.
+    """Outcome of one scheme. DER arrays are per bid of ``problem.der``; ``der_tso_price`` and
+    ``der_dso_price`` are the EUR/MWh a bid earns for its TSO and its DSO use (0 where none),
+    so the TSO pays ``der_tso_price * der_tso_mw * dt_h`` and the DSO
+    ``der_dso_price * der_dso_mw * dt_h``; ``der_paid_price`` is their volume-weighted mean.
     ``counteracting_mw`` (T, K): MW of the TSO's DER activations at location k (summed over
     directions) that push a branch or voltage limit that ends up further beyond its limit than
     before the TSO acted (SmartNet CONCLUSION: "counteracting effects")."""
@@ -119,12 +120,19 @@ class BalancingResult:
     emergency_up_mw: np.ndarray
     emergency_down_mw: np.ndarray
     system_price: np.ndarray
-    der_paid_price: np.ndarray
+    der_tso_price: np.ndarray
+    der_dso_price: np.ndarray
     tso_cost_eur: float
     dso_cost_eur: float
     procurement_cost_eur: float
     unresolved_mw: float
     counteracting_mw: np.ndarray
+
+    @property
+    def der_paid_price(self) -> np.ndarray:
+        total = self.der_tso_mw + self.der_dso_mw
+        paid = self.der_tso_price * self.der_tso_mw + self.der_dso_price * self.der_dso_mw
+        return np.where(total > 0, paid / np.where(total > 0, total, 1.0), 0.0)
 
 
 def delivered(problem: BalancingProblem, result: BalancingResult) -> np.ndarray:
@@ -394,7 +402,8 @@ def _joint_lp(p: BalancingProblem, system: bool):
 
 
 def _result(p: BalancingProblem, scheme: str, tso, der_tso: np.ndarray, der_dso: np.ndarray,
-            der_paid: np.ndarray, unresolved: float, counteracting: np.ndarray,
+            der_paid: tuple[np.ndarray, np.ndarray], unresolved: float,
+            counteracting: np.ndarray,
             up=None, down=None, em_up=None, em_down=None, price=None) -> BalancingResult:
     """Assemble a result and its as-bid costs; producers and emergency from `tso` unless given."""
     dt = p.dt_h
@@ -410,19 +419,17 @@ def _result(p: BalancingProblem, scheme: str, tso, der_tso: np.ndarray, der_dso:
     emergency = float(em_up.sum() * p.emergency_up_price
                       - em_down.sum() * p.emergency_down_price) * dt
     total = tso_cost + dso_cost + emergency + p.unresolved_cost * dt * unresolved
-    return BalancingResult(scheme, up, down, der_tso, der_dso, em_up, em_down, price, der_paid,
-                           tso_cost, dso_cost, total, unresolved, counteracting)
+    return BalancingResult(scheme, up, down, der_tso, der_dso, em_up, em_down, price,
+                           *der_paid, tso_cost, dso_cost, total, unresolved, counteracting)
 
 
 def _merit_paid(p: BalancingProblem, der_tso: np.ndarray, der_dso: np.ndarray,
-                price: np.ndarray) -> np.ndarray:
+                price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """TSO use pay-as-clear (direction * system price, never below the bid), DSO use
-    pay-as-bid; volume-weighted per bid."""
+    pay-as-bid: the (TSO, DSO) price per bid, 0 where that party used none of it."""
     der = p.der
     clear = np.maximum(np.nan_to_num(der.direction * price[der.mtu], nan=-np.inf), der.price)
-    total = der_tso + der_dso
-    paid = (der_tso * clear + der_dso * der.price) / np.where(total > 0, total, 1.0)
-    return np.where(total > 0, paid, 0.0)
+    return np.where(der_tso > 0, clear, 0.0), np.where(der_dso > 0, der.price, 0.0)
 
 
 def _moves(p: BalancingProblem, mw: np.ndarray) -> np.ndarray:
@@ -517,9 +524,11 @@ def _joint(p: BalancingProblem, scheme: str) -> BalancingResult:
     lp = _joint_lp(p, system=True)
     tso = _split(p, lp.der)
     dso = lp.der - tso
-    paid = np.where(lp.der > 0, np.maximum(lp.value, p.der.price), 0.0)
+    paid = np.maximum(lp.value, p.der.price)
     counter = _counteracting(p, _moves(p, dso), _moves(p, tso))
-    return _result(p, scheme, None, tso, dso, paid, lp.slack, counter, lp.up, lp.down,
+    return _result(p, scheme, None, tso, dso,
+                   (np.where(tso > 0, paid, 0.0), np.where(dso > 0, paid, 0.0)), lp.slack,
+                   counter, lp.up, lp.down,
                    lp.em_up, lp.em_down, lp.price)
 
 
