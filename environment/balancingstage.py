@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from environment.coupling import headroom
 from environment.flexstage import bus_flexibility, grid_limits
-from environment.markets.lfm import FlexOffers
-from environment.markets.tso_dso import TSO_DSO, BalancingProblem
+from environment.markets.lfm import FlexOffers, location_moves
+from environment.markets.tso_dso import GRID_AWARE, TSO_DSO, BalancingProblem
 from environment.settlement import book_flexibility
 
 
@@ -59,7 +60,11 @@ def der_balancing(model, ctx) -> None:
             unresolved_cost=cfg.markets.lfm.unresolved_cost_eur_mwh, interface_mw=interface,
             mtus=mtus)
         res = scheme(problem)
-        _apply(model, ctx, der, res, mtus)
+        room = None
+        if cfg.markets.tso_dso_scheme in GRID_AWARE and limits is not None:
+            room = headroom(limits, location_moves(der, res.der_tso_mw + res.der_dso_mw, t_n,
+                                                   k_n))
+        _apply(model, ctx, der, res, mtus, room)
         _book(model, ctx, der, res)
         used = np.zeros(t_n)
         np.add.at(used, der.mtu, res.der_tso_mw)
@@ -71,8 +76,12 @@ def der_balancing(model, ctx) -> None:
             ctx.balancing_cost[key] += float(val)
 
 
-def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray) -> None:
-    """Activated DER become commitments; everything before the block's end is past.
+def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
+           room: np.ndarray | None) -> None:
+    """Activated DER become commitments; everything before the block's end is past. Under a
+    scheme that respects distribution limits the rebound is re-planned inside the grid
+    headroom `room` (T, K, 2) left after the block's activations, shared among the
+    aggregators at a location (as in `flexstage._commit`).
 
     `ctx.der_tso`/`ctx.der_dso` keep the MW activated per party (+ up). With a perimeter of
     its own, the aggregator's imbalance is corrected by both (`FlexMarketModel.corrections`):
@@ -81,6 +90,9 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray) -> None:
     t_n = ctx.n_mtu
     end = int(mtus[-1]) + 1
     slot = model.party_slot
+    present = np.zeros(model.grid.n_locations)
+    for agg in model.aggregators:
+        present[list(agg.plans)] += 1
     for agg in model.aggregators:
         mine = der.owner == agg.unique_id
         if not mine.any():
@@ -98,7 +110,11 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray) -> None:
             np.add.at(delta, der.mtu[sel], -der.direction[sel] * total[sel])
             past = np.arange(t_n) < end
             agg.commit(k, past, nets[k] + delta)
-            changed[k] = (np.full(t_n, np.inf), np.full(t_n, -np.inf))
+            if room is None:
+                changed[k] = (np.full(t_n, np.inf), np.full(t_n, -np.inf))
+            else:
+                changed[k] = (nets[k] + room[:, k, 1] / present[k],
+                              nets[k] - room[:, k, 0] / present[k])
         agg.redispatch(ctx, changed)
         i = slot[agg.unique_id]
         for arr, mw in ((ctx.der_tso, res.der_tso_mw), (ctx.der_dso, res.der_dso_mw)):

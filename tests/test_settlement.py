@@ -297,3 +297,35 @@ def test_bad_settlement_fields_name_the_field(override, needle):
     with pytest.raises(ScenarioError) as err:
         _run(**override)
     assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("scheme", ["centralized", "common"])
+def test_rebound_of_der_activations_stays_in_grid_headroom_where_the_scheme_sees_the_grid(
+        scheme, monkeypatch):
+    """After a balancing activation the aggregator re-plans; a scheme that respects
+    distribution limits bounds the rebound by the grid headroom, `centralized` does not."""
+    from agents.aggregator import Aggregator
+    from environment.markets.tso_dso import GRID_AWARE
+
+    assert GRID_AWARE == {"local", "shared_balancing", "common", "integrated"}
+    bounds = []
+    original = Aggregator.redispatch
+
+    def spy(self, ctx, changed):
+        bounds.extend(changed.values())
+        return original(self, ctx, changed)
+
+    monkeypatch.setattr(Aggregator, "redispatch", spy)
+    import environment.balancingstage as stage
+
+    calls = []
+    apply = stage._apply
+    monkeypatch.setattr(stage, "_apply", lambda *a: (calls.append(a[-1]), apply(*a)))
+    _run(**{"markets.tso_dso_scheme": scheme, "markets.lfm.enabled": False})
+    assert calls and bounds
+    rooms = [r for r in calls if r is not None]
+    if scheme == "centralized":
+        assert not rooms
+    else:
+        assert rooms and all(np.isfinite(r).any() for r in rooms)
+        assert any(np.isfinite(hi).any() or np.isfinite(lo).any() for hi, lo in bounds)

@@ -45,9 +45,16 @@ MAX_ROUNDS = 50
 """Constraint-generation rounds of the joint LPs (each adds every row still violated)."""
 
 
-def register_scheme(name: str):
+GRID_AWARE: set[str] = set()
+"""Schemes that respect distribution limits: the DER they activate re-plan their rebound
+inside the grid headroom too (`environment.balancingstage`)."""
+
+
+def register_scheme(name: str, grid_aware: bool = True):
     def deco(fn):
         TSO_DSO[name] = fn
+        if grid_aware:
+            GRID_AWARE.add(name)
         return fn
 
     return deco
@@ -442,7 +449,7 @@ def _moves(p: BalancingProblem, mw: np.ndarray) -> np.ndarray:
 # ---- schemes ---------------------------------------------------------------------------------
 
 
-@register_scheme("centralized")
+@register_scheme("centralized", grid_aware=False)
 def centralized(p: BalancingProblem) -> BalancingResult:
     """Centralized AS market model (seed 004 INTRODUCTION, scheme 1): the TSO contracts DER
     directly, one merit order over producers and every DER bid given (the DSO's prequalification
