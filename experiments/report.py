@@ -49,7 +49,7 @@ def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
         if isinstance(v, float | np.floating):
-            return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:,.0f}"
+            return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:,.0f}"
         return str(v).replace("|", "\\|").replace("\n", " ")
 
     head = "| " + " | ".join(str(c) for c in df.columns) + " |"
@@ -57,6 +57,12 @@ def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
     rows = ["| " + " | ".join(fmt(v) for v in row) + " |"
             for row in df.itertuples(index=False, name=None)]
     return "\n".join([head, sep, *rows]) + "\n"
+
+
+def _num(v: float) -> str:
+    """Large values in full (welfare differences live in the last digits), others to 4
+    significant digits."""
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
 
 
 def ci95(values) -> tuple[float, float, float, float, int]:
@@ -333,7 +339,7 @@ class Report:
                     vals = df[(df[r["column"]] == rv) & (df[c["column"]] == cv)][self.mcol(m)]
                     mean, _, lo, hi, n = ci95(vals.tolist())
                     row[_label(cv)] = "" if n == 0 else (
-                        f"{mean:.4g}" + (f" [{lo:.4g}, {hi:.4g}]" if n > 1 else ""))
+                        _num(mean) + (f" [{_num(lo)}, {_num(hi)}]" if n > 1 else ""))
                 table.append(row)
             self.save_table(pd.DataFrame(table), f"pivot_{_slug(m)}",
                             title=f"{m}: mean [95% CI] by {r['name']} (rows) and "
