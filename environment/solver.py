@@ -56,10 +56,15 @@ def _highs():
     return h
 
 
-def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: str = "LP"):
+def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: str = "LP",
+             lower=None, upper=None):
     """Minimise c @ x subject to a_eq x = b_eq, a_ub x <= b_ub and bounds, with HiGHS through
     highspy (scipy's wrapper costs more than small LPs take to solve). Returns x and the row
-    marginals (d objective / d right-hand side) as `eqlin.marginals` and `ineqlin.marginals`."""
+    marginals (d objective / d right-hand side) as `eqlin.marginals` and `ineqlin.marginals`.
+
+    Column bounds are either `bounds`, (low, high) pairs with None for unbounded as in scipy,
+    or the arrays `lower` and `upper` (+-inf for unbounded), which spare building a list of
+    pairs for large LPs; default 0 <= x."""
     t0 = time.perf_counter()
     c = np.asarray(c, float)
     n = len(c)
@@ -73,7 +78,10 @@ def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: s
         hi.append(np.asarray(b_ub, float))
         lo.append(np.full(len(hi[-1]), -highspy.kHighsInf))
     a = sp.vstack(blocks, format="csc") if blocks else sp.csc_array((0, n))
-    if bounds is None:
+    if lower is not None or upper is not None:
+        col_lo = np.zeros(n) if lower is None else np.asarray(lower, float)
+        col_hi = np.full(n, np.inf) if upper is None else np.asarray(upper, float)
+    elif bounds is None:
         col_lo, col_hi = np.zeros(n), np.full(n, highspy.kHighsInf)
     else:
         bnd = np.array([(0.0 if b[0] is None else b[0], np.inf if b[1] is None else b[1])

@@ -140,95 +140,30 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         return empty
 
     idx = np.flatnonzero(usable)
-    o_t, o_k = offers.mtu[idx], offers.location[idx]
-    o_d = np.where(offers.direction[idx] > 0, 0, 1)
-    o_dir = offers.direction[idx].astype(float)
-    by_t = {int(t): np.flatnonzero(o_t == t) for t in np.unique(o_t)}
-    p_lim = limits.p_lim()
-    rows: list[tuple] = []          # (t, kind, j, sign, offer positions, coefficients)
-    rhs: list[float] = []
-    scale: list[float] = []
-    added: set = set()
-
-    def add(t: int, kind: str, j: int, sign: float) -> bool:
-        """Row: sign * (base + sum coef * a) <= bound + slack."""
-        key = (t, kind, j, sign)
-        if key in added:
-            return False
-        added.add(key)
-        table = limits.flow_per_mw if kind == "l" else limits.w_per_mw
-        pos = by_t.get(t, np.zeros(0, int))
-        coef = -sign * o_dir[pos] * table[t, o_k[pos], o_d[pos], j]
-        if kind == "l":
-            base, bound = sign * limits.base_p[t, j], p_lim[t, j]
-            scale.append(1.0)
-        else:
-            base = sign * limits.base_w[t, j]
-            bound = -w_lo[j] if sign < 0 else w_hi[j]
-            scale.append(1.0 / max(float(np.abs(table[t, :, :, j]).max()), 1e-9))
-        rows.append((t, kind, j, sign, pos, coef))
-        rhs.append(bound - base)
-        return True
-
-    def add_violations(p, w, over) -> int:
-        """Add the worst violated branch and bus per MTU and location (constraint generation
-        adds the rest if they are still violated after the next solve)."""
-        new = 0
-        excess = np.where(over & act[:, None], np.abs(p) - p_lim, -np.inf)
-        lo = np.where(act[:, None], w_lo - w, -np.inf)
-        hi = np.where(act[:, None], w - w_hi, -np.inf)
-        lo[:, 0] = hi[:, 0] = -np.inf
-        for k in range(k_n):
-            br = np.flatnonzero(branch_loc == k)
-            bu = np.flatnonzero(bus_loc == k)
-            for t in np.flatnonzero(act):
-                for j in br[np.argsort(-excess[t, br], kind="stable")]:
-                    if excess[t, j] <= TOL:
-                        break
-                    if add(int(t), "l", int(j), 1.0 if p[t, j] > 0 else -1.0):
-                        new += 1
-                        break
-                for gap, sign in ((lo, -1.0), (hi, 1.0)):
-                    for j in bu[np.argsort(-gap[t, bu], kind="stable")]:
-                        if gap[t, j] <= TOL:
-                            break
-                        if add(int(t), "v", int(j), sign):
-                            new += 1
-                            break
-        return new
-
-    branch_loc, bus_loc = limits.branch_location, limits.bus_location
-    add_violations(p0, w0, over0)
+    cuts = _Cuts(limits, offers, idx, act)
+    cuts.add_violations(p0, w0, over0)
     n_u = len(idx)
+    lower, upper = np.zeros(n_u), offers.mw[idx].astype(float)
     rounds = 0
     while True:
-        r_n = len(rows)
-        cols = [np.concatenate([r[4] for r in rows] + [np.zeros(0, int)]),
-                n_u + np.arange(r_n)]
-        row_ix = [np.concatenate([np.full(len(r[4]), i) for i, r in enumerate(rows)]
-                                 + [np.zeros(0, int)]), np.arange(r_n)]
-        vals = [np.concatenate([r[5] for r in rows] + [np.zeros(0)]), -np.ones(r_n)]
-        a_ub = sp.csr_array((np.concatenate(vals),
-                             (np.concatenate(row_ix), np.concatenate(cols))),
-                            shape=(r_n, n_u + r_n))
-        c = np.concatenate([price[idx] * dt_h, unresolved_cost * dt_h * np.asarray(scale)])
-        bounds = [(0.0, float(m)) for m in offers.mw[idx]] + [(0.0, None)] * r_n
-        res = solve_lp(c, a_ub=a_ub, b_ub=np.asarray(rhs), bounds=bounds, what="LFM clearing")
+        r_n = cuts.n
+        c = np.concatenate([price[idx] * dt_h, unresolved_cost * dt_h * cuts.scale])
+        res = solve_lp(c, a_ub=cuts.matrix(n_u), b_ub=cuts.rhs,
+                       lower=np.concatenate([lower, np.zeros(r_n)]),
+                       upper=np.concatenate([upper, np.full(r_n, np.inf)]), what="LFM clearing")
         rounds += 1
         acc = np.zeros(n)
         acc[idx] = res.x[:n_u]
         p, w, over = limits.violations(location_moves(offers, acc, t_n, k_n))
-        if rounds >= MAX_ROUNDS or not add_violations(p, w, over):
+        if rounds >= MAX_ROUNDS or not cuts.add_violations(p, w, over):
             break
-    marginal = res.ineqlin.marginals
-    loc_price = np.zeros((t_n, k_n, 2))
-    for (t, kind, j, sign, _pos, _coef), mu_raw in zip(rows, marginal, strict=True):
-        mu = -mu_raw / dt_h
-        if abs(mu) < 1e-12:
-            continue
-        coef = (limits.flow_per_mw if kind == "l" else limits.w_per_mw)[t, :, :, j]
-        loc_price[t, :, 0] += mu * sign * coef[:, 0]
-        loc_price[t, :, 1] -= mu * sign * coef[:, 1]
+    mu = -res.ineqlin.marginals / dt_h
+    live = np.flatnonzero(np.abs(mu) >= 1e-12)
+    coef = cuts.effects(live)
+    ms = (mu[live] * cuts.sign[live])[:, None]
+    loc_price = np.zeros((t_n, k_n, 2))  # summed row by row, in the order the rows were made
+    np.add.at(loc_price[:, :, 0], cuts.t[live], ms * coef[:, :, 0])
+    np.add.at(loc_price[:, :, 1], cuts.t[live], -(ms * coef[:, :, 1]))
     loc_price = np.clip(loc_price, 0, None)
     if price_cap is not None:
         loc_price = np.minimum(loc_price, price_cap)
@@ -239,8 +174,136 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         d = np.where(offers.direction > 0, 0, 1)
         paid = np.where(accepted, np.maximum(loc_price[offers.mtu, offers.location, d], price),
                         0.0)
-    slack = float(res.x[n_u:] @ np.asarray(scale))
-    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, len(rows), rounds)
+    slack = float(res.x[n_u:] @ cuts.scale)
+    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, cuts.n, rounds)
+
+
+class _Cuts:
+    """The grid rows of the LFM clearing, generated as violations appear (constraint
+    generation). Row i reads sign * (base + sum coef * a) <= bound + slack_i, with a over the
+    usable offers and one slack column per row after them.
+
+    Rows are kept as arrays and made a whole round at a time with numpy: per MTU and location
+    the worst violated branch and the worst bus below and above its voltage band that have no
+    row yet, ordered by location, MTU and kind (branch, low, high voltage)."""
+
+    def __init__(self, limits: GridLimits, offers: FlexOffers, idx: np.ndarray,
+                 act: np.ndarray):
+        self.lim, self.act = limits, act
+        t_n, l_n = limits.base_p.shape
+        b_n = limits.base_w.shape[1]
+        k_n = limits.flow_per_mw.shape[1]
+        self.p_lim = limits.p_lim()
+        self.w_lo, self.w_hi = limits.v_min ** 2, limits.v_max ** 2
+        self.o_k = offers.location[idx]
+        self.o_d = np.where(offers.direction[idx] > 0, 0, 1)
+        self.o_dir = offers.direction[idx].astype(float)
+        o_t = offers.mtu[idx]
+        self.by_t = np.argsort(o_t, kind="stable")   # usable offers grouped by MTU
+        count = np.bincount(o_t, minlength=t_n)
+        self.t_count, self.t_start = count, np.cumsum(count) - count
+        self.branches = [np.flatnonzero(limits.branch_location == k) for k in range(k_n)]
+        self.buses = [np.flatnonzero(limits.bus_location == k) for k in range(k_n)]
+        self.has_l = np.zeros((t_n, l_n, 2), bool)   # row exists for sign -1 (0) / +1 (1)
+        self.has_v = np.zeros((t_n, b_n, 2), bool)   # row exists below (0) / above (1) band
+        self.t = np.zeros(0, int)
+        self.kind = np.zeros(0, int)   # 0 branch flow, 1 squared voltage
+        self.j = np.zeros(0, int)
+        self.sign = np.zeros(0)
+        self.rhs = np.zeros(0)
+        self.scale = np.zeros(0)
+        # per round: row, column (usable offer), coefficient
+        self._entries = ([np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)])
+
+    @property
+    def n(self) -> int:
+        return len(self.t)
+
+    def effects(self, rows: np.ndarray) -> np.ndarray:
+        """(rows, K, 2) effect of one MW at each location and direction on each row's flow or
+        squared voltage."""
+        out = np.empty((len(rows), self.lim.flow_per_mw.shape[1], 2))
+        line = self.kind[rows] == 0
+        t, j = self.t[rows], self.j[rows]
+        out[line] = self.lim.flow_per_mw[t[line], :, :, j[line]]
+        out[~line] = self.lim.w_per_mw[t[~line], :, :, j[~line]]
+        return out
+
+    def add_violations(self, p: np.ndarray, w: np.ndarray, over: np.ndarray) -> int:
+        """Add the worst violated branch and bus per MTU and location (constraint generation
+        adds the rest if they are still violated after the next solve); returns how many."""
+        act = self.act[:, None]
+        line_sign = np.where(p > 0, 1.0, -1.0)
+        excess = np.where(over & act, np.abs(p) - self.p_lim, -np.inf)
+        excess[np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])] = -np.inf
+        lo = np.where(act, self.w_lo - w, -np.inf)
+        hi = np.where(act, w - self.w_hi, -np.inf)
+        lo[:, 0] = hi[:, 0] = -np.inf
+        lo[self.has_v[..., 0]] = -np.inf
+        hi[self.has_v[..., 1]] = -np.inf
+        found = []   # (location, MTU, order, kind, element, sign)
+        for k in range(len(self.branches)):
+            for order, (gap, members) in enumerate(((excess, self.branches[k]),
+                                                    (lo, self.buses[k]), (hi, self.buses[k]))):
+                if not len(members):
+                    continue
+                sub = gap[:, members]
+                arg = sub.argmax(1)   # first of the worst, as a stable sort would give
+                t = np.flatnonzero(sub[np.arange(len(sub)), arg] > TOL)
+                j = members[arg[t]]
+                sign = line_sign[t, j] if order == 0 else np.full(len(t), 2.0 * order - 3.0)
+                found.append((np.full(len(t), k), t, np.full(len(t), order),
+                              np.full(len(t), min(order, 1)), j, sign))
+        if not found:
+            return 0
+        k, t, order, kind, j, sign = (np.concatenate(x) for x in zip(*found, strict=True))
+        o = np.lexsort((order, t, k))
+        self._add(t[o], kind[o], j[o], sign[o])
+        return len(o)
+
+    def _add(self, t, kind, j, sign) -> None:
+        lim = self.lim
+        line = kind == 0
+        self.has_l[t[line], j[line], (sign[line] > 0).astype(int)] = True
+        self.has_v[t[~line], j[~line], (sign[~line] > 0).astype(int)] = True
+        v = ~line
+        base, bound = np.empty(len(t)), np.empty(len(t))
+        base[line] = sign[line] * lim.base_p[t[line], j[line]]
+        bound[line] = self.p_lim[t[line], j[line]]
+        base[v] = sign[v] * lim.base_w[t[v], j[v]]
+        bound[v] = np.where(sign[v] < 0, -self.w_lo[j[v]], self.w_hi[j[v]])
+        scale = np.ones(len(t))
+        if v.any():
+            top = np.abs(lim.w_per_mw[t[v], :, :, j[v]]).max(axis=(1, 2))
+            scale[v] = 1.0 / np.maximum(top, 1e-9)
+        # entries: every usable offer of the row's MTU, in offer order
+        count = self.t_count[t]
+        row = np.repeat(np.arange(len(t)), count)
+        within = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
+        pos = self.by_t[np.repeat(self.t_start[t], count) + within]
+        k, d = self.o_k[pos], self.o_d[pos]
+        value = np.empty(len(row))
+        lr = line[row]
+        value[lr] = lim.flow_per_mw[t[row[lr]], k[lr], d[lr], j[row[lr]]]
+        value[~lr] = lim.w_per_mw[t[row[~lr]], k[~lr], d[~lr], j[row[~lr]]]
+        self._entries[0].append(self.n + row)
+        self._entries[1].append(pos)
+        self._entries[2].append(-sign[row] * self.o_dir[pos] * value)
+        self.t = np.concatenate([self.t, t])
+        self.kind = np.concatenate([self.kind, kind])
+        self.j = np.concatenate([self.j, j])
+        self.sign = np.concatenate([self.sign, sign])
+        self.rhs = np.concatenate([self.rhs, bound - base])
+        self.scale = np.concatenate([self.scale, scale])
+
+    def matrix(self, n_u: int) -> sp.csc_array:
+        """The rows as a sparse matrix over the usable offers and one slack per row."""
+        r_n = self.n
+        row, col, val = (np.concatenate(x) for x in self._entries)
+        return sp.csc_array((np.concatenate([val, -np.ones(r_n)]),
+                             (np.concatenate([row, np.arange(r_n)]),
+                              np.concatenate([col, n_u + np.arange(r_n)]))),
+                            shape=(r_n, n_u + r_n))
 
 
 def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
