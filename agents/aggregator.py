@@ -30,18 +30,22 @@ def allocate(total: np.ndarray, env: Envelope, dt_h: float) -> np.ndarray:
     is shared in proportion to the headroom below its upper bound and power limit. Where the
     pool's relaxation promised more than the members can do, the split falls short."""
     n, t = env.lower.shape
-    out = np.zeros((n, t))
+    out = np.zeros((t, n))
     cum = np.zeros(n)
+    # MTU-major copies: each step reads contiguous rows; the arithmetic is that of the
+    # per-member formulas, so the split is the same to the bit
+    pmax, upper, lower = (np.ascontiguousarray(a.T) for a in (env.pmax, env.upper, env.lower))
     for k in range(t):
-        cap = np.clip(np.minimum(env.pmax[:, k], (env.upper[:, k] - cum) / dt_h), 0, None)
-        must = np.minimum(np.clip((env.lower[:, k] - cum) / dt_h, 0, None), cap)
+        cap = np.maximum(np.minimum(pmax[k], (upper[k] - cum) / dt_h), 0)
+        must = np.minimum(np.maximum((lower[k] - cum) / dt_h, 0), cap)
         rest = total[k] - must.sum()
         head = cap - must
         room = head.sum()
         frac = min(1.0, rest / room) if rest > 0 and room > 0 else 0.0
-        out[:, k] = must + frac * head
-        cum += out[:, k] * dt_h
-    return out
+        row = out[k]
+        np.add(must, frac * head, out=row)
+        cum += row * dt_h
+    return out.T
 
 
 class Aggregator(mesa.Agent):
@@ -76,6 +80,7 @@ class Aggregator(mesa.Agent):
         self.baseline: np.ndarray | None = None
         self.realised_net: np.ndarray | None = None
         self.version = 0  # bumped whenever the plans change, so set-points can be cached
+        self._split: dict[int, tuple] = {}  # location -> (plan, envelopes, EV and HP split)
 
     @property
     def in_supplier_perimeter(self) -> bool:
@@ -264,7 +269,11 @@ class Aggregator(mesa.Agent):
         return offers if mtus is None else offers.take(np.isin(offers.mtu, mtus))
 
     def setpoints(self, ctx, devices: dict[str, np.ndarray]) -> None:
-        """Disaggregate each location's plan into per-device set-points (MW), in place."""
+        """Disaggregate each location's plan into per-device set-points (MW), in place.
+
+        Splitting EV and heat-pump plans over members is the costly part and a re-plan
+        usually changes only some locations, so each location's split is kept until its plan
+        (a new dict on every re-plan) or the day's envelopes change."""
         f, dt = self.model.fleet, ctx.dt_h
         for k, p in self.plans.items():
             m = self.masks(k)
@@ -272,11 +281,20 @@ class Aggregator(mesa.Agent):
             if b.any():
                 share = f.batt_mwh[b] / f.batt_mwh[b].sum()
                 devices["battery"][b] = np.outer(share, p["ch"] - p["dis"])
-            for key, mask, env in (("ev", m["ev"], ctx.ev_env),
-                                   ("hp", m["heat_pump"], ctx.hp_env_forecast)):
-                if mask.any():
-                    sub = Envelope(env.lower[mask], env.upper[mask], env.pmax[mask])
-                    devices[key][mask] = allocate(p[key], sub, dt)
+            envs = (ctx.ev_env, ctx.hp_env_forecast)
+            kept = self._split.get(k)
+            if kept is None or kept[0] is not p or any(
+                    a is not b for a, b in zip(kept[1], envs, strict=True)):
+                split = {}
+                for key, mask, env in (("ev", m["ev"], envs[0]),
+                                       ("hp", m["heat_pump"], envs[1])):
+                    if mask.any():
+                        sub = Envelope(env.lower[mask], env.upper[mask], env.pmax[mask])
+                        split[key] = allocate(p[key], sub, dt)
+                kept = self._split[k] = (p, envs, split)
+            for key, dev in (("ev", "ev"), ("hp", "heat_pump")):
+                if key in kept[2]:
+                    devices[key][m[dev]] = kept[2][key]
 
     def realise(self, ctx, devices: dict[str, np.ndarray], commit: bool = True) -> None:
         """Real time: batteries follow set-points (and cycle back to their start), heat pumps
