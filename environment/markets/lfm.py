@@ -104,16 +104,21 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
     can move less (0) or more (1) at that MTU; uniform where a location has none."""
     t_n = weights.shape[0]
     k_n = grid.n_locations
-    w = np.zeros((t_n, k_n, 2, grid.n_bus))
+    sens = flow.sensitivities()
+    flow_mw = np.empty((t_n, k_n, 2, sens.ptdf.shape[1]))
+    w_mw = np.empty((t_n, k_n, 2, sens.R.shape[1]))
     for k in range(k_n):
         buses = np.flatnonzero(grid.bus_location == k)
         buses = buses[buses != 0] if len(buses) > 1 else buses
         wk = weights[:, buses, :].astype(float)
         total = wk.sum(1, keepdims=True)
         spread = np.divide(wk, total, out=np.full_like(wk, 1.0 / len(buses)), where=total > 0)
-        w[:, k, :, buses] = np.moveaxis(spread, 1, 0)
-    sens = flow.sensitivities()
-    return w @ sens.ptdf, -2.0 * (w @ sens.R)
+        spread = np.ascontiguousarray(np.moveaxis(spread, 2, 1))   # (T, 2, buses of k)
+        # only the location's own buses carry weight: multiplying by their rows alone skips
+        # the zeros of the other buses (a seventh of the work, the same sums)
+        flow_mw[:, k] = spread @ sens.ptdf[buses]
+        w_mw[:, k] = -2.0 * (spread @ sens.R[buses])
+    return flow_mw, w_mw
 
 
 def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str = "pay_as_bid",
