@@ -5,11 +5,11 @@ Offers are blocks (owner, location, MTU, direction, MW, price). Direction +1 ("u
 consumption at the location, -1 ("down") raises it. An activation at a location spreads over its
 buses by participation factors per MTU and direction (where the flexible devices able to move
 that way are at that MTU), so its effect on every branch flow and bus voltage follows from
-LinDistFlow's linear maps. Clearing is an LP (HiGHS)
-built by constraint generation: only limits that the base schedule or a trial clearing
-violates become constraints; each round adds its rows to the same HiGHS instance, which
-re-solves from the last optimal basis. Limits the offers cannot restore are left to slack, priced at the
-DSO's cost of unresolved violations: that residual is what real time sees as RED.
+LinDistFlow's linear maps. Clearing is an LP (HiGHS) built by constraint generation: only
+limits that the base schedule or a trial clearing violates become constraints; each round adds
+its rows to the same HiGHS instance, which re-solves from the last optimal basis. Limits the
+offers cannot restore are left to slack, priced at the DSO's cost of unresolved violations:
+that residual is what real time sees as RED.
 
 Pricing: pay-as-bid (each accepted offer its own price) or pay-as-clear, where every accepted
 offer earns the locational marginal value of its relief (from the duals), capped at the price
@@ -20,6 +20,7 @@ volume.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -88,7 +89,36 @@ class GridLimits:
     bus_location: np.ndarray     # (B,) location of each bus
 
     def p_lim(self) -> np.ndarray:
-        return np.sqrt(np.clip(self.s_max[None, :] ** 2 - self.base_q ** 2, 0, None))
+        """(T, L) active-power limit of each branch at its held reactive flow (read-only)."""
+        return self._p_lim
+
+    @cached_property
+    def _p_lim(self) -> np.ndarray:
+        # computed once per limits: violation checks and headroom ask for it many times
+        p_lim = np.sqrt(np.clip(self.s_max[None, :] ** 2 - self.base_q ** 2, 0, None))
+        p_lim.flags.writeable = False
+        return p_lim
+
+    @cached_property
+    def headroom_terms(self) -> list[tuple]:
+        """Per direction d (0 less, 1 more consumption) and limit (branch upper and lower,
+        voltage lower and upper): the margin's kind, each location's use of it per MW (T, K,
+        X), whether the location pushes it, how many locations push it, and the use with 1
+        where it does not push (a safe divisor). They depend only on the linear maps, so
+        `environment.coupling.headroom` computes them once per limits."""
+        terms = []
+        for d, sgn in ((0, -1.0), (1, 1.0)):
+            for kind, table, sign, eps in (("p_hi", self.flow_per_mw, 1.0, 1e-12),
+                                           ("p_lo", self.flow_per_mw, -1.0, 1e-12),
+                                           ("w_lo", self.w_per_mw, -1.0, 1e-15),
+                                           ("w_hi", self.w_per_mw, 1.0, 1e-15)):
+                coef = sign * sgn * table[:, :, d, :]
+                if table is self.w_per_mw:
+                    coef[:, :, 0] = 0.0
+                pushing = coef > eps
+                sharing = np.maximum(pushing.sum(1, keepdims=True), 1)
+                terms.append((d, kind, pushing, sharing, np.where(pushing, coef, 1)))
+        return terms
 
     def violations(self, moves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Flows, squared voltages and the boolean (T, L) overload map after activations
@@ -185,6 +215,33 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, cuts.n, rounds)
 
 
+class _Segments:
+    """Elements (branches or buses) grouped by location, for per-location maxima over all
+    MTUs at once."""
+
+    def __init__(self, location: np.ndarray):
+        self.order = np.argsort(location, kind="stable")
+        loc = location[self.order]
+        self.start = np.flatnonzero(np.r_[True, loc[1:] != loc[:-1]]) if len(loc) else \
+            np.zeros(0, int)
+        self.location = loc[self.start]
+        self.size = np.diff(np.r_[self.start, len(loc)])
+
+    def worst(self, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Location, MTU and element of the largest `gap` (T, X) per MTU and location where it
+        exceeds TOL, ordered by MTU then location; the first element on ties, as a stable
+        sort would give."""
+        if not len(self.start):
+            return (np.zeros(0, int),) * 3
+        g = gap[:, self.order]
+        top = np.fmax.reduceat(g, self.start, axis=1)                     # (T, S)
+        rank = np.where(g == np.repeat(top, self.size, axis=1), np.arange(g.shape[1]),
+                        g.shape[1])
+        first = np.minimum.reduceat(rank, self.start, axis=1)
+        t, s = np.nonzero(top > TOL)
+        return self.location[s], t, self.order[first[t, s]]
+
+
 class _Cuts:
     """The grid rows of the LFM clearing, generated as violations appear (constraint
     generation). Row i reads sign * (base + sum coef * a) <= bound + slack_i, with a over the
@@ -199,7 +256,6 @@ class _Cuts:
         self.lim, self.act = limits, act
         t_n, l_n = limits.base_p.shape
         b_n = limits.base_w.shape[1]
-        k_n = limits.flow_per_mw.shape[1]
         self.p_lim = limits.p_lim()
         self.w_lo, self.w_hi = limits.v_min ** 2, limits.v_max ** 2
         self.o_k = offers.location[idx]
@@ -209,8 +265,8 @@ class _Cuts:
         self.by_t = np.argsort(o_t, kind="stable")   # usable offers grouped by MTU
         count = np.bincount(o_t, minlength=t_n)
         self.t_count, self.t_start = count, np.cumsum(count) - count
-        self.branches = [np.flatnonzero(limits.branch_location == k) for k in range(k_n)]
-        self.buses = [np.flatnonzero(limits.bus_location == k) for k in range(k_n)]
+        self.branch_seg = _Segments(limits.branch_location)
+        self.bus_seg = _Segments(limits.bus_location)
         self.has_l = np.zeros((t_n, l_n, 2), bool)   # row exists for sign -1 (0) / +1 (1)
         self.has_v = np.zeros((t_n, b_n, 2), bool)   # row exists below (0) / above (1) band
         self.t = np.zeros(0, int)
@@ -250,21 +306,15 @@ class _Cuts:
         lo[self.has_v[..., 0]] = -np.inf
         hi[self.has_v[..., 1]] = -np.inf
         found = []   # (location, MTU, order, kind, element, sign)
-        for k in range(len(self.branches)):
-            for order, (gap, members) in enumerate(((excess, self.branches[k]),
-                                                    (lo, self.buses[k]), (hi, self.buses[k]))):
-                if not len(members):
-                    continue
-                sub = gap[:, members]
-                arg = sub.argmax(1)   # first of the worst, as a stable sort would give
-                t = np.flatnonzero(sub[np.arange(len(sub)), arg] > TOL)
-                j = members[arg[t]]
-                sign = line_sign[t, j] if order == 0 else np.full(len(t), 2.0 * order - 3.0)
-                found.append((np.full(len(t), k), t, np.full(len(t), order),
-                              np.full(len(t), min(order, 1)), j, sign))
-        if not found:
-            return 0
+        for order, (gap, seg) in enumerate(((excess, self.branch_seg), (lo, self.bus_seg),
+                                            (hi, self.bus_seg))):
+            k, t, j = seg.worst(gap)
+            sign = line_sign[t, j] if order == 0 else np.full(len(t), 2.0 * order - 3.0)
+            found.append((k, t, np.full(len(t), order), np.full(len(t), min(order, 1)), j,
+                          sign))
         k, t, order, kind, j, sign = (np.concatenate(x) for x in zip(*found, strict=True))
+        if not len(t):
+            return 0
         o = np.lexsort((order, t, k))
         self._add(t[o], kind[o], j[o], sign[o])
         return len(o)
