@@ -126,46 +126,6 @@ def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: s
         marginals=duals[:n_eq]), ineqlin=SimpleNamespace(marginals=duals[n_eq:]))
 
 
-class IncrementalLP:
-    """An LP grown by constraint generation in one HiGHS instance: each round adds columns and
-    rows, and the next solve starts from the last optimal basis instead of from scratch.
-    Rows are `row_lower <= a x <= row_upper`; every solve is booked on the clock."""
-
-    def __init__(self, c, lower, upper, what: str = "LP"):
-        t0 = time.perf_counter()
-        self.what = what
-        self.h = _highs()
-        self.n_col, self.n_row = 0, 0
-        self.add_columns(c, lower, upper)
-        CLOCK.seconds += time.perf_counter() - t0
-
-    def add_columns(self, c, lower, upper) -> None:
-        """Columns without entries in the existing rows."""
-        c = np.asarray(c, float)
-        self.h.addCols(len(c), c, np.asarray(lower, float), np.asarray(upper, float), 0,
-                       np.zeros(len(c), np.int32), np.zeros(0, np.int32), np.zeros(0))
-        self.n_col += len(c)
-
-    def add_rows(self, a: sp.csr_array, row_lower, row_upper) -> None:
-        """Rows over all columns so far, from a CSR matrix."""
-        a = sp.csr_array(a)
-        self.h.addRows(a.shape[0], np.asarray(row_lower, float), np.asarray(row_upper, float),
-                       len(a.data), a.indptr[:-1].astype(np.int32),
-                       a.indices.astype(np.int32), a.data.astype(float))
-        self.n_row += a.shape[0]
-
-    def solve(self) -> SimpleNamespace:
-        t0 = time.perf_counter()
-        self.h.run()
-        status = self.h.getModelStatus()
-        CLOCK.add(time.perf_counter() - t0)
-        if status != highspy.HighsModelStatus.kOptimal:
-            raise InfeasibleError(f"{self.what}: HiGHS status "
-                                  f"{self.h.modelStatusToString(status)}")
-        sol = self.h.getSolution()
-        return SimpleNamespace(x=np.asarray(sol.col_value), marginals=np.asarray(sol.row_dual))
-
-
 def timed(fn, *args, **kwargs):
     """Run a solver call outside `solve_lp` (e.g. Pyomo) and book its time on the clock."""
     t0 = time.perf_counter()

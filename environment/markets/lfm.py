@@ -6,10 +6,11 @@ consumption at the location, -1 ("down") raises it. An activation at a location 
 buses by participation factors per MTU and direction (where the flexible devices able to move
 that way are at that MTU), so its effect on every branch flow and bus voltage follows from
 LinDistFlow's linear maps. Clearing is an LP (HiGHS) built by constraint generation: only
-limits that the base schedule or a trial clearing violates become constraints; each round adds
-its rows to the same HiGHS instance, which re-solves from the last optimal basis. Limits the
-offers cannot restore are left to slack, priced at the DSO's cost of unresolved violations:
-that residual is what real time sees as RED.
+limits that the base schedule or a trial clearing violates become constraints. Each round is
+solved from scratch: re-solving from the last round's basis is faster, but where offers tie
+it can settle on another of the equally cheap clearings (18 of a year's 3,161 did), so results
+would depend on the solve path. Limits the offers cannot restore are left to slack, priced at
+the DSO's cost of unresolved violations: that residual is what real time sees as RED.
 
 Pricing: pay-as-bid (each accepted offer its own price) or pay-as-clear, where every accepted
 offer earns the locational marginal value of its relief (from the duals), capped at the price
@@ -25,7 +26,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from environment.solver import IncrementalLP
+from environment.solver import solve_lp
 
 TOL = 1e-6
 MAX_ROUNDS = 10
@@ -179,22 +180,21 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     cuts = _Cuts(limits, offers, idx, act)
     cuts.add_violations(p0, w0, over0)
     n_u = len(idx)
-    lp = IncrementalLP(price[idx] * dt_h, np.zeros(n_u), offers.mw[idx].astype(float),
-                       what="LFM clearing")
+    lower, upper = np.zeros(n_u), offers.mw[idx].astype(float)
     rounds = 0
     while True:
-        old, r_n = lp.n_row, cuts.n
-        lp.add_columns(unresolved_cost * dt_h * cuts.scale[old:], np.zeros(r_n - old),
-                       np.full(r_n - old, np.inf))
-        lp.add_rows(cuts.new_rows(n_u), np.full(r_n - old, -np.inf), cuts.rhs[old:])
-        res = lp.solve()
+        r_n = cuts.n
+        c = np.concatenate([price[idx] * dt_h, unresolved_cost * dt_h * cuts.scale])
+        res = solve_lp(c, a_ub=cuts.matrix(n_u), b_ub=cuts.rhs,
+                       lower=np.concatenate([lower, np.zeros(r_n)]),
+                       upper=np.concatenate([upper, np.full(r_n, np.inf)]), what="LFM clearing")
         rounds += 1
         acc = np.zeros(n)
         acc[idx] = res.x[:n_u]
         p, w, over = limits.violations(location_moves(offers, acc, t_n, k_n))
         if rounds >= MAX_ROUNDS or not cuts.add_violations(p, w, over):
             break
-    mu = -res.marginals / dt_h
+    mu = -res.ineqlin.marginals / dt_h
     live = np.flatnonzero(np.abs(mu) >= 1e-12)
     coef = cuts.effects(live)
     ms = (mu[live] * cuts.sign[live])[:, None]
@@ -277,7 +277,6 @@ class _Cuts:
         self.scale = np.zeros(0)
         # per round: row, column (usable offer), coefficient
         self._entries = ([np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)])
-        self._given, self._chunks = 0, 0   # rows and entry chunks handed to the LP so far
 
     @property
     def n(self) -> int:
@@ -354,17 +353,15 @@ class _Cuts:
         self.rhs = np.concatenate([self.rhs, bound - base])
         self.scale = np.concatenate([self.scale, scale])
 
-    def new_rows(self, n_u: int) -> sp.csr_array:
-        """The rows made since the last call, over the usable offers and every slack so far
-        (each row's own slack is its last entry)."""
-        first, self._given = self._given, self.n
-        row, col, val = (np.concatenate(x[self._chunks:]) for x in self._entries)
-        self._chunks = len(self._entries[0])
-        new = np.arange(first, self.n)
-        return sp.csr_array((np.concatenate([val, -np.ones(len(new))]),
-                             (np.concatenate([row, new]) - first,
-                              np.concatenate([col, n_u + new]))),
-                            shape=(len(new), n_u + self.n))
+    def matrix(self, n_u: int) -> sp.csc_array:
+        """The rows as a sparse matrix over the usable offers and one slack per row."""
+        r_n = self.n
+        row, col, val = (np.concatenate(x) for x in self._entries)
+        return sp.csc_array((np.concatenate([val, -np.ones(r_n)]),
+                             (np.concatenate([row, np.arange(r_n)]),
+                              np.concatenate([col, n_u + np.arange(r_n)]))),
+                            shape=(r_n, n_u + r_n))
+
 
 def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
     """(T, K, 2) MW of less (0) and more (1) consumption from activations `mw` of `offers`."""
