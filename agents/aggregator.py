@@ -29,19 +29,44 @@ def allocate(total: np.ndarray, env: Envelope, dt_h: float) -> np.ndarray:
     Each MTU every member first gets what keeps it above its lower cumulative bound; the rest
     is shared in proportion to the headroom below its upper bound and power limit. Where the
     pool's relaxation promised more than the members can do, the split falls short."""
-    n, t = env.lower.shape
-    out = np.zeros((n, t))
+    return allocate_many([total], [env], dt_h)[0]
+
+
+def allocate_many(totals: list[np.ndarray], envs: list[Envelope],
+                  dt_h: float) -> list[np.ndarray]:
+    """`allocate` for several pools over the same MTUs at once.
+
+    The split is sequential in MTUs (each step depends on what members already got), so its
+    cost is numpy calls per MTU; here one pass serves every pool, with all members side by
+    side. Each pool's totals are still summed over its own members alone, so every split is
+    the same to the bit as on its own."""
+    sizes = [e.lower.shape[0] for e in envs]
+    edges = np.cumsum([0, *sizes])
+    spans = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+    n, t = edges[-1], envs[0].lower.shape[1]
+    # MTU-major copies: each step reads contiguous rows
+    pmax, upper, lower = (np.ascontiguousarray(np.concatenate([getattr(e, a) for e in envs]).T)
+                          for a in ("pmax", "upper", "lower"))
+    total = np.stack(totals)
+    pool = np.repeat(np.arange(len(envs)), sizes)
+    out = np.zeros((t, n))
     cum = np.zeros(n)
+    must_sum, room = np.empty(len(envs)), np.empty(len(envs))
+    reduce = np.add.reduce
     for k in range(t):
-        cap = np.clip(np.minimum(env.pmax[:, k], (env.upper[:, k] - cum) / dt_h), 0, None)
-        must = np.minimum(np.clip((env.lower[:, k] - cum) / dt_h, 0, None), cap)
-        rest = total[k] - must.sum()
+        cap = np.maximum(np.minimum(pmax[k], (upper[k] - cum) / dt_h), 0)
+        must = np.minimum(np.maximum((lower[k] - cum) / dt_h, 0), cap)
         head = cap - must
-        room = head.sum()
-        frac = min(1.0, rest / room) if rest > 0 and room > 0 else 0.0
-        out[:, k] = must + frac * head
-        cum += out[:, k] * dt_h
-    return out
+        for g, (a, b) in enumerate(spans):
+            must_sum[g] = reduce(must[a:b])
+            room[g] = reduce(head[a:b])
+        rest = total[:, k] - must_sum
+        frac = np.minimum(1.0, np.divide(rest, room, out=np.zeros(len(envs)),
+                                         where=(rest > 0) & (room > 0)))
+        row = out[k]
+        np.add(must, frac[pool] * head, out=row)
+        cum += row * dt_h
+    return [out[:, a:b].T for a, b in spans]
 
 
 class Aggregator(mesa.Agent):
@@ -77,6 +102,7 @@ class Aggregator(mesa.Agent):
         self.baseline: np.ndarray | None = None
         self.realised_net: np.ndarray | None = None
         self.version = 0  # bumped whenever the plans change, so set-points can be cached
+        self._split: dict[int, tuple] = {}  # location -> (plan, envelopes, EV and HP split)
 
     @property
     def in_supplier_perimeter(self) -> bool:
@@ -290,19 +316,39 @@ class Aggregator(mesa.Agent):
         return offers if mtus is None else offers.take(np.isin(offers.mtu, mtus))
 
     def setpoints(self, ctx, devices: dict[str, np.ndarray]) -> None:
-        """Disaggregate each location's plan into per-device set-points (MW), in place."""
+        """Disaggregate each location's plan into per-device set-points (MW), in place.
+
+        Splitting EV and heat-pump plans over members is the costly part and a re-plan
+        usually changes only some locations, so each location's split is kept until its plan
+        (a new dict on every re-plan) or the day's envelopes change; the stale ones are split
+        together."""
         f, dt = self.model.fleet, ctx.dt_h
+        envs = (ctx.ev_env, ctx.hp_env_forecast)
+        masks = {k: self.masks(k) for k in self.plans}
+        jobs = []   # (location, key, plan, members, envelope)
         for k, p in self.plans.items():
-            m = self.masks(k)
+            m = masks[k]
             b = m["battery"]
             if b.any():
                 share = f.batt_mwh[b] / f.batt_mwh[b].sum()
                 devices["battery"][b] = np.outer(share, p["ch"] - p["dis"])
-            for key, mask, env in (("ev", m["ev"], ctx.ev_env),
-                                   ("hp", m["heat_pump"], ctx.hp_env_forecast)):
-                if mask.any():
-                    sub = Envelope(env.lower[mask], env.upper[mask], env.pmax[mask])
-                    devices[key][mask] = allocate(p[key], sub, dt)
+            kept = self._split.get(k)
+            if kept is None or kept[0] is not p or any(
+                    a is not e for a, e in zip(kept[1], envs, strict=True)):
+                self._split[k] = (p, envs, {})
+                jobs += [(k, key, p, m[dev], env) for key, dev, env in
+                         (("ev", "ev", envs[0]), ("hp", "heat_pump", envs[1])) if m[dev].any()]
+        if jobs:
+            splits = allocate_many(
+                [p[key] for _, key, p, _, _ in jobs],
+                [Envelope(env.lower[mask], env.upper[mask], env.pmax[mask])
+                 for *_, mask, env in jobs], dt)
+            for (k, key, *_), split in zip(jobs, splits, strict=True):
+                self._split[k][2][key] = split
+        for k in self.plans:
+            for key, dev in (("ev", "ev"), ("hp", "heat_pump")):
+                if key in self._split[k][2]:
+                    devices[key][masks[k][dev]] = self._split[k][2][key]
 
     def realise(self, ctx, devices: dict[str, np.ndarray], commit: bool = True) -> None:
         """Real time: batteries follow set-points (and cycle back to their start), heat pumps

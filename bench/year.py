@@ -15,9 +15,12 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 
-from environment.solver import CLOCK
-from experiments.run import run_scenario
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout's code
+
+from environment.solver import CLOCK  # noqa: E402
+from experiments.run import run_scenario  # noqa: E402
 
 FOUNDATION = {"markets.lfm.enabled": False, "markets.intraday.enabled": False,
               "markets.platform.enabled": False}

@@ -123,20 +123,12 @@ def headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
     t_n, k_n = moves.shape[:2]
     out = np.full((t_n, k_n, 2), np.inf)
     p_lim = limits.p_lim()
-    margins = [(np.clip(p_lim - p, 0, None), limits.flow_per_mw, 1.0, 1e-12),
-               (np.clip(p_lim + p, 0, None), limits.flow_per_mw, -1.0, 1e-12),
-               (np.clip(w - limits.v_min ** 2, 0, None), limits.w_per_mw, -1.0, 1e-15),
-               (np.clip(limits.v_max ** 2 - w, 0, None), limits.w_per_mw, 1.0, 1e-15)]
-    for d, sgn in ((0, -1.0), (1, 1.0)):
-        for margin, table, sign, eps in margins:
-            coef = sign * sgn * table[:, :, d, :]            # (T, K, X): use of the margin
-            if table is limits.w_per_mw:
-                coef[:, :, 0] = 0.0
-            pushing = coef > eps
-            sharing = np.maximum(pushing.sum(1, keepdims=True), 1)
-            ratio = np.where(pushing, margin[:, None, :] / sharing / np.where(pushing, coef, 1),
-                             np.inf)
-            out[:, :, d] = np.minimum(out[:, :, d], ratio.min(2))
+    margins = {"p_hi": np.clip(p_lim - p, 0, None), "p_lo": np.clip(p_lim + p, 0, None),
+               "w_lo": np.clip(w - limits.v_min ** 2, 0, None),
+               "w_hi": np.clip(limits.v_max ** 2 - w, 0, None)}
+    for d, kind, pushing, sharing, use in limits.headroom_terms:
+        ratio = np.where(pushing, margins[kind][:, None, :] / sharing / use, np.inf)
+        out[:, :, d] = np.minimum(out[:, :, d], ratio.min(2))
     return out
 
 

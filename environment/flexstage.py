@@ -223,20 +223,26 @@ def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int) -> None:
                 np.add.at(a, (offers.mtu[sel], offers.location[sel]), mw[sel])
             cols[f"{name}_{lab}_mw"] = a.ravel()
     price = out.dso.location_price if out.dso else np.zeros((t_n, k_n, 2))
-    frame = pd.DataFrame({
-        "mtu": np.repeat(ctx.mtu0 + np.arange(t_n), k_n),
-        "stage": stage,
-        "location": np.tile(np.array(model.grid.locations, dtype=object), t_n),
-        **cols,
-        "lfm_price_up": price[:, :, 0].ravel(),
-        "lfm_price_down": price[:, :, 1].ravel(),
-        "platform_price": np.repeat(out.platform_price, k_n),
-        "double_sold_mw": out.double_sold_mw.ravel(),
-        "counteracting_mw": out.counteracting_mw.ravel(),
-    })
-    active = frame.filter(like="_mw").abs().sum(1) + frame.filter(like="lfm_price").sum(1) > 0
-    if active.any():  # only MTU-locations where something was bought, held or priced
-        model.records.setdefault("flex", []).append(frame[active])
+    up, down = price[:, :, 0].ravel(), price[:, :, 1].ravel()
+    late = {"double_sold_mw": out.double_sold_mw.ravel(),
+            "counteracting_mw": out.counteracting_mw.ravel()}
+    # only MTU-locations where something was bought, held or priced (NaN counting as 0);
+    # selected before a frame is built, since most of a day's are idle
+    moved = np.nansum(np.abs(np.stack([*cols.values(), *late.values()])), axis=0)
+    active = np.flatnonzero(moved + (np.where(np.isnan(up), 0.0, up)
+                                     + np.where(np.isnan(down), 0.0, down)) > 0)
+    if len(active):
+        frame = pd.DataFrame({
+            "mtu": (ctx.mtu0 + np.repeat(np.arange(t_n), k_n))[active],
+            "stage": stage,
+            "location": np.tile(np.array(model.grid.locations, dtype=object), t_n)[active],
+            **{name: v[active] for name, v in cols.items()},
+            "lfm_price_up": up[active],
+            "lfm_price_down": down[active],
+            "platform_price": np.repeat(out.platform_price, k_n)[active],
+            **{name: v[active] for name, v in late.items()},
+        })
+        model.records.setdefault("flex", []).append(frame)
     ctx.round_stats.append({"stage": stage,
                             "unresolved_mw": out.dso.unresolved_mw if out.dso else 0.0,
                             "refused_mw": out.refused_mw})

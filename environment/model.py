@@ -235,6 +235,7 @@ class FlexMarketModel(mesa.Model):
         self.flex_weights = np.bincount(f.bus, weights=enrolled_mw, minlength=self.grid.n_bus)
         self.published_congestion = None
         self._plan_cache = None
+        self._own_preview = None
         self.clear_da = get_clearing(s.markets.dayahead.clearing)
         self.clear_id = get_clearing(s.markets.intraday.clearing)
         self.day = 0
@@ -374,10 +375,22 @@ class FlexMarketModel(mesa.Model):
         prof = DayProfiles(*(a.copy() for a in (ctx.profiles.load, ctx.profiles.pv,
                                                  ctx.profiles.ev, ctx.profiles.hp)))
         own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
-        real["battery"][own] = self.own_batteries(prof, commit=commit)[own]
+        real["battery"][own] = self._own_realtime(ctx, prof, commit)[own]
         real["ev"] = np.where(f.enrolled["ev"][:, None], real["ev"], prof.ev)
         real["hp"] = np.where(f.enrolled["heat_pump"][:, None], real["hp"], prof.hp)
         return real, prof
+
+    def _own_realtime(self, ctx, prof: DayProfiles, commit: bool) -> np.ndarray:
+        """Home batteries on self-consumption in real time. The DER balancing stage previews
+        real time once per block; a preview depends only on the day's realised profiles and
+        the states of charge, so it is kept until either changes."""
+        if commit:
+            return self.own_batteries(prof, commit=True)
+        soc = self.fleet.soc.tobytes()
+        kept = self._own_preview
+        if kept is None or kept[0] is not ctx or kept[1] != soc:
+            kept = self._own_preview = (ctx, soc, self.own_batteries(prof, commit=False))
+        return kept[2]
 
     def corrections(self, ctx) -> np.ndarray:
         """(parties, T) MW of real-time activations (+ up: consumed less) that count as sold

@@ -51,6 +51,7 @@ class ProfileBank:
         # simbench's PV and wind series dip to -1e-5 at night; a device cannot go below zero.
         self.matrix = np.clip(np.stack([available[n] for n in self.names]), 0.0, None)
         self.calendar = calendar
+        self._annual: dict[str, float] = {}
 
     def day(self, idx: np.ndarray | int, day: int, shift_rows: np.ndarray | int = 0) -> np.ndarray:
         """Profile values for delivery day `day` on the run's MTU grid.
@@ -67,5 +68,8 @@ class ProfileBank:
         return self.matrix[idx[:, None, None], r].mean(axis=-1)
 
     def annual_energy_per_peak(self, name: str) -> float:
-        """MWh per year per MW of profile peak (profiles are per-unit of peak, 15-min rows)."""
-        return float(self.matrix[self.index[name]].sum() * 0.25)
+        """MWh per year per MW of profile peak (profiles are per-unit of peak, 15-min rows);
+        kept per profile, as every day's load scaling asks for it once per member."""
+        if name not in self._annual:
+            self._annual[name] = float(self.matrix[self.index[name]].sum() * 0.25)
+        return self._annual[name]

@@ -82,8 +82,9 @@ class TruthfulAggregator:
 
 @lru_cache(maxsize=64)
 def _pool_matrices(t: int, eta: float, dt_h: float):
-    """Constraint matrices of the pool LP; they depend only on the horizon, efficiency and MTU
-    length, so they are built once."""
+    """Constraint matrix of the pool LP (3T equality rows, then 2T inequality rows); it depends
+    only on the horizon, efficiency and MTU length, so it is built, stacked and converted for
+    the solver once."""
     blocks = ["ch", "dis", "soc", "ev", "evc", "hp", "hpc", "miss_hi", "miss_lo"]
     eye = sp.identity(t, format="csr")
     lag = sp.eye(t, k=-1, format="csr")
@@ -99,7 +100,7 @@ def _pool_matrices(t: int, eta: float, dt_h: float):
     ], format="csr")
     a_ub = sp.vstack([row(ch=eye, dis=-eye, ev=eye, hp=eye, miss_hi=-eye),
                       row(ch=-eye, dis=eye, ev=-eye, hp=-eye, miss_lo=-eye)], format="csr")
-    return a_eq, a_ub
+    return sp.vstack([a_eq, a_ub], format="csc")
 
 
 NON_DELIVERY_PENALTY = 1e4  # EUR/MWh: a committed activation is missed only if infeasible
@@ -124,7 +125,6 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
     c[off["ev"]:off["ev"] + t] = prices * dt_h
     c[off["hp"]:off["hp"] + t] = prices * dt_h
     c[off["miss_hi"]:] = NON_DELIVERY_PENALTY * dt_h
-    a_eq, a_ub = _pool_matrices(t, pool.battery_eta, dt_h)
     b_eq = np.zeros(3 * t)
     b_eq[0] = pool.battery_soc
     hi = np.full(t, np.inf) if net_max is None else np.asarray(net_max, float)
@@ -135,15 +135,14 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
     soc_ub = np.full(t, e_max)
     soc_lb = np.zeros(t)
     soc_lb[-1] = soc_ub[-1] = pool.battery_soc
-    bounds = (
-        [(0, p_max)] * t + [(0, p_max)] * t + list(zip(soc_lb, soc_ub, strict=True))
-        + list(zip(np.zeros(t), pool.ev.pmax, strict=True))
-        + list(zip(pool.ev.lower, pool.ev.upper, strict=True))
-        + list(zip(np.zeros(t), pool.hp.pmax, strict=True))
-        + list(zip(pool.hp.lower, pool.hp.upper, strict=True))
-        + [(0, None)] * (2 * t)
-    )
-    res = solve_lp(c, a_eq=a_eq, b_eq=b_eq, a_ub=a_ub, b_ub=b_ub, bounds=bounds,
+    zero = np.zeros(t)
+    lower = np.concatenate([zero, zero, soc_lb, zero, pool.ev.lower, zero, pool.hp.lower,
+                            zero, zero])
+    upper = np.concatenate([np.full(2 * t, float(p_max)), soc_ub, pool.ev.pmax, pool.ev.upper,
+                            pool.hp.pmax, pool.hp.upper, np.full(2 * t, np.inf)])
+    res = solve_lp(c, a=_pool_matrices(t, pool.battery_eta, dt_h),
+                   row_lower=np.concatenate([b_eq, np.full(2 * t, -np.inf)]),
+                   row_upper=np.concatenate([b_eq, b_ub]), lower=lower, upper=upper,
                    what="aggregator schedule")
     x = res.x
     out = {b: x[off[b]:off[b] + t] for b in blocks}

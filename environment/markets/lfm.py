@@ -5,10 +5,12 @@ Offers are blocks (owner, location, MTU, direction, MW, price). Direction +1 ("u
 consumption at the location, -1 ("down") raises it. An activation at a location spreads over its
 buses by participation factors per MTU and direction (where the flexible devices able to move
 that way are at that MTU), so its effect on every branch flow and bus voltage follows from
-LinDistFlow's linear maps. Clearing is an LP (Pyomo +
-HiGHS) built by constraint generation: only limits that the base schedule or a trial clearing
-violates become constraints. Limits the offers cannot restore are left to slack, priced at the
-DSO's cost of unresolved violations: that residual is what real time sees as RED.
+LinDistFlow's linear maps. Clearing is an LP (HiGHS) built by constraint generation: only
+limits that the base schedule or a trial clearing violates become constraints. Each round is
+solved from scratch: re-solving from the last round's basis is faster, but where offers tie
+it can settle on another of the equally cheap clearings (18 of a year's 3,161 did), so results
+would depend on the solve path. Limits the offers cannot restore are left to slack, priced at
+the DSO's cost of unresolved violations: that residual is what real time sees as RED.
 
 Pricing: pay-as-bid (each accepted offer its own price) or pay-as-clear, where every accepted
 offer earns the locational marginal value of its relief (from the duals), capped at the price
@@ -19,6 +21,7 @@ volume.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -87,7 +90,36 @@ class GridLimits:
     bus_location: np.ndarray     # (B,) location of each bus
 
     def p_lim(self) -> np.ndarray:
-        return np.sqrt(np.clip(self.s_max[None, :] ** 2 - self.base_q ** 2, 0, None))
+        """(T, L) active-power limit of each branch at its held reactive flow (read-only)."""
+        return self._p_lim
+
+    @cached_property
+    def _p_lim(self) -> np.ndarray:
+        # computed once per limits: violation checks and headroom ask for it many times
+        p_lim = np.sqrt(np.clip(self.s_max[None, :] ** 2 - self.base_q ** 2, 0, None))
+        p_lim.flags.writeable = False
+        return p_lim
+
+    @cached_property
+    def headroom_terms(self) -> list[tuple]:
+        """Per direction d (0 less, 1 more consumption) and limit (branch upper and lower,
+        voltage lower and upper): the margin's kind, each location's use of it per MW (T, K,
+        X), whether the location pushes it, how many locations push it, and the use with 1
+        where it does not push (a safe divisor). They depend only on the linear maps, so
+        `environment.coupling.headroom` computes them once per limits."""
+        terms = []
+        for d, sgn in ((0, -1.0), (1, 1.0)):
+            for kind, table, sign, eps in (("p_hi", self.flow_per_mw, 1.0, 1e-12),
+                                           ("p_lo", self.flow_per_mw, -1.0, 1e-12),
+                                           ("w_lo", self.w_per_mw, -1.0, 1e-15),
+                                           ("w_hi", self.w_per_mw, 1.0, 1e-15)):
+                coef = sign * sgn * table[:, :, d, :]
+                if table is self.w_per_mw:
+                    coef[:, :, 0] = 0.0
+                pushing = coef > eps
+                sharing = np.maximum(pushing.sum(1, keepdims=True), 1)
+                terms.append((d, kind, pushing, sharing, np.where(pushing, coef, 1)))
+        return terms
 
     def violations(self, moves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Flows, squared voltages and the boolean (T, L) overload map after activations
@@ -104,16 +136,21 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
     can move less (0) or more (1) at that MTU; uniform where a location has none."""
     t_n = weights.shape[0]
     k_n = grid.n_locations
-    w = np.zeros((t_n, k_n, 2, grid.n_bus))
+    sens = flow.sensitivities()
+    flow_mw = np.empty((t_n, k_n, 2, sens.ptdf.shape[1]))
+    w_mw = np.empty((t_n, k_n, 2, sens.R.shape[1]))
     for k in range(k_n):
         buses = np.flatnonzero(grid.bus_location == k)
         buses = buses[buses != 0] if len(buses) > 1 else buses
         wk = weights[:, buses, :].astype(float)
         total = wk.sum(1, keepdims=True)
         spread = np.divide(wk, total, out=np.full_like(wk, 1.0 / len(buses)), where=total > 0)
-        w[:, k, :, buses] = np.moveaxis(spread, 1, 0)
-    sens = flow.sensitivities()
-    return w @ sens.ptdf, -2.0 * (w @ sens.R)
+        spread = np.ascontiguousarray(np.moveaxis(spread, 2, 1))   # (T, 2, buses of k)
+        # only the location's own buses carry weight: multiplying by their rows alone skips
+        # the zeros of the other buses (a seventh of the work, the same sums)
+        flow_mw[:, k] = spread @ sens.ptdf[buses]
+        w_mw[:, k] = -2.0 * (spread @ sens.R[buses])
+    return flow_mw, w_mw
 
 
 def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str = "pay_as_bid",
@@ -140,95 +177,30 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         return empty
 
     idx = np.flatnonzero(usable)
-    o_t, o_k = offers.mtu[idx], offers.location[idx]
-    o_d = np.where(offers.direction[idx] > 0, 0, 1)
-    o_dir = offers.direction[idx].astype(float)
-    by_t = {int(t): np.flatnonzero(o_t == t) for t in np.unique(o_t)}
-    p_lim = limits.p_lim()
-    rows: list[tuple] = []          # (t, kind, j, sign, offer positions, coefficients)
-    rhs: list[float] = []
-    scale: list[float] = []
-    added: set = set()
-
-    def add(t: int, kind: str, j: int, sign: float) -> bool:
-        """Row: sign * (base + sum coef * a) <= bound + slack."""
-        key = (t, kind, j, sign)
-        if key in added:
-            return False
-        added.add(key)
-        table = limits.flow_per_mw if kind == "l" else limits.w_per_mw
-        pos = by_t.get(t, np.zeros(0, int))
-        coef = -sign * o_dir[pos] * table[t, o_k[pos], o_d[pos], j]
-        if kind == "l":
-            base, bound = sign * limits.base_p[t, j], p_lim[t, j]
-            scale.append(1.0)
-        else:
-            base = sign * limits.base_w[t, j]
-            bound = -w_lo[j] if sign < 0 else w_hi[j]
-            scale.append(1.0 / max(float(np.abs(table[t, :, :, j]).max()), 1e-9))
-        rows.append((t, kind, j, sign, pos, coef))
-        rhs.append(bound - base)
-        return True
-
-    def add_violations(p, w, over) -> int:
-        """Add the worst violated branch and bus per MTU and location (constraint generation
-        adds the rest if they are still violated after the next solve)."""
-        new = 0
-        excess = np.where(over & act[:, None], np.abs(p) - p_lim, -np.inf)
-        lo = np.where(act[:, None], w_lo - w, -np.inf)
-        hi = np.where(act[:, None], w - w_hi, -np.inf)
-        lo[:, 0] = hi[:, 0] = -np.inf
-        for k in range(k_n):
-            br = np.flatnonzero(branch_loc == k)
-            bu = np.flatnonzero(bus_loc == k)
-            for t in np.flatnonzero(act):
-                for j in br[np.argsort(-excess[t, br], kind="stable")]:
-                    if excess[t, j] <= TOL:
-                        break
-                    if add(int(t), "l", int(j), 1.0 if p[t, j] > 0 else -1.0):
-                        new += 1
-                        break
-                for gap, sign in ((lo, -1.0), (hi, 1.0)):
-                    for j in bu[np.argsort(-gap[t, bu], kind="stable")]:
-                        if gap[t, j] <= TOL:
-                            break
-                        if add(int(t), "v", int(j), sign):
-                            new += 1
-                            break
-        return new
-
-    branch_loc, bus_loc = limits.branch_location, limits.bus_location
-    add_violations(p0, w0, over0)
+    cuts = _Cuts(limits, offers, idx, act)
+    cuts.add_violations(p0, w0, over0)
     n_u = len(idx)
+    lower, upper = np.zeros(n_u), offers.mw[idx].astype(float)
     rounds = 0
     while True:
-        r_n = len(rows)
-        cols = [np.concatenate([r[4] for r in rows] + [np.zeros(0, int)]),
-                n_u + np.arange(r_n)]
-        row_ix = [np.concatenate([np.full(len(r[4]), i) for i, r in enumerate(rows)]
-                                 + [np.zeros(0, int)]), np.arange(r_n)]
-        vals = [np.concatenate([r[5] for r in rows] + [np.zeros(0)]), -np.ones(r_n)]
-        a_ub = sp.csr_array((np.concatenate(vals),
-                             (np.concatenate(row_ix), np.concatenate(cols))),
-                            shape=(r_n, n_u + r_n))
-        c = np.concatenate([price[idx] * dt_h, unresolved_cost * dt_h * np.asarray(scale)])
-        bounds = [(0.0, float(m)) for m in offers.mw[idx]] + [(0.0, None)] * r_n
-        res = solve_lp(c, a_ub=a_ub, b_ub=np.asarray(rhs), bounds=bounds, what="LFM clearing")
+        r_n = cuts.n
+        c = np.concatenate([price[idx] * dt_h, unresolved_cost * dt_h * cuts.scale])
+        res = solve_lp(c, a_ub=cuts.matrix(n_u), b_ub=cuts.rhs,
+                       lower=np.concatenate([lower, np.zeros(r_n)]),
+                       upper=np.concatenate([upper, np.full(r_n, np.inf)]), what="LFM clearing")
         rounds += 1
         acc = np.zeros(n)
         acc[idx] = res.x[:n_u]
         p, w, over = limits.violations(location_moves(offers, acc, t_n, k_n))
-        if rounds >= MAX_ROUNDS or not add_violations(p, w, over):
+        if rounds >= MAX_ROUNDS or not cuts.add_violations(p, w, over):
             break
-    marginal = res.ineqlin.marginals
-    loc_price = np.zeros((t_n, k_n, 2))
-    for (t, kind, j, sign, _pos, _coef), mu_raw in zip(rows, marginal, strict=True):
-        mu = -mu_raw / dt_h
-        if abs(mu) < 1e-12:
-            continue
-        coef = (limits.flow_per_mw if kind == "l" else limits.w_per_mw)[t, :, :, j]
-        loc_price[t, :, 0] += mu * sign * coef[:, 0]
-        loc_price[t, :, 1] -= mu * sign * coef[:, 1]
+    mu = -res.ineqlin.marginals / dt_h
+    live = np.flatnonzero(np.abs(mu) >= 1e-12)
+    coef = cuts.effects(live)
+    ms = (mu[live] * cuts.sign[live])[:, None]
+    loc_price = np.zeros((t_n, k_n, 2))  # summed row by row, in the order the rows were made
+    np.add.at(loc_price[:, :, 0], cuts.t[live], ms * coef[:, :, 0])
+    np.add.at(loc_price[:, :, 1], cuts.t[live], -(ms * coef[:, :, 1]))
     loc_price = np.clip(loc_price, 0, None)
     if price_cap is not None:
         loc_price = np.minimum(loc_price, price_cap)
@@ -239,8 +211,156 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         d = np.where(offers.direction > 0, 0, 1)
         paid = np.where(accepted, np.maximum(loc_price[offers.mtu, offers.location, d], price),
                         0.0)
-    slack = float(res.x[n_u:] @ np.asarray(scale))
-    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, len(rows), rounds)
+    slack = float(res.x[n_u:] @ cuts.scale)
+    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, cuts.n, rounds)
+
+
+class _Segments:
+    """Elements (branches or buses) grouped by location, for per-location maxima over all
+    MTUs at once."""
+
+    def __init__(self, location: np.ndarray):
+        self.order = np.argsort(location, kind="stable")
+        loc = location[self.order]
+        self.start = np.flatnonzero(np.r_[True, loc[1:] != loc[:-1]]) if len(loc) else \
+            np.zeros(0, int)
+        self.location = loc[self.start]
+        self.size = np.diff(np.r_[self.start, len(loc)])
+
+    def worst(self, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Location, MTU and element of the largest `gap` (T, X) per MTU and location where it
+        exceeds TOL, ordered by MTU then location; the first element on ties, as a stable
+        sort would give."""
+        if not len(self.start):
+            return (np.zeros(0, int),) * 3
+        g = gap[:, self.order]
+        top = np.fmax.reduceat(g, self.start, axis=1)                     # (T, S)
+        rank = np.where(g == np.repeat(top, self.size, axis=1), np.arange(g.shape[1]),
+                        g.shape[1])
+        first = np.minimum.reduceat(rank, self.start, axis=1)
+        t, s = np.nonzero(top > TOL)
+        return self.location[s], t, self.order[first[t, s]]
+
+
+class _Cuts:
+    """The grid rows of the LFM clearing, generated as violations appear (constraint
+    generation). Row i reads sign * (base + sum coef * a) <= bound + slack_i, with a over the
+    usable offers and one slack column per row after them.
+
+    Rows are kept as arrays and made a whole round at a time with numpy: per MTU and location
+    the worst violated branch and the worst bus below and above its voltage band that have no
+    row yet, ordered by location, MTU and kind (branch, low, high voltage)."""
+
+    def __init__(self, limits: GridLimits, offers: FlexOffers, idx: np.ndarray,
+                 act: np.ndarray):
+        self.lim, self.act = limits, act
+        t_n, l_n = limits.base_p.shape
+        b_n = limits.base_w.shape[1]
+        self.p_lim = limits.p_lim()
+        self.w_lo, self.w_hi = limits.v_min ** 2, limits.v_max ** 2
+        self.o_k = offers.location[idx]
+        self.o_d = np.where(offers.direction[idx] > 0, 0, 1)
+        self.o_dir = offers.direction[idx].astype(float)
+        o_t = offers.mtu[idx]
+        self.by_t = np.argsort(o_t, kind="stable")   # usable offers grouped by MTU
+        count = np.bincount(o_t, minlength=t_n)
+        self.t_count, self.t_start = count, np.cumsum(count) - count
+        self.branch_seg = _Segments(limits.branch_location)
+        self.bus_seg = _Segments(limits.bus_location)
+        self.has_l = np.zeros((t_n, l_n, 2), bool)   # row exists for sign -1 (0) / +1 (1)
+        self.has_v = np.zeros((t_n, b_n, 2), bool)   # row exists below (0) / above (1) band
+        self.t = np.zeros(0, int)
+        self.kind = np.zeros(0, int)   # 0 branch flow, 1 squared voltage
+        self.j = np.zeros(0, int)
+        self.sign = np.zeros(0)
+        self.rhs = np.zeros(0)
+        self.scale = np.zeros(0)
+        # per round: row, column (usable offer), coefficient
+        self._entries = ([np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)])
+
+    @property
+    def n(self) -> int:
+        return len(self.t)
+
+    def effects(self, rows: np.ndarray) -> np.ndarray:
+        """(rows, K, 2) effect of one MW at each location and direction on each row's flow or
+        squared voltage."""
+        out = np.empty((len(rows), self.lim.flow_per_mw.shape[1], 2))
+        line = self.kind[rows] == 0
+        t, j = self.t[rows], self.j[rows]
+        out[line] = self.lim.flow_per_mw[t[line], :, :, j[line]]
+        out[~line] = self.lim.w_per_mw[t[~line], :, :, j[~line]]
+        return out
+
+    def add_violations(self, p: np.ndarray, w: np.ndarray, over: np.ndarray) -> int:
+        """Add the worst violated branch and bus per MTU and location (constraint generation
+        adds the rest if they are still violated after the next solve); returns how many."""
+        act = self.act[:, None]
+        line_sign = np.where(p > 0, 1.0, -1.0)
+        excess = np.where(over & act, np.abs(p) - self.p_lim, -np.inf)
+        excess[np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])] = -np.inf
+        lo = np.where(act, self.w_lo - w, -np.inf)
+        hi = np.where(act, w - self.w_hi, -np.inf)
+        lo[:, 0] = hi[:, 0] = -np.inf
+        lo[self.has_v[..., 0]] = -np.inf
+        hi[self.has_v[..., 1]] = -np.inf
+        found = []   # (location, MTU, order, kind, element, sign)
+        for order, (gap, seg) in enumerate(((excess, self.branch_seg), (lo, self.bus_seg),
+                                            (hi, self.bus_seg))):
+            k, t, j = seg.worst(gap)
+            sign = line_sign[t, j] if order == 0 else np.full(len(t), 2.0 * order - 3.0)
+            found.append((k, t, np.full(len(t), order), np.full(len(t), min(order, 1)), j,
+                          sign))
+        k, t, order, kind, j, sign = (np.concatenate(x) for x in zip(*found, strict=True))
+        if not len(t):
+            return 0
+        o = np.lexsort((order, t, k))
+        self._add(t[o], kind[o], j[o], sign[o])
+        return len(o)
+
+    def _add(self, t, kind, j, sign) -> None:
+        lim = self.lim
+        line = kind == 0
+        self.has_l[t[line], j[line], (sign[line] > 0).astype(int)] = True
+        self.has_v[t[~line], j[~line], (sign[~line] > 0).astype(int)] = True
+        v = ~line
+        base, bound = np.empty(len(t)), np.empty(len(t))
+        base[line] = sign[line] * lim.base_p[t[line], j[line]]
+        bound[line] = self.p_lim[t[line], j[line]]
+        base[v] = sign[v] * lim.base_w[t[v], j[v]]
+        bound[v] = np.where(sign[v] < 0, -self.w_lo[j[v]], self.w_hi[j[v]])
+        scale = np.ones(len(t))
+        if v.any():
+            top = np.abs(lim.w_per_mw[t[v], :, :, j[v]]).max(axis=(1, 2))
+            scale[v] = 1.0 / np.maximum(top, 1e-9)
+        # entries: every usable offer of the row's MTU, in offer order
+        count = self.t_count[t]
+        row = np.repeat(np.arange(len(t)), count)
+        within = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
+        pos = self.by_t[np.repeat(self.t_start[t], count) + within]
+        k, d = self.o_k[pos], self.o_d[pos]
+        value = np.empty(len(row))
+        lr = line[row]
+        value[lr] = lim.flow_per_mw[t[row[lr]], k[lr], d[lr], j[row[lr]]]
+        value[~lr] = lim.w_per_mw[t[row[~lr]], k[~lr], d[~lr], j[row[~lr]]]
+        self._entries[0].append(self.n + row)
+        self._entries[1].append(pos)
+        self._entries[2].append(-sign[row] * self.o_dir[pos] * value)
+        self.t = np.concatenate([self.t, t])
+        self.kind = np.concatenate([self.kind, kind])
+        self.j = np.concatenate([self.j, j])
+        self.sign = np.concatenate([self.sign, sign])
+        self.rhs = np.concatenate([self.rhs, bound - base])
+        self.scale = np.concatenate([self.scale, scale])
+
+    def matrix(self, n_u: int) -> sp.csc_array:
+        """The rows as a sparse matrix over the usable offers and one slack per row."""
+        r_n = self.n
+        row, col, val = (np.concatenate(x) for x in self._entries)
+        return sp.csc_array((np.concatenate([val, -np.ones(r_n)]),
+                             (np.concatenate([row, np.arange(r_n)]),
+                              np.concatenate([col, n_u + np.arange(r_n)]))),
+                            shape=(r_n, n_u + r_n))
 
 
 def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
