@@ -434,9 +434,17 @@ def test_lost_worker_is_retried(tmp_path):
         deadline = time.monotonic() + 60
         while not _finished(runs) and time.monotonic() < deadline:
             time.sleep(0.02)
-        while not local.busy_pids() and time.monotonic() < deadline:
+        killed = False
+        while not killed and time.monotonic() < deadline:
+            for pid in local.busy_pids():   # a run may end between listing and killing
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = True
+                    break
+                except ProcessLookupError:
+                    continue
             time.sleep(0.01)
-        os.kill(local.busy_pids()[0], signal.SIGKILL)
+        assert killed, "no busy worker to kill"
         t.join(120)
     finally:
         local.close()
