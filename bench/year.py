@@ -23,7 +23,7 @@ from environment.solver import CLOCK  # noqa: E402
 from experiments.run import run_scenario  # noqa: E402
 
 FOUNDATION = {"markets.lfm.enabled": False, "markets.intraday.enabled": False,
-              "markets.platform.enabled": False}
+              "markets.platform.enabled": False, "tso.der_balancing": False}
 
 
 def one(prosumers: int, days: int, planner: bool, foundation: bool = False) -> dict:
@@ -47,7 +47,7 @@ def main() -> int:
                     help="also time the planner on this many days (0: skip)")
     ap.add_argument("--foundation", action="store_true",
                     help="only the foundation chain: DA auction, DSO validation, real time, "
-                         "balancing (no LFM, intraday or platform)")
+                         "balancing by producers (no LFM, intraday, platform or DER balancing)")
     a = ap.parse_args()
     one(a.prosumers, 1, False)  # warm the simbench cache and imports
     runs = [one(a.prosumers, a.days, False, a.foundation) for _ in range(a.repeats)]
