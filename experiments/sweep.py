@@ -618,6 +618,8 @@ def run_study(study: Study, *, results: Path | str = DEFAULT_RESULTS, runner=Non
         try:
             shared_warned = False
             for rec in runner.run(tasks):
+                if INTERRUPTED.is_set():
+                    raise KeyboardInterrupt
                 res.ran += 1
                 if rec.get("isolated") is False and not shared_warned:
                     shared_warned = True
@@ -641,8 +643,14 @@ def run_study(study: Study, *, results: Path | str = DEFAULT_RESULTS, runner=Non
                     bar.update(1)
                 if time.monotonic() - last_flush > FLUSH_EVERY_S or len(pending) >= 200:
                     flush()
+                if INTERRUPTED.is_set():
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             res.interrupted = True
+        except Exception:
+            if not INTERRUPTED.is_set():
+                raise
+            res.interrupted = True      # e.g. DuckDB's "Query interrupted" during a write
         finally:
             if bar is not None:
                 bar.close()
@@ -661,5 +669,13 @@ def _fmt_params(params: dict | None) -> str:
     return "{" + ", ".join(f"{k}={v}" for k, v in params.items()) + "}"
 
 
+INTERRUPTED = threading.Event()
+"""Set by `raise_keyboard_interrupt` (the CLI's SIGINT/SIGTERM handler): DuckDB turns a
+Ctrl-C that arrives during a catalog write into RuntimeError("Query interrupted"), and an
+interrupt swallowed anywhere below the sweep loop must still stop it, so the loop checks
+this flag too."""
+
+
 def raise_keyboard_interrupt(signum, frame):
+    INTERRUPTED.set()
     raise KeyboardInterrupt

@@ -174,7 +174,13 @@ def _err(msg: str) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from experiments.catalog import CatalogBusy
     from experiments.study import dry_check, load_study, parse_sets
-    from experiments.sweep import StudyBusy, make_runner, raise_keyboard_interrupt, run_study
+    from experiments.sweep import (
+        INTERRUPTED,
+        StudyBusy,
+        make_runner,
+        raise_keyboard_interrupt,
+        run_study,
+    )
 
     if args.workers is not None and args.workers < 0:
         return _err(f"--workers {args.workers}: must be 0 or more")
@@ -187,7 +193,9 @@ def _sweep(args: argparse.Namespace) -> int:
             # start the workers' server (it imports the model) while the study loads
             starter = threading.Thread(target=runner.start, daemon=True)
             starter.start()
+    INTERRUPTED.clear()
     old_term = signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    old_int = signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     try:
         study = load_study(args.study, overrides=overrides)
         if args.dry_run:
@@ -205,6 +213,7 @@ def _sweep(args: argparse.Namespace) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         if runner is not None:
             if starter is not None:
                 starter.join()

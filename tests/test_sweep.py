@@ -587,3 +587,28 @@ def test_summary_json_round_trip(tmp_path, runner):
     summary = json.loads((folder / run_id / "summary.json").read_text())
     assert mean == pytest.approx(summary["da_price_eur_mwh"]["mean"])
     assert (folder / run_id / "series.parquet").is_file()
+
+
+def test_an_interrupt_swallowed_below_the_sweep_loop_still_stops_it(tmp_path):
+    """Ctrl-C that a library turns into its own error (DuckDB: "Query interrupted") or drops
+    sets the flag the loop checks: the study stops as interrupted, its finished runs kept."""
+    from experiments.sweep import INTERRUPTED, InlineRunner
+
+    class Swallowing(InlineRunner):
+        def run(self, tasks):
+            for n, rec in enumerate(super().run(tasks)):
+                if n == 1:
+                    INTERRUPTED.set()     # as the CLI's handler does; the exception is lost
+                yield rec
+
+    study = load_study(study_file(tmp_path, "swallow", seeds=[1, 2, 3, 4]))
+    try:
+        res = run_study(study, results=tmp_path, runner=Swallowing(), progress=False,
+                        log=lambda m: None)
+    finally:
+        INTERRUPTED.clear()
+    assert res.interrupted and res.ran == 1
+    assert len(_finished(res.study_dir / cat.RUNS_DIR)) == 2
+    again = run_study(study, results=tmp_path, runner=InlineRunner(), progress=False,
+                      log=lambda m: None)
+    assert again.done_before == 2 and again.ran == 2 and not again.interrupted
