@@ -20,7 +20,12 @@ from __future__ import annotations
 import numpy as np
 
 from environment.coupling import headroom
-from environment.flexstage import bus_flexibility, grid_limits
+from environment.flexstage import (
+    aggregators_present,
+    bus_flexibility,
+    grid_limits,
+    rebound_bounds,
+)
 from environment.markets.lfm import FlexOffers, location_moves
 from environment.markets.tso_dso import GRID_AWARE, TSO_DSO, BalancingProblem
 from environment.settlement import book_flexibility
@@ -90,9 +95,7 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
     t_n = ctx.n_mtu
     end = int(mtus[-1]) + 1
     slot = model.party_slot
-    present = np.zeros(model.grid.n_locations)
-    for agg in model.aggregators:
-        present[list(agg.plans)] += 1
+    present = aggregators_present(model)
     for agg in model.aggregators:
         mine = der.owner == agg.unique_id
         if not mine.any():
@@ -110,11 +113,7 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
             np.add.at(delta, der.mtu[sel], -der.direction[sel] * total[sel])
             past = np.arange(t_n) < end
             agg.commit(k, past, nets[k] + delta)
-            if room is None:
-                changed[k] = (np.full(t_n, np.inf), np.full(t_n, -np.inf))
-            else:
-                changed[k] = (nets[k] + room[:, k, 1] / present[k],
-                              nets[k] - room[:, k, 0] / present[k])
+            changed[k] = rebound_bounds(nets[k], room, k, present)
         agg.redispatch(ctx, changed)
         i = slot[agg.unique_id]
         for arr, mw in ((ctx.der_tso, res.der_tso_mw), (ctx.der_dso, res.der_dso_mw)):

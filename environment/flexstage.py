@@ -88,12 +88,11 @@ def _one_round(model, ctx, stage, p_bus, q_bus, violated, regime, requests, tso_
         ctx.dso_bought = ctx.dso_bought + location_delta(out.dso_offers, out.dso.accepted_mw,
                                                           t_n, k_n)
         moved += location_moves(out.dso_offers, out.dso.accepted_mw, t_n, k_n)
-        o, acc = out.dso_offers, out.dso.accepted_mw > 1e-9
-        for owner in np.unique(o.owner[acc]):
-            sel = acc & (o.owner == owner)
+        o, mw = out.dso_offers, out.dso.accepted_mw
+        for owner in np.unique(o.owner[mw > 1e-9]):
+            sel = (mw > 1e-9) & (o.owner == owner)
             sold = ctx.dso_sold.setdefault(int(owner), np.zeros((t_n, k_n, 2)))
-            np.add.at(sold, (o.mtu[sel], o.location[sel], (o.direction[sel] < 0).astype(int)),
-                      out.dso.accepted_mw[sel])
+            sold += location_moves(o.take(sel), mw[sel], t_n, k_n)
     if len(out.platform_offers):
         moved += location_moves(out.platform_offers, out.platform_accepted_mw, t_n, k_n)
     coupled = mk.coupling in ("conditional", "sequential") and regime.any()
@@ -136,6 +135,23 @@ def _activation_delta(out: FlexOutcome, owner: int, t_n: int, k: int) -> np.ndar
     return d
 
 
+def aggregators_present(model) -> np.ndarray:
+    """(K,) how many aggregators have a pool at each location (they share its headroom)."""
+    present = np.zeros(model.grid.n_locations)
+    for agg in model.aggregators:
+        present[list(agg.plans)] += 1
+    return present
+
+
+def rebound_bounds(net: np.ndarray, room: np.ndarray | None, k: int,
+                   present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(net_max, net_min) for a re-plan of location k around its net plan `net`: its share of
+    the grid headroom `room` (T, K, 2), or unbounded without one."""
+    if room is None:
+        return np.full(len(net), np.inf), np.full(len(net), -np.inf)
+    return net + room[:, k, 1] / present[k], net - room[:, k, 0] / present[k]
+
+
 def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
     """Activations become commitments the aggregators re-plan around. Under a coupled scheme
     the rebound must also stay inside the grid headroom left at every other MTU (shared among
@@ -143,22 +159,15 @@ def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
     cannot overload another; uncoupled markets know nothing of the grid."""
     t_n = ctx.n_mtu
     slot = model.party_slot
-    present = np.zeros(model.grid.n_locations)
-    for agg in model.aggregators:
-        present[list(agg.plans)] += 1
+    present = aggregators_present(model)
     for agg in model.aggregators:
         changed = {}
         nets = agg.location_net_mw()
         for k in agg.plans:
             delta = _activation_delta(out, agg.unique_id, t_n, k)
             if np.abs(delta).max() > 1e-9:
-                hi = np.full(t_n, np.inf)
-                lo = np.full(t_n, -np.inf)
-                if room is not None:
-                    hi = nets[k] + room[:, k, 1] / present[k]
-                    lo = nets[k] - room[:, k, 0] / present[k]
                 agg.commit(k, np.abs(delta) > 1e-9, nets[k] + delta)
-                changed[k] = (hi, lo)
+                changed[k] = rebound_bounds(nets[k], room, k, present)
         if changed:
             agg.redispatch(ctx, changed)
         if len(out.platform_offers):
