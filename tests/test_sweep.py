@@ -255,10 +255,12 @@ def _cli(study: Path, results: Path, *extra: str) -> list[str]:
 
 
 def _finished(runs: Path) -> dict[str, str]:
+    """Finished runs by folder; a run still being written lives in a `.tmp-*` folder that
+    is renamed when it is done (so it may vanish while this reads)."""
     if not runs.is_dir():
         return {}
     return {d.name: (d / "run.json").read_text() for d in runs.iterdir()
-            if (d / "run.json").is_file()}
+            if not d.name.startswith(".") and (d / "run.json").is_file()}
 
 
 def _wait_for(runs: Path, k: int, proc: subprocess.Popen, timeout: float = 90) -> None:
