@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mesa
 import numpy as np
@@ -21,6 +21,7 @@ class Pool:
     battery_eta: float
     ev: Envelope
     hp: Envelope
+    lp: object = field(default=None, init=False, repr=False, compare=False)  # its WarmLP
 
 
 def allocate(total: np.ndarray, env: Envelope, dt_h: float) -> np.ndarray:
@@ -44,28 +45,29 @@ def allocate_many(totals: list[np.ndarray], envs: list[Envelope],
     edges = np.cumsum([0, *sizes])
     spans = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
     n, t = edges[-1], envs[0].lower.shape[1]
-    # MTU-major copies: each step reads contiguous rows
-    pmax, upper, lower = (np.ascontiguousarray(np.concatenate([getattr(e, a) for e in envs]).T)
-                          for a in ("pmax", "upper", "lower"))
-    total = np.stack(totals)
+    starts = edges[:-1]
+    # MTU-major copies, energies in MW-MTU: each step reads contiguous rows
+    pmax = np.ascontiguousarray(np.concatenate([e.pmax for e in envs]).T)
+    upper, lower = (np.ascontiguousarray(np.concatenate([getattr(e, a) for e in envs]).T / dt_h)
+                    for a in ("upper", "lower"))
+    total = np.ascontiguousarray(np.stack(totals).T)
     pool = np.repeat(np.arange(len(envs)), sizes)
     out = np.zeros((t, n))
-    cum = np.zeros(n)
-    must_sum, room = np.empty(len(envs)), np.empty(len(envs))
-    reduce = np.add.reduce
+    cum = np.zeros(n)          # energy so far, MW-MTU
+    cap, must, frac = np.empty(n), np.empty(n), np.empty(len(envs))
+    sub, mini, maxi, reduceat = np.subtract, np.minimum, np.maximum, np.add.reduceat
     for k in range(t):
-        cap = np.maximum(np.minimum(pmax[k], (upper[k] - cum) / dt_h), 0)
-        must = np.minimum(np.maximum((lower[k] - cum) / dt_h, 0), cap)
+        mini(pmax[k], sub(upper[k], cum, out=cap), out=cap)
+        maxi(cap, 0.0, out=cap)
+        mini(maxi(sub(lower[k], cum, out=must), 0.0, out=must), cap, out=must)
         head = cap - must
-        for g, (a, b) in enumerate(spans):
-            must_sum[g] = reduce(must[a:b])
-            room[g] = reduce(head[a:b])
-        rest = total[:, k] - must_sum
-        frac = np.minimum(1.0, np.divide(rest, room, out=np.zeros(len(envs)),
-                                         where=(rest > 0) & (room > 0)))
+        room = reduceat(head, starts)
+        rest = total[k] - reduceat(must, starts)
+        frac.fill(0.0)
+        np.divide(rest, room, out=frac, where=(rest > 0) & (room > 0))
         row = out[k]
-        np.add(must, frac[pool] * head, out=row)
-        cum += row * dt_h
+        np.add(must, mini(frac, 1.0)[pool] * head, out=row)
+        cum += row
     return [out[:, a:b].T for a, b in spans]
 
 

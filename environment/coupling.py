@@ -126,9 +126,12 @@ def headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
     margins = {"p_hi": np.clip(p_lim - p, 0, None), "p_lo": np.clip(p_lim + p, 0, None),
                "w_lo": np.clip(w - limits.v_min ** 2, 0, None),
                "w_hi": np.clip(limits.v_max ** 2 - w, 0, None)}
-    for d, kind, pushing, sharing, use in limits.headroom_terms:
-        ratio = np.where(pushing, margins[kind][:, None, :] / sharing / use, np.inf)
-        out[:, :, d] = np.minimum(out[:, :, d], ratio.min(2))
+    # a zero margin times +inf (a location that does not push it) is NaN, which fmin passes
+    # over; a location that pushes no limit at all is left unbounded
+    with np.errstate(invalid="ignore"):
+        for d, kind, locs, first, x, per in limits.headroom_terms:
+            ratio = np.fmin.reduceat(margins[kind][:, x] * per, first, axis=1)
+            out[:, locs, d] = np.fmin(out[:, locs, d], ratio)
     return out
 
 

@@ -322,16 +322,19 @@ class FlexMarketModel(mesa.Model):
         return self.clear_da(book, ctx.n_mtu, ctx.price_floor, ctx.price_cap).price
 
     def device_plan(self, ctx) -> dict[str, np.ndarray]:
-        """Per-device set-points (N, T) of every aggregator's current plan (zero elsewhere);
-        a fresh copy, recomputed only when some aggregator's plan changed."""
+        """Per-device set-points (N, T) of every aggregator's current plan (zero elsewhere),
+        recomputed only when some aggregator's plan changed. The arrays are shared and
+        read-only: copy them to change them."""
         key = (ctx.day, tuple(a.version for a in self.aggregators))
         if self._plan_cache is None or self._plan_cache[0] != key:
             z = np.zeros((self.fleet.n, ctx.n_mtu))
             plan = {"battery": z.copy(), "ev": z.copy(), "hp": z.copy()}
             for agg in self.aggregators:
                 agg.setpoints(ctx, plan)
+            for a in plan.values():
+                a.flags.writeable = False
             self._plan_cache = (key, plan)
-        return {k: v.copy() for k, v in self._plan_cache[1].items()}
+        return dict(self._plan_cache[1])
 
     def forecast_grid(self, ctx, retail: np.ndarray, prof: DayProfiles):
         """DSO validation of a forecast: nodal schedules, flows and per-location flags."""
@@ -369,7 +372,7 @@ class FlexMarketModel(mesa.Model):
         current set-points as realised, home batteries on self-consumption, the rest at their
         baselines. Without `commit`, a preview: no state of charge changes."""
         f = self.fleet
-        real = self.device_plan(ctx)
+        real = {k: v.copy() for k, v in self.device_plan(ctx).items()}
         for agg in self.aggregators:
             agg.realise(ctx, real, commit=commit)
         prof = DayProfiles(*(a.copy() for a in (ctx.profiles.load, ctx.profiles.pv,
@@ -613,7 +616,7 @@ class FlexMarketModel(mesa.Model):
             for k, net in agg.location_net_mw().items():
                 cols = [k, *upstream]
                 ref = agg._net(schedule_pool(agg.pools[k], agg.location_prices[k], ctx.dt_h,
-                                             agg.degradation))
+                                             agg.degradation, warm=False))
                 moved = (net - ref)[:, None] * worse[:, cols]
                 if (yellow[:, cols] & (moved > 1e-6)).any():
                     out.add(agg.unique_id)

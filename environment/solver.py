@@ -133,3 +133,96 @@ def timed(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     finally:
         CLOCK.add(time.perf_counter() - t0)
+
+
+class WarmLP:
+    """One LP kept in a HiGHS instance across re-solves that change its costs or bounds (and
+    add rows): HiGHS restarts simplex from the last optimal basis instead of from scratch, a
+    few iterations instead of hundreds for a re-plan that moves a handful of bounds.
+
+    Where the LP has several optimal solutions the one returned depends on the basis it starts
+    from, so results follow the sequence of solves, which is itself deterministic. Rows are
+    `row_lower <= a x <= row_upper`; marginals as `solve_lp`'s `marginals`. `presolve=False`
+    skips HiGHS's presolve on the first solve (later ones start from a basis without it),
+    which pays for LPs with many rows that presolve cannot reduce."""
+
+    def __init__(self, c, a, row_lower, row_upper, lower, upper, what: str = "LP",
+                 presolve: bool = True):
+        t0 = time.perf_counter()
+        self.what = what
+        a = _colwise([a], len(c))
+        self.c, self.lower, self.upper = (np.array(v, float) for v in (c, lower, upper))
+        self.row_lower, self.row_upper = (np.array(v, float) for v in (row_lower, row_upper))
+        self.h = _highs()
+        if not presolve:
+            self.h.setOptionValue("presolve", "off")
+        self.h.passModel(len(self.c), a.shape[0], len(a.data),
+                         int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize),
+                         0.0, self.c, self.lower, self.upper, self.row_lower, self.row_upper,
+                         a.indptr.astype(np.int32, copy=False),
+                         a.indices.astype(np.int32, copy=False),
+                         a.data.astype(float, copy=False), np.zeros(len(self.c), np.int32))
+        CLOCK.seconds += time.perf_counter() - t0
+
+    @staticmethod
+    def _changed(old: np.ndarray, new) -> np.ndarray | None:
+        new = np.asarray(new, float)
+        diff = np.flatnonzero(~((old == new) | (np.isnan(old) & np.isnan(new))))
+        if len(diff):
+            old[diff] = new[diff]
+            return diff.astype(np.int32)
+        return None
+
+    def add_cols(self, cost, lower, upper) -> None:
+        """New columns after the existing ones, with no entries in the existing rows."""
+        t0 = time.perf_counter()
+        cost, lower, upper = (np.asarray(v, float) for v in (cost, lower, upper))
+        self.h.addCols(len(cost), cost, lower, upper, 0, np.zeros(len(cost), np.int32),
+                       np.zeros(0, np.int32), np.zeros(0))
+        self.c, self.lower, self.upper = (np.concatenate([a, b]) for a, b in (
+            (self.c, cost), (self.lower, lower), (self.upper, upper)))
+        CLOCK.seconds += time.perf_counter() - t0
+
+    def add_rows(self, a, row_lower, row_upper) -> None:
+        """New rows `row_lower <= a x <= row_upper` after the existing ones; `a` spans every
+        column."""
+        t0 = time.perf_counter()
+        a = sp.csr_array(a)
+        a.sort_indices()
+        lo, hi = np.asarray(row_lower, float), np.asarray(row_upper, float)
+        self.h.addRows(a.shape[0], lo, hi, len(a.data), a.indptr[:-1].astype(np.int32),
+                       a.indices.astype(np.int32), a.data.astype(float))
+        self.row_lower = np.concatenate([self.row_lower, lo])
+        self.row_upper = np.concatenate([self.row_upper, hi])
+        CLOCK.seconds += time.perf_counter() - t0
+
+    @staticmethod
+    def _union(a, b) -> np.ndarray | None:
+        if a is None or b is None:
+            return a if b is None else b
+        return np.union1d(a, b).astype(np.int32)
+
+    def solve(self, c=None, lower=None, upper=None, row_lower=None, row_upper=None):
+        """Apply what changed since the last solve and re-solve from its basis."""
+        t0 = time.perf_counter()
+        h = self.h
+        if c is not None and (i := self._changed(self.c, c)) is not None:
+            h.changeColsCost(len(i), i, self.c[i])
+        if lower is not None or upper is not None:
+            i = self._union(None if lower is None else self._changed(self.lower, lower),
+                            None if upper is None else self._changed(self.upper, upper))
+            if i is not None:
+                h.changeColsBounds(len(i), i, self.lower[i], self.upper[i])
+        if row_lower is not None or row_upper is not None:
+            i = self._union(
+                None if row_lower is None else self._changed(self.row_lower, row_lower),
+                None if row_upper is None else self._changed(self.row_upper, row_upper))
+            if i is not None:
+                h.changeRowsBounds(len(i), i, self.row_lower[i], self.row_upper[i])
+        h.run()
+        status = h.getModelStatus()
+        CLOCK.add(time.perf_counter() - t0)
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise InfeasibleError(f"{self.what}: HiGHS status {h.modelStatusToString(status)}")
+        sol = h.getSolution()
+        return SimpleNamespace(x=np.asarray(sol.col_value), marginals=np.asarray(sol.row_dual))

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from agents.strategies.registry import register_strategy
 from environment.markets.orders import OrderBook
-from environment.solver import solve_lp
+from environment.solver import WarmLP
 
 
 def inelastic_orders(owner: int, net_mwh: np.ndarray, floor: float, cap: float) -> OrderBook:
@@ -107,14 +107,19 @@ NON_DELIVERY_PENALTY = 1e4  # EUR/MWh: a committed activation is missed only if 
 
 
 def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
-                  net_max: np.ndarray | None = None, net_min: np.ndarray | None = None) -> dict:
+                  net_max: np.ndarray | None = None, net_min: np.ndarray | None = None,
+                  warm: bool = True) -> dict:
     """Cost-minimal schedule of a pooled flexibility envelope over one day (an LP).
 
     Variables per MTU: battery charge, discharge, state of charge; EV power and cumulative
     energy; heat-pump power and cumulative energy; the battery ends the day where it started.
     `net_max`/`net_min` (MW, inf where free) bound the pool's net consumption where it has
     committed flexibility; missing them costs NON_DELIVERY_PENALTY per MWh (soft, so a pool
-    that promised more than it can do still gets a schedule and its shortfall is reported)."""
+    that promised more than it can do still gets a schedule and its shortfall is reported).
+
+    The pool keeps its LP for the day (`Pool.lp`): a re-plan changes bounds and restarts from
+    the last plan's basis. `warm=False` solves a fresh copy and leaves the pool's LP as it
+    was, for reference plans that must not steer later re-plans."""
     t = len(prices)
     blocks = ["ch", "dis", "soc", "ev", "evc", "hp", "hpc", "miss_hi", "miss_lo"]
     off = {b: i * t for i, b in enumerate(blocks)}
@@ -140,11 +145,19 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
                             zero, zero])
     upper = np.concatenate([np.full(2 * t, float(p_max)), soc_ub, pool.ev.pmax, pool.ev.upper,
                             pool.hp.pmax, pool.hp.upper, np.full(2 * t, np.inf)])
-    res = solve_lp(c, a=_pool_matrices(t, pool.battery_eta, dt_h),
-                   row_lower=np.concatenate([b_eq, np.full(2 * t, -np.inf)]),
-                   row_upper=np.concatenate([b_eq, b_ub]), lower=lower, upper=upper,
-                   what="aggregator schedule")
-    x = res.x
+    row_lower = np.concatenate([b_eq, np.full(2 * t, -np.inf)])
+    row_upper = np.concatenate([b_eq, b_ub])
+    key = (t, pool.battery_eta, dt_h)
+    lp = pool.lp if warm else None
+    if lp is None or lp.key != key:
+        lp = WarmLP(c, _pool_matrices(*key), row_lower, row_upper, lower, upper,
+                    what="aggregator schedule")
+        lp.key = key
+        if warm:
+            pool.lp = lp
+        x = lp.solve().x
+    else:
+        x = lp.solve(c, lower, upper, row_lower, row_upper).x
     out = {b: x[off[b]:off[b] + t] for b in blocks}
     out["missed"] = out.pop("miss_hi") + out.pop("miss_lo")
     return out

@@ -8,6 +8,7 @@ linear maps are handed to LP-based agents (DSO, planner) as constraints.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -88,6 +89,19 @@ class LinDistFlow:
             self._inv_s_max = np.where(grid.s_max_mva > 0, 1.0 / grid.s_max_mva, 0.0)
         for a in (self._ptdf, self._R, self._X, self._w0, self._inv_s_max):
             a.setflags(write=False)
+
+    @cached_property
+    def location_maps(self) -> tuple[list, list, list]:
+        """Per grid location: the rows of the flow map and of the squared-voltage map
+        (-2 R) for the buses an activation there spreads over (all its buses but the slack,
+        unless that is all it has), and those buses. The LFM's participation factors multiply
+        only these rows."""
+        buses_k = []
+        for k in range(self.grid.n_locations):
+            buses = np.flatnonzero(self.grid.bus_location == k)
+            buses_k.append(buses[buses != 0] if len(buses) > 1 else buses)
+        return ([np.ascontiguousarray(self._ptdf[b]) for b in buses_k],
+                [np.ascontiguousarray(-2.0 * self._R[b]) for b in buses_k], buses_k)
 
     def sensitivities(self) -> Sensitivities:
         """Linear flow and squared-voltage maps for optimisation models (read-only arrays)."""
