@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import mesa
 import numpy as np
+from numba import njit
 
 from agents.prosumer import Envelope
 from agents.strategies import make_strategy
@@ -35,40 +36,44 @@ def allocate(total: np.ndarray, env: Envelope, dt_h: float) -> np.ndarray:
 
 def allocate_many(totals: list[np.ndarray], envs: list[Envelope],
                   dt_h: float) -> list[np.ndarray]:
-    """`allocate` for several pools over the same MTUs at once.
-
-    The split is sequential in MTUs (each step depends on what members already got), so its
-    cost is numpy calls per MTU; here one pass serves every pool, with all members side by
-    side. Each pool's totals are still summed over its own members alone, so every split is
-    the same to the bit as on its own."""
+    """`allocate` for several pools over the same MTUs at once (one compiled pass over all
+    members side by side; each pool's totals are summed over its own members alone)."""
     sizes = [e.lower.shape[0] for e in envs]
     edges = np.cumsum([0, *sizes])
-    spans = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
-    n, t = edges[-1], envs[0].lower.shape[1]
-    starts = edges[:-1]
-    # MTU-major copies, energies in MW-MTU: each step reads contiguous rows
-    pmax = np.ascontiguousarray(np.concatenate([e.pmax for e in envs]).T)
-    upper, lower = (np.ascontiguousarray(np.concatenate([getattr(e, a) for e in envs]).T / dt_h)
-                    for a in ("upper", "lower"))
-    total = np.ascontiguousarray(np.stack(totals).T)
-    pool = np.repeat(np.arange(len(envs)), sizes)
-    out = np.zeros((t, n))
-    cum = np.zeros(n)          # energy so far, MW-MTU
-    cap, must, frac = np.empty(n), np.empty(n), np.empty(len(envs))
-    sub, mini, maxi, reduceat = np.subtract, np.minimum, np.maximum, np.add.reduceat
-    for k in range(t):
-        mini(pmax[k], sub(upper[k], cum, out=cap), out=cap)
-        maxi(cap, 0.0, out=cap)
-        mini(maxi(sub(lower[k], cum, out=must), 0.0, out=must), cap, out=must)
-        head = cap - must
-        room = reduceat(head, starts)
-        rest = total[k] - reduceat(must, starts)
-        frac.fill(0.0)
-        np.divide(rest, room, out=frac, where=(rest > 0) & (room > 0))
-        row = out[k]
-        np.add(must, mini(frac, 1.0)[pool] * head, out=row)
-        cum += row
-    return [out[:, a:b].T for a, b in spans]
+    # MTU-major copies: each step reads contiguous rows
+    pmax, upper, lower = (np.ascontiguousarray(np.concatenate([getattr(e, a) for e in envs]).T,
+                                               dtype=float) for a in ("pmax", "upper", "lower"))
+    out = _split(pmax, upper, lower, np.ascontiguousarray(np.stack(totals).T, dtype=float),
+                 edges, float(dt_h))
+    return [out[:, a:b].T for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@njit(cache=True)
+def _split(pmax, upper, lower, total, edges, dt_h):
+    """The least-laxity split, MTU by MTU: it is sequential in time (each step depends on
+    what members already got), so it is compiled rather than vectorised."""
+    t_n, n = pmax.shape
+    out = np.zeros((t_n, n))
+    cum = np.zeros(n)
+    cap = np.empty(n)
+    must = np.empty(n)
+    for k in range(t_n):
+        for i in range(n):
+            c = max(min(pmax[k, i], (upper[k, i] - cum[i]) / dt_h), 0.0)
+            cap[i] = c
+            must[i] = min(max((lower[k, i] - cum[i]) / dt_h, 0.0), c)
+        for g in range(len(edges) - 1):
+            need, room = 0.0, 0.0
+            for i in range(edges[g], edges[g + 1]):
+                need += must[i]
+                room += cap[i] - must[i]
+            rest = total[k, g] - need
+            frac = min(1.0, rest / room) if rest > 0 and room > 0 else 0.0
+            for i in range(edges[g], edges[g + 1]):
+                v = must[i] + frac * (cap[i] - must[i])
+                out[k, i] = v
+                cum[i] += v * dt_h
+    return out
 
 
 class Aggregator(mesa.Agent):
@@ -105,6 +110,8 @@ class Aggregator(mesa.Agent):
         self.realised_net: np.ndarray | None = None
         self.version = 0  # bumped whenever the plans change, so set-points can be cached
         self._split: dict[int, tuple] = {}  # location -> (plan, envelopes, EV and HP split)
+        self._masks: dict = {}
+        self._layout: dict = {}  # (location, kind) -> (envelope, members' pmax, upper, lower)
 
     @property
     def in_supplier_perimeter(self) -> bool:
@@ -129,11 +136,19 @@ class Aggregator(mesa.Agent):
         return self.model.fleet.aggregator == self.index
 
     def masks(self, location: int | None = None) -> dict[str, np.ndarray]:
-        f = self.model.fleet
-        m = self.members
-        if location is not None:
-            m = m & (self.model.grid.bus_location[f.bus] == location)
-        return {d: m & f.enrolled[d] for d in ("battery", "ev", "heat_pump")}
+        """Its members' enrolled devices (at one location), by kind. Contracts are fixed once
+        the model is built, so each is computed once (read-only)."""
+        kept = self._masks.get(location)
+        if kept is None:
+            f = self.model.fleet
+            m = self.members
+            if location is not None:
+                m = m & (self.model.grid.bus_location[f.bus] == location)
+            kept = self._masks[location] = {d: m & f.enrolled[d]
+                                            for d in ("battery", "ev", "heat_pump")}
+            for a in kept.values():
+                a.flags.writeable = False
+        return kept
 
     def build_pools(self, ctx) -> dict[int, Pool]:
         f = self.model.fleet
@@ -322,8 +337,8 @@ class Aggregator(mesa.Agent):
 
         Splitting EV and heat-pump plans over members is the costly part and a re-plan
         usually changes only some locations, so each location's split is kept until its plan
-        (a new dict on every re-plan) or the day's envelopes change; the stale ones are split
-        together."""
+        (a new dict on every re-plan) or the day's envelopes change, and the members'
+        envelopes are laid out for the split once a day."""
         f, dt = self.model.fleet, ctx.dt_h
         envs = (ctx.ev_env, ctx.hp_env_forecast)
         masks = {k: self.masks(k) for k in self.plans}
@@ -340,13 +355,15 @@ class Aggregator(mesa.Agent):
                 self._split[k] = (p, envs, {})
                 jobs += [(k, key, p, m[dev], env) for key, dev, env in
                          (("ev", "ev", envs[0]), ("hp", "heat_pump", envs[1])) if m[dev].any()]
-        if jobs:
-            splits = allocate_many(
-                [p[key] for _, key, p, _, _ in jobs],
-                [Envelope(env.lower[mask], env.upper[mask], env.pmax[mask])
-                 for *_, mask, env in jobs], dt)
-            for (k, key, *_), split in zip(jobs, splits, strict=True):
-                self._split[k][2][key] = split
+        for k, key, p, mask, env in jobs:
+            kept = self._layout.get((k, key))
+            if kept is None or kept[0] is not env:
+                kept = self._layout[(k, key)] = (env, *(
+                    np.ascontiguousarray(getattr(env, a)[mask].T, dtype=float)
+                    for a in ("pmax", "upper", "lower")))
+            total = np.ascontiguousarray(p[key], dtype=float).reshape(-1, 1)
+            self._split[k][2][key] = _split(*kept[1:], total, np.array([0, mask.sum()]),
+                                            float(dt)).T
         for k in self.plans:
             for key, dev in (("ev", "ev"), ("hp", "heat_pump")):
                 if key in self._split[k][2]:
@@ -399,11 +416,17 @@ class Aggregator(mesa.Agent):
 def _within(mw: np.ndarray, room: np.ndarray, block: np.ndarray, dt: float) -> np.ndarray:
     """`mw` with the MTUs of `block` cut so that their cumulative energy never exceeds `room`
     (MWh available by the end of each MTU), earliest MTUs first; other MTUs are unchanged."""
-    out = np.clip(mw, 0, None).copy()
+    out = np.clip(mw, 0, None).astype(float)
     block = np.sort(block)
     cap = np.minimum.accumulate(np.clip(room[block], 0, None)[::-1])[::-1]
-    used = 0.0
-    for t, c in zip(block, cap, strict=True):
-        out[t] = min(out[t], max(c - used, 0.0) / dt)
-        used += out[t] * dt
+    _cut(out, block, np.ascontiguousarray(cap, dtype=float), float(dt))
     return out
+
+
+@njit(cache=True)
+def _cut(out, block, cap, dt):
+    used = 0.0
+    for i in range(len(block)):
+        t = block[i]
+        out[t] = min(out[t], max(cap[i] - used, 0.0) / dt)
+        used += out[t] * dt

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import mesa
 import numpy as np
+from numba import njit
 
 from environment.profiles import ProfileBank
 
@@ -44,16 +45,10 @@ class Envelope:
         """Bounds every feasible path respects: cumulative energy never falls, rises at most
         pmax per MTU, and must be able to reach the next MTU's lower bound; without this a
         greedy split can stray where the end-of-day pin cannot be met any more."""
-        step = self.pmax * dt_h
-        up = np.minimum.accumulate(self.upper[:, ::-1], axis=1)[:, ::-1].copy()
-        lo = self.lower.copy()
-        prev = np.zeros(len(up))
-        for t in range(up.shape[1]):
-            up[:, t] = np.minimum(up[:, t], prev + step[:, t])
-            prev = up[:, t]
-        for t in range(lo.shape[1] - 2, -1, -1):
-            lo[:, t] = np.maximum(lo[:, t], lo[:, t + 1] - step[:, t + 1])
-        return Envelope(np.minimum(lo, up), up, self.pmax)
+        lo, up = _tighten(np.ascontiguousarray(self.lower, dtype=float),
+                          np.ascontiguousarray(self.upper, dtype=float),
+                          np.ascontiguousarray(self.pmax * dt_h, dtype=float))
+        return Envelope(lo, up, self.pmax)
 
 
 class ProsumerFleet:
@@ -196,18 +191,55 @@ class ProsumerFleet:
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return out
-        e, p, eta, soc = self.batt_mwh[idx], self.batt_mw[idx], self.eta[idx], self.soc[idx]
-        s = surplus[idx]
-        power = np.zeros_like(s)
-        for t in range(s.shape[1]):
-            charge = np.minimum(np.minimum(np.maximum(s[:, t], 0), p), (e - soc) / (eta * dt_h))
-            discharge = np.minimum(np.minimum(np.maximum(-s[:, t], 0), p), soc * eta / dt_h)
-            soc = soc + (charge * eta - discharge / eta) * dt_h
-            power[:, t] = charge - discharge
+        e = self.batt_mwh[idx]
+        power, soc = _self_consume(np.ascontiguousarray(surplus[idx], dtype=float), e,
+                                   self.batt_mw[idx], self.eta[idx], self.soc[idx], float(dt_h))
         if commit:
             self.soc[idx] = np.clip(soc, 0, e)
         out[idx] = power
         return out
+
+
+@njit(cache=True)
+def _tighten(lower, upper, step):
+    """`Envelope.tightened` per member: the upper bound never above a later one nor more than
+    pmax above the previous MTU's; the lower bound reachable from the next MTU's."""
+    n, t_n = upper.shape
+    up = np.empty_like(upper)
+    lo = lower.copy()
+    for i in range(n):
+        m = np.inf
+        for t in range(t_n - 1, -1, -1):
+            m = min(m, upper[i, t])
+            up[i, t] = m
+        prev = 0.0
+        for t in range(t_n):
+            prev = min(up[i, t], prev + step[i, t])
+            up[i, t] = prev
+        for t in range(t_n - 2, -1, -1):
+            lo[i, t] = max(lo[i, t], lo[i, t + 1] - step[i, t + 1])
+        for t in range(t_n):
+            lo[i, t] = min(lo[i, t], up[i, t])
+    return lo, up
+
+
+@njit(cache=True)
+def _self_consume(surplus, e, p, eta, soc, dt_h):
+    """Charge what surplus the battery can take, discharge into deficit, MTU by MTU (a
+    sequential rule, compiled); returns power (+ charging) and the final states of charge."""
+    n, t_n = surplus.shape
+    power = np.zeros((n, t_n))
+    end = soc.copy()
+    for i in range(n):
+        x = soc[i]
+        for t in range(t_n):
+            s = surplus[i, t]
+            charge = min(min(max(s, 0.0), p[i]), (e[i] - x) / (eta[i] * dt_h))
+            discharge = min(min(max(-s, 0.0), p[i]), x * eta[i] / dt_h)
+            x = x + (charge * eta[i] - discharge / eta[i]) * dt_h
+            power[i, t] = charge - discharge
+        end[i] = x
+    return power, end
 
 
 def _indices(names: np.ndarray, bank_names: list[str]) -> np.ndarray:

@@ -46,9 +46,11 @@ def der_balancing(model, ctx) -> None:
         return
     scheme = TSO_DSO[cfg.markets.tso_dso_scheme]
     block = max(1, int(round(cfg.tso.der_block_hours / ctx.dt_h)))
+    preview = limits = None
     for start in range(0, t_n, block):
         mtus = np.arange(start, min(t_n, start + block))
-        preview = model.preview_realtime(ctx)
+        if preview is None:  # else nothing was activated in the last block: nothing changed
+            preview = model.preview_realtime(ctx)
         need = np.zeros(t_n)
         need[mtus] = preview["system_short"][mtus]
         interface = np.zeros(t_n)
@@ -56,8 +58,9 @@ def der_balancing(model, ctx) -> None:
         der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus) for a in aggs])
         if not len(der):
             continue
-        limits = grid_limits(model, preview["p_bus"], preview["q_bus"],
-                             bus_flexibility(model, ctx))
+        if limits is None:
+            limits = grid_limits(model, preview["p_bus"], preview["q_bus"],
+                                 bus_flexibility(model, ctx))
         problem = BalancingProblem(
             need_mw=need, producers=preview["producer_offers"], der=der, limits=limits,
             dt_h=ctx.dt_h, emergency_up_price=model.tso.cfg.emergency_price_eur_mwh,
@@ -65,11 +68,13 @@ def der_balancing(model, ctx) -> None:
             unresolved_cost=cfg.markets.lfm.unresolved_cost_eur_mwh, interface_mw=interface,
             mtus=mtus)
         res = scheme(problem)
-        room = None
-        if cfg.markets.tso_dso_scheme in GRID_AWARE and limits is not None:
-            room = headroom(limits, location_moves(der, res.der_tso_mw + res.der_dso_mw, t_n,
-                                                   k_n))
-        _apply(model, ctx, der, res, mtus, room)
+        activated = res.der_tso_mw + res.der_dso_mw
+        if (activated > 1e-9).any():
+            room = None
+            if cfg.markets.tso_dso_scheme in GRID_AWARE and limits is not None:
+                room = headroom(limits, location_moves(der, activated, t_n, k_n))
+            _apply(model, ctx, der, res, mtus, room)
+            preview = limits = None
         _book(model, ctx, der, res)
         used = np.zeros(t_n)
         np.add.at(used, der.mtu, res.der_tso_mw)

@@ -6,7 +6,6 @@ this module applies the outcome to agents, positions and the ledger."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from agents.prosumer import DayProfiles
 from environment.coupling import COUPLING, FlexOutcome, FlexRound, headroom
@@ -106,20 +105,19 @@ def _one_round(model, ctx, stage, p_bus, q_bus, violated, regime, requests, tso_
 def bus_flexibility(model, ctx) -> np.ndarray:
     """(T, B, 2) MW the aggregators' devices at each bus could move less (0) or more (1)
     around their current plan: where an activation at a location would physically happen."""
-    f, t_n = model.fleet, ctx.n_mtu
+    f, t_n, r = model.fleet, ctx.n_mtu, model.flex_rows
     plan = model.device_plan(ctx)
-    e = f.enrolled
-    bat = e["battery"][:, None]
-    up = np.where(bat, f.batt_mw[:, None] + plan["battery"], 0.0) \
-        + np.where(e["ev"][:, None], plan["ev"], 0.0) \
-        + np.where(e["heat_pump"][:, None], plan["hp"], 0.0)
-    down = np.where(bat, f.batt_mw[:, None] - plan["battery"], 0.0) \
-        + np.where(e["ev"][:, None], np.clip(ctx.ev_env.pmax - plan["ev"], 0, None), 0.0) \
-        + np.where(e["heat_pump"][:, None],
-                   np.clip(ctx.hp_env_forecast.pmax - plan["hp"], 0, None), 0.0)
+    bat, ev, hp = (f.enrolled[d][r][:, None] for d in ("battery", "ev", "heat_pump"))
+    batt_mw = f.batt_mw[r][:, None]
+    p_bat, p_ev, p_hp = plan["battery"][r], plan["ev"][r], plan["hp"][r]
+    up = np.where(bat, batt_mw + p_bat, 0.0) + np.where(ev, p_ev, 0.0) \
+        + np.where(hp, p_hp, 0.0)
+    down = np.where(bat, batt_mw - p_bat, 0.0) \
+        + np.where(ev, np.clip(ctx.ev_env.pmax[r] - p_ev, 0, None), 0.0) \
+        + np.where(hp, np.clip(ctx.hp_env_forecast.pmax[r] - p_hp, 0, None), 0.0)
     out = np.zeros((t_n, model.grid.n_bus, 2))
-    out[:, :, 0] = model.dso.nodal(np.clip(up, 0, None))
-    out[:, :, 1] = model.dso.nodal(np.clip(down, 0, None))
+    out[:, :, 0] = (model.flex_bus_of @ np.clip(up, 0, None)).T
+    out[:, :, 1] = (model.flex_bus_of @ np.clip(down, 0, None)).T
     return out
 
 
@@ -241,9 +239,10 @@ def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int) -> None:
     active = np.flatnonzero(moved + (np.where(np.isnan(up), 0.0, up)
                                      + np.where(np.isnan(down), 0.0, down)) > 0)
     if len(active):
-        frame = pd.DataFrame({
+        # columns, made one frame at the end of the run (`FlexMarketModel.tables`)
+        model.records.setdefault("flex", []).append({
             "mtu": (ctx.mtu0 + np.repeat(np.arange(t_n), k_n))[active],
-            "stage": stage,
+            "stage": np.full(len(active), stage, dtype=object),
             "location": np.tile(np.array(model.grid.locations, dtype=object), t_n)[active],
             **{name: v[active] for name, v in cols.items()},
             "lfm_price_up": up[active],
@@ -251,7 +250,6 @@ def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int) -> None:
             "platform_price": np.repeat(out.platform_price, k_n)[active],
             **{name: v[active] for name, v in late.items()},
         })
-        model.records.setdefault("flex", []).append(frame)
     ctx.round_stats.append({"stage": stage,
                             "unresolved_mw": out.dso.unresolved_mw if out.dso else 0.0,
                             "refused_mw": out.refused_mw})

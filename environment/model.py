@@ -233,6 +233,10 @@ class FlexMarketModel(mesa.Model):
         enrolled_mw = (f.batt_mw * f.enrolled["battery"] + f.ev_mw * f.enrolled["ev"]
                        + f.hp_mw * f.enrolled["heat_pump"])
         self.flex_weights = np.bincount(f.bus, weights=enrolled_mw, minlength=self.grid.n_bus)
+        # the prosumers with a device some aggregator controls, and their buses
+        self.flex_rows = np.flatnonzero(f.enrolled["battery"] | f.enrolled["ev"]
+                                        | f.enrolled["heat_pump"])
+        self.flex_bus_of = self.dso.bus_of[:, self.flex_rows]
         self.published_congestion = None
         self._plan_cache = None
         self._own_preview = None
@@ -820,7 +824,10 @@ class FlexMarketModel(mesa.Model):
         ts = self.calendar.timestamps()
         out = {}
         for k, parts in self.records.items():
-            df = pd.concat(parts, ignore_index=True)
+            if isinstance(parts[0], dict):   # recorded as columns
+                df = pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in parts[0]})
+            else:
+                df = pd.concat(parts, ignore_index=True)
             if "mtu" in df:
                 df.insert(0, "timestamp", ts[df["mtu"].to_numpy()])
             out[k] = df

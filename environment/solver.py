@@ -61,9 +61,12 @@ def _colwise(mats: list, n: int) -> sp.csc_array:
     indices, no duplicates); a single block already in that form is used as it is."""
     if not mats:
         return sp.csc_array((0, n))
-    if len(mats) == 1 and sp.issparse(mats[0]) and mats[0].format == "csc" \
-            and mats[0].has_canonical_format:
-        return mats[0]
+    if len(mats) == 1 and sp.issparse(mats[0]):
+        m = mats[0] if mats[0].format == "csc" else sp.csc_array(mats[0])
+        if not m.has_canonical_format:
+            m = m.copy()
+            m.sum_duplicates()
+        return m
     return sp.vstack([sp.csr_array(m) for m in mats], format="csc")
 
 

@@ -122,3 +122,30 @@ def test_location_moves_split_directions():
     o = offers([0, 0, 1], [0.2, 0.3, 0.5], [1, 1, 1], direction=[1, -1, -1])
     m = location_moves(o, o.mw, 1, 2)
     assert m[0, 0].tolist() == [0.2, 0.3] and m[0, 1].tolist() == [0.0, 0.5]
+
+
+def test_branches_in_series_are_all_relieved_in_one_clearing():
+    """Eight overloaded branches in series, each far more sensitive to the offers than the
+    one before it and a little less overloaded per unit of sensitivity: relieving the most
+    overloaded branch leaves the next one the most overloaded, so adding one row per round
+    (per location and MTU, as the clearing once did) took five rounds here. The clearing adds
+    every violated limit at once: one round, no violation left, and the relief is the largest
+    excess over sensitivity."""
+    n = 8
+    sens = 1.8 ** (np.arange(n) - n + 1)           # 0.016 .. 1 MW of flow per MW moved
+    excess = (2.0 - 0.01 * np.arange(n)) * sens    # relief needed: 2.0, 1.99, .. MW
+    limit = np.full(n, 10.0)
+    flow = np.zeros((1, 1, 2, n))
+    flow[0, 0, :, :] = sens
+    lim = GridLimits(base_p=(limit + excess)[None, :], base_q=np.zeros((1, n)),
+                     base_w=np.ones((1, 2)), s_max=limit, v_min=np.array([0.5, 0.5]),
+                     v_max=np.array([1.5, 1.5]), flow_per_mw=flow,
+                     w_per_mw=np.zeros((1, 1, 2, 2)), branch_location=np.zeros(n, int),
+                     bus_location=np.zeros(2, int))
+    o = offers([0], [10.0], [40.0])
+    res = clear_lfm(o, lim, DT)
+    assert res.accepted_mw[0] == pytest.approx(2.0, rel=1e-9)
+    assert res.unresolved_mw == pytest.approx(0.0, abs=1e-9)
+    _, _, over = lim.violations(location_moves(o, res.accepted_mw, 1, 1))
+    assert not over.any()
+    assert res.rounds == 1 and res.constraints == n

@@ -1,0 +1,57 @@
+"""The warm-started LP: re-solves after changed bounds, costs and added rows reach the same
+optimum as a cold solve of the changed LP."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from environment.solver import WarmLP, solve_lp
+
+
+def _lp(seed: int, n: int = 30, m: int = 20):
+    rng = np.random.default_rng(seed)
+    a = sp.random(m, n, density=0.3, random_state=rng, format="csc") + sp.eye(m, n)
+    return rng, -rng.random(n), sp.csc_array(a), rng.uniform(1, 3, m)
+
+
+def _cold(c, a, hi, upper):
+    return solve_lp(c, a=a, row_lower=np.full(a.shape[0], -np.inf), row_upper=hi,
+                    lower=np.zeros(len(c)), upper=upper)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_warm_resolve_matches_cold_solve(seed):
+    rng, c, a, hi = _lp(seed)
+    n, m = len(c), a.shape[0]
+    upper = np.full(n, 2.0)
+    lp = WarmLP(c, a, np.full(m, -np.inf), hi, np.zeros(n), upper)
+    x0 = lp.solve().x
+    assert c @ x0 == pytest.approx(c @ _cold(c, a, hi, upper).x, abs=1e-9)
+    hi2 = hi * rng.uniform(0.5, 1.0, m)
+    c2 = c + rng.normal(0, 0.1, n)
+    upper2 = upper * rng.uniform(0.5, 1.0, n)
+    x1 = lp.solve(c=c2, upper=upper2, row_upper=hi2).x
+    assert c2 @ x1 == pytest.approx(c2 @ _cold(c2, a, hi2, upper2).x, abs=1e-9)
+    assert (a @ x1 <= hi2 + 1e-9).all() and (x1 <= upper2 + 1e-9).all()
+
+
+def test_added_rows_and_columns_reach_the_full_lp_optimum():
+    rng, c, a, hi = _lp(3)
+    n, m = len(c), a.shape[0]
+    upper = np.full(n, 2.0)
+    lp = WarmLP(c, a[:10], np.full(10, -np.inf), hi[:10], np.zeros(n), upper)
+    lp.solve()
+    # the other rows, each with a slack column priced at 100 that lets it be broken
+    lp.add_cols(np.full(m - 10, 100.0), np.zeros(m - 10), np.full(m - 10, np.inf))
+    rows = sp.hstack([a[10:], -sp.eye(m - 10)]).tocsr()
+    lp.add_rows(rows, np.full(m - 10, -np.inf), hi[10:])
+    x = lp.solve().x
+    full = sp.vstack([sp.hstack([a[:10], sp.csc_array((10, m - 10))]), rows]).tocsc()
+    ref = solve_lp(np.r_[c, np.full(m - 10, 100.0)], a=full, row_lower=np.full(m, -np.inf),
+                   row_upper=hi, lower=np.zeros(n + m - 10),
+                   upper=np.r_[upper, np.full(m - 10, np.inf)])
+    assert np.r_[c, np.full(m - 10, 100.0)] @ x == pytest.approx(
+        np.r_[c, np.full(m - 10, 100.0)] @ ref.x, abs=1e-9)
