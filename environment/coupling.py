@@ -114,18 +114,17 @@ def _platform(r: FlexRound, offers: FlexOffers):
     return np.abs(res.accepted[:n]) / r.dt_h, res.price, res.accepted[n:]
 
 
-_LAST_ROOM: list = []  # (limits, moves, room): a round without platform trades asks twice
-
-
 def headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
     """(T, K, 2) MW a location may still move less (0) or more (1) consumption after
     activations `moves` (T, K, 2) without breaking a branch or voltage limit; each limit's
     margin is split over the locations that push it, so stages that respect it cannot jointly
-    exceed it."""
-    if _LAST_ROOM and _LAST_ROOM[0][0] is limits and np.array_equal(_LAST_ROOM[0][1], moves):
-        return _LAST_ROOM[0][2].copy()
+    exceed it. The last answer is kept with the limits: a round without platform trades asks
+    twice for the same moves."""
+    last = limits.memo.get("headroom")
+    if last is not None and np.array_equal(last[0], moves):
+        return last[1].copy()
     room = _headroom(limits, moves)
-    _LAST_ROOM[:] = [(limits, moves.copy(), room.copy())]
+    limits.memo["headroom"] = (moves.copy(), room.copy())
     return room
 
 

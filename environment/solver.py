@@ -58,7 +58,8 @@ def _highs():
 
 def _colwise(mats: list, n: int) -> sp.csc_array:
     """The constraint blocks stacked as one column-wise matrix in canonical form (sorted row
-    indices, no duplicates); a single block already in that form is used as it is."""
+    indices, no duplicates); a single block is converted directly (used as it is if already
+    in that form)."""
     if not mats:
         return sp.csc_array((0, n))
     if len(mats) == 1 and sp.issparse(mats[0]):
@@ -150,9 +151,10 @@ class WarmLP:
     which pays for LPs with many rows that presolve cannot reduce."""
 
     def __init__(self, c, a, row_lower, row_upper, lower, upper, what: str = "LP",
-                 presolve: bool = True):
+                 presolve: bool = True, key=None):
         t0 = time.perf_counter()
         self.what = what
+        self.key = key  # what the caller built it for (it checks before re-using it)
         a = _colwise([a], len(c))
         self.c, self.lower, self.upper = (np.array(v, float) for v in (c, lower, upper))
         self.row_lower, self.row_upper = (np.array(v, float) for v in (row_lower, row_upper))

@@ -151,8 +151,7 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
     lp = pool.lp if warm else None
     if lp is None or lp.key != key:
         lp = WarmLP(c, _pool_matrices(*key), row_lower, row_upper, lower, upper,
-                    what="aggregator schedule")
-        lp.key = key
+                    what="aggregator schedule", key=key)
         if warm:
             pool.lp = lp
         x = lp.solve().x
