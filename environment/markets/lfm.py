@@ -87,7 +87,7 @@ class GridLimits:
     w_per_mw: np.ndarray      # (T, K, 2, B) squared-voltage change, spread as direction d moves
     branch_location: np.ndarray  # (L,) location of each branch
     bus_location: np.ndarray     # (B,) location of each bus
-    memo: dict = field(default_factory=dict, repr=False, compare=False)  # answers kept
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # answers kept
 
     def at(self, mtus: np.ndarray) -> GridLimits:
         """The limits of some MTUs only (in that order)."""
