@@ -85,7 +85,6 @@ def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: s
     where open), for callers that keep a constant constraint matrix: a canonical CSC matrix is
     handed to HiGHS without being stacked or converted again. Their marginals are then
     `marginals`."""
-    t0 = time.perf_counter()
     c = np.asarray(c, float)
     n = len(c)
     mats, lo, hi = [], [], []
@@ -99,7 +98,6 @@ def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: s
         lo.append(np.full(len(hi[-1]), -highspy.kHighsInf))
     if a is not None:
         mats, lo, hi = [a], [np.asarray(row_lower, float)], [np.asarray(row_upper, float)]
-    a = _colwise(mats, n)
     if lower is not None or upper is not None:
         col_lo = np.zeros(n) if lower is None else np.asarray(lower, float)
         col_hi = np.full(n, np.inf) if upper is None else np.asarray(upper, float)
@@ -109,25 +107,12 @@ def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: s
         bnd = np.array([(0.0 if b[0] is None else b[0], np.inf if b[1] is None else b[1])
                         for b in bounds], float).reshape(n, 2)
         col_lo, col_hi = bnd[:, 0], np.minimum(bnd[:, 1], highspy.kHighsInf)
-    h = _highs()
-    # the array form of passModel hands numpy buffers to HiGHS; filling a HighsLp's fields
-    # converts every array element by element
-    h.passModel(n, a.shape[0], len(a.data), int(highspy.MatrixFormat.kColwise),
-                int(highspy.ObjSense.kMinimize), 0.0, c, col_lo, col_hi,
-                np.concatenate(lo) if lo else np.zeros(0),
-                np.concatenate(hi) if hi else np.zeros(0),
-                a.indptr.astype(np.int32, copy=False), a.indices.astype(np.int32, copy=False),
-                a.data.astype(float, copy=False), np.zeros(n, np.int32))  # all continuous
-    h.run()
-    status = h.getModelStatus()
-    CLOCK.add(time.perf_counter() - t0)
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise InfeasibleError(f"{what}: HiGHS status {h.modelStatusToString(status)}")
-    sol = h.getSolution()
-    duals = np.asarray(sol.row_dual)
+    res = WarmLP(c, _colwise(mats, n), np.concatenate(lo) if lo else np.zeros(0),
+                 np.concatenate(hi) if hi else np.zeros(0), col_lo, col_hi, what).solve()
     n_eq = 0 if a_eq is None else a_eq.shape[0]
-    return SimpleNamespace(x=np.asarray(sol.col_value), marginals=duals, eqlin=SimpleNamespace(
-        marginals=duals[:n_eq]), ineqlin=SimpleNamespace(marginals=duals[n_eq:]))
+    res.eqlin = SimpleNamespace(marginals=res.marginals[:n_eq])
+    res.ineqlin = SimpleNamespace(marginals=res.marginals[n_eq:])
+    return res
 
 
 def timed(fn, *args, **kwargs):
@@ -161,6 +146,8 @@ class WarmLP:
         self.h = _highs()
         if not presolve:
             self.h.setOptionValue("presolve", "off")
+        # the array form of passModel hands numpy buffers to HiGHS; filling a HighsLp's fields
+        # converts every array element by element
         self.h.passModel(len(self.c), a.shape[0], len(a.data),
                          int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMinimize),
                          0.0, self.c, self.lower, self.upper, self.row_lower, self.row_upper,
