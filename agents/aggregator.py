@@ -31,25 +31,18 @@ def allocate(total: np.ndarray, env: Envelope, dt_h: float) -> np.ndarray:
     Each MTU every member first gets what keeps it above its lower cumulative bound; the rest
     is shared in proportion to the headroom below its upper bound and power limit. Where the
     pool's relaxation promised more than the members can do, the split falls short."""
-    return allocate_many([total], [env], dt_h)[0]
+    return _split(*_by_mtu(env), np.ascontiguousarray(total, dtype=float), float(dt_h)).T
 
 
-def allocate_many(totals: list[np.ndarray], envs: list[Envelope],
-                  dt_h: float) -> list[np.ndarray]:
-    """`allocate` for several pools over the same MTUs at once (one compiled pass over all
-    members side by side; each pool's totals are summed over its own members alone)."""
-    sizes = [e.lower.shape[0] for e in envs]
-    edges = np.cumsum([0, *sizes])
-    # MTU-major copies: each step reads contiguous rows
-    pmax, upper, lower = (np.ascontiguousarray(np.concatenate([getattr(e, a) for e in envs]).T,
-                                               dtype=float) for a in ("pmax", "upper", "lower"))
-    out = _split(pmax, upper, lower, np.ascontiguousarray(np.stack(totals).T, dtype=float),
-                 edges, float(dt_h))
-    return [out[:, a:b].T for a, b in zip(edges[:-1], edges[1:], strict=True)]
+def _by_mtu(env: Envelope, members: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """The (`members`') pmax, upper and lower bounds MTU-major, as `_split` reads them."""
+    sel = slice(None) if members is None else members
+    return tuple(np.ascontiguousarray(getattr(env, a)[sel].T, dtype=float)
+                 for a in ("pmax", "upper", "lower"))
 
 
 @njit(cache=True)
-def _split(pmax, upper, lower, total, edges, dt_h):
+def _split(pmax, upper, lower, total, dt_h):
     """The least-laxity split, MTU by MTU: it is sequential in time (each step depends on
     what members already got), so it is compiled rather than vectorised."""
     t_n, n = pmax.shape
@@ -58,21 +51,19 @@ def _split(pmax, upper, lower, total, edges, dt_h):
     cap = np.empty(n)
     must = np.empty(n)
     for k in range(t_n):
+        need, room = 0.0, 0.0
         for i in range(n):
             c = max(min(pmax[k, i], (upper[k, i] - cum[i]) / dt_h), 0.0)
             cap[i] = c
             must[i] = min(max((lower[k, i] - cum[i]) / dt_h, 0.0), c)
-        for g in range(len(edges) - 1):
-            need, room = 0.0, 0.0
-            for i in range(edges[g], edges[g + 1]):
-                need += must[i]
-                room += cap[i] - must[i]
-            rest = total[k, g] - need
-            frac = min(1.0, rest / room) if rest > 0 and room > 0 else 0.0
-            for i in range(edges[g], edges[g + 1]):
-                v = must[i] + frac * (cap[i] - must[i])
-                out[k, i] = v
-                cum[i] += v * dt_h
+            need += must[i]
+            room += c - must[i]
+        rest = total[k] - need
+        frac = min(1.0, rest / room) if rest > 0 and room > 0 else 0.0
+        for i in range(n):
+            v = must[i] + frac * (cap[i] - must[i])
+            out[k, i] = v
+            cum[i] += v * dt_h
     return out
 
 
@@ -358,11 +349,8 @@ class Aggregator(mesa.Agent):
         for k, key, p, mask, env in jobs:
             kept = self._layout.get((k, key))
             if kept is None or kept[0] is not env:
-                kept = self._layout[(k, key)] = (env, *(
-                    np.ascontiguousarray(getattr(env, a)[mask].T, dtype=float)
-                    for a in ("pmax", "upper", "lower")))
-            total = np.ascontiguousarray(p[key], dtype=float).reshape(-1, 1)
-            self._split[k][2][key] = _split(*kept[1:], total, np.array([0, mask.sum()]),
+                kept = self._layout[(k, key)] = (env, *_by_mtu(env, mask))
+            self._split[k][2][key] = _split(*kept[1:], np.ascontiguousarray(p[key], dtype=float),
                                             float(dt)).T
         for k in self.plans:
             for key, dev in (("ev", "ev"), ("hp", "heat_pump")):

@@ -200,7 +200,7 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     idx = np.flatnonzero(usable)
     sub = FlexOffers(offers.owner[idx], offers.location[idx], at[offers.mtu[idx]],
                      offers.direction[idx], offers.mw[idx], price[idx])
-    cuts = _Cuts(lim, sub, np.arange(len(idx)), np.ones(s_n, bool))
+    cuts = _Cuts(lim, sub)
     cuts.add_violations(lim.base_p, lim.base_w, np.abs(lim.base_p) > lim.p_lim() + TOL)
     n_u = len(idx)
     r_n = cuts.n
@@ -256,17 +256,16 @@ class _Cuts:
     row per round left a winter clearing of a 1,000-household feeder unconverged after ten
     rounds, with violations the LP never saw."""
 
-    def __init__(self, limits: GridLimits, offers: FlexOffers, idx: np.ndarray,
-                 act: np.ndarray):
-        self.lim, self.act = limits, act
+    def __init__(self, limits: GridLimits, offers: FlexOffers):
+        self.lim = limits
         t_n, l_n = limits.base_p.shape
         b_n = limits.base_w.shape[1]
         self.p_lim = limits.p_lim()
         self.w_lo, self.w_hi = limits.v_min ** 2, limits.v_max ** 2
-        self.o_k = offers.location[idx]
-        self.o_d = np.where(offers.direction[idx] > 0, 0, 1)
-        self.o_dir = offers.direction[idx].astype(float)
-        o_t = offers.mtu[idx]
+        self.o_k = offers.location
+        self.o_d = np.where(offers.direction > 0, 0, 1)
+        self.o_dir = offers.direction.astype(float)
+        o_t = offers.mtu
         self.by_t = np.argsort(o_t, kind="stable")   # usable offers grouped by MTU
         count = np.bincount(o_t, minlength=t_n)
         self.t_count, self.t_start = count, np.cumsum(count) - count
@@ -296,13 +295,12 @@ class _Cuts:
         return out
 
     def add_violations(self, p: np.ndarray, w: np.ndarray, over: np.ndarray) -> int:
-        """Add a row for every violated branch and bus limit at the acting MTUs that has none
-        yet; returns how many."""
-        act = self.act[:, None]
+        """Add a row for every violated branch and bus limit that has none yet (the limits
+        hold only the MTUs the DSO acts on); returns how many."""
         line_sign = np.where(p > 0, 1.0, -1.0)
-        line = over & act & ~np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])
-        lo = (w < self.w_lo - TOL) & act & ~self.has_v[..., 0]
-        hi = (w > self.w_hi + TOL) & act & ~self.has_v[..., 1]
+        line = over & ~np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])
+        lo = (w < self.w_lo - TOL) & ~self.has_v[..., 0]
+        hi = (w > self.w_hi + TOL) & ~self.has_v[..., 1]
         lo[:, 0] = hi[:, 0] = False
         found = []   # (location, MTU, order, kind, element, sign)
         for order, (mask, where) in enumerate(((line, self.lim.branch_location),
