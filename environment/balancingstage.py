@@ -59,7 +59,7 @@ def der_balancing(model, ctx) -> None:
         if not len(der):
             continue
         if limits is None:
-            limits = grid_limits(model, preview["p_bus"], preview["q_bus"],
+            limits = grid_limits(model, model.dso.flow.solve(preview["p_bus"], preview["q_bus"]),
                                  bus_flexibility(model, ctx))
         problem = BalancingProblem(
             need_mw=need, producers=preview["producer_offers"], der=der, limits=limits,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from environment.markets.lfm import (
     FlexOffers,
@@ -133,16 +134,64 @@ def _headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
     t_n, k_n = moves.shape[:2]
     out = np.full((t_n, k_n, 2), np.inf)
     p_lim = limits.p_lim()
-    margins = {"p_hi": np.clip(p_lim - p, 0, None), "p_lo": np.clip(p_lim + p, 0, None),
-               "w_lo": np.clip(w - limits.v_min ** 2, 0, None),
-               "w_hi": np.clip(limits.v_max ** 2 - w, 0, None)}
-    # a zero margin times +inf (a location that does not push it) is NaN, which fmin passes
-    # over; a location that pushes no limit at all is left unbounded
-    with np.errstate(invalid="ignore"):
-        for d, kind, locs, first, x, per in limits.headroom_terms:
-            ratio = np.fmin.reduceat(margins[kind][:, x] * per, first, axis=1)
-            out[:, locs, d] = np.fmin(out[:, locs, d], ratio)
+    tables = limits.memo.get("sharing")
+    if tables is None:  # they depend only on the linear maps
+        tables = limits.memo["sharing"] = tuple(
+            (a, *_pushing(a, eps, first)) for a, eps, first in (
+                (np.ascontiguousarray(limits.flow_per_mw), 1e-12, 0),
+                (np.ascontiguousarray(limits.w_per_mw), 1e-15, 1)))
+    (flow, f_up, f_down), (volt, v_up, v_down) = tables
+    _shared_room(flow, 1e-12, 0, f_up, f_down, np.clip(p_lim - p, 0, None),
+                 np.clip(p_lim + p, 0, None), out)
+    _shared_room(volt, 1e-15, 1, v_up, v_down, np.clip(limits.v_max ** 2 - w, 0, None),
+                 np.clip(w - limits.v_min ** 2, 0, None), out)
     return out
+
+
+@njit(cache=True)
+def _pushing(table, eps, first):
+    """(T, 2, E) how many locations push each element (a branch flow or a bus's squared
+    voltage, from index `first`) up and down per MTU as they move less (d = 0) or more (1)
+    consumption; `table` (T, K, 2, E) holds the effects of one MW more consumption."""
+    t_n, k_n, _, n_el = table.shape
+    n_up = np.zeros((t_n, 2, n_el))
+    n_down = np.zeros((t_n, 2, n_el))
+    for t in range(t_n):
+        for d in range(2):
+            sgn = -1.0 if d == 0 else 1.0
+            for k in range(k_n):
+                for x in range(first, n_el):
+                    v = sgn * table[t, k, d, x]
+                    if v > eps:
+                        n_up[t, d, x] += 1.0
+                    elif v < -eps:
+                        n_down[t, d, x] += 1.0
+    return n_up, n_down
+
+
+@njit(cache=True)
+def _shared_room(table, eps, first, n_up, n_down, up, down, out):
+    """Per MTU, direction and location, the least over the elements its move pushes of the
+    element's margin (`up`: to its upper limit, `down`: to its lower) split evenly over the
+    locations pushing it, in MW of the location's move; kept in `out` (T, K, 2) where less
+    than what is there. A location that pushes nothing keeps its entry (inf: unbounded)."""
+    t_n, k_n, _, n_el = table.shape
+    for t in range(t_n):
+        for d in range(2):
+            sgn = -1.0 if d == 0 else 1.0
+            for k in range(k_n):
+                best = out[t, k, d]
+                for x in range(first, n_el):
+                    v = sgn * table[t, k, d, x]
+                    if v > eps:
+                        r = up[t, x] * (1.0 / (n_up[t, d, x] * v))
+                    elif v < -eps:
+                        r = down[t, x] * (1.0 / (n_down[t, d, x] * -v))
+                    else:
+                        continue
+                    if r < best:
+                        best = r
+                out[t, k, d] = best
 
 
 def _cap(offers: FlexOffers, room: np.ndarray) -> FlexOffers:

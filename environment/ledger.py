@@ -45,14 +45,19 @@ class Ledger:
         cols = ["payer", "payee", "market", "mtu", "mwh", "price_eur_mwh", "eur"]
         if not self._rows:
             return pd.DataFrame({c: [] for c in cols})
-        parts = {c: np.concatenate([r[i] if i != 2 else np.full(len(r[0]), r[2], object)
-                                    for r in self._rows]) for i, c in enumerate(cols)}
-        names = np.array(self.names, dtype=object)
-        df = pd.DataFrame(parts)
-        df["payer"] = pd.Categorical(names[df["payer"].to_numpy()], categories=self.names)
-        df["payee"] = pd.Categorical(names[df["payee"].to_numpy()], categories=self.names)
-        df["market"] = df["market"].astype("category")
-        return df
+        # categoricals built from integer codes: a year has millions of rows, and object
+        # columns of names cost more to make than the rest of the frame
+        markets = sorted({r[2] for r in self._rows})
+        code = {m: i for i, m in enumerate(markets)}
+        parts = {c: np.concatenate([r[i] for r in self._rows]) for i, c in enumerate(cols)
+                 if c != "market"}
+        market = np.concatenate([np.full(len(r[0]), code[r[2]], np.int32) for r in self._rows])
+        accounts = pd.CategoricalDtype(self.names)
+        return pd.DataFrame({
+            "payer": pd.Categorical.from_codes(parts["payer"], dtype=accounts),
+            "payee": pd.Categorical.from_codes(parts["payee"], dtype=accounts),
+            "market": pd.Categorical.from_codes(market, markets),
+            **{c: parts[c] for c in cols[3:]}})
 
     def mark(self) -> int:
         """A position in the ledger; `received_since` sums the rows booked after it."""

@@ -230,13 +230,9 @@ class FlexMarketModel(mesa.Model):
         self.account_of = {a.unique_id: a.account for a in
                            [*self.parties, self.dso, self.tso]}
         f = self.fleet
-        enrolled_mw = (f.batt_mw * f.enrolled["battery"] + f.ev_mw * f.enrolled["ev"]
-                       + f.hp_mw * f.enrolled["heat_pump"])
-        self.flex_weights = np.bincount(f.bus, weights=enrolled_mw, minlength=self.grid.n_bus)
-        # the prosumers with a device some aggregator controls, and their buses
+        # the prosumers with a device some aggregator controls
         self.flex_rows = np.flatnonzero(f.enrolled["battery"] | f.enrolled["ev"]
                                         | f.enrolled["heat_pump"])
-        self.flex_bus_of = self.dso.bus_of[:, self.flex_rows]
         self.published_congestion = None
         self._plan_cache = None
         self._own_preview = None
@@ -341,13 +337,14 @@ class FlexMarketModel(mesa.Model):
         return dict(self._plan_cache[1])
 
     def forecast_grid(self, ctx, retail: np.ndarray, prof: DayProfiles):
-        """DSO validation of a forecast: nodal schedules, flows and per-location flags."""
+        """DSO validation of a forecast: nodal consumption (T, B), flows and voltages
+        (`FlowResult`), and per-location flags."""
         plan = self.device_plan(ctx)
         p_bus = self.dso.nodal(retail + plan["battery"] + plan["ev"] + plan["hp"])
         hp = np.where(self.fleet.enrolled["heat_pump"][:, None], plan["hp"], prof.hp)
         q_bus = self.dso.reactive(self.dso.nodal(prof.load + hp))
-        _, flags = self.dso.assess(p_bus, q_bus, self.dso.yellow_margin)
-        return p_bus, q_bus, flags
+        flows, flags = self.dso.assess(p_bus, q_bus, self.dso.yellow_margin)
+        return p_bus, flows, flags
 
     def _schedule_aggregators(self, ctx, prices: np.ndarray) -> np.ndarray:
         """Aggregators plan their pools; with the implicit LFM the DSO answers forecast

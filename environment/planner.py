@@ -22,11 +22,12 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 
-from environment.solver import InfeasibleError, timed
+from environment.solver import HIGHS_OPTIONS, InfeasibleError, timed
 
 MAX_ROUNDS = 12
 TOL = 1e-6
-RETRIES = ({}, {"presolve": "off"}, {"solver": "ipm", "run_crossover": "on"})
+RETRIES = tuple({**HIGHS_OPTIONS, **o} for o in
+                ({}, {"presolve": "off"}, {"solver": "ipm", "run_crossover": "on"}))
 
 
 @dataclass

@@ -106,38 +106,6 @@ class GridLimits:
         p_lim.flags.writeable = False
         return p_lim
 
-    @cached_property
-    def headroom_terms(self) -> list[tuple]:
-        """Per direction d (0 less, 1 more consumption) and limit (branch upper and lower,
-        voltage lower and upper) that some location pushes: the margin's kind, the pushing
-        (location, element) pairs ordered by location (locations, their first pair, each
-        pair's element) and per MTU and pair (T, P) the MW of that location's move one unit
-        of margin buys: 1 / (its use of the margin per MW times how many locations push it),
-        +inf at MTUs where it does not push it. On a radial feeder most pairs push nothing
-        (a location moves only the branches above it, and less consumption never raises a
-        flow), so only the pushing pairs are kept. They depend only on the linear maps, so
-        `environment.coupling.headroom` computes them once per limits."""
-        terms = []
-        for d, sgn in ((0, -1.0), (1, 1.0)):
-            for table, eps, kinds in ((self.flow_per_mw, 1e-12, (("p_hi", 1.0), ("p_lo", -1.0))),
-                                      (self.w_per_mw, 1e-15, (("w_lo", -1.0), ("w_hi", 1.0)))):
-                c = table[:, :, d, :]
-                if table is self.w_per_mw:
-                    c = c.copy()
-                    c[:, :, 0] = 0.0   # the slack bus's voltage is held
-                for kind, sign in kinds:
-                    s = sign * sgn
-                    pushing = c > eps if s > 0 else c < -eps
-                    k, x = np.nonzero(pushing.any(0))
-                    if not len(k):
-                        continue
-                    sharing = pushing.sum(1)[:, x]
-                    per = np.full((c.shape[0], len(k)), np.inf)
-                    np.divide(1.0, sharing * (s * c[:, k, x]), out=per, where=pushing[:, k, x])
-                    locs, first = np.unique(k, return_index=True)
-                    terms.append((d, kind, locs, first, x, per))
-        return terms
-
     def violations(self, moves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Flows, squared voltages and the boolean (T, L) overload map after activations
         `moves` (T, K, 2): MW of less (0) and more (1) consumption per location."""
