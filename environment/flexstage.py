@@ -47,11 +47,13 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
 
     The DSO then validates the re-planned schedules on the full grid model and buys again
     where the rebound or its location-level view of the offers left a violation, up to
-    `markets.lfm.rounds` times (no platform in these re-checks). Returns the violations the
-    DSO saw first, (T, K)."""
+    `markets.lfm.rounds` times (no platform in these re-checks) and only while the last round
+    relieved at least `markets.lfm.min_relief` of the forecast excess over the limits (where
+    what it bought is undone by the rebound or not delivered, buying it again would not help).
+    Returns the violations the DSO saw first, (T, K)."""
     cfg = model.config
     mk = cfg.markets
-    first = None
+    first = excess = None
     for i in range(1 + mk.lfm.rounds):
         _, flows, flags = model.forecast_grid(ctx, retail, prof)
         violated = flags["violated"] if (mk.lfm.enabled and (stage == "da" or mk.lfm.intraday)) \
@@ -61,13 +63,16 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
             first = violated
         if i > 0 and not violated.any():
             break
+        before, excess = excess, float(model.dso.violation_mw(flows)[first_mtu:].sum())
+        if i > 0 and excess > before * (1 - mk.lfm.min_relief) - 1e-9:
+            break
         regime = violated if regime_yellow is None else (violated | regime_yellow)
         _one_round(model, ctx, stage, flows, violated, regime,
-                   requests if i == 0 else None, mk.tso_share if i == 0 else 0.0)
+                   requests if i == 0 else None, mk.tso_share if i == 0 else 0.0, excess)
     return first
 
 
-def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share):
+def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share, excess):
     cfg = model.config
     mk = cfg.markets
     t_n, k_n = ctx.n_mtu, model.grid.n_locations
@@ -99,7 +104,7 @@ def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share):
     room = headroom(limits, moved) if coupled else None
     _commit(model, ctx, out, room)
     _book_round(model, ctx, stage, out)
-    _record_round(model, ctx, stage, out, t_n)
+    _record_round(model, ctx, stage, out, t_n, excess)
     return out
 
 
@@ -226,7 +231,7 @@ def _book_round(model, ctx, stage: str, out: FlexOutcome) -> None:
                     out.platform_price[req.mtu])
 
 
-def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int) -> None:
+def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int, excess: float) -> None:
     k_n = model.grid.n_locations
     cols = {}
     for name, offers, mw in (("dso", out.dso_offers,
@@ -260,7 +265,7 @@ def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int) -> None:
             "platform_price": np.repeat(out.platform_price, k_n)[active],
             **{name: v[active] for name, v in late.items()},
         })
-    ctx.round_stats.append({"stage": stage,
+    ctx.round_stats.append({"stage": stage, "excess_mw": excess,
                             "unresolved_mw": out.dso.unresolved_mw if out.dso else 0.0,
                             "refused_mw": out.refused_mw})
 

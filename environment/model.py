@@ -807,6 +807,7 @@ class FlexMarketModel(mesa.Model):
                  if red is not None else 0.0,
                  **{f"balancing_{k}": v for k, v in ctx.balancing_cost.items()}}
         for r in ctx.round_stats:
+            stats[f"{r['stage']}_rounds"] = stats.get(f"{r['stage']}_rounds", 0) + 1
             stats[f"{r['stage']}_unresolved_mw"] = r["unresolved_mw"]
             stats[f"{r['stage']}_refused_mw"] = r["refused_mw"]
         rec.setdefault("days", []).append(pd.DataFrame([stats]))

@@ -254,7 +254,12 @@ class Lfm(_Model):
     `non_delivery_penalty_eur_mwh`, paid by an aggregator to the DSO per committed MWh it
     misses; `exclude_position_changers`, which keeps out of the day's flexibility rounds an
     aggregator whose D-1 plan at a forecast-congested MTU-location moved towards the congestion
-    compared with a cost-based plan against the same prices (inc-dec gaming)."""
+    compared with a cost-based plan against the same prices (inc-dec gaming).
+
+    After each round the DSO validates the re-planned schedules and buys again, up to `rounds`
+    times, while the last round cut the forecast excess over the grid limits (MW summed over
+    the tradable MTUs) by at least `min_relief` of it: flexibility whose rebound or
+    non-delivery undoes what it sold is not bought again and again."""
 
     enabled: bool = True
     operator: Literal["dso", "independent"] = "dso"
@@ -265,6 +270,7 @@ class Lfm(_Model):
     publish_congestion: bool = True
     intraday: bool = True
     rounds: Annotated[int, Field(ge=0, le=10)] = 3
+    min_relief: Annotated[float, Field(ge=0, le=1)] = 0.01
     unresolved_cost_eur_mwh: Positive = 5000.0
     non_delivery_penalty_eur_mwh: NonNeg = 0.0
     exclude_position_changers: bool = False

@@ -41,7 +41,8 @@ HIGHS_OPTIONS = {"threads": 1}
 
 
 def _highs():
-    """A fresh, quiet HiGHS instance: no state carries over from one LP (or run) to the next.
+    """A new, quiet HiGHS instance (`WarmLP` re-uses emptied ones: no model, basis or solution
+    carries over from one LP to the next, and the options it changes are set each time).
     HiGHS prints its banner when the first instance of a process is made; that one is
     silenced at the file-descriptor level."""
     if _BANNER_SHOWN:
@@ -131,6 +132,9 @@ def timed(fn, *args, **kwargs):
         CLOCK.add(time.perf_counter() - t0)
 
 
+_SPARE: list = []  # emptied HiGHS instances of dropped LPs, for the next ones
+
+
 class WarmLP:
     """One LP kept in a HiGHS instance across re-solves that change its costs or bounds (and
     add rows): HiGHS restarts simplex from the last optimal basis instead of from scratch, a
@@ -150,9 +154,8 @@ class WarmLP:
         a = _colwise([a], len(c))
         self.c, self.lower, self.upper = (np.array(v, float) for v in (c, lower, upper))
         self.row_lower, self.row_upper = (np.array(v, float) for v in (row_lower, row_upper))
-        self.h = _highs()
-        if not presolve:
-            self.h.setOptionValue("presolve", "off")
+        self.h = _SPARE.pop() if _SPARE else _highs()
+        self.h.setOptionValue("presolve", "choose" if presolve else "off")
         # the array form of passModel hands numpy buffers to HiGHS; filling a HighsLp's fields
         # converts every array element by element
         self.h.passModel(len(self.c), a.shape[0], len(a.data),
@@ -162,6 +165,14 @@ class WarmLP:
                          a.indices.astype(np.int32, copy=False),
                          a.data.astype(float, copy=False), np.zeros(len(self.c), np.int32))
         CLOCK.seconds += time.perf_counter() - t0
+
+    def __del__(self):
+        """The HiGHS instance is emptied and kept for the next LP: making one (with its
+        Python callbacks) costs about what a warm re-solve does."""
+        h = getattr(self, "h", None)
+        if h is not None and _SPARE is not None and len(_SPARE) < 64:
+            h.clearModel()
+            _SPARE.append(h)
 
     @staticmethod
     def _changed(old: np.ndarray, new) -> np.ndarray | None:

@@ -154,3 +154,38 @@ def test_prequalified_large_prosumers_sell_directly_in_the_lfm(default_data):
     classes = model.ledger.account_classes()
     assert all(classes[a.name] == "prosumers" for a in direct)
     assert abs(run.summary["ledger"]["sum_of_balances_eur"]) < 1e-6
+
+
+def test_dso_rechecks_stop_once_a_round_no_longer_relieves(monkeypatch):
+    """A winter day on the 1,000-household feeder, where flexibility runs short: the DSO's
+    re-checks buy again only while the last round cut the forecast excess over the limits by
+    `min_relief` of it (0: by anything). Here the rebound and non-delivery undo much of what
+    later rounds buy: with 1% the day-ahead stage stops after its second round, with 0 it
+    runs all four, the last two relieving 0.2% and 1.4%."""
+    from environment import flexstage
+
+    def rounds(min_relief):
+        days = []
+        real = flexstage._one_round
+
+        def spy(model, ctx, *args):
+            if not days or days[-1] is not ctx:
+                days.append(ctx)
+            return real(model, ctx, *args)
+
+        monkeypatch.setattr(flexstage, "_one_round", spy)
+        run_scenario(days=1, overrides={"prosumers.0.count": 1000,
+                                        "calendar.start": "2016-01-06",
+                                        "markets.lfm.min_relief": min_relief},
+                     planner=False, write=False, figures=False)
+        return {stage: [r["excess_mw"] for ctx in days for r in ctx.round_stats
+                        if r["stage"] == stage] for stage in ("da", "id")}
+
+    ruled, every = rounds(0.01), rounds(0.0)
+    for min_relief, seen in ((0.01, ruled), (0.0, every)):
+        for excess in seen.values():
+            assert excess and excess[0] > 0
+            for before, after in zip(excess[:-1], excess[1:], strict=True):
+                assert after <= (1 - min_relief) * before + 1e-9
+    assert len(every["da"]) == 4  # the first round and all `rounds: 3` re-checks
+    assert len(ruled["da"]) < len(every["da"])
