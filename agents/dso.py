@@ -38,6 +38,15 @@ class Dso(mesa.Agent):
         n = len(prosumer_bus)
         self.bus_of = sp.csr_array((np.ones(n), (prosumer_bus, np.arange(n))),
                                    shape=(grid.n_bus, n))
+        # per location: its branches and its buses other than the slack (whose voltage is
+        # held), and the tightest voltage band among its buses
+        k_n = grid.n_locations
+        self._branches = [np.flatnonzero(grid.branch_location == k) for k in range(k_n)]
+        bus_loc = np.asarray(grid.bus_location).copy()
+        bus_loc[0] = -1
+        self._buses = [np.flatnonzero(bus_loc == k) for k in range(k_n)]
+        self._v_band = (np.array([self.v_min[grid.bus_location == k].max() for k in range(k_n)]),
+                        np.array([self.v_max[grid.bus_location == k].min() for k in range(k_n)]))
 
     def nodal(self, per_prosumer: np.ndarray) -> np.ndarray:
         """(N, T) prosumer powers -> (T, B) bus powers."""
@@ -61,20 +70,19 @@ class Dso(mesa.Agent):
         excess = np.clip(res.loading - self.loading_limit, 0, None) * g.s_max_mva
         consuming = np.ones((t, n_loc))
         for k in range(n_loc):
-            br = g.branch_location == k
-            bu = g.bus_location == k
-            bu[0] = False
-            if br.any():
-                max_loading[:, k] = res.loading[:, br].max(1)
+            br, bu = self._branches[k], self._buses[k]
+            if len(br):
+                loading = res.loading[:, br]
+                max_loading[:, k] = loading.max(1)
                 over_mw[:, k] = excess[:, br].max(1)
-                worst = np.flatnonzero(br)[res.loading[:, br].argmax(1)]
+                worst = br[loading.argmax(1)]
                 consuming[:, k] = np.where(res.p_mw[np.arange(t), worst] >= 0, 1.0, -1.0)
-            if bu.any():
-                v_lo[:, k] = res.v_pu[:, bu].min(1)
-                v_hi[:, k] = res.v_pu[:, bu].max(1)
+            if len(bu):
+                v = res.v_pu[:, bu]
+                v_lo[:, k] = v.min(1)
+                v_hi[:, k] = v.max(1)
         band = margin / 10
-        v_min_loc = np.array([self.v_min[g.bus_location == k].max() for k in range(n_loc)])
-        v_max_loc = np.array([self.v_max[g.bus_location == k].min() for k in range(n_loc)])
+        v_min_loc, v_max_loc = self._v_band
         under = v_lo < v_min_loc + band
         over = v_hi > v_max_loc - band
         violated = (max_loading > limit) | under | over

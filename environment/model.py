@@ -371,13 +371,15 @@ class FlexMarketModel(mesa.Model):
     def _realtime_devices(self, ctx, commit: bool):
         """Device power in real time (N, T) per kind and the realised profiles: aggregators'
         current set-points as realised, home batteries on self-consumption, the rest at their
-        baselines. Without `commit`, a preview: no state of charge changes."""
+        baselines. Without `commit`, a preview: no state of charge changes, and the profiles
+        returned are the day's own (read them only); real time gets copies it may curtail."""
         f = self.fleet
         real = {k: v.copy() for k, v in self.device_plan(ctx).items()}
         for agg in self.aggregators:
             agg.realise(ctx, real, commit=commit)
-        prof = DayProfiles(*(a.copy() for a in (ctx.profiles.load, ctx.profiles.pv,
-                                                 ctx.profiles.ev, ctx.profiles.hp)))
+        prof = ctx.profiles if not commit else DayProfiles(
+            *(a.copy() for a in (ctx.profiles.load, ctx.profiles.pv, ctx.profiles.ev,
+                                 ctx.profiles.hp)))
         own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
         real["battery"][own] = self._own_realtime(ctx, prof, commit)[own]
         real["ev"] = np.where(f.enrolled["ev"][:, None], real["ev"], prof.ev)

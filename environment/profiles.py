@@ -63,9 +63,12 @@ class ProfileBank:
         idx = np.asarray(idx)
         shift = np.asarray(shift_rows)
         if idx.ndim == 0:
-            return self.matrix[idx][(rows + shift) % n_rows].mean(axis=-1)
-        r = (rows[None, :, :] + shift.reshape(-1, 1, 1)) % n_rows
-        return self.matrix[idx[:, None, None], r].mean(axis=-1)
+            values = self.matrix[idx][(rows + shift) % n_rows]
+        else:
+            r = (rows[None, :, :] + shift.reshape(-1, 1, 1)) % n_rows
+            values = self.matrix[idx[:, None, None], r]
+        # one profile row per MTU (15 minutes or shorter) needs no averaging
+        return values[..., 0] if rows.shape[1] == 1 else values.mean(axis=-1)
 
     def annual_energy_per_peak(self, name: str) -> float:
         """MWh per year per MW of profile peak (profiles are per-unit of peak, 15-min rows);
