@@ -45,6 +45,7 @@ class Dso(mesa.Agent):
         bus_loc = np.asarray(grid.bus_location).copy()
         bus_loc[0] = -1
         self._buses = [np.flatnonzero(bus_loc == k) for k in range(k_n)]
+        self._r_diag = np.maximum(np.diag(self.flow.sensitivities().R)[1:], 1e-9)
         self._v_band = (np.array([self.v_min[grid.bus_location == k].max() for k in range(k_n)]),
                         np.array([self.v_max[grid.bus_location == k].min() for k in range(k_n)]))
 
@@ -101,7 +102,7 @@ class Dso(mesa.Agent):
         p_lim = np.sqrt(np.clip(s_max[None, :] ** 2 - res.q_mvar ** 2, 0, None))
         over = np.clip(np.abs(res.p_mw) - p_lim, 0, None).sum(1)
         w = res.v_pu[:, 1:] ** 2
-        r_diag = np.maximum(np.diag(self.flow.sensitivities().R)[1:], 1e-9)
+        r_diag = self._r_diag
         gap = np.clip(self.v_min[1:] ** 2 - w, 0, None) + np.clip(w - self.v_max[1:] ** 2, 0, None)
         return over + (gap / 2 / r_diag).sum(1)
 

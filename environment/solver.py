@@ -41,10 +41,9 @@ HIGHS_OPTIONS = {"threads": 1}
 
 
 def _highs():
-    """A new, quiet HiGHS instance (`WarmLP` re-uses emptied ones: no model, basis or solution
-    carries over from one LP to the next, and the options it changes are set each time).
-    HiGHS prints its banner when the first instance of a process is made; that one is
-    silenced at the file-descriptor level."""
+    """A new, quiet HiGHS instance (`WarmLP` re-uses emptied ones: no model, basis, solution
+    or option of one LP carries over to the next). HiGHS prints its banner when the first
+    instance of a process is made; that one is silenced at the file-descriptor level."""
     if _BANNER_SHOWN:
         h = highspy.Highs()
     else:
@@ -58,6 +57,10 @@ def _highs():
                 os.dup2(saved, 1)
                 os.close(saved)
         _BANNER_SHOWN.append(True)
+    return _quiet(h)
+
+
+def _quiet(h):
     h.setOptionValue("output_flag", False)
     for key, value in HIGHS_OPTIONS.items():
         h.setOptionValue(key, value)
@@ -155,7 +158,8 @@ class WarmLP:
         self.c, self.lower, self.upper = (np.array(v, float) for v in (c, lower, upper))
         self.row_lower, self.row_upper = (np.array(v, float) for v in (row_lower, row_upper))
         self.h = _SPARE.pop() if _SPARE else _highs()
-        self.h.setOptionValue("presolve", "choose" if presolve else "off")
+        if not presolve:
+            self.h.setOptionValue("presolve", "off")
         # the array form of passModel hands numpy buffers to HiGHS; filling a HighsLp's fields
         # converts every array element by element
         self.h.passModel(len(self.c), a.shape[0], len(a.data),
@@ -172,7 +176,8 @@ class WarmLP:
         h = getattr(self, "h", None)
         if h is not None and _SPARE is not None and len(_SPARE) < 64:
             h.clearModel()
-            _SPARE.append(h)
+            h.resetOptions()
+            _SPARE.append(_quiet(h))
 
     @staticmethod
     def _changed(old: np.ndarray, new) -> np.ndarray | None:
