@@ -22,12 +22,11 @@ import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.factory import SolverFactory
 
-from environment.solver import HIGHS_OPTIONS, InfeasibleError, timed
+from environment.solver import InfeasibleError, highs_options, timed
 
 MAX_ROUNDS = 12
 TOL = 1e-6
-RETRIES = tuple({**HIGHS_OPTIONS, **o} for o in
-                ({}, {"presolve": "off"}, {"solver": "ipm", "run_crossover": "on"}))
+RETRIES = ({}, {"presolve": "off"}, {"solver": "ipm", "run_crossover": "on"})
 
 
 @dataclass
@@ -134,7 +133,8 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
         method (HiGHS occasionally gives up on the grown constraint-generation models)."""
         status = None
         for options in RETRIES:
-            res = timed(solver.solve, m, load_solutions=False, solver_options=options,
+            res = timed(solver.solve, m, load_solutions=False,
+                        solver_options={**highs_options(), **options},
                         raise_exception_on_nonoptimal_result=False)
             status = str(res.termination_condition).split(".")[-1]
             if status == "convergenceCriteriaSatisfied":

@@ -31,12 +31,14 @@ class InfeasibleError(RuntimeError):
 
 
 _BANNER_SHOWN: list = []
+_SPARE: list = []  # emptied HiGHS instances of dropped LPs, for the next ones
 
-# Every HiGHS instance of the process asks for one thread: the LPs here are solved by serial
-# simplex, and with the number left open HiGHS counts the machine's cores again (reading
-# /proc and cgroup files) at every run, some 8% of a 0.5 ms warm re-solve. HiGHS keeps one
-# thread scheduler per process and refuses an instance that asks for a different size, so the
-# planner's Pyomo solver passes the same option.
+# HiGHS instances ask for one thread: the LPs here are solved by serial simplex, and with the
+# number left open HiGHS counts the machine's cores again (reading /sys files) at every run,
+# some 8% of a 0.5 ms warm re-solve. HiGHS keeps one thread scheduler per process and refuses
+# an instance asking for another size than the one it started with (one left open takes any),
+# so the first instance checks that one thread is accepted and, where something else in the
+# process started HiGHS with more, the option is dropped.
 HIGHS_OPTIONS = {"threads": 1}
 
 
@@ -45,19 +47,33 @@ def _highs():
     or option of one LP carries over to the next). HiGHS prints its banner when the first
     instance of a process is made; that one is silenced at the file-descriptor level."""
     if _BANNER_SHOWN:
-        h = highspy.Highs()
-    else:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            try:
-                h = highspy.Highs()
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
-        _BANNER_SHOWN.append(True)
+        return _quiet(highspy.Highs())
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 1)
+        try:
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+    _BANNER_SHOWN.append(True)
+    h = _quiet(h)
+    h.addVar(0.0, 1.0)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        HIGHS_OPTIONS.pop("threads", None)
+    h.clearModel()
+    h.resetOptions()
     return _quiet(h)
+
+
+def highs_options() -> dict:
+    """The options every HiGHS instance of the process is given (Pyomo's for the planner as
+    well), once the first instance has checked them."""
+    if not _BANNER_SHOWN:
+        _SPARE.append(_highs())
+    return dict(HIGHS_OPTIONS)
 
 
 def _quiet(h):
@@ -133,9 +149,6 @@ def timed(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     finally:
         CLOCK.add(time.perf_counter() - t0)
-
-
-_SPARE: list = []  # emptied HiGHS instances of dropped LPs, for the next ones
 
 
 class WarmLP:

@@ -55,3 +55,33 @@ def test_added_rows_and_columns_reach_the_full_lp_optimum():
                    upper=np.r_[upper, np.full(m - 10, np.inf)])
     assert np.r_[c, np.full(m - 10, 100.0)] @ x == pytest.approx(
         np.r_[c, np.full(m - 10, 100.0)] @ ref.x, abs=1e-9)
+
+
+def _fresh_process(code: str) -> str:
+    """Run `code` in a new interpreter (HiGHS's thread scheduler outlives its instances)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_one_thread_unless_something_else_started_highs_with_more():
+    """HiGHS keeps one thread scheduler per process and refuses an instance asking for another
+    size: where something else started it with two threads before the first LP here, the
+    one-thread option is dropped instead of every LP failing."""
+    solve = """
+from environment.solver import highs_options, solve_lp
+print(highs_options(), solve_lp([1.0, -1.0], bounds=[(0, 1), (0, 2)]).x.tolist())
+"""
+    assert _fresh_process(solve) == "{'threads': 1} [0.0, 2.0]"
+    assert _fresh_process("""
+import highspy
+h = highspy.Highs()
+h.setOptionValue("output_flag", False)
+h.setOptionValue("threads", 2)
+h.addVar(0.0, 1.0)
+h.run()
+""" + solve) == "{} [0.0, 2.0]"
