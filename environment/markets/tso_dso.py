@@ -228,26 +228,29 @@ def _excess(limits: GridLimits, moves: np.ndarray, act: np.ndarray):
 def _unresolved(p: BalancingProblem, der_mw: np.ndarray) -> float:
     if p.limits is None:
         return 0.0
-    line, volt = _excess(p.limits, location_moves(p.der, der_mw, p.t_n, p.k_n), p.active)
+    mtus = np.flatnonzero(p.active)  # the limits of the MTUs being cleared only
+    moves = location_moves(p.der, der_mw, p.t_n, p.k_n)[mtus]
+    line, volt = _excess(p.limits.at(mtus), moves, np.ones(len(mtus), bool))
     return float(line.sum() + volt.sum())
 
 
 def _counteracting(p: BalancingProblem, before: np.ndarray, tso: np.ndarray) -> np.ndarray:
     """(T, K) MW of the TSO's DER moves `tso` (T, K, 2) at each location that push a limit
-    whose violation they create or worsen relative to the state `before` (T, K, 2)."""
-    lim = p.limits
-    if lim is None:
+    whose violation they create or worsen relative to the state `before` (T, K, 2), at the
+    MTUs being cleared."""
+    if p.limits is None:
         return np.zeros((p.t_n, 0))
-    act = p.active[:, None]
+    mtus = np.flatnonzero(p.active)
+    lim, before, tso = p.limits.at(mtus), before[mtus], tso[mtus]
     p0, w0, _ = lim.violations(before)
     p1, w1, _ = lim.violations(before + tso)
     p_lim = lim.p_lim()
     e0, e1 = np.abs(p0) - p_lim, np.abs(p1) - p_lim
-    line = np.where((e1 > TOL) & (e1 > np.maximum(e0, 0) + TOL) & act, np.sign(p1), 0.0)
+    line = np.where((e1 > TOL) & (e1 > np.maximum(e0, 0) + TOL), np.sign(p1), 0.0)
     lo0, lo1 = lim.v_min ** 2 - w0, lim.v_min ** 2 - w1
     hi0, hi1 = w0 - lim.v_max ** 2, w1 - lim.v_max ** 2
-    volt = (np.where((hi1 > TOL) & (hi1 > np.maximum(hi0, 0) + TOL) & act, 1.0, 0.0)
-            - np.where((lo1 > TOL) & (lo1 > np.maximum(lo0, 0) + TOL) & act, 1.0, 0.0))
+    volt = (np.where((hi1 > TOL) & (hi1 > np.maximum(hi0, 0) + TOL), 1.0, 0.0)
+            - np.where((lo1 > TOL) & (lo1 > np.maximum(lo0, 0) + TOL), 1.0, 0.0))
     volt[:, 0] = 0.0
     signed = np.array([-1.0, 1.0])[None, None, :, None]    # effect of less / more consumption
     hit = np.zeros(tso.shape, bool)
@@ -256,7 +259,9 @@ def _counteracting(p: BalancingProblem, before: np.ndarray, tso: np.ndarray) -> 
         if rows.size:
             push = bad[:, None, None, rows] * signed * table[..., rows] > eps
             hit |= push.any(-1)
-    return (tso * hit).sum(2)
+    out = np.zeros((p.t_n, p.k_n))
+    out[mtus] = (tso * hit).sum(2)
+    return out
 
 
 def _joint_lp(p: BalancingProblem, system: bool):
