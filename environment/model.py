@@ -434,7 +434,8 @@ class FlexMarketModel(mesa.Model):
 
         prices_fc = self.price_forecast(ctx)
         adders = self._schedule_aggregators(ctx, prices_fc)
-        book = OrderBook.concat([p.strategy.da_orders(p, ctx) for p in parties])
+        book = OrderBook.concat([p.strategy.da_orders(p, ctx) for p in parties]).arrived(
+            self.clear_da, self.rng)
         clearing = self.clear_da(book, t, ctx.price_floor, ctx.price_cap)
         ctx.da_price = clearing.price
         rows = np.array([self.party_slot[o] for o in book.owner])

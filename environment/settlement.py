@@ -9,11 +9,13 @@ from environment.ledger import Ledger
 
 def book_auction(led: Ledger, book, clearing, market: str, exchange: int, account_of: dict,
                  mtu0: int) -> None:
-    """Pay-as-clear auction: buyers pay the exchange, the exchange pays sellers."""
+    """Exchange trading: buyers pay the exchange, the exchange pays sellers, each at the price
+    its order settles at (the clearing price of an auction, its own trades' in continuous
+    trading)."""
     if len(book) == 0:
         return
     payer = np.array([account_of[o] for o in book.owner])
-    price = clearing.price[book.mtu]
+    price = clearing.paid_price(book)
     acc = clearing.accepted
     buy, sell = acc > 0, acc < 0
     led.pay(payer[buy], exchange, market, mtu0 + book.mtu[buy], acc[buy], price[buy])

@@ -1,10 +1,11 @@
-"""Intraday market: periodic uniform-price auctions on day D (the minimum the EU target model
-allows next to continuous trading).
+"""Intraday market on day D: periodic uniform-price auctions (`uniform_price`), or continuous
+trading in an order book matched as orders arrive (`continuous`,
+`environment.markets.continuous`), chosen by `markets.intraday.clearing`.
 
 Each session covers the MTUs from its gate (session hour plus lead time) to the end of the day.
 Parties trade the difference between their updated forecast and their position: suppliers with
 price-taking orders, producers offering their headroom and buying back their schedule at
-marginal cost. The same clearing mechanism as the day-ahead market is used (registry)."""
+marginal cost. Mechanisms come from the same registry as the day-ahead market's."""
 
 from __future__ import annotations
 

@@ -99,6 +99,15 @@ class OrderBook:
     def empty(cls) -> OrderBook:
         return cls(owner=[], mtu=[], price=[], volume=[])
 
+    def arrived(self, clear, rng: np.random.Generator) -> OrderBook:
+        """The book in the order its orders reach a mechanism that matches them as they
+        arrive (`in_arrival_order`, continuous trading): a random order from the run's
+        generator. Auctions get the book as it is."""
+        if not getattr(clear, "in_arrival_order", False):
+            return self
+        perm = rng.permutation(len(self))
+        return OrderBook(**{f: getattr(self, f)[perm] for f in _FIELDS})
+
     @classmethod
     def concat(cls, books: Iterable[OrderBook]) -> OrderBook:
         """Merge the books of several agents into the session book."""
@@ -116,7 +125,9 @@ class Clearing:
     one was used. ``accepted`` has the sign of the order (buy > 0, sell < 0).
     ``welfare`` is the gains from trade at the (bound-clipped) limit prices and
     ``curtailed`` the unaccepted volume of price-taking demand and must-run
-    supply, both per MTU.
+    supply, both per MTU. ``order_price`` is the price each order traded at where
+    that is not the MTU's ``price`` (pay-as-bid continuous trading: its average
+    over the order's trades, NaN where it traded nothing); None for pay-as-clear.
     """
 
     price: np.ndarray
@@ -124,6 +135,11 @@ class Clearing:
     accepted: np.ndarray
     welfare: np.ndarray
     curtailed: np.ndarray
+    order_price: np.ndarray | None = None
+
+    def paid_price(self, book: OrderBook) -> np.ndarray:
+        """EUR/MWh each order of ``book`` settles at."""
+        return self.price[book.mtu] if self.order_price is None else self.order_price
 
     @property
     def n_mtu(self) -> int:

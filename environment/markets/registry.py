@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 CLEARING: dict[str, Callable] = {}
 
-BUILTIN_MODULES: list[str] = ["environment.markets.dayahead"]
+BUILTIN_MODULES: list[str] = ["environment.markets.dayahead", "environment.markets.continuous"]
 
 
 def _qualname(func: Callable) -> str:
