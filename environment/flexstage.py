@@ -315,7 +315,7 @@ def intraday(model, ctx) -> None:
                                               ctx.price_cap))
             else:
                 books.append(producer_orders(p, sched, p.available_mw(ctx), s, dt))
-        book = OrderBook.concat(books).arrived(clear, model.rng)
+        book = OrderBook.concat(books).arrived(clear, model.arrival_rng)
         if len(book) == 0:
             continue
         res = clear(book, t_n, ctx.price_floor, ctx.price_cap)

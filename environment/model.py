@@ -181,6 +181,9 @@ class FlexMarketModel(mesa.Model):
         seed = scenario.seed if seed is None else seed
         super().__init__(rng=seed)
         self.config = s = scenario
+        # orders' arrival in continuous trading draws from a stream of its own, so that a run
+        # with another market design sees the same weather, fleet and forecast errors
+        self.arrival_rng = np.random.default_rng([seed, 1])
         self.grid, net = _load_grid(s)
         validate_references(s, set(self.grid.bus_index))
         c = s.calendar
@@ -435,7 +438,7 @@ class FlexMarketModel(mesa.Model):
         prices_fc = self.price_forecast(ctx)
         adders = self._schedule_aggregators(ctx, prices_fc)
         book = OrderBook.concat([p.strategy.da_orders(p, ctx) for p in parties]).arrived(
-            self.clear_da, self.rng)
+            self.clear_da, self.arrival_rng)
         clearing = self.clear_da(book, t, ctx.price_floor, ctx.price_cap)
         ctx.da_price = clearing.price
         rows = np.array([self.party_slot[o] for o in book.owner])
