@@ -101,8 +101,8 @@ class OrderBook:
 
     def arrived(self, clear, rng: np.random.Generator) -> OrderBook:
         """The book in the order its orders reach a mechanism that matches them as they
-        arrive (`in_arrival_order`, continuous trading): a random order from the run's
-        generator. Auctions get the book as it is."""
+        arrive (`in_arrival_order`, continuous trading): a random permutation drawn from
+        `rng`. Auctions get the book as it is."""
         if not getattr(clear, "in_arrival_order", False):
             return self
         perm = rng.permutation(len(self))

@@ -3,6 +3,9 @@
 Mechanisms register themselves on import with :func:`register_clearing`. The
 modules in ``BUILTIN_MODULES`` are imported lazily by :func:`get_clearing`, so a
 scenario naming a built-in mechanism works without importing its module first.
+A mechanism whose outcome depends on the order orders arrive in (continuous
+trading) sets ``in_arrival_order = True``; callers then hand it the book in a
+random order (``OrderBook.arrived``).
 """
 
 from __future__ import annotations
