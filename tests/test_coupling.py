@@ -164,9 +164,10 @@ def test_dso_rechecks_stop_once_a_round_no_longer_relieves(monkeypatch):
     runs all four, the last two relieving 0.2% and 1.4%."""
     from environment import flexstage
 
+    real = flexstage._one_round
+
     def rounds(min_relief):
         days = []
-        real = flexstage._one_round
 
         def spy(model, ctx, *args):
             if not days or days[-1] is not ctx:

@@ -46,10 +46,13 @@ def clear_continuous(book: OrderBook, n_mtu: int, price_floor: float = -500.0,
     value = np.zeros(n_mtu)               # price x volume of the trades, for the average
     live = np.flatnonzero(vol != 0.0)
     arrival = np.concatenate([live[~market[live]], live[market[live]]])
-    for t in np.unique(book.mtu[live]):
+    arrival = arrival[np.argsort(book.mtu[arrival], kind="stable")]  # by MTU, in arrival order
+    mtus, starts = np.unique(book.mtu[arrival], return_index=True)
+    groups = np.split(arrival, starts[1:]) if len(mtus) else []
+    for t, orders in zip(mtus, groups, strict=True):
         bids: list = []   # (-price, seq, order) max-heap by price, then time
         asks: list = []   # (price, seq, order)
-        for seq, i in enumerate(arrival[book.mtu[arrival] == t]):
+        for seq, i in enumerate(orders):
             rest = abs(vol[i])
             own, other = (bids, asks) if buy[i] else (asks, bids)
             while rest > VOLUME_TOL and other:
