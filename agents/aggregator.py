@@ -168,7 +168,11 @@ class Aggregator(mesa.Agent):
                       for k, pool in self.pools.items()}
         self.baseline = self.pool_baseline(ctx)
         self.committed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.held = np.zeros((self.model.grid.n_locations, self.n_mtu, 2))
+        shape = (self.model.grid.n_locations, self.n_mtu, 2)
+        self.held = np.zeros(shape)       # held for the TSO (sequential coupling)
+        self.reserved = np.zeros(shape)   # availability sold to the DSO at D-1
+        self.reserved_price = np.zeros(shape)  # the activation price it asked for it
+        self.withheld = np.zeros(shape)   # kept out of every market by its strategy
         self.version += 1
 
     def commit(self, location: int, mtus: np.ndarray, target_mw: np.ndarray) -> None:
@@ -183,6 +187,38 @@ class Aggregator(mesa.Agent):
         """Capacity held for the TSO is no longer offered to later buyers of the day."""
         d = np.where(offers.direction > 0, 0, 1)
         np.add.at(self.held, (offers.location, offers.mtu, d), offers.mw)
+
+    def reserve(self, offers, mw: np.ndarray) -> None:
+        """Availability sold to the DSO (`mw` of `offers`): kept for the DSO to activate at
+        the offers' price in the intraday LFM, offered to nobody else until then."""
+        d = np.where(offers.direction > 0, 0, 1)
+        key = (offers.location, offers.mtu, d)
+        np.add.at(self.reserved, key, mw)
+        self.reserved_price[key] = offers.price
+
+    def release(self) -> None:
+        """The DSO's activation round is over: unused availability is free again."""
+        self.reserved[:] = 0.0
+
+    def reserved_offers(self, ctx):
+        """The availability the DSO holds, as offers only the DSO may take (at the asked
+        activation price), up to what the devices can still deliver."""
+        from environment.markets.lfm import FlexOffers
+
+        parts = []
+        flex = self.flexibility(ctx, held=False)
+        for k, pair in flex.items():
+            for d, direction in ((0, 1), (1, -1)):
+                t = np.flatnonzero(self.reserved[k, :, d] > 1e-9)
+                mw = np.minimum(self.reserved[k, t, d], pair[d][t] + self.reserved[k, t, d])
+                parts.append(FlexOffers(np.full(len(t), self.unique_id), np.full(len(t), k), t,
+                                        np.full(len(t), direction), mw,
+                                        self.reserved_price[k, t, d]))
+        return FlexOffers.concat(parts)
+
+    def withhold(self, location: int, d: int, mw: np.ndarray) -> None:
+        """Keep `mw` (T,) of direction d (0 up, 1 down) at a location out of every market."""
+        self.withheld[location, :, d] += mw
 
     def redispatch(self, ctx, changed: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
         """Re-plan the locations with new commitments: every committed MTU at its target, the
@@ -259,7 +295,8 @@ class Aggregator(mesa.Agent):
         offers are also deliverable together: each device kind's cumulative move up to any
         MTU of the block stays within its energy room at that MTU (for batteries also within
         what they can make up after the block to end the day at their starting charge), so
-        activating every offer of the block in full is feasible. `held=False` leaves in the
+        activating every offer of the block in full is feasible. Availability sold to the DSO
+        and capacity its strategy withholds are never included; `held=False` leaves in the
         capacity held for the TSO (it is the TSO's market that uses it)."""
         out = {}
         dt = ctx.dt_h
@@ -291,9 +328,8 @@ class Aggregator(mesa.Agent):
                 parts = [(_within(u, room_u, block, dt), _within(d, room_d, block, dt), 0, 0)
                          for u, d, room_u, room_d in parts]
             up, down = sum(u for u, _, _, _ in parts), sum(d for _, d, _, _ in parts)
-            if held:
-                up, down = up - self.held[k, :, 0], down - self.held[k, :, 1]
-            out[k] = (np.clip(up, 0, None), np.clip(down, 0, None))
+            kept = self.reserved[k] + self.withheld[k] + (self.held[k] if held else 0.0)
+            out[k] = (np.clip(up - kept[:, 0], 0, None), np.clip(down - kept[:, 1], 0, None))
         return out
 
     def flex_offers(self, ctx, locations: np.ndarray | None = None, balancing: bool = False,
@@ -357,17 +393,10 @@ class Aggregator(mesa.Agent):
                 if key in self._split[k][2]:
                     devices[key][masks[k][dev]] = self._split[k][2][key]
 
-    def realise(self, ctx, devices: dict[str, np.ndarray], commit: bool = True) -> None:
+    def realise(self, ctx, devices: dict[str, np.ndarray]) -> None:
         """Real time: batteries follow set-points (and cycle back to their start), heat pumps
-        deviate by the error in their heat-demand forecast. Without `commit` it only previews
-        (states of charge are kept)."""
+        deviate by the error in their heat-demand forecast."""
         f, m = self.model.fleet, self.masks()
-        b = m["battery"]
-        if b.any() and commit:
-            d = devices["battery"][b]
-            eta = f.eta[b][:, None]
-            delta = (np.clip(d, 0, None) * eta + np.clip(d, None, 0) / eta).sum(1) * ctx.dt_h
-            f.soc[b] = np.clip(f.soc[b] + delta, 0, f.batt_mwh[b])
         h = m["heat_pump"]
         if h.any():
             dev = ctx.profiles.hp[h] - ctx.forecast.hp[h]

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from environment.grid.lindistflow import LinDistFlow
+from environment.grid.shed import Shed, ShedMaps, least_shed
 
 
 class Light(IntEnum):
@@ -45,7 +46,7 @@ class Dso(mesa.Agent):
         bus_loc = np.asarray(grid.bus_location).copy()
         bus_loc[0] = -1
         self._buses = [np.flatnonzero(bus_loc == k) for k in range(k_n)]
-        self._r_diag = np.maximum(np.diag(self.flow.sensitivities().R)[1:], 1e-9)
+        self.shed_maps = ShedMaps.of(grid, self.flow)
         self._v_band = (np.array([self.v_min[grid.bus_location == k].max() for k in range(k_n)]),
                         np.array([self.v_max[grid.bus_location == k].min() for k in range(k_n)]))
 
@@ -93,18 +94,14 @@ class Dso(mesa.Agent):
         return res, {"max_loading": max_loading, "v_min": v_lo, "v_max": v_hi,
                      "overload_mw": over_mw, "violated": violated, "direction": direction}
 
-    def violation_mw(self, res) -> np.ndarray:
-        """(T,) MW of load that would have to be shed to remove every violation: active power
-        above each branch's limit (at the given reactive flow) plus, per bus outside the voltage
-        band, the squared-voltage gap over its own sensitivity. The planner prices its soft grid
-        limits on exactly this scale."""
+    def load_to_shed(self, res) -> Shed:
+        """The least load to shed (or injection to curtail) per MTU and bus that restores
+        every branch and voltage limit of the flows `res` (`environment.grid.shed`): a
+        violation counted once, however many branches in series it overloads."""
         s_max = self.grid.s_max_mva * self.loading_limit
         p_lim = np.sqrt(np.clip(s_max[None, :] ** 2 - res.q_mvar ** 2, 0, None))
-        over = np.clip(np.abs(res.p_mw) - p_lim, 0, None).sum(1)
-        w = res.v_pu[:, 1:] ** 2
-        r_diag = self._r_diag
-        gap = np.clip(self.v_min[1:] ** 2 - w, 0, None) + np.clip(w - self.v_max[1:] ** 2, 0, None)
-        return over + (gap / 2 / r_diag).sum(1)
+        return least_shed(self.shed_maps, res.p_mw, res.v_pu ** 2, p_lim, self.v_min ** 2,
+                          self.v_max ** 2)
 
     def reactive(self, p_inductive: np.ndarray) -> np.ndarray:
         return p_inductive * self.tan_phi

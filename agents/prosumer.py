@@ -181,23 +181,48 @@ class ProsumerFleet:
         pmax = np.broadcast_to(np.maximum(self.hp_mw[:, None], hp), hp.shape).copy()
         return Envelope(lower, upper, pmax).tightened(dt_h)
 
-    def self_consumption(self, surplus: np.ndarray, mask: np.ndarray, dt_h: float,
-                         commit: bool = True) -> np.ndarray:
+    def self_consumption(self, surplus: np.ndarray, mask: np.ndarray, dt_h: float
+                         ) -> np.ndarray:
         """Rule-based home batteries (not enrolled): charge PV surplus, discharge into deficit.
 
-        Returns their power (MW, + charging); `commit` keeps the final state of charge (a
-        forecast runs the same rule without it)."""
+        Returns their power (MW, + charging) from the current states of charge, which it
+        leaves as they are (`commit_soc` moves them once real time is final)."""
         out = np.zeros_like(surplus)
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return out
-        e = self.batt_mwh[idx]
-        power, soc = _self_consume(np.ascontiguousarray(surplus[idx], dtype=float), e,
-                                   self.batt_mw[idx], self.eta[idx], self.soc[idx], float(dt_h))
-        if commit:
-            self.soc[idx] = np.clip(soc, 0, e)
+        power, _ = _self_consume(np.ascontiguousarray(surplus[idx], dtype=float),
+                                 self.batt_mwh[idx], self.batt_mw[idx], self.eta[idx],
+                                 self.soc[idx], float(dt_h))
         out[idx] = power
         return out
+
+    def keep_within_soc(self, power: np.ndarray, dt_h: float) -> float:
+        """Cut battery power (N, T) MW, in place, where following it from the current states
+        of charge would leave [0, capacity]: a battery stops charging when full and
+        discharging when empty. Needed where real time cut a planned path short (a BLACK
+        disconnection zeroes a discharge the plan counted on); returns the MWh of power cut."""
+        b = np.flatnonzero(self.batt_mwh > 0)
+        if b.size == 0:
+            return 0.0
+        kept, cut = _within_soc(np.ascontiguousarray(power[b], dtype=float), self.batt_mwh[b],
+                                self.eta[b], self.soc[b].copy(), float(dt_h))
+        power[b] = kept
+        return cut if cut > 1e-9 else 0.0
+
+    def commit_soc(self, power: np.ndarray, dt_h: float) -> float:
+        """Move every battery's state of charge along its realised power (N, T) MW (+ charging,
+        losses on both sides); returns the MWh that fell outside [0, capacity] and was clipped
+        (none where the power path was planned within the bounds and nothing cut it short)."""
+        b = np.flatnonzero(self.batt_mwh > 0)
+        if b.size == 0:
+            return 0.0
+        d, eta = power[b], self.eta[b][:, None]
+        new = self.soc[b] + (np.clip(d, 0, None) * eta + np.clip(d, None, 0) / eta).sum(1) * dt_h
+        kept = np.clip(new, 0, self.batt_mwh[b])
+        self.soc[b] = kept
+        lost = float(np.abs(new - kept).sum())
+        return lost if lost > 1e-9 else 0.0
 
 
 @njit(cache=True)
@@ -240,6 +265,27 @@ def _self_consume(surplus, e, p, eta, soc, dt_h):
             power[i, t] = charge - discharge
         end[i] = x
     return power, end
+
+
+@njit(cache=True)
+def _within_soc(power, e, eta, soc, dt_h):
+    """`power` cut MTU by MTU so that the state of charge stays in [0, e]; and the MWh cut."""
+    n, t_n = power.shape
+    out = power.copy()
+    cut = 0.0
+    for i in range(n):
+        x = soc[i]
+        for t in range(t_n):
+            d = power[i, t]
+            if d > 0:
+                d = min(d, max(e[i] - x, 0.0) / (eta[i] * dt_h))
+                x = x + d * eta[i] * dt_h
+            else:
+                d = max(d, -max(x, 0.0) * eta[i] / dt_h)
+                x = x + d / eta[i] * dt_h
+            cut += abs(power[i, t] - d) * dt_h
+            out[i, t] = d
+    return out, cut
 
 
 def _indices(names: np.ndarray, bank_names: list[str]) -> np.ndarray:

@@ -45,6 +45,7 @@ def der_balancing(model, ctx) -> None:
     if not cfg.tso.der_balancing or not aggs:
         return
     scheme = TSO_DSO[cfg.markets.tso_dso_scheme]
+    cap = cfg.markets.flex_price_cap
     block = max(1, int(round(cfg.tso.der_block_hours / ctx.dt_h)))
     preview = limits = None
     for start in range(0, t_n, block):
@@ -58,6 +59,7 @@ def der_balancing(model, ctx) -> None:
         der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus) for a in aggs])
         if not len(der):
             continue
+        der = der.with_mw(np.where(der.price <= cap, der.mw, 0.0))   # bids above the cap
         if limits is None:
             limits = grid_limits(model, model.dso.flow.solve(preview["p_bus"], preview["q_bus"]),
                                  bus_flexibility(model, ctx))
@@ -66,8 +68,9 @@ def der_balancing(model, ctx) -> None:
             dt_h=ctx.dt_h, emergency_up_price=model.tso.cfg.emergency_price_eur_mwh,
             emergency_down_price=model.tso.emergency_down_price,
             unresolved_cost=cfg.markets.lfm.unresolved_cost_eur_mwh, interface_mw=interface,
-            mtus=mtus)
+            mtus=mtus, price_cap=cap)
         res = scheme(problem)
+        model.note_truncation("tso_dso", not res.converged)
         activated = res.der_tso_mw + res.der_dso_mw
         if (activated > 1e-9).any():
             room = None

@@ -66,6 +66,14 @@ class FlexRound:
     yellow_rule: str = "refuse_worsening"
     tso_share: float = 0.0
     energy_traders: frozenset | None = None   # owners with a balance perimeter (None: all)
+    price_cap: float | None = None            # no DSO purchase paid above (None: no cap)
+    reserved: FlexOffers | None = None        # availability the DSO bought at D-1: its alone
+
+    @property
+    def dso_offers(self) -> FlexOffers:
+        """What the DSO may buy from: every offer, and the availability it holds."""
+        return self.offers if self.reserved is None else FlexOffers.concat(
+            [self.offers, self.reserved])
 
 
 @dataclass
@@ -87,7 +95,7 @@ def _dso_stage(r: FlexRound, offers: FlexOffers) -> LfmResult | None:
     if not r.lfm.enabled or not r.yellow.any():
         return None
     mtus = np.flatnonzero(r.yellow.any(1))
-    return clear_lfm(offers, r.limits, r.dt_h, r.lfm.pricing, r.lfm.price_cap,
+    return clear_lfm(offers, r.limits, r.dt_h, r.lfm.pricing, r.price_cap,
                      r.lfm.unresolved_cost_eur_mwh, mtus)
 
 
@@ -219,8 +227,9 @@ def _outcome(r, dso, dso_offers, plat_offers, plat_mw, plat_price, req_acc, tso_
     for offers, mw in ((dso_offers, dso_mw), (plat_offers, plat_mw)):
         d = np.where(offers.direction > 0, 0, 1)
         np.add.at(sold, (offers.mtu, offers.location, d), mw)
-    d = np.where(r.offers.direction > 0, 0, 1)
-    np.add.at(cap, (r.offers.mtu, r.offers.location, d), r.offers.mw)
+    everything = r.dso_offers
+    d = np.where(everything.direction > 0, 0, 1)
+    np.add.at(cap, (everything.mtu, everything.location, d), everything.mw)
     out.double_sold_mw = np.clip(sold - cap, 0, None).sum(2)
     dso_dp = location_delta(dso_offers, dso_mw, t_n, k_n) + r.prior_dso
     plat_dp = location_delta(plat_offers, plat_mw, t_n, k_n)
@@ -235,43 +244,46 @@ def _empty(offers: FlexOffers) -> FlexOffers:
 
 @register_coupling("no_coupling")
 def no_coupling(r: FlexRound) -> FlexOutcome:
-    dso = _dso_stage(r, r.offers)
+    dso = _dso_stage(r, r.dso_offers)
     plat_mw, plat_price, req = _platform(r, r.offers)
-    return _outcome(r, dso, r.offers, r.offers, plat_mw, plat_price, req, _empty(r.offers))
+    return _outcome(r, dso, r.dso_offers, r.offers, plat_mw, plat_price, req, _empty(r.offers))
 
 
 def _dso_first(r: FlexRound):
-    """The DSO clears first; returns its result, the MW it used per offer and what is left."""
-    dso = _dso_stage(r, r.offers)
-    used = dso.accepted_mw if dso is not None else np.zeros(len(r.offers))
-    return dso, used, _remaining(r.offers, used)
+    """The DSO clears first; returns its result, the MW it used per offer (of `r.offers`),
+    its moves (T, K, 2; from the availability it holds too) and what is left."""
+    t_n, k_n = r.yellow.shape
+    everything = r.dso_offers
+    dso = _dso_stage(r, everything)
+    used_all = dso.accepted_mw if dso is not None else np.zeros(len(everything))
+    used = used_all[:len(r.offers)]
+    return (dso, used, location_moves(everything, used_all, t_n, k_n),
+            _remaining(r.offers, used))
 
 
 @register_coupling("conditional")
 def conditional(r: FlexRound) -> FlexOutcome:
-    t_n, k_n = r.yellow.shape
-    dso, used, rest = _dso_first(r)
+    dso, _, moves, rest = _dso_first(r)
     yellow_mtu = r.regime_yellow.any(1)[rest.mtu]
     if r.yellow_rule == "pause":
         allowed = np.where(r.regime_yellow[rest.mtu, rest.location], 0.0, rest.mw)
     else:
-        room = headroom(r.limits, location_moves(r.offers, used, t_n, k_n))
+        room = headroom(r.limits, moves)
         allowed = np.where(yellow_mtu, _cap(rest, room).mw, rest.mw)
     refused = float((rest.mw - allowed).sum())
     plat = rest.with_mw(allowed)
     plat_mw, plat_price, req = _platform(r, plat)
-    return _outcome(r, dso, r.offers, plat, plat_mw, plat_price, req, _empty(r.offers),
+    return _outcome(r, dso, r.dso_offers, plat, plat_mw, plat_price, req, _empty(r.offers),
                     refused)
 
 
 @register_coupling("sequential")
 def sequential(r: FlexRound) -> FlexOutcome:
-    t_n, k_n = r.yellow.shape
-    dso, used, rest = _dso_first(r)
+    dso, used, moves, rest = _dso_first(r)
     if r.regime_yellow.any():
-        rest = _cap(rest, headroom(r.limits, location_moves(r.offers, used, t_n, k_n)))
+        rest = _cap(rest, headroom(r.limits, moves))
     tso = rest.with_mw(rest.mw * r.tso_share)
     plat = rest.with_mw(rest.mw - tso.mw)
     plat_mw, plat_price, req = _platform(r, plat)
     refused = float((_remaining(r.offers, used).mw - rest.mw).sum())
-    return _outcome(r, dso, r.offers, plat, plat_mw, plat_price, req, tso, refused)
+    return _outcome(r, dso, r.dso_offers, plat, plat_mw, plat_price, req, tso, refused)

@@ -35,7 +35,8 @@ def grid_limits(model, res: FlowResult, weights: np.ndarray) -> GridLimits:
     flow_per_mw, w_per_mw = participation(model.grid, weights, dso.flow)
     return GridLimits(res.p_mw, res.q_mvar, res.v_pu ** 2,
                       model.grid.s_max_mva * dso.loading_limit, dso.v_min, dso.v_max,
-                      flow_per_mw, w_per_mw, model.grid.branch_location, model.grid.bus_location)
+                      flow_per_mw, w_per_mw, model.grid.branch_location, model.grid.bus_location,
+                      dso.shed_maps)
 
 
 def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
@@ -63,31 +64,88 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
             first = violated
         if i > 0 and not violated.any():
             break
-        before, excess = excess, float(model.dso.violation_mw(flows)[first_mtu:].sum())
+        shed = model.dso.load_to_shed(flows)
+        model.note_truncation("load_to_shed", not shed.converged)
+        before, excess = excess, float(shed.per_mtu[first_mtu:].sum())
         if i > 0 and excess > before * (1 - mk.lfm.min_relief) - 1e-9:
             break
         regime = violated if regime_yellow is None else (violated | regime_yellow)
+        fee = mk.lfm.reservation_eur_mw_h
+        if stage == "da" and fee > 0:
+            _availability_round(model, ctx, flows, violated, regime, fee, excess)
+            break   # nothing was activated: a re-check would see the same forecast
+        reserved = None
+        if stage == "id" and i == 0 and fee > 0:   # the DSO activates what it holds first
+            reserved = FlexOffers.concat([a.reserved_offers(ctx) for a in model.aggregators])
         _one_round(model, ctx, stage, flows, violated, regime,
-                   requests if i == 0 else None, mk.tso_share if i == 0 else 0.0, excess)
+                   requests if i == 0 else None, mk.tso_share if i == 0 else 0.0, excess,
+                   reserved)
+        if reserved is not None:
+            for agg in model.aggregators:
+                agg.release()
     return first
 
 
-def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share, excess):
+def _flex_round(model, ctx, flows, violated, regime, requests, tso_share, offers=None,
+                reserved=None):
+    """The round as the coupling scheme clears it, from the aggregators' offers (priced by
+    their strategies, after they saw the round's published congestion and stage)."""
     cfg = model.config
     mk = cfg.markets
-    t_n, k_n = ctx.n_mtu, model.grid.n_locations
-    # Bidders see the round's published congestion and stage before they price their offers.
     model.published_congestion = violated if mk.lfm.publish_congestion else None
-    ctx.flex_stage = stage
-    offers = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators
-                                if a.unique_id not in ctx.lfm_excluded])
+    if offers is None:
+        offers = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators
+                                    if a.unique_id not in ctx.lfm_excluded])
     limits = grid_limits(model, flows, bus_flexibility(model, ctx))
     r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
                   {a.unique_id: a.activation_cost for a in model.aggregators},
                   cfg.dso.conditional_yellow, tso_share,
-                  frozenset(a.unique_id for a in model.aggregators if a.trades_energy))
+                  frozenset(a.unique_id for a in model.aggregators if a.trades_energy),
+                  mk.flex_price_cap, reserved)
     out = COUPLING[mk.coupling](r)
+    model.note_truncation("lfm", out.dso is not None and not out.dso.converged)
+    return out, limits
+
+
+def _availability_round(model, ctx, flows, violated, regime, fee, excess) -> None:
+    """Day-ahead LFM with availability payments (conditional products): the DSO reserves
+    flexibility against its D-1 forecast, weighing each offer at its activation ask plus the
+    availability fee per MW and hour, pays the fee on what it reserved, and activates from it
+    in the intraday LFM (at the ask) only what the updated forecast needs. Reserved capacity
+    is offered to nobody else until then."""
+    ctx.flex_stage = "da"
+    model.published_congestion = violated if model.config.markets.lfm.publish_congestion \
+        else None
+    asks = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators
+                              if a.unique_id not in ctx.lfm_excluded])
+    out, _ = _flex_round(model, ctx, flows, violated, regime, None, 0.0,
+                         asks.with_price(asks.price + fee))
+    if out.dso is None:
+        _record_round(model, ctx, "da_availability", out, ctx.n_mtu, excess)
+        return
+    mw = out.dso.accepted_mw
+    for agg in model.aggregators:
+        sel = (asks.owner == agg.unique_id) & (mw > 1e-9)
+        if sel.any():
+            agg.reserve(asks.take(sel), mw[sel])
+    acc = mw > 1e-9
+    led, cfg = model.ledger, model.config.markets.lfm
+    sellers = np.array([model.account_of[u] for u in asks.owner[acc]], int)
+    operator = led.id(LFM_OPERATOR) if cfg.operator == "independent" else None
+    book_flexibility(led, model.dso.account, sellers, "lfm_reservation",
+                     ctx.mtu0 + asks.mtu[acc], mw[acc] * ctx.dt_h, fee, operator)
+    _record_round(model, ctx, "da_availability", out, ctx.n_mtu, excess)
+
+
+def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share, excess,
+               reserved=None):
+    cfg = model.config
+    mk = cfg.markets
+    t_n, k_n = ctx.n_mtu, model.grid.n_locations
+    ctx.flex_stage = stage
+    out, limits = _flex_round(model, ctx, flows, violated, regime, requests, tso_share,
+                              reserved=reserved)
     moved = np.zeros((t_n, k_n, 2))
     if out.dso is not None:
         ctx.dso_bought = ctx.dso_bought + location_delta(out.dso_offers, out.dso.accepted_mw,
@@ -213,9 +271,6 @@ def _book_round(model, ctx, stage: str, out: FlexOutcome) -> None:
         book_flexibility(led, model.dso.account, sellers, f"lfm_{stage}", mtus,
                          out.dso.accepted_mw[acc] * dt, out.dso.paid_price[acc], operator,
                          cfg.operator_fee_eur_mwh)
-        if cfg.reservation_eur_mw_h > 0:
-            book_flexibility(led, model.dso.account, sellers, "lfm_reservation", mtus,
-                             out.dso.accepted_mw[acc] * dt, cfg.reservation_eur_mw_h, operator)
     if len(out.platform_offers) and out.platform_accepted_mw.any():
         plat = led.id(PLATFORM)
         o, mw = out.platform_offers, out.platform_accepted_mw
@@ -288,7 +343,7 @@ def intraday(model, ctx) -> None:
             ev=a.ev,
             hp=np.clip(a.hp * (1 + s.error_share * load_err), 0, f.hp_mw[:, None]),
         )
-        retail = model.retail_net(prof, commit=False)
+        retail = model.retail_net(prof)
         if s.index == 0 and (cfg.lfm.intraday or cfg.platform.enabled):
             requests = _platform_requests(model, ctx, retail, s) if cfg.platform.enabled \
                 else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -49,6 +50,18 @@ from environment.scenario import Scenario, ScenarioError
 from environment.settlement import book_auction, book_balancing, book_imbalance
 
 EXTERNAL = "external"
+TRUNCATIONS = {
+    "load_to_shed": "the least-load-to-shed measure stopped at its round limit",
+    "lfm": "an LFM clearing stopped at its round limit with limits still violated",
+    "tso_dso": "a TSO-DSO balancing clearing stopped at its round limit",
+    "planner": "the planner stopped adding grid limits at its round limit",
+    "soc_clipped_mwh": "battery energy outside the state-of-charge bounds was clipped",
+    "battery_cut_mwh": "battery set-points were cut to keep states of charge within bounds",
+}
+
+
+class TruncationWarning(UserWarning):
+    """A run cut an iteration short or clipped a quantity (see summary.json 'truncation')."""
 EXCHANGE = "da_exchange"
 SYSTEM_CONSUMERS = "system_consumers"
 SETTLEMENT_ENTITY = "settlement_entity"
@@ -248,7 +261,20 @@ class FlexMarketModel(mesa.Model):
         self.shortfall_mwh = 0.0
         self.planner_days: list[PlannerResult] = []
         self.planner_seconds = 0.0
+        # what a run cut short or clipped (counted, in summary.json, and warned once a kind)
+        self.truncated: dict[str, float] = {}
         self.running = True
+
+    def note_truncation(self, what: str, amount: float = 1.0) -> None:
+        """Count an iteration cut off at its round limit, or energy clipped (`amount` MWh);
+        the first of each kind in a run is also warned, so nothing is truncated silently."""
+        if not amount:
+            return
+        if what not in self.truncated:
+            warnings.warn(f"{self.config.name}: {TRUNCATIONS.get(what, what)} (day "
+                          f"{self.day}); counted in summary.json under 'truncation'",
+                          TruncationWarning, stacklevel=2)
+        self.truncated[what] = self.truncated.get(what, 0.0) + float(amount)
 
     def _add_prequalified_prosumers(self, s: Scenario) -> None:
         """A prequalified prosumer sells its own flexibility: an aggregator of one, in its
@@ -289,28 +315,27 @@ class FlexMarketModel(mesa.Model):
         dx = self.config.markets.dayahead
         ctx = DayContext(day, day * t, t, dt, dx.price_floor, dx.price_cap, err, actual, fc,
                          f.ev_envelope(actual.ev, dt), f.hp_envelope(fc.hp, dt), None)
-        ctx.retail_net_forecast = self.retail_net(fc, commit=False)
+        ctx.retail_net_forecast = self.retail_net(fc)
         ctx.position = np.zeros((len(self.parties), t))
         ctx.id_price = np.full(t, np.nan)
         ctx.id_volume = np.zeros(t)
         ctx.dso_bought = np.zeros((t, self.grid.n_locations))
         return ctx
 
-    def own_batteries(self, prof: DayProfiles, commit: bool) -> np.ndarray:
+    def own_batteries(self, prof: DayProfiles) -> np.ndarray:
         """Self-consumption of the home batteries no aggregator controls (N, T) MW."""
         f = self.fleet
         ev = np.where(f.enrolled["ev"][:, None], 0.0, prof.ev)
         hp = np.where(f.enrolled["heat_pump"][:, None], 0.0, prof.hp)
         own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
-        return f.self_consumption(prof.pv - prof.load - ev - hp, own, self.calendar.mtu_hours,
-                                  commit=commit)
+        return f.self_consumption(prof.pv - prof.load - ev - hp, own, self.calendar.mtu_hours)
 
-    def retail_net(self, prof: DayProfiles, commit: bool) -> np.ndarray:
+    def retail_net(self, prof: DayProfiles) -> np.ndarray:
         """Metered consumption in the supplier's perimeter: everything but enrolled devices."""
         f = self.fleet
         ev = np.where(f.enrolled["ev"][:, None], 0.0, prof.ev)
         hp = np.where(f.enrolled["heat_pump"][:, None], 0.0, prof.hp)
-        return prof.load - prof.pv + ev + hp + self.own_batteries(prof, commit)
+        return prof.load - prof.pv + ev + hp + self.own_batteries(prof)
 
     def price_forecast(self, ctx: DayContext) -> np.ndarray:
         """A fundamental forecast from public data: the producers' merit order against
@@ -374,12 +399,13 @@ class FlexMarketModel(mesa.Model):
     def _realtime_devices(self, ctx, commit: bool):
         """Device power in real time (N, T) per kind and the realised profiles: aggregators'
         current set-points as realised, home batteries on self-consumption, the rest at their
-        baselines. Without `commit`, a preview: no state of charge changes, and the profiles
-        returned are the day's own (read them only); real time gets copies it may curtail."""
+        baselines. Without `commit`, a preview: the profiles returned are the day's own (read
+        them only); real time gets copies it may curtail. States of charge move only once
+        real time is final (`ProsumerFleet.commit_soc`, after the DSO's RED/BLACK actions)."""
         f = self.fleet
         real = {k: v.copy() for k, v in self.device_plan(ctx).items()}
         for agg in self.aggregators:
-            agg.realise(ctx, real, commit=commit)
+            agg.realise(ctx, real)
         prof = ctx.profiles if not commit else DayProfiles(
             *(a.copy() for a in (ctx.profiles.load, ctx.profiles.pv, ctx.profiles.ev,
                                  ctx.profiles.hp)))
@@ -394,11 +420,11 @@ class FlexMarketModel(mesa.Model):
         real time once per block; a preview depends only on the day's realised profiles and
         the states of charge, so it is kept until either changes."""
         if commit:
-            return self.own_batteries(prof, commit=True)
+            return self.own_batteries(prof)
         soc = self.fleet.soc.tobytes()
         kept = self._own_preview
         if kept is None or kept[0] is not ctx or kept[1] != soc:
-            kept = self._own_preview = (ctx, soc, self.own_batteries(prof, commit=False))
+            kept = self._own_preview = (ctx, soc, self.own_batteries(prof))
         return kept[2]
 
     def corrections(self, ctx) -> np.ndarray:
@@ -460,6 +486,10 @@ class FlexMarketModel(mesa.Model):
         balancingstage.der_balancing(self, ctx)
 
         real, prof = self._realtime_devices(ctx, commit=True)
+        # batteries follow their set-points only as far as their states of charge allow (a
+        # pooled plan that charged and discharged at once would otherwise store energy the
+        # metered net power never delivered)
+        self.note_truncation("battery_cut_mwh", f.keep_within_soc(real["battery"], dt))
         e = f.enrolled
         own = (f.batt_mwh > 0) & ~e["battery"]
         ctx.planner_fixed = prof.load - prof.pv + np.where(own[:, None], real["battery"], 0.0) \
@@ -468,6 +498,12 @@ class FlexMarketModel(mesa.Model):
         before = self._meter(ctx, real, prof)
         red = flexstage.red_actions(self, ctx, real, prof) if mk.coupling == "conditional" \
             else None
+        if red is not None and red["black"].any():
+            # a disconnection zeroed part of the batteries' paths: what follows must stay
+            # within their states of charge
+            self.note_truncation("battery_cut_mwh", f.keep_within_soc(real["battery"], dt))
+        # states of charge follow the final power path
+        self.note_truncation("soc_clipped_mwh", f.commit_soc(real["battery"], dt))
         realised = self._meter(ctx, real, prof, settle=False) if red is not None else before
         prosumer_net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
         # Perimeter correction: parties settle what they would have metered without the DSO's
@@ -493,11 +529,13 @@ class FlexMarketModel(mesa.Model):
         red_flags = red["red"] if red is not None else real_flags["violated"]
         black = red["black"] if red is not None else np.zeros_like(red_flags)
         light = self.dso.traffic_light(da_flags["violated"], red_flags, black)
-        violation_mw = self.dso.violation_mw(flows)
+        shed = self.dso.load_to_shed(flows)
+        self.note_truncation("load_to_shed", not shed.converged)
         self._value_energy(ctx, real, prof)
         if self.config.planner.enabled:
             t0 = time.perf_counter()
             self.planner_days.append(self._plan_day(ctx, soc_start, q_real))
+            self.note_truncation("planner", not self.planner_days[-1].converged)
             self.planner_seconds += time.perf_counter() - t0
 
         led, mtus = self.ledger, ctx.mtu0 + np.arange(t)
@@ -509,13 +547,14 @@ class FlexMarketModel(mesa.Model):
         book_balancing(led, np.array([self.account_of[u] for u in offers.provider], int), act,
                        self.tso.account, led.id(EXTERNAL), mtus, dt,
                        self.tso.cfg.emergency_price_eur_mwh, self.tso.emergency_down_price)
+        balancing = np.zeros((len(parties), t))   # producers' balancing energy (MW, + up)
         for i, p in enumerate(parties):
             if isinstance(p, Producer):
-                out = -realised[i]
                 k = np.flatnonzero(offers.provider == p.unique_id)
                 if k.size:
-                    out = out + act.up_mw[k[0]] - act.down_mw[k[0]]
-                led.pay(p.account, led.id(EXTERNAL), "fuel", mtus, out * dt, p.marginal_cost)
+                    balancing[i] = act.up_mw[k[0]] - act.down_mw[k[0]]
+                led.pay(p.account, led.id(EXTERNAL), "fuel", mtus,
+                        (balancing[i] - realised[i]) * dt, p.marginal_cost)
         self._settle_retail(ctx, real, prosumer_net, adders, red)
         self._settle_compensation(ctx)
         self._settle_non_delivery(ctx)
@@ -529,7 +568,7 @@ class FlexMarketModel(mesa.Model):
         self._record(ctx, clearing, prices_fc, system_short, act, p_short, p_long, gen, demand,
                      real, prof, parties, realised, realised - before, imbalance_mw,
                      dso_imbalance, da_flags, final_flags, real_flags, light, flows,
-                     violation_mw, red, activated)
+                     shed, red, activated, balancing)
         for agent in [*parties, self.dso, self.tso]:
             hook = getattr(agent.strategy, "end_of_day", None) if hasattr(agent, "strategy") \
                 else None
@@ -732,8 +771,8 @@ class FlexMarketModel(mesa.Model):
 
     def _record(self, ctx, clearing, prices_fc, system_short, act, p_short, p_long, generation,
                 demand, real, prof, parties, realised, correction, imbalance_mw,
-                dso_imbalance, da_flags, final_flags, real_flags, light, flows, violation_mw,
-                red, activated) -> None:
+                dso_imbalance, da_flags, final_flags, real_flags, light, flows, shed,
+                red, activated, balancing) -> None:
         t = ctx.n_mtu
         mtus = ctx.mtu0 + np.arange(t)
         rec = self.records
@@ -771,7 +810,7 @@ class FlexMarketModel(mesa.Model):
             "max_loading": flows.loading.max(1),
             "v_min_pu": flows.v_pu[:, 1:].min(1),
             "v_max_pu": flows.v_pu[:, 1:].max(1),
-            "violation_mw_eq": violation_mw,
+            "load_to_shed_mw": shed.per_mtu,
         }))
         n_loc = self.grid.n_locations
         rec.setdefault("grid", []).append(pd.DataFrame({
@@ -788,6 +827,7 @@ class FlexMarketModel(mesa.Model):
             "v_min_pu": real_flags["v_min"].ravel(),
             "v_max_pu": real_flags["v_max"].ravel(),
             "overload_mw": real_flags["overload_mw"].ravel(),
+            "load_to_shed_mw": shed.per_location(self.grid.bus_location, n_loc).ravel(),
         }))
         names = np.array([p.name for p in parties], dtype=object)
         classes = np.array([p.agent_class for p in parties], dtype=object)
@@ -800,15 +840,18 @@ class FlexMarketModel(mesa.Model):
             "perimeter_correction_mwh": (correction * ctx.dt_h).ravel(),
             "activated_mwh": (activated * ctx.dt_h).ravel(),
             "imbalance_mwh": (imbalance_mw * ctx.dt_h).ravel(),
+            "balancing_mwh": (balancing * ctx.dt_h).ravel(),
         }))
         for agg in self.aggregators:
             flex = agg.flexibility(ctx)
+            bat = agg.masks()["battery"]
             rec.setdefault("aggregators", []).append(pd.DataFrame({
                 "mtu": mtus, "aggregator": agg.name, "baseline_mw": agg.baseline,
                 "schedule_mw": agg.planned_net_mw(),
                 "up_mw": sum((u for u, _ in flex.values()), np.zeros(t)),
                 "down_mw": sum((d for _, d in flex.values()), np.zeros(t)),
-                "missed_mw": agg.missed_mw()}))
+                "missed_mw": agg.missed_mw(),
+                "battery_throughput_mwh": np.abs(real["battery"][bat]).sum(0) * ctx.dt_h}))
         stats = {"day": ctx.day, "curtailed_mwh": float(red["curtailed_mwh"].sum())
                  if red is not None else 0.0,
                  **{f"balancing_{k}": v for k, v in ctx.balancing_cost.items()}}

@@ -9,9 +9,12 @@ batteries return to their start each day and EV/heat-pump envelopes are daily, t
 problem separates exactly into one LP per day.
 
 Grid limits (LinDistFlow branch loading and bus voltages) are soft: a violation costs the value
-of lost load per MWh of load that would have to be shed to remove it, the same price the run's
-own welfare pays for its violations, so the two are measured on one scale. They are added by
-constraint generation: solve, check all limits, add the violated ones, repeat.
+of lost load per MW of the least load to shed (or injection to curtail) that would remove it,
+the measure of `environment.grid.shed` that the run's own violations are charged by, so the two
+are on one scale. The planner's relief variables enter the grid rows only, not the energy
+balance, exactly as that measure does. Limits are added by constraint generation: solve, check
+all limits, add the violated ones, repeat (up to MAX_ROUNDS; a run that stops there with a
+limit still violated is reported, not hidden).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class PlannerResult:
     unserved_cost: float
     rounds: int
     grid_constraints: int
+    converged: bool = True        # False: stopped at MAX_ROUNDS with a limit still violated
+    load_to_shed_mwh: float = 0.0  # the grid violations it kept, as load to shed (at VoLL)
 
 
 def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
@@ -117,8 +122,18 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
                                - m.em_dn[t] == fixed_total[t] + sum(flex(b, t)
                                                                      for b in flex_buses))
     m.grid = pyo.ConstraintList()
-    m.slack = pyo.VarList(domain=pyo.NonNegativeReals)
-    slack_weight: list[float] = []
+    # Grid limits are soft in the measure of `environment.grid.shed`: a violation costs the
+    # value of lost load per MW of the least load to shed (or injection to curtail) that
+    # restores it, a change at any bus that enters the grid rows but not the energy balance,
+    # on the same scale as the run's own violations.
+    m.virtual = pyo.VarList(domain=pyo.NonNegativeReals)
+    virtual: dict[int, list] = {}   # MTU -> per bus (shed, curtail) variables, slack excluded
+
+    def relief(t: int) -> list:
+        if t not in virtual:
+            virtual[t] = [None] + [(m.virtual.add(), m.virtual.add()) for _ in range(1, b_n)]
+        return virtual[t]
+
     fuel = sum(day.gen_cost[g] * m.g[g, t] for g in G for t in T) * dt
     wear = sum(day.degradation[b] * (m.ch[b, t] + m.dis[b, t]) for b in Bb for t in T) * dt
     emerg = sum(day.emergency_up_price * m.em_up[t] - day.emergency_down_price * m.em_dn[t]
@@ -145,59 +160,70 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
 
     rounds, added = 1, set()
     run()
+    converged = True
     if grid_constrained:
         sens_d = flow.grid.downstream  # (L, B)
         sens = flow.sensitivities()
         r_mat, x_mat = sens.R, sens.X
         s_max = flow.grid.s_max_mva * loading_limit
-        while rounds < MAX_ROUNDS:
-            p = day.fixed_bus_mw + _flex_values(m, flex_buses, b_n, t_n)
+        while True:
+            p = day.fixed_bus_mw + _flex_values(m, flex_buses, b_n, t_n) \
+                - _virtual_values(virtual, b_n, t_n)
             res = flow.solve(p, day.q_bus_mvar)
             p_lim = np.sqrt(np.clip(s_max[None, :] ** 2 - res.q_mvar ** 2, 0, None))
-            new = 0
-            for t, line in zip(*np.nonzero(np.abs(res.p_mw) > p_lim + TOL), strict=True):
-                key = ("l", int(t), int(line))
-                if key in added:
-                    continue
-                added.add(key)
-                buses = np.flatnonzero(sens_d[line])
-                fixed = float(day.fixed_bus_mw[t, buses].sum())
-                expr = fixed + sum(flex(b, t) for b in flex_buses if b in set(buses))
-                s = m.slack.add()
-                slack_weight.append(1.0)
-                sign = 1.0 if res.p_mw[t, line] > 0 else -1.0
-                m.grid.add(sign * expr <= p_lim[t, line] + s)
-                new += 1
             w = res.v_pu ** 2
-            lo = w < v_min[None, :] ** 2 - TOL
-            hi = w > v_max[None, :] ** 2 + TOL
-            for (t, bus), sign, bound in [(tb, 1.0, v_min) for tb in zip(*np.nonzero(lo),
-                                                                        strict=True)] + \
-                    [(tb, -1.0, v_max) for tb in zip(*np.nonzero(hi), strict=True)]:
-                key = ("v", int(t), int(bus), sign)
-                if key in added or bus == 0:
-                    continue
-                added.add(key)
+            lines = [(int(t), int(line)) for t, line in
+                     zip(*np.nonzero(np.abs(res.p_mw) > p_lim + TOL), strict=True)
+                     if ("l", int(t), int(line)) not in added]
+            volts = [(int(t), int(bus), sign) for sign, mask in
+                     ((1.0, w < v_min[None, :] ** 2 - TOL), (-1.0, w > v_max[None, :] ** 2 + TOL))
+                     for t, bus in zip(*np.nonzero(mask), strict=True)
+                     if bus != 0 and ("v", int(t), int(bus), sign) not in added]
+            if not lines and not volts:
+                break
+            if rounds >= MAX_ROUNDS:
+                converged = False
+                break
+            for t, line in lines:
+                added.add(("l", t, line))
+                buses = np.flatnonzero(sens_d[line])
+                v = relief(t)
+                fixed = float(day.fixed_bus_mw[t, buses].sum())
+                expr = fixed + sum(flex(b, t) for b in flex_buses if b in set(buses)) \
+                    - sum(v[b][0] - v[b][1] for b in buses)
+                sign = 1.0 if res.p_mw[t, line] > 0 else -1.0
+                m.grid.add(sign * expr <= p_lim[t, line])
+            for t, bus, sign in volts:
+                added.add(("v", t, bus, sign))
+                v = relief(t)
+                bound = v_min if sign > 0 else v_max
                 w0 = float(sens.w0[bus])
                 rq = float(x_mat[bus] @ day.q_bus_mvar[t])
                 fixed = float(r_mat[bus] @ day.fixed_bus_mw[t])
-                expr = fixed + sum(float(r_mat[bus, b]) * flex(b, t) for b in flex_buses)
+                expr = fixed + sum(float(r_mat[bus, b]) * flex(b, t) for b in flex_buses) \
+                    - sum(float(r_mat[bus, b]) * (v[b][0] - v[b][1])
+                          for b in range(1, b_n) if r_mat[bus, b] > 0)
                 limit = (w0 - bound[bus] ** 2) / 2 - rq
-                s = m.slack.add()
-                slack_weight.append(1.0 / max(float(r_mat[bus, bus]), 1e-9))
-                m.grid.add(sign * expr <= sign * limit + s)
-                new += 1
-            if not new:
-                break
+                m.grid.add(sign * expr <= sign * limit)
             m.unserved.expr = shed_cost + day.value_of_load * dt * sum(
-                w_ * m.slack[i + 1] for i, w_ in enumerate(slack_weight))
+                m.virtual[i] for i in m.virtual)
             run()
             rounds += 1
     val = pyo.value
     return PlannerResult(
         cost=float(val(m.obj)), fuel=float(val(fuel)), wear=float(val(wear)),
         emergency=float(val(emerg)), unserved_cost=float(val(m.unserved)),
-        rounds=rounds, grid_constraints=len(added))
+        rounds=rounds, grid_constraints=len(added), converged=converged,
+        load_to_shed_mwh=float(sum(pyo.value(m.virtual[i]) for i in m.virtual)) * dt)
+
+
+def _virtual_values(virtual: dict, b_n: int, t_n: int) -> np.ndarray:
+    """(T, B) net virtual relief (shed less curtailment) of the solved model."""
+    out = np.zeros((t_n, b_n))
+    for t, pairs in virtual.items():
+        for b in range(1, b_n):
+            out[t, b] = (pairs[b][0].value or 0.0) - (pairs[b][1].value or 0.0)
+    return out
 
 
 def _flex_values(m, flex_buses, b_n, t_n) -> np.ndarray:

@@ -250,7 +250,10 @@ class Lfm(_Model):
     """Explicit local flexibility market: the DSO buys location-tagged flexibility, once after
     the day-ahead auction and (if `intraday`) again with day-D forecasts.
 
-    Levers against gaming: `price_cap`, `reservation_eur_mw_h`, `publish_congestion`;
+    Levers against gaming: `price_cap`; `reservation_eur_mw_h`, an availability payment per MW
+    and hour: the day-ahead round then reserves capacity (weighing each offer at its ask plus
+    the payment) and the intraday round activates from it only what the updated forecast needs;
+    `publish_congestion`;
     `non_delivery_penalty_eur_mwh`, paid by an aggregator to the DSO per committed MWh it
     misses; `exclude_position_changers`, which keeps out of the day's flexibility rounds an
     aggregator whose D-1 plan at a forecast-congested MTU-location moved towards the congestion
@@ -274,6 +277,14 @@ class Lfm(_Model):
     unresolved_cost_eur_mwh: Positive = 5000.0
     non_delivery_penalty_eur_mwh: NonNeg = 0.0
     exclude_position_changers: bool = False
+
+    @model_validator(mode="after")
+    def _availability_needs_activation(self) -> Lfm:
+        if self.reservation_eur_mw_h > 0 and not (self.enabled and self.intraday):
+            raise ValueError(f"reservation_eur_mw_h = {self.reservation_eur_mw_h}: availability "
+                             "bought at D-1 is activated in the intraday LFM, which is off "
+                             f"(enabled = {self.enabled}, intraday = {self.intraday})")
+        return self
 
 
 class ImplicitLfm(_Model):
@@ -321,6 +332,20 @@ class Markets(_Model):
     implicit: ImplicitLfm = ImplicitLfm()
     intraday: Intraday = Intraday()
     platform: Platform = Platform()
+
+    @property
+    def flex_price_cap(self) -> float:
+        """What no flexibility bid is paid above, in the LFM and in real-time balancing with
+        DER: the LFM's own cap, or the day-ahead market's (the harmonised maximum clearing
+        price) where it has none."""
+        return self.lfm.price_cap if self.lfm.price_cap is not None else self.dayahead.price_cap
+
+    @model_validator(mode="after")
+    def _tso_share_needs_sequential(self) -> Markets:
+        if self.tso_share > 0 and self.coupling != "sequential":
+            raise ValueError(f"tso_share = {self.tso_share}: capacity is held for the TSO only "
+                             f"under coupling 'sequential', not {self.coupling!r}")
+        return self
 
 
 class Settlement(_Model):
@@ -397,6 +422,10 @@ class Scenario(_Model):
         if self.system_load.brp in {b.name for b in self.brps}:
             problems.append(f"system_load.brp = {self.system_load.brp!r}: "
                             "must differ from the prosumers' BRPs")
+        if self.tso.capacity_price_eur_mw_h > 0 and self.markets.tso_share == 0:
+            problems.append(f"tso.capacity_price_eur_mw_h = {self.tso.capacity_price_eur_mw_h}:"
+                            " pays capacity held for the TSO, and none is held "
+                            "(markets.tso_share = 0)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

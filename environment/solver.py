@@ -99,7 +99,8 @@ def _colwise(mats: list, n: int) -> sp.csc_array:
 
 
 def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: str = "LP",
-             lower=None, upper=None, a=None, row_lower=None, row_upper=None):
+             lower=None, upper=None, a=None, row_lower=None, row_upper=None,
+             presolve: bool = True):
     """Minimise c @ x subject to a_eq x = b_eq, a_ub x <= b_ub and bounds, with HiGHS through
     highspy (scipy's wrapper costs more than small LPs take to solve). Returns x and the row
     marginals (d objective / d right-hand side) as `eqlin.marginals` and `ineqlin.marginals`.
@@ -111,7 +112,7 @@ def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: s
     Rows can instead be given as one matrix `a` with `row_lower <= a x <= row_upper` (+-inf
     where open), for callers that keep a constant constraint matrix: a canonical CSC matrix is
     handed to HiGHS without being stacked or converted again. Their marginals are then
-    `marginals`."""
+    `marginals`. `presolve=False` skips HiGHS's presolve (see `WarmLP`)."""
     c = np.asarray(c, float)
     n = len(c)
     mats, lo, hi = [], [], []
@@ -135,7 +136,8 @@ def solve_lp(c, a_eq=None, b_eq=None, a_ub=None, b_ub=None, bounds=None, what: s
                         for b in bounds], float).reshape(n, 2)
         col_lo, col_hi = bnd[:, 0], np.minimum(bnd[:, 1], highspy.kHighsInf)
     res = WarmLP(c, _colwise(mats, n), np.concatenate(lo) if lo else np.zeros(0),
-                 np.concatenate(hi) if hi else np.zeros(0), col_lo, col_hi, what).solve()
+                 np.concatenate(hi) if hi else np.zeros(0), col_lo, col_hi, what,
+                 presolve).solve()
     n_eq = 0 if a_eq is None else a_eq.shape[0]
     res.eqlin = SimpleNamespace(marginals=res.marginals[:n_eq])
     res.ineqlin = SimpleNamespace(marginals=res.marginals[n_eq:])
@@ -201,12 +203,20 @@ class WarmLP:
             return diff.astype(np.int32)
         return None
 
-    def add_cols(self, cost, lower, upper) -> None:
-        """New columns after the existing ones, with no entries in the existing rows."""
+    def add_cols(self, cost, lower, upper, a=None) -> None:
+        """New columns after the existing ones, with entries `a` (existing rows x new
+        columns) in the existing rows, or none."""
         t0 = time.perf_counter()
         cost, lower, upper = (np.asarray(v, float) for v in (cost, lower, upper))
-        self.h.addCols(len(cost), cost, lower, upper, 0, np.zeros(len(cost), np.int32),
-                       np.zeros(0, np.int32), np.zeros(0))
+        if a is None:
+            self.h.addCols(len(cost), cost, lower, upper, 0, np.zeros(len(cost), np.int32),
+                           np.zeros(0, np.int32), np.zeros(0))
+        else:
+            a = sp.csc_array(a)
+            a.sort_indices()
+            self.h.addCols(len(cost), cost, lower, upper, len(a.data),
+                           a.indptr[:-1].astype(np.int32), a.indices.astype(np.int32),
+                           a.data.astype(float))
         self.c, self.lower, self.upper = (np.concatenate([a, b]) for a, b in (
             (self.c, cost), (self.lower, lower), (self.upper, upper)))
         CLOCK.seconds += time.perf_counter() - t0

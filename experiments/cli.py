@@ -7,6 +7,7 @@ import json
 import sys
 
 from environment.scenario import ScenarioError
+from experiments.efficiency import register_cli as register_efficiency
 from experiments.sweep_cli import register_cli as register_sweeps
 from experiments.viz_cli import register_cli as register_view
 
@@ -31,11 +32,14 @@ def _run(args: argparse.Namespace) -> int:
                           progress=not args.quiet, figures=not args.no_figures)
     s = result.summary
     w = s["welfare_eur"]
+    eff = s.get("cost_efficiency")
     lines = [
         f"run {result.run_id}: {s['run']['days']} days, {s['run']['prosumers']} prosumers on "
         f"{s['run']['grid']}",
-        f"  welfare {w['total']:,.0f} EUR"
-        + (f"  planner share {s['planner_share']:.6f}" if "planner_share" in s else ""),
+        f"  efficiency {eff:.4f}: system cost {s['system_cost_eur']:,.2f} EUR, planner "
+        f"{s['planner_system_cost_eur']:,.2f} EUR" if eff is not None else
+        f"  system cost {s['system_cost_eur']:,.2f} EUR (planner off: no efficiency)",
+        f"  welfare {w['total']:,.0f} EUR",
         f"  DA price mean {s['da_price_eur_mwh']['mean']:.1f} EUR/MWh "
         f"(min {s['da_price_eur_mwh']['min']:.1f}, max {s['da_price_eur_mwh']['max']:.1f})",
         f"  imbalance {s['imbalance']['system_abs_mwh']:.2f} MWh, traffic light "
@@ -126,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "--set aggregators.0.strategy=incdec (repeatable)")
     tw.add_argument("--out", help="folder for the twin report")
     tw.set_defaults(func=_twin)
+    register_efficiency(sub)
     register_view(sub)
     register_sweeps(sub)
     return p

@@ -26,19 +26,55 @@ def welfare_split(ledger: pd.DataFrame, classes: pd.Series, value: pd.Series,
     return out
 
 
+EXTERNAL_COSTS = {"fuel": "fuel_eur", "battery_wear": "wear_eur",
+                  "balancing_emergency": "emergency_eur"}
+
+
+def system_cost(ledger: pd.DataFrame, unserved_mwh: float, violation_mwh: float,
+                value_of_load: float) -> dict[str, float]:
+    """The resources a run used, on the planner's basis (`environment.planner`): producers'
+    fuel for what they generated, battery wear, emergency energy from outside the system (net
+    of what it paid for surplus taken), energy services not delivered (EVs and heat pumps left
+    short, load curtailed or disconnected) and grid violations left, both at the value of lost
+    load, the latter as the least load to shed that would restore every limit. Payments
+    between agents (market prices, activation asks, fees, compensation) are transfers and
+    cancel; only what left the system through `external` counts."""
+    ext = ledger[(ledger["payee"] == "external") | (ledger["payer"] == "external")]
+    sign = np.where(ext["payee"] == "external", 1.0, -1.0)
+    by_market = (ext["eur"] * sign).groupby(ext["market"].astype(str)).sum()
+    out = {v: float(by_market.get(k, 0.0)) for k, v in EXTERNAL_COSTS.items()}
+    other = float(by_market.drop(list(EXTERNAL_COSTS), errors="ignore").sum())
+    if other:
+        out["other_external_eur"] = other
+    out["unserved_eur"] = float(unserved_mwh * value_of_load)
+    out["violation_eur"] = float(violation_mwh * value_of_load)
+    out["total_eur"] = float(sum(out.values()))
+    return out
+
+
+def planner_system_cost(days: list, value_of_load: float) -> dict[str, float]:
+    """The planner's cost on the same basis as `system_cost`: its shedding for grid limits
+    (relief entering the grid rows only) is the violation part of its unserved cost."""
+    violation = sum(d.load_to_shed_mwh for d in days) * value_of_load
+    out = {"fuel_eur": sum(d.fuel for d in days), "wear_eur": sum(d.wear for d in days),
+           "emergency_eur": sum(d.emergency for d in days),
+           "unserved_eur": sum(d.unserved_cost for d in days) - violation,
+           "violation_eur": violation}
+    out = {k: float(v) for k, v in out.items()}
+    out["total_eur"] = float(sum(out.values()))
+    return out
+
+
 def ledger_checks(ledger: pd.DataFrame, n_mtu: int, exchange: str) -> dict[str, float]:
-    """Double entry sums to zero; the DA exchange passes every euro through in every MTU."""
-    paid = ledger.groupby("payer", observed=True)["eur"].sum()
-    got = ledger.groupby("payee", observed=True)["eur"].sum()
-    total = float(got.sum() - paid.sum())
+    """The DA exchange passes every euro through in every MTU: what buyers paid is what sellers
+    got (double entry itself sums to zero by construction and is not reported)."""
     ex = np.zeros(n_mtu)
     da = ledger[ledger["market"] == "dayahead"]
     np.add.at(ex, da["mtu"].to_numpy()[(da["payee"] == exchange).to_numpy()],
               da["eur"].to_numpy()[(da["payee"] == exchange).to_numpy()])
     np.add.at(ex, da["mtu"].to_numpy()[(da["payer"] == exchange).to_numpy()],
               -da["eur"].to_numpy()[(da["payer"] == exchange).to_numpy()])
-    return {"sum_of_balances_eur": total, "exchange_max_abs_eur_per_mtu": float(np.abs(ex).max()),
-            "rows": int(len(ledger))}
+    return {"exchange_max_abs_eur_per_mtu": float(np.abs(ex).max()), "rows": int(len(ledger))}
 
 
 def price_stats(s: pd.Series) -> dict[str, float]:
@@ -88,7 +124,11 @@ def summarise(series: pd.DataFrame, grid: pd.DataFrame, positions: pd.DataFrame,
 
 
 DSO_MARKETS = {"lfm_da": "lfm_da_eur", "lfm_id": "lfm_id_eur",
-               "lfm_reservation": "reservation_eur", "red_compensation": "red_compensation_eur"}
+               "lfm_realtime": "lfm_realtime_eur", "lfm_reservation": "reservation_eur",
+               "red_compensation": "red_compensation_eur"}
+"""Every market the DSO pays in for flexibility: the day-ahead and intraday LFM, its share
+of real-time DER activations under the TSO-DSO scheme, availability payments and RED
+compensation."""
 
 
 def flexibility(flex: pd.DataFrame | None, ledger: pd.DataFrame, dso: str, dt_h: float,

@@ -83,8 +83,8 @@ def _welfare(summary, out_dir: Path) -> Path:
     ax.axvline(0, color="k", lw=0.5)
     ax.set_xlabel("EUR over the run")
     total = summary["welfare_eur"]["total"]
-    share = summary.get("planner_share")
-    title = f"Welfare split (consumers' {summary['welfare_eur']['consumers']:,.0f} EUR not shown;"\
-        f" total {total:,.0f} EUR"
-    ax.set_title(title + (f", planner share {share:.4f})" if share else ")"), fontsize=9)
+    eff = summary.get("cost_efficiency")
+    title = f"Welfare by class (consumers' {summary['welfare_eur']['consumers']:,.0f} EUR not "\
+        f"shown; total {total:,.0f} EUR"
+    ax.set_title(title + (f"; cost efficiency {eff:.4f})" if eff else ")"), fontsize=9)
     return _save(fig, out_dir / "welfare.png")

@@ -15,7 +15,15 @@ import yaml
 from environment.model import EXCHANGE, FlexMarketModel
 from environment.scenario import Scenario, dump_scenario, load_scenario, with_overrides
 from environment.solver import CLOCK
-from experiments.metrics import flexibility, ledger_checks, settlement, summarise, welfare_split
+from experiments.metrics import (
+    flexibility,
+    ledger_checks,
+    planner_system_cost,
+    settlement,
+    summarise,
+    system_cost,
+    welfare_split,
+)
 
 DEFAULT_SCENARIO = "default"
 
@@ -96,22 +104,39 @@ def run_scenario(scenario: Scenario | str | Path | None = None, *, days: int | N
 
 
 def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> dict:
+    """summary.json: efficiency first (the run's system cost against the planner's), then
+    welfare by class, prices, imbalance, congestion, flexibility, settlement and checks."""
     s, cal = model.config, model.calendar
     dt = cal.mtu_hours
     series = tables["series"]
     ledger = tables["ledger"]
     value = model.valued_energy_mwh()
     v = s.value_of_load_eur_mwh
-    violation_cost = float(series["violation_mw_eq"].sum() * dt * v)
+    violation_mwh = float(series["load_to_shed_mw"].sum() * dt)
+    violation_cost = violation_mwh * v
     welfare = welfare_split(ledger, model.ledger.account_classes(),
                             pd.Series({k: q * v for k, q in value.items()}), violation_cost)
-    out = {
-        "run": {"scenario": s.name, "seed": s.seed, "days": cal.days,
-                "mtu_minutes": cal.mtu_minutes, "start": str(cal.start),
-                "grid": s.grid.simbench_code, "prosumers": model.fleet.n,
-                "aggregated_devices": {k: int(m.sum()) for k, m in model.fleet.enrolled.items()}},
+    cost = system_cost(ledger, model.shortfall_mwh, violation_mwh, v)
+    out: dict = {"system_cost_eur": cost["total_eur"]}
+    if model.planner_days:
+        planner = planner_system_cost(model.planner_days, v)
+        out["planner_system_cost_eur"] = planner["total_eur"]
+        out["cost_efficiency"] = (planner["total_eur"] / cost["total_eur"]
+                                  if cost["total_eur"] > 0 else None)
+        out["system_cost"] = {"run": cost, "planner": planner}
+    else:
+        out["system_cost"] = {"run": cost}
+    out["run"] = {"scenario": s.name, "seed": s.seed, "days": cal.days,
+                  "mtu_minutes": cal.mtu_minutes, "start": str(cal.start),
+                  "grid": s.grid.simbench_code, "prosumers": model.fleet.n,
+                  "aggregated_devices": {k: int(m.sum()) for k, m in
+                                         model.fleet.enrolled.items()},
+                  "coupling": s.markets.coupling, "tso_dso_scheme": s.markets.tso_dso_scheme,
+                  "compensation": s.settlement.compensation}
+    out.update({
         "welfare_eur": welfare,
         "grid_violation_cost_eur": violation_cost,
+        "load_to_shed_mwh": violation_mwh,
         "device_energy_shortfall_mwh": model.shortfall_mwh,
         **summarise(series, tables["grid"], tables["positions"], dt),
         "ledger": ledger_checks(ledger, cal.n_mtu, EXCHANGE),
@@ -120,29 +145,14 @@ def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> di
         "settlement": settlement(ledger, tables["positions"], series, tables["days"],
                                  [b.name for b in model.brps], [a.name for a in model.aggregators],
                                  model.tso.name, dt),
-    }
-    out["run"]["coupling"] = s.markets.coupling
-    out["run"]["tso_dso_scheme"] = s.markets.tso_dso_scheme
-    out["run"]["compensation"] = s.settlement.compensation
+        "truncation": dict(model.truncated),
+    })
     if model.planner_days:
-        cost = sum(d.cost for d in model.planner_days)
-        planner_value = v * model.service_mwh
-        planner_welfare = planner_value - cost
-        sim_cost = welfare["external"] + violation_cost + v * model.shortfall_mwh
         out["planner"] = {
-            "welfare_eur": planner_welfare,
-            "cost_eur": cost,
-            "fuel_eur": sum(d.fuel for d in model.planner_days),
-            "unserved_cost_eur": sum(d.unserved_cost for d in model.planner_days),
+            "welfare_eur": v * model.service_mwh - sum(d.cost for d in model.planner_days),
             "grid_constraints_added": sum(d.grid_constraints for d in model.planner_days),
             "max_rounds": max(d.rounds for d in model.planner_days),
         }
-        out["planner_share"] = (welfare["total"] / planner_welfare if planner_welfare > 0
-                                else None)
-        out["welfare_gap_to_planner_eur"] = planner_welfare - welfare["total"]
-        out["welfare_gap_over_planner_cost"] = (planner_welfare - welfare["total"]) / cost \
-            if cost > 0 else None
-        out["cost_ratio_planner_over_run"] = cost / sim_cost if sim_cost else None
     return out
 
 

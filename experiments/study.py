@@ -24,7 +24,7 @@ axes:
       forecast.load_error_sd: [0.02, 0.2]           # uniform bounds, or
       tso.up_markup_eur_mwh: {bounds: [0, 60], dist: unif, integer: false}
 seeds: 3                          # replications: 3 means seeds 1, 2, 3; or a list [7, 11]
-metrics: [welfare_eur.total, planner_share]     # dotted paths into summary.json
+metrics: [cost_efficiency, welfare_eur.total]     # dotted paths into summary.json
 tables: all                       # Parquet tables kept per run: all, none or a list of names
 ```
 
@@ -36,8 +36,8 @@ scenario rejects, combinations it rejects, unknown strategy or profile names, ba
 bounds, seeds and metric paths that are not dotted names.
 
 Metric paths are checked for syntax only: summary.json gains keys as the model grows and some
-keys exist only in some runs (planner_share only with the planner on, imbalance by party named
-after the agents), so a path that is missing from a run's summary is stored as null, and the
+keys exist only in some runs (cost_efficiency only with the planner on, imbalance by party
+named after the agents), so a path that is missing from a run's summary is stored as null, and the
 sweep warns, with the closest existing paths, as soon as the first run finished without it.
 `flexmarkets sweep --dry-run` runs one design point for one day and checks them up front.
 
@@ -70,7 +70,7 @@ from environment.scenario import (
     with_overrides,
 )
 
-DEFAULT_METRICS = ["welfare_eur.total", "planner_share", "congestion.red",
+DEFAULT_METRICS = ["cost_efficiency", "system_cost_eur", "welfare_eur.total", "congestion.red",
                    "imbalance.system_abs_mwh"]
 MAX_RUNS = 1_000_000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

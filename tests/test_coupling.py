@@ -2,6 +2,7 @@
 ways stated before running them."""
 
 import pytest
+from test_model import check_payments
 
 from environment.scenario import ScenarioError
 from experiments.run import run_scenario
@@ -91,7 +92,7 @@ def test_short_flexibility_red_actions_follow():
 def test_ledger_and_energy_still_balance_under_every_scheme(conflict):
     for run in conflict.values():
         s = run.summary
-        assert abs(s["ledger"]["sum_of_balances_eur"]) < 1e-6
+        check_payments(run)
         assert s["ledger"]["exchange_max_abs_eur_per_mtu"] < 1e-6
         assert s["energy"]["max_abs_balance_residual_mw"] < 1e-9
         pos = run.tables["positions"].groupby("mtu")["position_mwh"].sum()
@@ -153,15 +154,16 @@ def test_prequalified_large_prosumers_sell_directly_in_the_lfm(default_data):
     assert (sold["price_eur_mwh"] == 25.0).all()
     classes = model.ledger.account_classes()
     assert all(classes[a.name] == "prosumers" for a in direct)
-    assert abs(run.summary["ledger"]["sum_of_balances_eur"]) < 1e-6
+    check_payments(run)
 
 
 def test_dso_rechecks_stop_once_a_round_no_longer_relieves(monkeypatch):
     """A winter day on the 1,000-household feeder, where flexibility runs short: the DSO's
-    re-checks buy again only while the last round cut the forecast excess over the limits by
-    `min_relief` of it (0: by anything). Here the rebound and non-delivery undo much of what
-    later rounds buy: with 1% the day-ahead stage stops after its second round, with 0 it
-    runs all four, the last two relieving 0.2% and 1.4%."""
+    re-checks buy again only while the last round cut the forecast excess over the limits
+    (the load to shed) by `min_relief` of it (0: by anything). Here the rebound and
+    non-delivery undo much of what later rounds buy: the day-ahead excess goes 30.8, 24.9,
+    23.9, 23.4 MW over the rounds, so with 5% the stage stops after its second round (the
+    third relieved 3.9%), with 0 it runs all four."""
     from environment import flexstage
 
     real = flexstage._one_round
@@ -182,8 +184,8 @@ def test_dso_rechecks_stop_once_a_round_no_longer_relieves(monkeypatch):
         return {stage: [r["excess_mw"] for ctx in days for r in ctx.round_stats
                         if r["stage"] == stage] for stage in ("da", "id")}
 
-    ruled, every = rounds(0.01), rounds(0.0)
-    for min_relief, seen in ((0.01, ruled), (0.0, every)):
+    ruled, every = rounds(0.05), rounds(0.0)
+    for min_relief, seen in ((0.05, ruled), (0.0, every)):
         for excess in seen.values():
             assert excess and excess[0] > 0
             for before, after in zip(excess[:-1], excess[1:], strict=True):

@@ -9,9 +9,18 @@ from hypothesis import strategies as st
 from pyomo.contrib.solver.common.factory import SolverFactory
 
 from environment.coupling import headroom
+from environment.grid.shed import ShedMaps
 from environment.markets.lfm import FlexOffers, GridLimits, clear_lfm, location_moves
 
 DT = 0.25
+
+
+def chain(n_branch: int, n_bus: int | None = None) -> ShedMaps:
+    """Bus-level maps of branches in series (branch l feeds every bus from l + 1 on): where
+    load left unrelieved would be shed."""
+    n_bus = n_branch + 1 if n_bus is None else n_bus
+    return ShedMaps(np.arange(1, n_branch + 1), np.full(n_branch, n_bus),
+                    np.zeros((n_bus, n_bus)))
 
 
 def one_branch(base_mw, limit_mw, k_n=2, t_n=1, sens=(1.0, 0.5)):
@@ -23,7 +32,8 @@ def one_branch(base_mw, limit_mw, k_n=2, t_n=1, sens=(1.0, 0.5)):
                       base_w=np.ones((t_n, 2)), s_max=np.array([limit_mw]),
                       v_min=np.array([0.5, 0.5]), v_max=np.array([1.5, 1.5]),
                       flow_per_mw=flow, w_per_mw=np.zeros((t_n, k_n, 2, 2)),
-                      branch_location=np.zeros(1, int), bus_location=np.zeros(2, int))
+                      branch_location=np.zeros(1, int), bus_location=np.zeros(2, int),
+                      shed=chain(1))
 
 
 def offers(loc, mw, price, direction=None, mtu=None):
@@ -138,10 +148,10 @@ def test_branches_in_series_are_all_relieved_in_one_clearing():
     flow = np.zeros((1, 1, 2, n))
     flow[0, 0, :, :] = sens
     lim = GridLimits(base_p=(limit + excess)[None, :], base_q=np.zeros((1, n)),
-                     base_w=np.ones((1, 2)), s_max=limit, v_min=np.array([0.5, 0.5]),
-                     v_max=np.array([1.5, 1.5]), flow_per_mw=flow,
-                     w_per_mw=np.zeros((1, 1, 2, 2)), branch_location=np.zeros(n, int),
-                     bus_location=np.zeros(2, int))
+                     base_w=np.ones((1, n + 1)), s_max=limit, v_min=np.full(n + 1, 0.5),
+                     v_max=np.full(n + 1, 1.5), flow_per_mw=flow,
+                     w_per_mw=np.zeros((1, 1, 2, n + 1)), branch_location=np.zeros(n, int),
+                     bus_location=np.zeros(n + 1, int), shed=chain(n))
     o = offers([0], [10.0], [40.0])
     res = clear_lfm(o, lim, DT)
     assert res.accepted_mw[0] == pytest.approx(2.0, rel=1e-9)

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from test_model import (
-    check_double_entry,
+    check_energy_balance,
     check_exchange,
-    check_generation_meets_demand,
     check_imbalances,
+    check_payments,
     check_positions,
 )
 
@@ -194,9 +194,9 @@ def test_balances_hold_with_strategies(name):
     r = strategic(name, 2, None, aggregators__0__kind="independent",
                   settlement__compensation="corrected") if name == "baseline_inflation" \
         else strategic(name, 2)
-    check_double_entry(r)
+    check_payments(r)
     check_exchange(r)
-    check_generation_meets_demand(r)
+    check_energy_balance(r)
     check_positions(r)
     check_imbalances(r)
     assert np.isfinite(r.summary["welfare_eur"]["total"])

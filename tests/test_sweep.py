@@ -202,9 +202,8 @@ def test_shipped_studies_validate():
     names = {p.stem for p in shipped_studies()}
     assert SHIPPED <= names
     fp = load_study("flex_penetration")
-    assert len(fp.runs) == 36 and fp.metrics[:4] == ["welfare_eur.total", "planner_share",
-                                                     "congestion.red",
-                                                     "imbalance.system_abs_mwh"]
+    assert len(fp.runs) == 36 and fp.metrics[:4] == ["cost_efficiency", "system_cost_eur",
+                                                     "welfare_eur.total", "congestion.red"]
     ps = load_study("pricing_sensitivity")
     assert ps.sample.method == "sobol" and len(ps.runs) == 64 * (4 + 2)
     for name in SHIPPED:

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from test_model import check_double_entry
+from test_model import check_payments
 
 from experiments.cli import main
 from experiments.metrics import CLASSES
@@ -70,7 +70,7 @@ def test_transfers_and_welfare_are_consistent(incdec_twin):
                                         - w["violation_cost_change"], abs=1e-6)
     assert abs(rep.identity_residual_eur) < 1e-6
     for run in rep.runs:
-        check_double_entry(run)
+        check_payments(run)
 
 
 def test_price_cap_cuts_the_gaming_profit(incdec_twin):

@@ -29,13 +29,14 @@ class IncDecAggregator(TruthfulAggregator):
     of earlier days: with `anticipate` = 0 the congestion the DSO published (a price taker
     reading the public map; nothing to read without publication), with `anticipate` = 1 where
     the DSO actually bought up-flexibility from it (it learns from its own sales, whatever is
-    published). It games an MTU-location once the expectation reaches `threshold`."""
+    published), in between a weighted mix of the two. It games an MTU-location once the
+    expectation reaches `threshold`."""
 
     def __init__(self, adder_eur_mwh: float = 150.0, markup_price: float = 300.0,
                  anticipate: float = 0.0, memory: float = 0.5, threshold: float = 0.25):
         self.adder = float(adder_eur_mwh)
         self.markup_price = float(markup_price)
-        self.anticipate = bool(anticipate)
+        self.anticipate = check_share("anticipate", anticipate)
         self.memory = check_share("memory", memory, upper_open=True)
         self.threshold = float(threshold)
         self.expected: np.ndarray | None = None  # (T, K) in [0, 1]
@@ -78,15 +79,12 @@ class IncDecAggregator(TruthfulAggregator):
         ctx = self._ctx
         if ctx is None:
             return
-        if self.anticipate:
-            sold = ctx.dso_sold.get(agg.unique_id)
-            obs = (np.zeros_like(ctx.dso_bought, dtype=bool) if sold is None
-                   else sold[:, :, 0] > 1e-9)
-        else:
-            if self._seen is None:
-                self._seen = np.zeros_like(ctx.dso_bought, dtype=bool)
-            obs = self._seen & ~(ctx.dso_bought > 1e-9)  # not injection-driven
-        obs = obs.astype(float)
+        sold = ctx.dso_sold.get(agg.unique_id)
+        own = (np.zeros_like(ctx.dso_bought, dtype=bool) if sold is None
+               else sold[:, :, 0] > 1e-9)
+        seen = np.zeros_like(ctx.dso_bought, dtype=bool) if self._seen is None else self._seen
+        public = seen & ~(ctx.dso_bought > 1e-9)  # not injection-driven
+        obs = self.anticipate * own + (1 - self.anticipate) * public
         self.expected = obs if self.expected is None else \
             self.memory * self.expected + (1 - self.memory) * obs
         self._seen = None

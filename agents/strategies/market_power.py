@@ -50,13 +50,13 @@ class MarkupAggregator(TruthfulAggregator):
 
     def da_orders(self, agg, ctx) -> OrderBook:
         """Withholding is decided once the day's plans are final, before any flexibility is
-        offered: the kept capacity is booked like capacity held for the TSO."""
+        offered: the kept capacity is offered in no market, balancing included."""
         if self.withhold > 0:
             flex = agg.flexibility(ctx)
             for d, direction in ((0, 1), (1, -1)):
                 strong = local_shares(agg, ctx, direction) > self.share_threshold
                 for k, pair in flex.items():
-                    agg.held[k, :, d] += self.withhold * pair[d] * strong[:, k]
+                    agg.withhold(k, d, self.withhold * pair[d] * strong[:, k])
         return super().da_orders(agg, ctx)
 
 

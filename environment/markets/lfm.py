@@ -13,8 +13,8 @@ real time sees as RED.
 
 Pricing: pay-as-bid (each accepted offer its own price) or pay-as-clear, where every accepted
 offer earns the locational marginal value of its relief (from the duals), capped at the price
-cap. Reservation payments (conditional products) add EUR per MW and hour on the accepted
-volume.
+cap. With availability payments (conditional products) the day-ahead round reserves
+capacity and the intraday round activates from it (`environment.flexstage`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,16 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from environment.solver import WarmLP
+from environment.grid.shed import (
+    ELASTIC,
+    Candidates,
+    Shed,
+    ShedMaps,
+    down_sum,
+    least_shed,
+    pairs,
+)
+from environment.solver import InfeasibleError, WarmLP
 
 TOL = 1e-6
 MAX_ROUNDS = 10
@@ -58,15 +67,19 @@ class FlexOffers:
     def with_mw(self, mw: np.ndarray) -> FlexOffers:
         return FlexOffers(self.owner, self.location, self.mtu, self.direction, mw, self.price)
 
+    def with_price(self, price: np.ndarray) -> FlexOffers:
+        return FlexOffers(self.owner, self.location, self.mtu, self.direction, self.mw, price)
+
 
 @dataclass(frozen=True)
 class LfmResult:
     accepted_mw: np.ndarray       # per offer
     paid_price: np.ndarray        # EUR/MWh per offer (0 where not accepted)
     location_price: np.ndarray    # (T, K, 2) marginal value of up (0) and down (1) relief
-    unresolved_mw: float          # slack left: relief the offers could not provide (MW-MTU)
-    constraints: int
+    unresolved_mw: float          # load to shed left: what the offers could not relieve
+    constraints: int              # (MW summed over MTUs)
     rounds: int
+    converged: bool = True        # False: stopped at MAX_ROUNDS with a limit violated
 
     @property
     def cost_eur_per_h(self) -> np.ndarray:
@@ -87,13 +100,14 @@ class GridLimits:
     w_per_mw: np.ndarray      # (T, K, 2, B) squared-voltage change, spread as direction d moves
     branch_location: np.ndarray  # (L,) location of each branch
     bus_location: np.ndarray     # (B,) location of each bus
+    shed: ShedMaps               # bus-level radial maps: where load would be shed
     memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # answers kept
 
     def at(self, mtus: np.ndarray) -> GridLimits:
         """The limits of some MTUs only (in that order)."""
         return GridLimits(self.base_p[mtus], self.base_q[mtus], self.base_w[mtus], self.s_max,
                           self.v_min, self.v_max, self.flow_per_mw[mtus], self.w_per_mw[mtus],
-                          self.branch_location, self.bus_location)
+                          self.branch_location, self.bus_location, self.shed)
 
     def p_lim(self) -> np.ndarray:
         """(T, L) active-power limit of each branch at its held reactive flow (read-only)."""
@@ -106,13 +120,23 @@ class GridLimits:
         p_lim.flags.writeable = False
         return p_lim
 
-    def violations(self, moves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def violations(self, moves: np.ndarray, relief: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Flows, squared voltages and the boolean (T, L) overload map after activations
-        `moves` (T, K, 2): MW of less (0) and more (1) consumption per location."""
+        `moves` (T, K, 2): MW of less (0) and more (1) consumption per location, and load
+        shed per bus `relief` (T, B; negative: injection curtailed)."""
         signed = np.stack([-moves[..., 0], moves[..., 1]], axis=-1)
         p = self.base_p + np.einsum("tkd,tkdl->tl", signed, self.flow_per_mw)
         w = self.base_w + np.einsum("tkd,tkdb->tb", signed, self.w_per_mw)
+        if relief is not None and relief.any():
+            p = p - down_sum(self.shed, relief)
+            w = w + 2.0 * relief @ self.shed.r
         return p, w, np.abs(p) > self.p_lim() + TOL
+
+    def load_to_shed(self, moves: np.ndarray) -> Shed:
+        """The least load to shed that restores every limit after activations `moves`."""
+        p, w, _ = self.violations(moves)
+        return least_shed(self.shed, p, w, self.p_lim(), self.v_min ** 2, self.v_max ** 2)
 
 
 def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarray]:
@@ -141,13 +165,17 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
               mtus: np.ndarray | None = None) -> LfmResult:
     """Least-cost relief of the forecast violations in `limits` from `offers`.
 
+    What the offers cannot relieve is left as load to shed (`environment.grid.shed`): relief
+    columns at candidate buses that enter the grid rows at `unresolved_cost` per MWh, so a
+    violation costs the same however many limits in series it breaks. Offers above
+    `price_cap` are not bought, and no accepted offer is paid more than it.
+
     `mtus` restricts which MTUs the DSO acts on (e.g. only YELLOW ones); default: all."""
     if pricing not in ("pay_as_bid", "pay_as_clear"):
         raise ValueError(f"markets.lfm.pricing = {pricing!r}: expected pay_as_bid or pay_as_clear")
     t_n, k_n = limits.base_p.shape[0], limits.flow_per_mw.shape[1]
     n = len(offers)
     act = np.ones(t_n, bool) if mtus is None else np.isin(np.arange(t_n), mtus)
-    price = offers.price if price_cap is None else np.minimum(offers.price, price_cap)
     empty = LfmResult(np.zeros(n), np.zeros(n), np.zeros((t_n, k_n, 2)), 0.0, 0, 0)
     w_lo, w_hi = limits.v_min ** 2, limits.v_max ** 2
     volt0 = (limits.base_w < w_lo - TOL) | (limits.base_w > w_hi + TOL)
@@ -167,27 +195,38 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         usable &= offers.price <= price_cap + TOL
     idx = np.flatnonzero(usable)
     sub = FlexOffers(offers.owner[idx], offers.location[idx], at[offers.mtu[idx]],
-                     offers.direction[idx], offers.mw[idx], price[idx])
-    cuts = _Cuts(lim, sub)
-    cuts.add_violations(lim.base_p, lim.base_w, np.abs(lim.base_p) > lim.p_lim() + TOL)
+                     offers.direction[idx], offers.mw[idx], offers.price[idx])
     n_u = len(idx)
-    r_n = cuts.n
-    lp = WarmLP(np.concatenate([sub.price * dt_h, unresolved_cost * dt_h * cuts.scale]),
-                cuts.matrix(n_u), np.full(r_n, -np.inf), cuts.rhs,
-                np.zeros(n_u + r_n), np.concatenate([sub.mw, np.full(r_n, np.inf)]),
+    cuts = GridCuts(lim, sub)
+    cuts.add_violations(lim.base_p, lim.base_w, np.abs(lim.base_p) > lim.p_lim() + TOL)
+    relief = unresolved_cost * dt_h
+    lp = WarmLP(np.concatenate([sub.price * dt_h, cuts.relief_cost(relief)]),
+                cuts.matrix(n_u), np.full(cuts.n, -np.inf), cuts.rhs,
+                np.zeros(n_u + cuts.n_relief),
+                np.concatenate([sub.mw, np.full(cuts.n_relief, np.inf)]),
                 what="LFM clearing", presolve=False)  # halves a winter clearing (10 -> 5 ms)
     rounds = 0
     while True:
-        res = lp.solve()
+        try:
+            res = lp.solve()
+        except InfeasibleError:
+            c_old = cuts.n_relief
+            cuts.make_elastic()
+            lp.add_cols(cuts.relief_cost(relief, c_old), np.zeros(cuts.n_relief - c_old),
+                        np.full(cuts.n_relief - c_old, np.inf),
+                        cuts.relief_matrix(0, cuts.n, c_old))
+            res = lp.solve()
         rounds += 1
-        p, w, over = lim.violations(location_moves(sub, res.x[:n_u], s_n, k_n))
+        p, w, over = lim.violations(location_moves(sub, res.x[:n_u], s_n, k_n),
+                                    cuts.relief_mw(res.x[n_u:]))
+        r_old, c_old = cuts.n, cuts.n_relief
         if rounds >= MAX_ROUNDS or not cuts.add_violations(p, w, over):
             break
-        new = np.arange(r_n, cuts.n)
-        lp.add_cols(unresolved_cost * dt_h * cuts.scale[new], np.zeros(len(new)),
-                    np.full(len(new), np.inf))
-        lp.add_rows(cuts.matrix(n_u, r_n), np.full(len(new), -np.inf), cuts.rhs[new])
-        r_n = cuts.n
+        new_cols = cuts.n_relief - c_old
+        lp.add_cols(cuts.relief_cost(relief, c_old), np.zeros(new_cols),
+                    np.full(new_cols, np.inf), cuts.relief_matrix(0, r_old, c_old))
+        lp.add_rows(cuts.matrix(n_u, r_old), np.full(cuts.n - r_old, -np.inf), cuts.rhs[r_old:])
+    converged = rounds < MAX_ROUNDS or not over.any()
     acc = np.zeros(n)
     acc[idx] = res.x[:n_u]
     mu = -res.marginals / dt_h
@@ -197,24 +236,27 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     loc_price = np.zeros((t_n, k_n, 2))  # summed row by row, in the order the rows were made
     np.add.at(loc_price[:, :, 0], sub_t[cuts.t[live]], ms * coef[:, :, 0])
     np.add.at(loc_price[:, :, 1], sub_t[cuts.t[live]], -(ms * coef[:, :, 1]))
-    loc_price = np.clip(loc_price, 0, None)
-    if price_cap is not None:
-        loc_price = np.minimum(loc_price, price_cap)
+    # the marginal value of relief at a location: never negative, never above the cap
+    loc_price = np.clip(loc_price, 0, price_cap)
     accepted = acc > TOL
     if pricing == "pay_as_bid":
-        paid = np.where(accepted, price, 0.0)
+        paid = np.where(accepted, offers.price, 0.0)
     else:
         d = np.where(offers.direction > 0, 0, 1)
-        paid = np.where(accepted, np.maximum(loc_price[offers.mtu, offers.location, d], price),
+        clear = np.maximum(loc_price[offers.mtu, offers.location, d], offers.price)
+        paid = np.where(accepted, clear if price_cap is None else np.minimum(clear, price_cap),
                         0.0)
-    slack = float(res.x[n_u:] @ cuts.scale)
-    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, slack, cuts.n, rounds)
+    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price,
+                     cuts.unresolved_mw(res.x[n_u:]), cuts.n, rounds, converged)
 
 
-class _Cuts:
+class GridCuts:
     """The grid rows of the LFM clearing, generated as violations appear (constraint
-    generation). Row i reads sign * (base + sum coef * a) <= bound + slack_i, with a over the
-    usable offers and one slack column per row after them.
+    generation), and the relief columns they open. Row i reads
+    sign * (base + sum coef * a - relief effect) <= bound, with a over the usable offers;
+    after the offers come two relief columns (load shed, injection curtailed) per candidate
+    bus and MTU: the far end of each violated branch and each bus outside its band
+    (`environment.grid.shed`, where restricting relief to these buses loses nothing).
 
     Rows are kept as arrays and made a whole round at a time with numpy: every violated branch
     (in the direction of its flow) and every bus below or above its voltage band that has no
@@ -226,6 +268,7 @@ class _Cuts:
 
     def __init__(self, limits: GridLimits, offers: FlexOffers):
         self.lim = limits
+        self.maps = limits.shed
         t_n, l_n = limits.base_p.shape
         b_n = limits.base_w.shape[1]
         self.p_lim = limits.p_lim()
@@ -239,18 +282,42 @@ class _Cuts:
         self.t_count, self.t_start = count, np.cumsum(count) - count
         self.has_l = np.zeros((t_n, l_n, 2), bool)   # row exists for sign -1 (0) / +1 (1)
         self.has_v = np.zeros((t_n, b_n, 2), bool)   # row exists below (0) / above (1) band
+        self.has_c = np.zeros((t_n, b_n), bool)      # relief columns exist at (MTU, bus)
+        self.cand = Candidates(self.maps, t_n)
+        self.elastic = False
         self.t = np.zeros(0, int)
         self.kind = np.zeros(0, int)   # 0 branch flow, 1 squared voltage
         self.j = np.zeros(0, int)
         self.sign = np.zeros(0)
         self.rhs = np.zeros(0)
-        self.scale = np.zeros(0)
+        # relief columns after the offers, in the order made: kind 0 load shed at (MTU, bus),
+        # 1 injection curtailed there, 2 elastic slack of one row (where no relief restores it)
+        self.x_kind = np.zeros(0, int)
+        self.x_t = np.zeros(0, int)
+        self.x_j = np.zeros(0, int)      # bus, or row for an elastic column
+        self.x_mw = np.zeros(0)          # MW-equivalent of one unit of the column
         # per round: row, column (usable offer), coefficient
         self._entries = ([np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)])
 
     @property
     def n(self) -> int:
         return len(self.t)
+
+    @property
+    def n_relief(self) -> int:
+        """Relief columns: a shed and a curtailment per candidate bus, an elastic slack per
+        row."""
+        return len(self.x_kind)
+
+    def relief_cost(self, cost_per_mw: float, start: int = 0) -> np.ndarray:
+        """Cost of relief columns `start`..: `cost_per_mw` per MW shed or curtailed, and per
+        MW-equivalent of a limit left broken (`environment.grid.shed.ELASTIC`)."""
+        return cost_per_mw * self.x_mw[start:] * np.where(self.x_kind[start:] == 2, ELASTIC, 1.0)
+
+    def unresolved_mw(self, x: np.ndarray) -> float:
+        """MW (summed over MTUs) of load to shed, and MW-equivalents left broken, in relief
+        column values `x`."""
+        return float(x @ self.x_mw)
 
     def effects(self, rows: np.ndarray) -> np.ndarray:
         """(rows, K, 2) effect of one MW at each location and direction on each row's flow or
@@ -262,14 +329,28 @@ class _Cuts:
         out[~line] = self.lim.w_per_mw[t[~line], :, :, j[~line]]
         return out
 
-    def add_violations(self, p: np.ndarray, w: np.ndarray, over: np.ndarray) -> int:
-        """Add a row for every violated branch and bus limit that has none yet (the limits
-        hold only the MTUs the DSO acts on); returns how many."""
+    def relief_mw(self, x: np.ndarray) -> np.ndarray:
+        """(T, B) net relief (less consumption) of relief column values `x`."""
+        out = np.zeros(self.lim.base_w.shape)
+        bus = self.x_kind < 2
+        np.add.at(out, (self.x_t[bus], self.x_j[bus]),
+                  np.where(self.x_kind[bus] == 0, 1.0, -1.0) * x[bus])
+        return out
+
+    def add_violations(self, p: np.ndarray, w: np.ndarray, over: np.ndarray,
+                       active: np.ndarray | None = None) -> int:
+        """Add a row for every violated branch and bus limit that has none yet, at the MTUs
+        `active` (default: all the limits hold), and relief candidates for them; returns how
+        many rows."""
         line_sign = np.where(p > 0, 1.0, -1.0)
         line = over & ~np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])
         lo = (w < self.w_lo - TOL) & ~self.has_v[..., 0]
         hi = (w > self.w_hi + TOL) & ~self.has_v[..., 1]
         lo[:, 0] = hi[:, 0] = False
+        if active is not None:
+            line &= active[:, None]
+            lo &= active[:, None]
+            hi &= active[:, None]
         found = []   # (location, MTU, order, kind, element, sign)
         for order, (mask, where) in enumerate(((line, self.lim.branch_location),
                                                (lo, self.lim.bus_location),
@@ -282,8 +363,67 @@ class _Cuts:
         if not len(t):
             return 0
         o = np.lexsort((j, order, t, k))
-        self._add(t[o], kind[o], j[o], sign[o])
+        t, kind, j = t[o], kind[o], j[o]
+        r0 = self.n
+        self._add(t, kind, j, sign[o])
+        # relief candidates among the limits seen so far (`environment.grid.shed`)
+        self.cand.note(t, kind, j, self.sign[r0:].astype(int))
+        ct, cb = self.cand.current()
+        nt, nb = ct[~self.has_c[ct, cb]], cb[~self.has_c[ct, cb]]
+        self.has_c[nt, nb] = True
+        self.x_kind = np.concatenate([self.x_kind, np.zeros(len(nt), int),
+                                      np.ones(len(nt), int)])
+        self.x_t = np.concatenate([self.x_t, nt, nt])
+        self.x_j = np.concatenate([self.x_j, nb, nb])
+        self.x_mw = np.concatenate([self.x_mw, np.ones(2 * len(nt))])
+        if self.elastic:
+            self._elastic(np.arange(r0, self.n))
         return len(o)
+
+    def make_elastic(self) -> None:
+        """From now on every row has an elastic slack (`environment.grid.shed.ELASTIC`): held
+        reactive flows alone can break a voltage band that no relief restores. Added when an
+        LP without them is infeasible."""
+        if not self.elastic:
+            self.elastic = True
+            self._elastic(np.arange(self.n))
+
+    def _elastic(self, rows: np.ndarray) -> None:
+        # MW-equivalent of a row's unit: relief at the row's own bus moves a squared voltage
+        # by 2 R[b, b] per MW (by the largest location effect where the maps carry no
+        # resistance)
+        volt = self.kind[rows] == 1
+        unit = np.ones(len(rows))
+        vb, vt = self.j[rows][volt], self.t[rows][volt]
+        eff = np.maximum(2.0 * self.maps.r[vb, vb],
+                         np.abs(self.lim.w_per_mw[vt, :, :, vb]).max(axis=(1, 2)))
+        unit[volt] = 1.0 / np.maximum(eff, 1e-9)
+        self.x_kind = np.concatenate([self.x_kind, np.full(len(rows), 2)])
+        self.x_t = np.concatenate([self.x_t, self.t[rows]])
+        self.x_j = np.concatenate([self.x_j, rows])
+        self.x_mw = np.concatenate([self.x_mw, unit])
+
+    def relief_matrix(self, row0: int, row1: int, col0: int = 0) -> sp.csr_array:
+        """Entries of the relief columns `col0`.. on rows [row0, row1)."""
+        kind, ct, cj = self.x_kind[col0:], self.x_t[col0:], self.x_j[col0:]
+        bus = np.flatnonzero(kind < 2)
+        # pair every row with the shed and curtailment columns of its MTU
+        r_i, c_i = pairs(self.t[row0:row1], ct[bus], self.lim.base_p.shape[0])
+        c_i = bus[c_i]
+        rows = row0 + r_i
+        rk, j, sign = self.kind[rows], self.j[rows], self.sign[rows]
+        b = cj[c_i]
+        # effect of one MW more consumption at the bus on the row's flow or squared voltage
+        eff = np.where(rk == 0, self.maps.flow_effect(np.where(rk == 0, j, 0), b),
+                       -2.0 * self.maps.r[np.where(rk == 0, 0, j), b])
+        # shed (less consumption) moves the row by -eff, curtailment by +eff
+        val = sign * eff * np.where(kind[c_i] == 0, -1.0, 1.0)
+        nz = val != 0
+        el = np.flatnonzero((kind == 2) & (cj >= row0) & (cj < row1))
+        return sp.csr_array((np.concatenate([val[nz], -np.ones(len(el))]),
+                             (np.concatenate([r_i[nz], cj[el] - row0]),
+                              np.concatenate([c_i[nz], el]))),
+                            shape=(row1 - row0, len(kind)))
 
     def _add(self, t, kind, j, sign) -> None:
         lim = self.lim
@@ -296,10 +436,6 @@ class _Cuts:
         bound[line] = self.p_lim[t[line], j[line]]
         base[v] = sign[v] * lim.base_w[t[v], j[v]]
         bound[v] = np.where(sign[v] < 0, -self.w_lo[j[v]], self.w_hi[j[v]])
-        scale = np.ones(len(t))
-        if v.any():
-            top = np.abs(lim.w_per_mw[t[v], :, :, j[v]]).max(axis=(1, 2))
-            scale[v] = 1.0 / np.maximum(top, 1e-9)
         # entries: every usable offer of the row's MTU, in offer order
         count = self.t_count[t]
         row = np.repeat(np.arange(len(t)), count)
@@ -318,19 +454,18 @@ class _Cuts:
         self.j = np.concatenate([self.j, j])
         self.sign = np.concatenate([self.sign, sign])
         self.rhs = np.concatenate([self.rhs, bound - base])
-        self.scale = np.concatenate([self.scale, scale])
 
-    def matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
-        """Rows `start`.. as a sparse matrix over the usable offers and one slack per row
-        (all rows so far: a round adds rows and slacks after the earlier ones)."""
-        r_n = self.n
+    def offer_matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
+        """Rows `start`.. over the usable offers."""
         row, col, val = (np.concatenate(x) for x in self._entries)
         keep = row >= start
-        rows = np.arange(start, r_n)
-        return sp.csr_array((np.concatenate([val[keep], -np.ones(len(rows))]),
-                             (np.concatenate([row[keep], rows]) - start,
-                              np.concatenate([col[keep], n_u + rows]))),
-                            shape=(r_n - start, n_u + r_n))
+        return sp.csr_array((val[keep], (row[keep] - start, col[keep])),
+                            shape=(self.n - start, n_u))
+
+    def matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
+        """Rows `start`.. over the usable offers and every relief column so far."""
+        return sp.hstack([self.offer_matrix(n_u, start), self.relief_matrix(start, self.n)],
+                         format="csr")
 
 
 def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:

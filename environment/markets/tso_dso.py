@@ -37,8 +37,15 @@ import scipy.sparse as sp
 
 from environment.coupling import _cap, headroom
 from environment.markets.balancing import BalancingOffers
-from environment.markets.lfm import TOL, FlexOffers, GridLimits, clear_lfm, location_moves
-from environment.solver import solve_lp
+from environment.markets.lfm import (
+    TOL,
+    FlexOffers,
+    GridCuts,
+    GridLimits,
+    clear_lfm,
+    location_moves,
+)
+from environment.solver import InfeasibleError, solve_lp
 
 TSO_DSO: dict[str, Callable] = {}
 MAX_ROUNDS = 50
@@ -70,7 +77,9 @@ class BalancingProblem:
     schedule (+: it consumes more than scheduled), used by `shared_balancing`.
     ``interface_cost``: EUR/MWh the DSO weighs deviation it leaves at the interface; below
     ``unresolved_cost`` so it never breaks a grid limit to keep its schedule, above DER prices
-    so it cancels whatever its local bids allow. ``mtus``: clear only these MTUs."""
+    so it cancels whatever its local bids allow. ``mtus``: clear only these MTUs.
+    ``price_cap``: no DER bid is paid more than this (EUR/MWh; bids above it are not
+    admissible, the caller filters them)."""
 
     need_mw: np.ndarray
     producers: BalancingOffers
@@ -83,6 +92,7 @@ class BalancingProblem:
     interface_mw: np.ndarray | None = None
     mtus: np.ndarray | None = None
     interface_cost: float = 1000.0
+    price_cap: float = np.inf
 
     @property
     def t_n(self) -> int:
@@ -134,6 +144,7 @@ class BalancingResult:
     procurement_cost_eur: float
     unresolved_mw: float
     counteracting_mw: np.ndarray
+    converged: bool = True   # False: a constraint generation stopped at its round limit
 
     @property
     def der_paid_price(self) -> np.ndarray:
@@ -210,28 +221,13 @@ def _tso_merit(p: BalancingProblem, need: np.ndarray, der: FlexOffers | None):
                            em_down=em_down, price=price)
 
 
-def _voltage_scale(limits: GridLimits) -> np.ndarray:
-    """(T, B) MW-equivalent of one unit of squared-voltage violation, as in `clear_lfm`."""
-    return 1.0 / np.maximum(np.abs(limits.w_per_mw).max(axis=(1, 2)), 1e-9)
-
-
-def _excess(limits: GridLimits, moves: np.ndarray, act: np.ndarray):
-    """(T, L) MW over branch limits and (T, B) scaled voltage violation after `moves`."""
-    p, w, _ = limits.violations(moves)
-    line = np.clip(np.abs(p) - limits.p_lim(), 0, None)
-    volt = (np.clip(limits.v_min ** 2 - w, 0, None) + np.clip(w - limits.v_max ** 2, 0, None))
-    volt = volt * _voltage_scale(limits)
-    volt[:, 0] = 0.0
-    return line * act[:, None], volt * act[:, None]
-
-
 def _unresolved(p: BalancingProblem, der_mw: np.ndarray) -> float:
+    """Load to shed (MW summed over the MTUs being cleared) left after activations `der_mw`."""
     if p.limits is None:
         return 0.0
     mtus = np.flatnonzero(p.active)  # the limits of the MTUs being cleared only
     moves = location_moves(p.der, der_mw, p.t_n, p.k_n)[mtus]
-    line, volt = _excess(p.limits.at(mtus), moves, np.ones(len(mtus), bool))
-    return float(line.sum() + volt.sum())
+    return float(p.limits.at(mtus).load_to_shed(moves).per_mtu.sum())
 
 
 def _counteracting(p: BalancingProblem, before: np.ndarray, tso: np.ndarray) -> np.ndarray:
@@ -266,8 +262,10 @@ def _counteracting(p: BalancingProblem, before: np.ndarray, tso: np.ndarray) -> 
 
 def _joint_lp(p: BalancingProblem, system: bool):
     """Least as-bid cost activations subject to one equality row per cleared MTU and the
-    distribution limits, the latter by constraint generation as in `clear_lfm` (rows violated
-    by the base first, then every row the last solution violates, until none is).
+    distribution limits, the latter by constraint generation with relief columns as in
+    `clear_lfm` (`GridCuts`: rows violated by the base first, then every row the last
+    solution violates, until none is; what DER cannot relieve is load to shed at
+    ``unresolved_cost``).
 
     system=True: the row is the system balance over producers, DER and emergency energy.
     system=False: the DSO's interface row, DER only: sum direction * MW + left_short -
@@ -280,8 +278,7 @@ def _joint_lp(p: BalancingProblem, system: bool):
     eq_row[a_t] = np.arange(a_t.size)
     idx = np.flatnonzero((der.mw > TOL) & act[der.mtu])
     idx = idx[np.argsort(der.mtu[idx], kind="stable")]
-    o_t, o_k = der.mtu[idx], der.location[idx]
-    o_d = np.where(der.direction[idx] > 0, 0, 1)
+    o_t = der.mtu[idx]
     o_dir = der.direction[idx].astype(float)
     cost = [der.price[idx] * dt]
     upper = [der.mw[idx]]
@@ -309,85 +306,54 @@ def _joint_lp(p: BalancingProblem, system: bool):
     e_row, e_coef = np.concatenate(e_row), np.concatenate(e_coef)
     n_fix = cost.size
 
-    cnt = np.bincount(o_t, minlength=t_n)
-    first = np.concatenate([[0], np.cumsum(cnt)])[:-1]
-    g_row, g_pos, g_coef = [], [], []
-    g_rhs, g_scale = [], []
+    cuts = None
     if lim is not None:
-        p_lim, w_lo, w_hi = lim.p_lim(), lim.v_min ** 2, lim.v_max ** 2
-        w_scale = _voltage_scale(lim)
-        added_l = np.zeros(lim.base_p.shape + (2,), bool)
-        added_v = np.zeros(lim.base_w.shape + (2,), bool)
-
-    def add_rows(moves: np.ndarray) -> int:
-        """Rows for every limit violated (beyond TOL) after `moves` and not yet modelled."""
-        pf, w, _ = lim.violations(moves)
-        over = (np.abs(pf) > p_lim + TOL) & act[:, None]
-        low = (w < w_lo - TOL) & act[:, None]
-        high = (w > w_hi + TOL) & act[:, None]
-        low[:, 0] = high[:, 0] = False
-        new = 0
-        for kind, masks in (("l", ((over & (pf < 0), 0), (over & (pf > 0), 1))),
-                            ("v", ((low, 0), (high, 1)))):
-            added = added_l if kind == "l" else added_v
-            table = lim.flow_per_mw if kind == "l" else lim.w_per_mw
-            for mask, s in masks:
-                t_r, j_r = np.nonzero(mask & ~added[..., s])
-                if not t_r.size:
-                    continue
-                added[t_r, j_r, s] = True
-                sign = 1.0 if s else -1.0
-                c = cnt[t_r]
-                rows = sum(len(r) for r in g_rhs) + np.repeat(np.arange(t_r.size), c)
-                pos = (np.repeat(first[t_r] - (np.cumsum(c) - c), c) + np.arange(c.sum()))
-                tr, jr = np.repeat(t_r, c), np.repeat(j_r, c)
-                g_row.append(rows)
-                g_pos.append(pos)
-                g_coef.append(-sign * o_dir[pos] * table[tr, o_k[pos], o_d[pos], jr])
-                if kind == "l":
-                    g_rhs.append(p_lim[t_r, j_r] - sign * lim.base_p[t_r, j_r])
-                    g_scale.append(np.ones(t_r.size))
-                else:
-                    bound = -w_lo[j_r] if s == 0 else w_hi[j_r]
-                    g_rhs.append(bound - sign * lim.base_w[t_r, j_r])
-                    g_scale.append(w_scale[t_r, j_r])
-                new += t_r.size
-        return new
-
-    if lim is not None:
-        add_rows(np.zeros((t_n, k_n, 2)))
-    rounds = 0
+        cuts = GridCuts(lim, der.take(idx))
+        cuts.add_violations(lim.base_p, lim.base_w, np.abs(lim.base_p) > lim.p_lim() + TOL,
+                            act)
+    rounds, converged = 0, True
     while True:
-        r_n = int(sum(len(r) for r in g_rhs))
-        width = n_fix + r_n
-        scale = np.concatenate(g_scale) if r_n else np.zeros(0)
+        r_n = 0 if cuts is None else cuts.n
+        n_rel = 0 if cuts is None else cuts.n_relief
+        width = n_fix + n_rel
         a_eq = sp.csr_array((e_coef, (e_row, np.arange(n_fix))), shape=(a_t.size, width))
         a_ub = b_ub = None
         if r_n:
-            rows = np.concatenate(g_row + [np.arange(r_n)])
-            cols = np.concatenate(g_pos + [n_fix + np.arange(r_n)])
-            vals = np.concatenate(g_coef + [-np.ones(r_n)])
-            a_ub = sp.csr_array((vals, (rows, cols)), shape=(r_n, width))
-            b_ub = np.concatenate(g_rhs)
-        c = np.concatenate([cost, p.unresolved_cost * dt * scale])
-        bounds = np.column_stack([np.zeros(width), np.concatenate([upper, np.full(r_n, np.inf)])])
-        res = solve_lp(c, a_eq=a_eq, b_eq=rhs_eq, a_ub=a_ub, b_ub=b_ub, bounds=bounds,
-                       what="TSO-DSO joint clearing" if system else "DSO interface clearing")
+            a_ub = sp.hstack([cuts.offer_matrix(idx.size),
+                              sp.csr_array((r_n, n_fix - idx.size)),
+                              cuts.relief_matrix(0, r_n)], format="csr")
+            b_ub = cuts.rhs
+        c = np.concatenate([cost, cuts.relief_cost(p.unresolved_cost * dt) if cuts
+                            else np.zeros(0)])
+        bounds = np.column_stack([np.zeros(width), np.concatenate([upper,
+                                                                   np.full(n_rel, np.inf)])])
+        try:
+            res = solve_lp(c, a_eq=a_eq, b_eq=rhs_eq, a_ub=a_ub, b_ub=b_ub, bounds=bounds,
+                           what="TSO-DSO joint clearing" if system
+                           else "DSO interface clearing")
+        except InfeasibleError:
+            if cuts is None or cuts.elastic:
+                raise
+            cuts.make_elastic()   # a limit no relief restores: let it stay broken, dearly
+            continue
         rounds += 1
         acc = np.zeros(n)
         acc[idx] = res.x[:idx.size]
-        if lim is None:
+        if cuts is None:
             break
-        moves = location_moves(der, acc, t_n, k_n)
-        if rounds >= MAX_ROUNDS or not add_rows(moves):
+        pf, w, over = lim.violations(location_moves(der, acc, t_n, k_n),
+                                     cuts.relief_mw(res.x[n_fix:]))
+        if rounds >= MAX_ROUNDS:
+            converged = not cuts.add_violations(pf, w, over, act)
+            break
+        if not cuts.add_violations(pf, w, over, act):
             break
     x = res.x
-    slack = float(x[n_fix:] @ scale) if r_n else 0.0
-    if lim is not None and rounds >= MAX_ROUNDS:
-        line, volt = _excess(lim, moves, act)
-        slack = max(slack, float(line.sum() + volt.sum()))
+    slack = cuts.unresolved_mw(x[n_fix:]) if cuts else 0.0
+    if not converged:
+        slack = max(slack, _unresolved(p, acc))
     out = SimpleNamespace(der=np.where(acc > TOL, acc, 0.0), slack=slack, rounds=rounds,
-                          constraints=r_n)
+                          constraints=r_n, converged=converged)
     if not system:
         return out
     y = np.concatenate([res.eqlin.marginals, res.ineqlin.marginals])
@@ -415,9 +381,10 @@ def _joint_lp(p: BalancingProblem, system: bool):
 
 def _result(p: BalancingProblem, scheme: str, tso, der_tso: np.ndarray, der_dso: np.ndarray,
             der_paid: tuple[np.ndarray, np.ndarray], unresolved: float,
-            counteracting: np.ndarray,
-            up=None, down=None, em_up=None, em_down=None, price=None) -> BalancingResult:
-    """Assemble a result and its as-bid costs; producers and emergency from `tso` unless given."""
+            counteracting: np.ndarray, up=None, down=None, em_up=None, em_down=None,
+            price=None, converged: bool = True) -> BalancingResult:
+    """Assemble a result and its as-bid costs; producers and emergency from `tso` unless given.
+    Each bid is paid one price per use, never above the market's cap."""
     dt = p.dt_h
     up = tso.up if up is None else up
     down = tso.down if down is None else down
@@ -431,8 +398,10 @@ def _result(p: BalancingProblem, scheme: str, tso, der_tso: np.ndarray, der_dso:
     emergency = float(em_up.sum() * p.emergency_up_price
                       - em_down.sum() * p.emergency_down_price) * dt
     total = tso_cost + dso_cost + emergency + p.unresolved_cost * dt * unresolved
+    paid = tuple(np.minimum(x, p.price_cap) for x in der_paid)
     return BalancingResult(scheme, up, down, der_tso, der_dso, em_up, em_down, price,
-                           *der_paid, tso_cost, dso_cost, total, unresolved, counteracting)
+                           *paid, tso_cost, dso_cost, total, unresolved, counteracting,
+                           converged)
 
 
 def _merit_paid(p: BalancingProblem, der_tso: np.ndarray, der_dso: np.ndarray,
@@ -469,14 +438,15 @@ def centralized(p: BalancingProblem) -> BalancingResult:
                    _counteracting(p, _moves(p, z), _moves(p, tso.der)))
 
 
-def _dso_lfm(p: BalancingProblem, der: FlexOffers, limits: GridLimits | None) -> np.ndarray:
-    """The DSO's local market (`clear_lfm`, pay-as-bid) on `der`; MW per bid."""
+def _dso_lfm(p: BalancingProblem, der: FlexOffers, limits: GridLimits | None):
+    """The DSO's local market (`clear_lfm`, pay-as-bid) on `der`: MW per bid, and whether its
+    clearing converged."""
     if limits is None:
-        return np.zeros(len(der))
+        return np.zeros(len(der)), True
     act = np.flatnonzero(p.active)
     res = clear_lfm(der, limits, p.dt_h, "pay_as_bid", unresolved_cost=p.unresolved_cost,
                     mtus=act)
-    return res.accepted_mw
+    return res.accepted_mw, res.converged
 
 
 @register_scheme("local")
@@ -489,14 +459,14 @@ def local(p: BalancingProblem) -> BalancingResult:
     part of the imbalance the TSO then balances. Respects distribution limits in both stages
     (the TSO stage cannot push any limit the DSO stage left violated)."""
     der = p.der
-    used = _dso_lfm(p, der, p.limits)
+    used, converged = _dso_lfm(p, der, p.limits)
     rest = der.with_mw(np.clip(der.mw - used, 0, None))
     if p.limits is not None:
         rest = _cap(rest, headroom(p.limits, _moves(p, used)))
     tso = _tso_merit(p, p.need_mw - _net(der, used, p.t_n), rest)
     return _result(p, "local", tso, tso.der, used, _merit_paid(p, tso.der, used, tso.price),
                    _unresolved(p, used + tso.der),
-                   _counteracting(p, _moves(p, used), _moves(p, tso.der)))
+                   _counteracting(p, _moves(p, used), _moves(p, tso.der)), converged=converged)
 
 
 @register_scheme("shared_balancing")
@@ -511,12 +481,14 @@ def shared_balancing(p: BalancingProblem) -> BalancingResult:
     z = np.zeros(len(p.der))
     iface = p.interface_mw is not None and np.abs(p.interface_mw[p.active]).max(
         initial=0.0) > TOL
-    dso = z
+    dso, converged = z, True
     if iface or _unresolved(p, z) > 0:
-        dso = _joint_lp(p, system=False).der
+        lp = _joint_lp(p, system=False)
+        dso, converged = lp.der, lp.converged
     tso = _tso_merit(p, p.need_mw - _net(p.der, dso, p.t_n), None)
     return _result(p, "shared_balancing", tso, z, dso, _merit_paid(p, z, dso, tso.price),
-                   _unresolved(p, dso), _counteracting(p, _moves(p, dso), _moves(p, z)))
+                   _unresolved(p, dso), _counteracting(p, _moves(p, dso), _moves(p, z)),
+                   converged=converged)
 
 
 def _split(p: BalancingProblem, der_mw: np.ndarray) -> np.ndarray:
@@ -536,12 +508,14 @@ def _joint(p: BalancingProblem, scheme: str) -> BalancingResult:
     lp = _joint_lp(p, system=True)
     tso = _split(p, lp.der)
     dso = lp.der - tso
+    # one price per accepted bid: the marginal value of one MW at its own location and in
+    # its direction (the column's dual: energy balance plus the grid rows it moves), never
+    # below its bid; the relief columns bound the grid part at the cost of load to shed
     paid = np.maximum(lp.value, p.der.price)
     counter = _counteracting(p, _moves(p, dso), _moves(p, tso))
     return _result(p, scheme, None, tso, dso,
                    (np.where(tso > 0, paid, 0.0), np.where(dso > 0, paid, 0.0)), lp.slack,
-                   counter, lp.up, lp.down,
-                   lp.em_up, lp.em_down, lp.price)
+                   counter, lp.up, lp.down, lp.em_up, lp.em_down, lp.price, lp.converged)
 
 
 @register_scheme("common")
@@ -588,7 +562,7 @@ def tso_first(p: BalancingProblem) -> BalancingResult:
     if limits is not None:
         pf, w, _ = limits.violations(_moves(p, first.der))
         limits = replace(limits, base_p=pf, base_w=w)
-    dso = _dso_lfm(p, der.with_mw(np.clip(der.mw - first.der, 0, None)), limits)
+    dso, _ = _dso_lfm(p, der.with_mw(np.clip(der.mw - first.der, 0, None)), limits)
     tso = _tso_merit(p, p.need_mw - _net(der, first.der + dso, p.t_n), None)
     price = np.where(np.isnan(tso.price), first.price, tso.price)
     return _result(p, "tso_first", tso, first.der, dso,
