@@ -35,8 +35,7 @@ def grid_limits(model, res: FlowResult, weights: np.ndarray) -> GridLimits:
     flow_per_mw, w_per_mw = participation(model.grid, weights, dso.flow)
     return GridLimits(res.p_mw, res.q_mvar, res.v_pu ** 2,
                       model.grid.s_max_mva * dso.loading_limit, dso.v_min, dso.v_max,
-                      flow_per_mw, w_per_mw, model.grid.branch_location, model.grid.bus_location,
-                      dso.shed_maps)
+                      flow_per_mw, w_per_mw, model.grid.branch_location, model.grid.bus_location)
 
 
 def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
@@ -65,7 +64,6 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
         if i > 0 and not violated.any():
             break
         shed = model.dso.load_to_shed(flows)
-        model.note_truncation("load_to_shed", not shed.converged)
         before, excess = excess, float(shed.per_mtu[first_mtu:].sum())
         if i > 0 and excess > before * (1 - mk.lfm.min_relief) - 1e-9:
             break

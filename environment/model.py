@@ -51,7 +51,6 @@ from environment.settlement import book_auction, book_balancing, book_imbalance
 
 EXTERNAL = "external"
 TRUNCATIONS = {
-    "load_to_shed": "the least-load-to-shed measure stopped at its round limit",
     "lfm": "an LFM clearing stopped at its round limit with limits still violated",
     "tso_dso": "a TSO-DSO balancing clearing stopped at its round limit",
     "planner": "the planner stopped adding grid limits at its round limit",
@@ -530,7 +529,6 @@ class FlexMarketModel(mesa.Model):
         black = red["black"] if red is not None else np.zeros_like(red_flags)
         light = self.dso.traffic_light(da_flags["violated"], red_flags, black)
         shed = self.dso.load_to_shed(flows)
-        self.note_truncation("load_to_shed", not shed.converged)
         self._value_energy(ctx, real, prof)
         if self.config.planner.enabled:
             t0 = time.perf_counter()

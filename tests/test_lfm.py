@@ -9,18 +9,9 @@ from hypothesis import strategies as st
 from pyomo.contrib.solver.common.factory import SolverFactory
 
 from environment.coupling import headroom
-from environment.grid.shed import ShedMaps
 from environment.markets.lfm import FlexOffers, GridLimits, clear_lfm, location_moves
 
 DT = 0.25
-
-
-def chain(n_branch: int, n_bus: int | None = None) -> ShedMaps:
-    """Bus-level maps of branches in series (branch l feeds every bus from l + 1 on): where
-    load left unrelieved would be shed."""
-    n_bus = n_branch + 1 if n_bus is None else n_bus
-    return ShedMaps(np.arange(1, n_branch + 1), np.full(n_branch, n_bus),
-                    np.zeros((n_bus, n_bus)))
 
 
 def one_branch(base_mw, limit_mw, k_n=2, t_n=1, sens=(1.0, 0.5)):
@@ -32,8 +23,7 @@ def one_branch(base_mw, limit_mw, k_n=2, t_n=1, sens=(1.0, 0.5)):
                       base_w=np.ones((t_n, 2)), s_max=np.array([limit_mw]),
                       v_min=np.array([0.5, 0.5]), v_max=np.array([1.5, 1.5]),
                       flow_per_mw=flow, w_per_mw=np.zeros((t_n, k_n, 2, 2)),
-                      branch_location=np.zeros(1, int), bus_location=np.zeros(2, int),
-                      shed=chain(1))
+                      branch_location=np.zeros(1, int), bus_location=np.zeros(2, int))
 
 
 def offers(loc, mw, price, direction=None, mtu=None):
@@ -87,13 +77,18 @@ def test_down_offers_relieve_reverse_flow():
 
 def _pyomo_lfm(base, sens, loc, mw, price, penalty):
     """The same clearing written independently as a Pyomo model (HiGHS): cost and the dual of
-    the branch limit (the marginal value of one MW of relief)."""
+    the branch limit (the marginal value of one MW of relief). What the offers leave, the DSO
+    sheds at any location at `penalty` per MWh (it relieves the branch by that location's
+    sensitivity)."""
     m = pyo.ConcreteModel()
     n = range(len(mw))
+    locs = range(len(sens))
     m.a = pyo.Var(n, bounds=lambda _, i: (0, mw[i]))
-    m.s = pyo.Var(within=pyo.NonNegativeReals)
-    m.obj = pyo.Objective(expr=sum(price[i] * DT * m.a[i] for i in n) + penalty * DT * m.s)
-    m.lim = pyo.Constraint(expr=base - sum(sens[loc[i]] * m.a[i] for i in n) <= 1.0 + m.s)
+    m.r = pyo.Var(locs, within=pyo.NonNegativeReals)
+    m.obj = pyo.Objective(expr=sum(price[i] * DT * m.a[i] for i in n)
+                          + penalty * DT * sum(m.r[k] for k in locs))
+    m.lim = pyo.Constraint(expr=base - sum(sens[loc[i]] * m.a[i] for i in n)
+                           - sum(sens[k] * m.r[k] for k in locs) <= 1.0)
     res = SolverFactory("highs").solve(m)
     return pyo.value(m.obj), -res.solution_loader.get_duals()[m.lim] / DT
 
@@ -151,7 +146,7 @@ def test_branches_in_series_are_all_relieved_in_one_clearing():
                      base_w=np.ones((1, n + 1)), s_max=limit, v_min=np.full(n + 1, 0.5),
                      v_max=np.full(n + 1, 1.5), flow_per_mw=flow,
                      w_per_mw=np.zeros((1, 1, 2, n + 1)), branch_location=np.zeros(n, int),
-                     bus_location=np.zeros(n + 1, int), shed=chain(n))
+                     bus_location=np.zeros(n + 1, int))
     o = offers([0], [10.0], [40.0])
     res = clear_lfm(o, lim, DT)
     assert res.accepted_mw[0] == pytest.approx(2.0, rel=1e-9)

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_lfm import DT, chain, offers
+from test_lfm import DT, offers
 
 from agents.strategies import make_strategy
 from environment.markets.lfm import GridLimits, clear_lfm
@@ -33,7 +33,7 @@ def series_chain(base_mw: float, limits) -> GridLimits:
                       base_w=np.ones((1, n + 1)), s_max=np.asarray(limits, float),
                       v_min=np.full(n + 1, 0.5), v_max=np.full(n + 1, 1.5), flow_per_mw=flow,
                       w_per_mw=np.zeros((1, 1, 2, n + 1)), branch_location=np.zeros(n, int),
-                      bus_location=np.zeros(n + 1, int), shed=chain(n))
+                      bus_location=np.zeros(n + 1, int))
 
 
 def test_a_violation_in_series_is_priced_once_in_the_lfm():

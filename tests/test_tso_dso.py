@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from pyomo.contrib.solver.common.factory import SolverFactory
 from test_lfm import offers, one_branch
 
-from environment.grid.shed import ShedMaps
 from environment.markets.balancing import BalancingOffers
 from environment.markets.lfm import FlexOffers, GridLimits
 from environment.markets.tso_dso import (
@@ -38,16 +37,10 @@ def chain(t_n, base_p, base_v, sens_v=(0.02, 0.05)):
     w[:, 0, :, 2] = -sens_v[0]
     w[:, 1, :, 2] = -sens_v[1]
     base_w = np.column_stack([np.ones(t_n), np.asarray(base_v) ** 2, np.asarray(base_v) ** 2])
-    # bus-level maps of the same chain: branch 0 feeds buses 1 and 2, branch 1 bus 2; the
-    # common-path resistances give the squared-voltage effects above (dw = -2 R per MW)
-    a, b = sens_v[0] / 2, sens_v[1] / 2
-    shed = ShedMaps(np.array([1, 2]), np.array([3, 3]),
-                    np.array([[0.0, 0.0, 0.0], [0.0, a, a], [0.0, a, b]]))
     return GridLimits(base_p=np.asarray(base_p, float), base_q=np.zeros((t_n, 2)),
                       base_w=base_w, s_max=np.array([1.0, 0.6]), v_min=np.full(3, 0.9),
                       v_max=np.full(3, 1.1), flow_per_mw=flow, w_per_mw=w,
-                      branch_location=np.array([0, 1]), bus_location=np.array([0, 0, 1]),
-                      shed=shed)
+                      branch_location=np.array([0, 1]), bus_location=np.array([0, 0, 1]))
 
 
 def producers(up_mw, up_price=(50.0, 70.0), down_price=(20.0, 5.0), t_n=1):
@@ -130,47 +123,42 @@ def test_common_is_never_dearer_than_sequential_clearing(seed, t_n, n, unresolve
 
 def _pyomo_common(p: BalancingProblem) -> float:
     """The common market written independently: every branch and voltage limit as a row from
-    the start (no constraint generation), with load shed or injection curtailed at any bus
-    (not only at candidate buses) at the unresolved cost, costs as bid."""
+    the start (no constraint generation), with the DSO's last resort (shedding load or
+    curtailing injection at any location, spread like the location's flexibility) at the
+    unresolved cost, costs as bid."""
     lim, der = p.limits, p.der
     t_n, l_n, b_n = lim.base_p.shape[0], lim.base_p.shape[1], lim.base_w.shape[1]
+    k_n = lim.flow_per_mw.shape[1]
     up_price, down_price = p.producers.up_price, p.producers.down_price
     prod = range(len(up_price))
     bids = range(len(der))
-    buses = range(1, b_n)
     m = pyo.ConcreteModel()
     m.a = pyo.Var(bids, bounds=lambda _, i: (0, der.mw[i]))
     m.up = pyo.Var(prod, range(t_n), bounds=lambda _, i, t: (0, p.producers.up_mw[i, t]))
     m.dn = pyo.Var(prod, range(t_n), bounds=lambda _, i, t: (0, p.producers.down_mw[i, t]))
     m.eu = pyo.Var(range(t_n), within=pyo.NonNegativeReals)
     m.ed = pyo.Var(range(t_n), within=pyo.NonNegativeReals)
-    m.shed = pyo.Var(range(t_n), buses, within=pyo.NonNegativeReals)
-    m.curt = pyo.Var(range(t_n), buses, within=pyo.NonNegativeReals)
+    m.shed = pyo.Var(range(t_n), range(k_n), within=pyo.NonNegativeReals)
+    m.curt = pyo.Var(range(t_n), range(k_n), within=pyo.NonNegativeReals)
     m.bal = pyo.Constraint(range(t_n), rule=lambda _, t: (
         sum(m.up[i, t] - m.dn[i, t] for i in prod) + m.eu[t] - m.ed[t]
         + sum(int(der.direction[i]) * m.a[i] for i in bids if der.mtu[i] == t) == p.need_mw[t]))
 
     def consumption_effect(t, table, j):
         d = [0 if der.direction[i] > 0 else 1 for i in bids]
-        return sum(-int(der.direction[i]) * table[t, der.location[i], d[i], j] * m.a[i]
-                   for i in bids if der.mtu[i] == t)
-
-    shed = lim.shed
-
-    def relief(t, c):
-        return m.shed[t, c] - m.curt[t, c]
+        bought = sum(-int(der.direction[i]) * table[t, der.location[i], d[i], j] * m.a[i]
+                     for i in bids if der.mtu[i] == t)
+        return bought + sum(-table[t, k, 0, j] * m.shed[t, k] + table[t, k, 1, j] * m.curt[t, k]
+                            for k in range(k_n))
 
     p_lim = lim.p_lim()
     m.flow = pyo.Constraint(range(t_n), range(l_n), [-1, 1], rule=lambda _, t, j, s: (
-        s * (lim.base_p[t, j] + consumption_effect(t, lim.flow_per_mw, j)
-             - sum(relief(t, c) for c in buses if shed.first[j] <= c < shed.end[j]))
-        <= p_lim[t, j]))
+        s * (lim.base_p[t, j] + consumption_effect(t, lim.flow_per_mw, j)) <= p_lim[t, j]))
 
     def volt(_, t, b, s):
         if b == 0:
             return pyo.Constraint.Skip
-        w = lim.base_w[t, b] + consumption_effect(t, lim.w_per_mw, b) \
-            + sum(2 * shed.r[b, c] * relief(t, c) for c in buses)
+        w = lim.base_w[t, b] + consumption_effect(t, lim.w_per_mw, b)
         return (w <= lim.v_max[b] ** 2) if s > 0 else (w >= lim.v_min[b] ** 2)
     m.volt = pyo.Constraint(range(t_n), range(b_n), [-1, 1], rule=volt)
     m.obj = pyo.Objective(expr=p.dt_h * (
@@ -179,8 +167,8 @@ def _pyomo_common(p: BalancingProblem) -> float:
               for i in prod for t in range(t_n))
         + sum(p.emergency_up_price * m.eu[t] - p.emergency_down_price * m.ed[t]
               for t in range(t_n))
-        + p.unresolved_cost * sum(m.shed[t, c] + m.curt[t, c] for t in range(t_n)
-                                  for c in buses)))
+        + p.unresolved_cost * sum(m.shed[t, k] + m.curt[t, k] for t in range(t_n)
+                                  for k in range(k_n))))
     SolverFactory("highs").solve(m)
     return pyo.value(m.obj)
 

@@ -25,19 +25,16 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from environment.grid.shed import (
-    ELASTIC,
-    Candidates,
-    Shed,
-    ShedMaps,
-    down_sum,
-    least_shed,
-    pairs,
-)
 from environment.solver import InfeasibleError, WarmLP
 
 TOL = 1e-6
 MAX_ROUNDS = 10
+ELASTIC = 1.0
+"""Cost per MW-equivalent of a limit left broken, against the last resort's per MW shed.
+Elastic slacks are added only where an LP without them is infeasible (held reactive flows
+alone can break a voltage band): a slack counts a row's violation as relief for that row
+alone, so the LP still prefers relief that serves several limits, and what it optimises is
+what it reports."""
 
 
 @dataclass(frozen=True)
@@ -100,14 +97,13 @@ class GridLimits:
     w_per_mw: np.ndarray      # (T, K, 2, B) squared-voltage change, spread as direction d moves
     branch_location: np.ndarray  # (L,) location of each branch
     bus_location: np.ndarray     # (B,) location of each bus
-    shed: ShedMaps               # bus-level radial maps: where load would be shed
     memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # answers kept
 
     def at(self, mtus: np.ndarray) -> GridLimits:
         """The limits of some MTUs only (in that order)."""
         return GridLimits(self.base_p[mtus], self.base_q[mtus], self.base_w[mtus], self.s_max,
                           self.v_min, self.v_max, self.flow_per_mw[mtus], self.w_per_mw[mtus],
-                          self.branch_location, self.bus_location, self.shed)
+                          self.branch_location, self.bus_location)
 
     def p_lim(self) -> np.ndarray:
         """(T, L) active-power limit of each branch at its held reactive flow (read-only)."""
@@ -120,23 +116,20 @@ class GridLimits:
         p_lim.flags.writeable = False
         return p_lim
 
-    def violations(self, moves: np.ndarray, relief: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def violations(self, moves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Flows, squared voltages and the boolean (T, L) overload map after activations
-        `moves` (T, K, 2): MW of less (0) and more (1) consumption per location, and load
-        shed per bus `relief` (T, B; negative: injection curtailed)."""
+        `moves` (T, K, 2): MW of less (0) and more (1) consumption per location."""
         signed = np.stack([-moves[..., 0], moves[..., 1]], axis=-1)
         p = self.base_p + np.einsum("tkd,tkdl->tl", signed, self.flow_per_mw)
         w = self.base_w + np.einsum("tkd,tkdb->tb", signed, self.w_per_mw)
-        if relief is not None and relief.any():
-            p = p - down_sum(self.shed, relief)
-            w = w + 2.0 * relief @ self.shed.r
         return p, w, np.abs(p) > self.p_lim() + TOL
 
-    def load_to_shed(self, moves: np.ndarray) -> Shed:
-        """The least load to shed that restores every limit after activations `moves`."""
+    def after(self, moves: np.ndarray) -> GridLimits:
+        """The same grid around the flows left after activations `moves`."""
         p, w, _ = self.violations(moves)
-        return least_shed(self.shed, p, w, self.p_lim(), self.v_min ** 2, self.v_max ** 2)
+        return GridLimits(p, self.base_q, w, self.s_max, self.v_min, self.v_max,
+                          self.flow_per_mw, self.w_per_mw, self.branch_location,
+                          self.bus_location)
 
 
 def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarray]:
@@ -160,15 +153,25 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
     return flow_mw, w_mw
 
 
+def relief_offers(mtus: np.ndarray, k_n: int, price: float) -> FlexOffers:
+    """The DSO's last resort as offers: at each of `mtus` and locations, shedding load (up) or
+    curtailing injection (down) without limit at `price`, spread over the location's buses
+    like its flexibility (the participation maps). It is what the LFM weighs buying against,
+    so a violation costs what shedding at one location to restore it costs, however many
+    limits in series it breaks: the location-level form of the least load to shed."""
+    t, k, d = (a.ravel() for a in np.meshgrid(mtus, np.arange(k_n), [1, -1], indexing="ij"))
+    return FlexOffers(np.full(len(t), -1), k, t, d, np.full(len(t), np.inf),
+                      np.full(len(t), float(price)))
+
+
 def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str = "pay_as_bid",
               price_cap: float | None = None, unresolved_cost: float = 10_000.0,
               mtus: np.ndarray | None = None) -> LfmResult:
     """Least-cost relief of the forecast violations in `limits` from `offers`.
 
-    What the offers cannot relieve is left as load to shed (`environment.grid.shed`): relief
-    columns at candidate buses that enter the grid rows at `unresolved_cost` per MWh, so a
-    violation costs the same however many limits in series it breaks. Offers above
-    `price_cap` are not bought, and no accepted offer is paid more than it.
+    What the offers cannot relieve is left to the DSO's last resort (`relief_offers`) at
+    `unresolved_cost` per MWh: `unresolved_mw` is that load to shed. Offers above `price_cap`
+    are not bought, and no accepted offer is paid more than it.
 
     `mtus` restricts which MTUs the DSO acts on (e.g. only YELLOW ones); default: all."""
     if pricing not in ("pay_as_bid", "pay_as_clear"):
@@ -194,38 +197,32 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     if price_cap is not None and n:
         usable &= offers.price <= price_cap + TOL
     idx = np.flatnonzero(usable)
-    sub = FlexOffers(offers.owner[idx], offers.location[idx], at[offers.mtu[idx]],
-                     offers.direction[idx], offers.mw[idx], offers.price[idx])
     n_u = len(idx)
+    sub = FlexOffers.concat([
+        FlexOffers(offers.owner[idx], offers.location[idx], at[offers.mtu[idx]],
+                   offers.direction[idx], offers.mw[idx], offers.price[idx]),
+        relief_offers(np.arange(s_n), k_n, unresolved_cost)])
+    n_x = len(sub)
     cuts = GridCuts(lim, sub)
     cuts.add_violations(lim.base_p, lim.base_w, np.abs(lim.base_p) > lim.p_lim() + TOL)
-    relief = unresolved_cost * dt_h
-    lp = WarmLP(np.concatenate([sub.price * dt_h, cuts.relief_cost(relief)]),
-                cuts.matrix(n_u), np.full(cuts.n, -np.inf), cuts.rhs,
-                np.zeros(n_u + cuts.n_relief),
-                np.concatenate([sub.mw, np.full(cuts.n_relief, np.inf)]),
-                what="LFM clearing", presolve=False)  # halves a winter clearing (10 -> 5 ms)
+    lp = WarmLP(sub.price * dt_h, cuts.matrix(n_x), np.full(cuts.n, -np.inf), cuts.rhs,
+                np.zeros(n_x), sub.mw, what="LFM clearing",
+                presolve=False)  # halves a winter clearing (10 -> 5 ms)
     rounds = 0
     while True:
         try:
             res = lp.solve()
         except InfeasibleError:
-            c_old = cuts.n_relief
-            cuts.make_elastic()
-            lp.add_cols(cuts.relief_cost(relief, c_old), np.zeros(cuts.n_relief - c_old),
-                        np.full(cuts.n_relief - c_old, np.inf),
-                        cuts.relief_matrix(0, cuts.n, c_old))
+            lp.add_cols(*cuts.make_elastic(unresolved_cost * dt_h))
             res = lp.solve()
         rounds += 1
-        p, w, over = lim.violations(location_moves(sub, res.x[:n_u], s_n, k_n),
-                                    cuts.relief_mw(res.x[n_u:]))
-        r_old, c_old = cuts.n, cuts.n_relief
+        p, w, over = lim.violations(location_moves(sub, res.x[:n_x], s_n, k_n))
+        r_old = cuts.n
         if rounds >= MAX_ROUNDS or not cuts.add_violations(p, w, over):
             break
-        new_cols = cuts.n_relief - c_old
-        lp.add_cols(cuts.relief_cost(relief, c_old), np.zeros(new_cols),
-                    np.full(new_cols, np.inf), cuts.relief_matrix(0, r_old, c_old))
-        lp.add_rows(cuts.matrix(n_u, r_old), np.full(cuts.n - r_old, -np.inf), cuts.rhs[r_old:])
+        if cuts.elastic:
+            lp.add_cols(*cuts.elastic_cols(unresolved_cost * dt_h, r_old))
+        lp.add_rows(cuts.matrix(n_x, r_old), np.full(cuts.n - r_old, -np.inf), cuts.rhs[r_old:])
     converged = rounds < MAX_ROUNDS or not over.any()
     acc = np.zeros(n)
     acc[idx] = res.x[:n_u]
@@ -236,7 +233,8 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
     loc_price = np.zeros((t_n, k_n, 2))  # summed row by row, in the order the rows were made
     np.add.at(loc_price[:, :, 0], sub_t[cuts.t[live]], ms * coef[:, :, 0])
     np.add.at(loc_price[:, :, 1], sub_t[cuts.t[live]], -(ms * coef[:, :, 1]))
-    # the marginal value of relief at a location: never negative, never above the cap
+    # the marginal value of relief at a location: never negative, never above the cap (nor
+    # above the last resort's price, which relieves there too)
     loc_price = np.clip(loc_price, 0, price_cap)
     accepted = acc > TOL
     if pricing == "pay_as_bid":
@@ -246,17 +244,23 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         clear = np.maximum(loc_price[offers.mtu, offers.location, d], offers.price)
         paid = np.where(accepted, clear if price_cap is None else np.minimum(clear, price_cap),
                         0.0)
-    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price,
-                     cuts.unresolved_mw(res.x[n_u:]), cuts.n, rounds, converged)
+    unresolved = float(res.x[n_u:n_x].sum() + cuts.elastic_mw(res.x[n_x:]))
+    return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, unresolved, cuts.n, rounds,
+                     converged)
+
+
+def unresolved_mw(limits: GridLimits, moves: np.ndarray, unresolved_cost: float,
+                  mtus: np.ndarray | None = None) -> float:
+    """What the DSO's last resort would have to shed (MW summed over MTUs) to restore the
+    limits after activations `moves` (T, K, 2): the LFM's measure of what is left."""
+    return clear_lfm(FlexOffers.concat([]), limits.after(moves), 1.0,
+                     unresolved_cost=unresolved_cost, mtus=mtus).unresolved_mw
 
 
 class GridCuts:
     """The grid rows of the LFM clearing, generated as violations appear (constraint
-    generation), and the relief columns they open. Row i reads
-    sign * (base + sum coef * a - relief effect) <= bound, with a over the usable offers;
-    after the offers come two relief columns (load shed, injection curtailed) per candidate
-    bus and MTU: the far end of each violated branch and each bus outside its band
-    (`environment.grid.shed`, where restricting relief to these buses loses nothing).
+    generation). Row i reads sign * (base + sum coef * a) <= bound (+ an elastic slack where
+    no relief restores a limit), with a over the usable offers.
 
     Rows are kept as arrays and made a whole round at a time with numpy: every violated branch
     (in the direction of its flow) and every bus below or above its voltage band that has no
@@ -268,7 +272,6 @@ class GridCuts:
 
     def __init__(self, limits: GridLimits, offers: FlexOffers):
         self.lim = limits
-        self.maps = limits.shed
         t_n, l_n = limits.base_p.shape
         b_n = limits.base_w.shape[1]
         self.p_lim = limits.p_lim()
@@ -282,42 +285,19 @@ class GridCuts:
         self.t_count, self.t_start = count, np.cumsum(count) - count
         self.has_l = np.zeros((t_n, l_n, 2), bool)   # row exists for sign -1 (0) / +1 (1)
         self.has_v = np.zeros((t_n, b_n, 2), bool)   # row exists below (0) / above (1) band
-        self.has_c = np.zeros((t_n, b_n), bool)      # relief columns exist at (MTU, bus)
-        self.cand = Candidates(self.maps, t_n)
-        self.elastic = False
         self.t = np.zeros(0, int)
         self.kind = np.zeros(0, int)   # 0 branch flow, 1 squared voltage
         self.j = np.zeros(0, int)
         self.sign = np.zeros(0)
         self.rhs = np.zeros(0)
-        # relief columns after the offers, in the order made: kind 0 load shed at (MTU, bus),
-        # 1 injection curtailed there, 2 elastic slack of one row (where no relief restores it)
-        self.x_kind = np.zeros(0, int)
-        self.x_t = np.zeros(0, int)
-        self.x_j = np.zeros(0, int)      # bus, or row for an elastic column
-        self.x_mw = np.zeros(0)          # MW-equivalent of one unit of the column
+        self.elastic = False
+        self.e_unit = np.zeros(0)      # MW-equivalent of one unit of each row's elastic slack
         # per round: row, column (usable offer), coefficient
         self._entries = ([np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)])
 
     @property
     def n(self) -> int:
         return len(self.t)
-
-    @property
-    def n_relief(self) -> int:
-        """Relief columns: a shed and a curtailment per candidate bus, an elastic slack per
-        row."""
-        return len(self.x_kind)
-
-    def relief_cost(self, cost_per_mw: float, start: int = 0) -> np.ndarray:
-        """Cost of relief columns `start`..: `cost_per_mw` per MW shed or curtailed, and per
-        MW-equivalent of a limit left broken (`environment.grid.shed.ELASTIC`)."""
-        return cost_per_mw * self.x_mw[start:] * np.where(self.x_kind[start:] == 2, ELASTIC, 1.0)
-
-    def unresolved_mw(self, x: np.ndarray) -> float:
-        """MW (summed over MTUs) of load to shed, and MW-equivalents left broken, in relief
-        column values `x`."""
-        return float(x @ self.x_mw)
 
     def effects(self, rows: np.ndarray) -> np.ndarray:
         """(rows, K, 2) effect of one MW at each location and direction on each row's flow or
@@ -329,19 +309,10 @@ class GridCuts:
         out[~line] = self.lim.w_per_mw[t[~line], :, :, j[~line]]
         return out
 
-    def relief_mw(self, x: np.ndarray) -> np.ndarray:
-        """(T, B) net relief (less consumption) of relief column values `x`."""
-        out = np.zeros(self.lim.base_w.shape)
-        bus = self.x_kind < 2
-        np.add.at(out, (self.x_t[bus], self.x_j[bus]),
-                  np.where(self.x_kind[bus] == 0, 1.0, -1.0) * x[bus])
-        return out
-
     def add_violations(self, p: np.ndarray, w: np.ndarray, over: np.ndarray,
                        active: np.ndarray | None = None) -> int:
         """Add a row for every violated branch and bus limit that has none yet, at the MTUs
-        `active` (default: all the limits hold), and relief candidates for them; returns how
-        many rows."""
+        `active` (default: all the limits hold); returns how many."""
         line_sign = np.where(p > 0, 1.0, -1.0)
         line = over & ~np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])
         lo = (w < self.w_lo - TOL) & ~self.has_v[..., 0]
@@ -363,67 +334,34 @@ class GridCuts:
         if not len(t):
             return 0
         o = np.lexsort((j, order, t, k))
-        t, kind, j = t[o], kind[o], j[o]
-        r0 = self.n
-        self._add(t, kind, j, sign[o])
-        # relief candidates among the limits seen so far (`environment.grid.shed`)
-        self.cand.note(t, kind, j, self.sign[r0:].astype(int))
-        ct, cb = self.cand.current()
-        nt, nb = ct[~self.has_c[ct, cb]], cb[~self.has_c[ct, cb]]
-        self.has_c[nt, nb] = True
-        self.x_kind = np.concatenate([self.x_kind, np.zeros(len(nt), int),
-                                      np.ones(len(nt), int)])
-        self.x_t = np.concatenate([self.x_t, nt, nt])
-        self.x_j = np.concatenate([self.x_j, nb, nb])
-        self.x_mw = np.concatenate([self.x_mw, np.ones(2 * len(nt))])
-        if self.elastic:
-            self._elastic(np.arange(r0, self.n))
+        self._add(t[o], kind[o], j[o], sign[o])
         return len(o)
 
-    def make_elastic(self) -> None:
-        """From now on every row has an elastic slack (`environment.grid.shed.ELASTIC`): held
-        reactive flows alone can break a voltage band that no relief restores. Added when an
-        LP without them is infeasible."""
-        if not self.elastic:
-            self.elastic = True
-            self._elastic(np.arange(self.n))
+    def make_elastic(self, cost_per_mw: float):
+        """From now on every row has an elastic slack (`ELASTIC` per MW-equivalent): held
+        reactive flows alone can break a voltage band that no relief restores. Called when
+        an LP without them is infeasible; returns the new columns (cost, lower, upper,
+        entries) for `WarmLP.add_cols`."""
+        self.elastic = True
+        return self.elastic_cols(cost_per_mw, 0, entries=True)
 
-    def _elastic(self, rows: np.ndarray) -> None:
-        # MW-equivalent of a row's unit: relief at the row's own bus moves a squared voltage
-        # by 2 R[b, b] per MW (by the largest location effect where the maps carry no
-        # resistance)
-        volt = self.kind[rows] == 1
+    def elastic_cols(self, cost_per_mw: float, row0: int, entries: bool = False):
+        """Elastic columns of rows `row0`.. for `WarmLP.add_cols`: their entries in the LP's
+        rows (`entries`: the rows exist already), or none (they come with the rows)."""
+        rows = np.arange(row0, self.n)
+        # MW-equivalent of a row's unit: the largest effect of one MW at any location
         unit = np.ones(len(rows))
-        vb, vt = self.j[rows][volt], self.t[rows][volt]
-        eff = np.maximum(2.0 * self.maps.r[vb, vb],
-                         np.abs(self.lim.w_per_mw[vt, :, :, vb]).max(axis=(1, 2)))
-        unit[volt] = 1.0 / np.maximum(eff, 1e-9)
-        self.x_kind = np.concatenate([self.x_kind, np.full(len(rows), 2)])
-        self.x_t = np.concatenate([self.x_t, self.t[rows]])
-        self.x_j = np.concatenate([self.x_j, rows])
-        self.x_mw = np.concatenate([self.x_mw, unit])
+        volt = self.kind[rows] == 1
+        eff = np.abs(self.lim.w_per_mw[self.t[rows][volt], :, :, self.j[rows][volt]])
+        unit[volt] = 1.0 / np.maximum(eff.max(axis=(1, 2)), 1e-9)
+        self.e_unit = np.concatenate([self.e_unit, unit])
+        a = sp.csr_array((-np.ones(len(rows)), (rows, np.arange(len(rows)))),
+                         shape=(self.n, len(rows))) if entries else None
+        return cost_per_mw * ELASTIC * unit, np.zeros(len(rows)), np.full(len(rows), np.inf), a
 
-    def relief_matrix(self, row0: int, row1: int, col0: int = 0) -> sp.csr_array:
-        """Entries of the relief columns `col0`.. on rows [row0, row1)."""
-        kind, ct, cj = self.x_kind[col0:], self.x_t[col0:], self.x_j[col0:]
-        bus = np.flatnonzero(kind < 2)
-        # pair every row with the shed and curtailment columns of its MTU
-        r_i, c_i = pairs(self.t[row0:row1], ct[bus], self.lim.base_p.shape[0])
-        c_i = bus[c_i]
-        rows = row0 + r_i
-        rk, j, sign = self.kind[rows], self.j[rows], self.sign[rows]
-        b = cj[c_i]
-        # effect of one MW more consumption at the bus on the row's flow or squared voltage
-        eff = np.where(rk == 0, self.maps.flow_effect(np.where(rk == 0, j, 0), b),
-                       -2.0 * self.maps.r[np.where(rk == 0, 0, j), b])
-        # shed (less consumption) moves the row by -eff, curtailment by +eff
-        val = sign * eff * np.where(kind[c_i] == 0, -1.0, 1.0)
-        nz = val != 0
-        el = np.flatnonzero((kind == 2) & (cj >= row0) & (cj < row1))
-        return sp.csr_array((np.concatenate([val[nz], -np.ones(len(el))]),
-                             (np.concatenate([r_i[nz], cj[el] - row0]),
-                              np.concatenate([c_i[nz], el]))),
-                            shape=(row1 - row0, len(kind)))
+    def elastic_mw(self, x: np.ndarray) -> float:
+        """MW-equivalent of the limits left broken, from elastic column values `x`."""
+        return float(x @ self.e_unit) if self.elastic else 0.0
 
     def _add(self, t, kind, j, sign) -> None:
         lim = self.lim
@@ -455,17 +393,19 @@ class GridCuts:
         self.sign = np.concatenate([self.sign, sign])
         self.rhs = np.concatenate([self.rhs, bound - base])
 
-    def offer_matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
-        """Rows `start`.. over the usable offers."""
+    def matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
+        """Rows `start`.. over the usable offers (and the elastic slacks, where made)."""
         row, col, val = (np.concatenate(x) for x in self._entries)
         keep = row >= start
-        return sp.csr_array((val[keep], (row[keep] - start, col[keep])),
-                            shape=(self.n - start, n_u))
-
-    def matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
-        """Rows `start`.. over the usable offers and every relief column so far."""
-        return sp.hstack([self.offer_matrix(n_u, start), self.relief_matrix(start, self.n)],
-                         format="csr")
+        offers = sp.csr_array((val[keep], (row[keep] - start, col[keep])),
+                              shape=(self.n - start, n_u))
+        if not self.elastic:
+            return offers
+        e_n = len(self.e_unit)
+        rows = np.arange(start, min(self.n, e_n))
+        el = sp.csr_array((-np.ones(len(rows)), (rows - start, rows)),
+                          shape=(self.n - start, e_n))
+        return sp.hstack([offers, el], format="csr")
 
 
 def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
