@@ -38,14 +38,12 @@ import scipy.sparse as sp
 from environment.coupling import _cap, headroom
 from environment.markets.balancing import BalancingOffers
 from environment.markets.lfm import (
-    ELASTIC,
     TOL,
     FlexOffers,
     GridCuts,
     GridLimits,
     clear_lfm,
     location_moves,
-    relief_offers,
     unresolved_mw,
 )
 from environment.solver import InfeasibleError, solve_lp
@@ -309,34 +307,27 @@ def _joint_lp(p: BalancingProblem, system: bool):
     e_row, e_coef = np.concatenate(e_row), np.concatenate(e_coef)
     n_fix = cost.size
 
-    # the DSO's last resort at every cleared MTU and location, in the grid rows only (it moves
-    # no energy the balance row sees): what DER cannot relieve is left as load to shed
-    relief = relief_offers(a_t, k_n, p.unresolved_cost) if lim is not None else None
+    # the DSO's last resort (`GridCuts`) enters the grid rows only: it moves no energy the
+    # balance row sees; what DER cannot relieve is left as load to shed
     cuts = None
     if lim is not None:
-        cols = FlexOffers.concat([der.take(idx), relief])
-        cuts = GridCuts(lim, cols)
+        cuts = GridCuts(lim, der.take(idx), relief_cost=p.unresolved_cost * dt)
         cuts.add_violations(lim.base_p, lim.base_w, np.abs(lim.base_p) > lim.p_lim() + TOL,
                             act)
-        cost = np.concatenate([cost, relief.price * dt])
-        upper = np.concatenate([upper, relief.mw])
-    n_all = cost.size
     rounds, converged = 0, True
     while True:
         r_n = 0 if cuts is None else cuts.n
-        n_el = len(cuts.e_unit) if cuts is not None and cuts.elastic else 0
-        width = n_all + n_el
+        n_x = 0 if cuts is None else cuts.n_extra
+        width = n_fix + n_x
         a_eq = sp.csr_array((e_coef, (e_row, np.arange(n_fix))), shape=(a_t.size, width))
         a_ub = b_ub = None
         if r_n:
-            grid = cuts.matrix(len(cols))
-            a_ub = sp.hstack([grid[:, :idx.size], sp.csr_array((r_n, n_fix - idx.size)),
-                              grid[:, idx.size:]], format="csr")
+            a_ub = sp.hstack([cuts.offer_matrix(idx.size), sp.csr_array((r_n, n_fix - idx.size)),
+                              cuts.extra_matrix(0)], format="csr")
             b_ub = cuts.rhs
-        c = cost if not n_el else np.concatenate(
-            [cost, p.unresolved_cost * dt * ELASTIC * cuts.e_unit])
+        c = cost if cuts is None else np.concatenate([cost, cuts.x_cost])
         bounds = np.column_stack([np.zeros(width), np.concatenate([upper,
-                                                                   np.full(n_el, np.inf)])])
+                                                                   np.full(n_x, np.inf)])])
         try:
             res = solve_lp(c, a_eq=a_eq, b_eq=rhs_eq, a_ub=a_ub, b_ub=b_ub, bounds=bounds,
                            what="TSO-DSO joint clearing" if system
@@ -344,7 +335,7 @@ def _joint_lp(p: BalancingProblem, system: bool):
         except InfeasibleError:
             if cuts is None or cuts.elastic:
                 raise
-            cuts.make_elastic(0.0)   # a limit no relief restores: let it stay broken, dearly
+            cuts.make_elastic()   # a limit no relief restores: let it stay broken, dearly
             continue
         rounds += 1
         acc = np.zeros(n)
@@ -352,17 +343,14 @@ def _joint_lp(p: BalancingProblem, system: bool):
         if cuts is None:
             break
         pf, w, over = lim.violations(location_moves(der, acc, t_n, k_n)
-                                     + location_moves(relief, res.x[n_fix:n_all], t_n, k_n))
+                                     + cuts.relief_moves(res.x[n_fix:]))
         if rounds >= MAX_ROUNDS:
             converged = not cuts.add_violations(pf, w, over, act)
             break
-        r_old = cuts.n
         if not cuts.add_violations(pf, w, over, act):
             break
-        if cuts.elastic:   # the new rows' slacks (the LP is rebuilt with them)
-            cuts.elastic_cols(0.0, r_old)
     x = res.x
-    slack = float(x[n_fix:n_all].sum() + cuts.elastic_mw(x[n_all:])) if cuts else 0.0
+    slack = cuts.unresolved_mw(x[n_fix:]) if cuts else 0.0
     if not converged:
         slack = max(slack, _unresolved(p, acc))
     out = SimpleNamespace(der=np.where(acc > TOL, acc, 0.0), slack=slack, rounds=rounds,
