@@ -100,9 +100,10 @@ class Aggregator(mesa.Agent):
         self.baseline: np.ndarray | None = None
         self.realised_net: np.ndarray | None = None
         self.version = 0  # bumped whenever the plans change, so set-points can be cached
-        self._split: dict[int, tuple] = {}  # location -> (plan, envelopes, EV and HP split)
+        self._split: dict[int, tuple] = {}  # location -> (plan, EV and HP split per member)
         self._masks: dict = {}
         self._layout: dict = {}  # (location, kind) -> (envelope, members' pmax, upper, lower)
+        self.split_loss_eur: dict[int, float] = {}  # day -> EUR (`_adopt`)
 
     @property
     def in_supplier_perimeter(self) -> bool:
@@ -156,20 +157,44 @@ class Aggregator(mesa.Agent):
                                       eta, ev, hp)
         return self.pools
 
-    def schedule(self, ctx, prices: np.ndarray, adders: np.ndarray | None = None) -> None:
-        """D-1: schedule every location's pool against the price forecast, plus the
-        locational grid tariff (T, K) where the DSO set one (implicit LFM)."""
+    def schedule(self, ctx, supply, adders: np.ndarray | None = None) -> None:
+        """D-1: plan every location's pool against the forecast merit order `supply` (a
+        `SupplyCurve` with everybody else's demand fixed), plus the locational grid tariff
+        (T, K) where the DSO set one (implicit LFM). It expects the day-ahead price its plan
+        clears at (`prices`). EV and heat-pump plans are then split over the members, and the
+        plan becomes what the members can do (`_adopt`)."""
         self.build_pools(ctx)
-        self.n_mtu = len(prices)
-        self.location_prices = {k: prices + (adders[:, k] if adders is not None else 0.0)
+        self.n_mtu = t = len(supply.demand_mwh)
+        self.supply, self.adders = supply, adders
+        self.plans, self.prices = self.strategy.plan(self, ctx, self.pools, supply,
+                                                     self._adders(adders))
+        self.location_adders = {k: adders[:, k] if adders is not None else np.zeros(t)
                                 for k in self.pools}
-        self.prices = prices
-        self.plans = {k: self.strategy.schedule(self, ctx, pool, self.location_prices[k])
-                      for k, pool in self.pools.items()}
         self.baseline = self.pool_baseline(ctx)
         self.committed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.held = np.zeros((self.model.grid.n_locations, self.n_mtu, 2))
+        self.held = np.zeros((self.model.grid.n_locations, t, 2))
+        self._adopt(ctx)
         self.version += 1
+
+    def _adders(self, adders: np.ndarray | None) -> dict | None:
+        return None if adders is None else {k: adders[:, k] for k in self.pools}
+
+    def reference_net(self, ctx) -> dict[int, np.ndarray]:
+        """Per location, the net plan a truthful aggregator would have made of the same pools
+        against the same merit order and tariffs (the yardstick of inc-dec gaming)."""
+        from agents.strategies.truthful import plan_pools
+
+        plans, _ = plan_pools(self.pools, self.supply, ctx.dt_h, self.degradation,
+                              self._adders(self.adders))
+        return {k: self._net(self._split_plan(ctx, k, p)[0]) for k, p in plans.items()}
+
+    def replan_supply(self, location: int):
+        """The merit order a re-plan of one location faces: the D-1 one, with the aggregator's
+        other locations at their current plans."""
+        dt = self.model.calendar.mtu_hours
+        others = sum((self._net(p) for k, p in self.plans.items() if k != location),
+                     np.zeros(self.n_mtu))
+        return self.supply.plus(others * dt)
 
     def commit(self, location: int, mtus: np.ndarray, target_mw: np.ndarray) -> None:
         """Flexibility sold at `location`: its net consumption at the masked MTUs is fixed to
@@ -185,14 +210,15 @@ class Aggregator(mesa.Agent):
         np.add.at(self.held, (offers.location, offers.mtu, d), offers.mw)
 
     def redispatch(self, ctx, changed: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
-        """Re-plan the locations with new commitments: every committed MTU at its target, the
-        others free but within (net_min, net_max) where a coupled scheme left grid headroom;
-        the free MTUs absorb the rebound."""
+        """Re-plan the locations with new commitments against the merit order: every committed
+        MTU at its target, the others free but within (net_max, net_min) where a coupled
+        scheme left grid headroom; the free MTUs absorb the rebound."""
         for k, (net_max, net_min) in changed.items():
             fixed, target = self.committed[k]
             self.plans[k] = self.strategy.schedule(
-                self, ctx, self.pools[k], self.location_prices[k],
-                np.where(fixed, target, net_max), np.where(fixed, target, net_min))
+                self, ctx, self.pools[k], self.location_adders[k],
+                np.where(fixed, target, net_max), np.where(fixed, target, net_min),
+                supply=self.replan_supply(k))
         self.version += 1
 
     def declare_baseline(self, ctx, devices: dict[str, np.ndarray]) -> None:
@@ -323,39 +349,59 @@ class Aggregator(mesa.Agent):
         offers = FlexOffers.concat(parts)
         return offers if mtus is None else offers.take(np.isin(offers.mtu, mtus))
 
-    def setpoints(self, ctx, devices: dict[str, np.ndarray]) -> None:
-        """Disaggregate each location's plan into per-device set-points (MW), in place.
+    def _adopt(self, ctx) -> None:
+        """Make the D-1 plans what the members can do (`_split_plan`), so that the aggregator
+        nominates, trades and is settled on energy its devices will consume. Re-plans around
+        later commitments are split when set-points are asked for (`setpoints`): what a split
+        misses of a commitment is then settled as imbalance. What following the members
+        costs the system over the pooled plan, on the forecast merit order, is kept per day
+        (`split_loss_eur`)."""
+        pooled = self.planned_net_mw()
+        for k, plan in self.plans.items():
+            p, split = self._split_plan(ctx, k, plan)
+            self.plans[k] = p
+            self._split[k] = (p, split)
+        dt = ctx.dt_h
+        self.split_loss_eur[ctx.day] = (self.supply.cost(self.planned_net_mw() * dt)
+                                        - self.supply.cost(pooled * dt))
 
-        Splitting EV and heat-pump plans over members is the costly part and a re-plan
-        usually changes only some locations, so each location's split is kept until its plan
-        (a new dict on every re-plan) or the day's envelopes change, and the members'
-        envelopes are laid out for the split once a day."""
-        f, dt = self.model.fleet, ctx.dt_h
-        envs = (ctx.ev_env, ctx.hp_env_forecast)
-        masks = {k: self.masks(k) for k in self.plans}
-        jobs = []   # (location, key, plan, members, envelope)
+    def _split_plan(self, ctx, k: int, plan: dict) -> tuple[dict, dict]:
+        """A location's plan with its EV and heat-pump parts split over the members (least
+        laxity first) and replaced by what the split delivers, and the split. A pool's
+        envelope is the sum of its members' (it contains their joint feasible set, not only
+        it), so a pooled plan may promise more than any split delivers; the aggregator
+        nominates, trades and is settled on what its devices will consume. Members' envelopes
+        are laid out for the split once a day."""
+        p, m, split = dict(plan), self.masks(k), {}
+        for key, dev, env in (("ev", "ev", ctx.ev_env), ("hp", "heat_pump", ctx.hp_env_forecast)):
+            if not m[dev].any():
+                continue
+            kept = self._layout.get((k, key))
+            if kept is None or kept[0] is not env:
+                kept = self._layout[(k, key)] = (env, *_by_mtu(env, m[dev]))
+            split[key] = _split(*kept[1:], np.ascontiguousarray(p[key], dtype=float),
+                                float(ctx.dt_h)).T
+            p[key] = split[key].sum(0)
+        return p, split
+
+    def setpoints(self, ctx, devices: dict[str, np.ndarray]) -> None:
+        """Each location's plan as per-device set-points (MW), in place: batteries in
+        proportion to their capacity (exact: members share duration, efficiency and state of
+        charge), EVs and heat pumps split least laxity first, kept until the plan (a new dict on
+        every re-plan) changes."""
+        f = self.model.fleet
         for k, p in self.plans.items():
-            m = masks[k]
+            m = self.masks(k)
             b = m["battery"]
             if b.any():
                 share = f.batt_mwh[b] / f.batt_mwh[b].sum()
                 devices["battery"][b] = np.outer(share, p["ch"] - p["dis"])
             kept = self._split.get(k)
-            if kept is None or kept[0] is not p or any(
-                    a is not e for a, e in zip(kept[1], envs, strict=True)):
-                self._split[k] = (p, envs, {})
-                jobs += [(k, key, p, m[dev], env) for key, dev, env in
-                         (("ev", "ev", envs[0]), ("hp", "heat_pump", envs[1])) if m[dev].any()]
-        for k, key, p, mask, env in jobs:
-            kept = self._layout.get((k, key))
-            if kept is None or kept[0] is not env:
-                kept = self._layout[(k, key)] = (env, *_by_mtu(env, mask))
-            self._split[k][2][key] = _split(*kept[1:], np.ascontiguousarray(p[key], dtype=float),
-                                            float(dt)).T
-        for k in self.plans:
+            if kept is None or kept[0] is not p:
+                kept = self._split[k] = (p, self._split_plan(ctx, k, p)[1])
             for key, dev in (("ev", "ev"), ("hp", "heat_pump")):
-                if key in self._split[k][2]:
-                    devices[key][masks[k][dev]] = self._split[k][2][key]
+                if key in kept[1]:
+                    devices[key][m[dev]] = kept[1][key]
 
     def realise(self, ctx, devices: dict[str, np.ndarray], commit: bool = True) -> None:
         """Real time: batteries follow set-points (and cycle back to their start), heat pumps

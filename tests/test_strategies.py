@@ -174,12 +174,40 @@ def test_baseline_inflation_pays_back_under_corrected_compensation():
 
 
 def test_arbitrage_keeps_headroom_out_of_the_day_ahead_plan():
-    base = run(2)
-    game = strategic("arbitrage", 2, {"prior_eur_mwh": 200.0})
-    assert game.model.aggregators[0].strategy.holdback > 0
-    bat = base.tables["series"]["battery_mw"].abs().sum()
-    assert game.tables["series"]["battery_mw"].abs().sum() < bat
+    """A battery of 4 MWh and 1 MW at half charge against a merit order with 10 MWh at 10
+    EUR/MWh in the first two hours and at 100 in the last two, 5 MWh of fixed demand each
+    hour: the truthful plan charges 1 MW, then discharges 1 MW. The arbitrageur expects 200
+    EUR/MWh from later markets against a day-ahead spread (mean absolute deviation) of 45, so
+    it keeps 0.5 x (200 - 45) / (200 + 45) = 0.316 of its power out: it charges 0.684 MW."""
+    supply, pool = _two_price_day()
+    ctx = SimpleNamespace(dt_h=1.0)
+    agg = SimpleNamespace(degradation=0.0, model=SimpleNamespace(
+        ledger=SimpleNamespace(mark=lambda: 0),
+        price_forecast=lambda ctx, s: np.array([10.0, 10.0, 100.0, 100.0])))
+    truthful, _ = make_strategy("aggregator", "truthful").plan(agg, ctx, {0: pool}, supply)
+    np.testing.assert_allclose(truthful[0]["ch"], [1, 1, 0, 0], atol=1e-9)
+    arb = make_strategy("aggregator", "arbitrage", prior_eur_mwh=200.0)
+    plan, _ = arb.plan(agg, ctx, {0: pool}, supply)
+    held = 0.5 * 155 / 245
+    assert arb.holdback == pytest.approx(held)
+    np.testing.assert_allclose(plan[0]["ch"], [1 - held, 1 - held, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(plan[0]["dis"], [0, 0, 1 - held, 1 - held], atol=1e-9)
     assert strategic("arbitrage", 2).model.aggregators[0].strategy.holdback == 0.0
+
+
+def _two_price_day():
+    from agents.aggregator import Pool
+    from agents.prosumer import Envelope
+    from environment.markets.dayahead import SupplyCurve
+    from environment.markets.orders import OrderBook
+
+    t = np.arange(4)
+    offers = OrderBook.from_arrays(1, t, np.array([10.0, 10.0, 100.0, 100.0]),
+                                   np.full(4, -10.0), 4)
+    z = np.zeros(4)
+    pool = Pool(battery_mwh=4.0, battery_mw=1.0, battery_soc=2.0, battery_eta=1.0,
+                ev=Envelope(z, z, z), hp=Envelope(z, z, z))
+    return SupplyCurve(offers, np.full(4, 5.0), -500.0, 4000.0), pool
 
 
 def test_producer_markup_raises_the_day_ahead_price():

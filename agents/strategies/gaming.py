@@ -52,12 +52,16 @@ class IncDecAggregator(TruthfulAggregator):
             hit = hit | hit[:, up].any(1, keepdims=True)
         return hit
 
-    def schedule(self, agg, ctx, pool, prices, net_max=None, net_min=None):
+    def plan_adder(self, agg, ctx, location: int):
+        """Consumption at the MTU-locations it games looks `adder_eur_mwh` cheaper."""
         self._ctx = ctx
         hit = self.target(agg)
-        if hit is not None:
-            prices = prices - self.adder * hit[:, location_of(agg, pool)]
-        return super().schedule(agg, ctx, pool, prices, net_max, net_min)
+        return 0.0 if hit is None else -self.adder * hit[:, location]
+
+    def schedule(self, agg, ctx, pool, prices, net_max=None, net_min=None, supply=None):
+        return super().schedule(agg, ctx, pool,
+                                prices + self.plan_adder(agg, ctx, location_of(agg, pool)),
+                                net_max, net_min, supply)
 
     def flex_prices(self, agg, ctx, direction, prices, location=None):
         base = super().flex_prices(agg, ctx, direction, prices, location)

@@ -82,15 +82,18 @@ class Arbitrage(TruthfulAggregator):
     def later_value(self) -> float:
         return max(self.value.values())
 
-    def schedule(self, agg, ctx, pool, prices, net_max=None, net_min=None):
-        """Only the D-1 plan holds back; re-plans around sold flexibility may use all of it."""
-        if net_max is None and net_min is None:
-            self._mark = agg.model.ledger.mark()
-            spread, later = self.da_spread(prices), self.later_value()
-            gap = (later - spread) / (later + spread) if later > spread else 0.0
-            self.holdback = self.max_holdback * gap
-            pool = dataclasses.replace(pool, battery_mw=pool.battery_mw * (1 - self.holdback))
-        return super().schedule(agg, ctx, pool, prices, net_max, net_min)
+    def plan(self, agg, ctx, pools, supply, adders=None):
+        """Only the D-1 plan holds back (`planned_pool`), by the gap between the learned later
+        value and the spread of the day-ahead prices it expects without flexibility; re-plans
+        around sold flexibility may use all of it."""
+        self._mark = agg.model.ledger.mark()
+        spread, later = self.da_spread(agg.model.price_forecast(ctx, supply)), self.later_value()
+        gap = (later - spread) / (later + spread) if later > spread else 0.0
+        self.holdback = self.max_holdback * gap
+        return super().plan(agg, ctx, pools, supply, adders)
+
+    def planned_pool(self, agg, ctx, location, pool):
+        return dataclasses.replace(pool, battery_mw=pool.battery_mw * (1 - self.holdback))
 
     def flex_prices(self, agg, ctx, direction, prices, location=None):
         base = super().flex_prices(agg, ctx, direction, prices, location)

@@ -7,9 +7,13 @@ override only what it changes):
 
 * producer: ``da_orders(producer, ctx)``, ``balancing_prices(producer, up_markup, down_markdown)``
 * brp: ``da_orders(brp, ctx)``
-* aggregator: ``schedule(agg, ctx, pool, prices, net_max=None, net_min=None)`` (a pool's plan),
-  ``da_orders(agg, ctx)``, ``flex_prices(agg, ctx, direction, prices, location)`` (LFM and
-  platform; `location` is the grid location of the pool offering),
+* aggregator: ``plan(agg, ctx, pools, supply, adders=None)`` (the D-1 plans of all its pools
+  against the forecast merit order, and the prices it expects; the truthful one asks
+  ``planned_pool(agg, ctx, location, pool)`` and ``plan_adder(agg, ctx, location)`` of the
+  strategy), ``schedule(agg, ctx, pool, prices, net_max=None, net_min=None, supply=None)`` (a
+  re-plan of one pool around its commitments), ``da_orders(agg, ctx)``,
+  ``flex_prices(agg, ctx, direction, prices, location)`` (LFM and platform; `location` is the
+  grid location of the pool offering),
   ``balancing_prices(agg, ctx, direction, prices)`` (the TSO's balancing market),
   ``baseline(agg, ctx, plan_mw)`` (the baseline an independent aggregator declares, MW per MTU)
 * any role, optional: ``end_of_day(agent, result)`` after settlement, where ``result`` is a

@@ -8,16 +8,56 @@ which keeps a 96-MTU session with a few hundred orders well below a millisecond.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 
 from environment.markets.orders import Clearing, OrderBook
 from environment.markets.registry import register_clearing
 
-__all__ = ["Clearing", "VOLUME_TOL", "clear_uniform_price"]
+__all__ = ["Clearing", "SupplyCurve", "VOLUME_TOL", "clear_uniform_price"]
 
 VOLUME_TOL = 1e-9
 """MWh below which an acceptance counts as exact; absorbs cumulative-sum rounding
 so that "partially accepted" (which decides the price) is not triggered by noise."""
+
+
+@dataclass(frozen=True)
+class SupplyCurve:
+    """The merit order a flexible buyer expects to be cleared against: the sell offers and the
+    demand that does not respond to price (MWh per MTU, + consumption), within the auction's
+    price bounds. Unserved demand is valued at the cap, unsold must-run at the floor."""
+
+    offers: OrderBook
+    demand_mwh: np.ndarray
+    price_floor: float
+    price_cap: float
+
+    def plus(self, extra_mwh: np.ndarray) -> SupplyCurve:
+        """The same offers with `extra_mwh` more fixed demand."""
+        return dataclasses.replace(self, demand_mwh=self.demand_mwh + extra_mwh)
+
+    def cost(self, extra_mwh: np.ndarray | float = 0.0) -> float:
+        """EUR to serve the fixed demand plus `extra_mwh` per MTU from the cheapest offers, the
+        rest at the cap (unserved); net surplus costs minus the floor per MWh (unsold)."""
+        d = self.demand_mwh + extra_mwh
+        o = self.offers
+        price = np.clip(o.price, self.price_floor, self.price_cap)
+        order = np.lexsort((price, o.mtu))
+        mtu, price, vol = o.mtu[order], price[order], -o.volume[order]
+        total = np.bincount(mtu, vol, minlength=len(d))
+        before = np.cumsum(vol) - vol - (np.cumsum(total) - total)[mtu]
+        used = np.clip(d[mtu] - before, 0.0, vol)
+        return float((price * used).sum() + self.price_cap * np.clip(d - total, 0, None).sum()
+                     - self.price_floor * np.clip(-d, 0, None).sum())
+
+    def book(self) -> OrderBook:
+        """The offers with the fixed demand as price-taking orders."""
+        t = len(self.demand_mwh)
+        d = self.demand_mwh
+        return OrderBook.concat([self.offers, OrderBook.from_arrays(
+            -1, np.arange(t), np.where(d >= 0, self.price_cap, self.price_floor), d, t)])
 
 
 def _empty_clearing(n: int, n_mtu: int) -> Clearing:
