@@ -120,7 +120,6 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
             except ValueError as exc:
                 problems.append(f"{role}[{i}].strategy_params = {dict(item.strategy_params)}: "
                                 f"{exc}")
-    get_clearing("uniform_price")
     for path, name in (("markets.dayahead.clearing", s.markets.dayahead.clearing),
                        ("markets.intraday.clearing", s.markets.intraday.clearing)):
         if name not in CLEARING:
