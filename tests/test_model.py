@@ -598,3 +598,51 @@ def test_perfect_foresight_with_evs_and_heat_pumps_is_bounded_by_the_split():
     assert s["imbalance"]["system_abs_mwh"] < 1e-9
     assert 0 <= gap <= loss + 1e-6
     assert gap < 0.01 * s["planner"]["cost_eur"]
+
+
+def test_no_party_trades_with_itself(monkeypatch):
+    """In every auction of the day (the forecast clearing, the day-ahead auction, the intraday
+    sessions, the platform) no party both buys and sells in one MTU: its own orders are
+    netted. (In continuous trading a party may buy from one party and sell to another; that
+    it never meets its own orders is tested on the order book, `test_continuous`.)"""
+    import environment.model as model_module
+    from environment.markets import registry
+
+    sessions = []
+    real = model_module.get_clearing
+
+    def recording(name):
+        clear = real(name)
+
+        def wrapped(book, *args):
+            res = clear(book, *args)
+            sessions.append((book, res))
+            return res
+
+        wrapped.in_arrival_order = getattr(clear, "in_arrival_order", False)
+        return wrapped
+
+    monkeypatch.setattr(model_module, "get_clearing", recording)
+    monkeypatch.setattr(registry, "get_clearing", recording)  # the platform's
+    run_scenario(days=1, overrides={"prosumers.0.count": 80}, planner=False, write=False,
+                 figures=False)
+    assert len(sessions) >= 5  # the forecast, the day-ahead auction, intraday sessions
+    for book, res in sessions:
+        key = book.owner * 1000 + book.mtu
+        bought = np.bincount(np.unique(key, return_inverse=True)[1],
+                             np.clip(res.accepted, 0, None))
+        sold = np.bincount(np.unique(key, return_inverse=True)[1],
+                           np.clip(-res.accepted, 0, None))
+        assert (np.minimum(bought, sold) <= 1e-12).all()
+
+
+def test_perfect_forecasts_leave_nothing_to_trade_intraday():
+    """With no forecast error every party's day-ahead position is its final one: intraday
+    trades nothing. The producers' headroom and buy-back orders at the same marginal cost
+    used to match each other at the marginal price: 38.4 MWh over the default week, all of it
+    self-trade."""
+    run = run_scenario(days=2, overrides={**PERFECT, "prosumers.0.count": 120},
+                       planner=False, write=False, figures=False)
+    assert run.tables["series"]["id_volume_mwh"].sum() < 1e-9
+    led = run.ledger
+    assert led.loc[led["market"] == "intraday", "mwh"].abs().sum() < 1e-9

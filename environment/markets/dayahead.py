@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from environment.markets.orders import Clearing, OrderBook
+from environment.markets.orders import Clearing, OrderBook, net_own_trades
 from environment.markets.registry import register_clearing
 
 __all__ = ["Clearing", "SupplyCurve", "VOLUME_TOL", "clear_uniform_price"]
@@ -89,7 +89,9 @@ def clear_uniform_price(
     on or above the supply curve. Orders priced strictly better than the clearing
     price are fully accepted; all orders of one side sharing the marginal price
     are accepted pro rata, so the outcome does not depend on order position.
-    The price is the marginal order's price when a step is partially accepted,
+    A party's accepted buys are netted against its own accepted sells of the same MTU
+    (`net_own_trades`): nobody trades with itself, and the volume reported is traded between
+    distinct parties. The price is the marginal order's price when a step is partially accepted,
     otherwise the midpoint of the interval of market-clearing prices (see the
     module tests for the corner cases: one-sided MTUs get the best price of the
     present side, empty MTUs get NaN). Limit prices are clipped to
@@ -172,12 +174,15 @@ def clear_uniform_price(
     )
 
     inflexible = np.where(buy, price >= price_cap, price <= price_floor)
+    curtailed = np.bincount(mtu, np.where(inflexible, np.abs(vol - acc), 0.0), minlength=n_mtu)
     accepted = np.zeros(len(book))
     accepted[live[order]] = acc + 0.0  # no -0.0 for rejected sells
+    accepted = net_own_trades(book, accepted)
+    acc = accepted[live[order]]
     return Clearing(
         price=clearing_price,
-        volume=traded,
+        volume=np.bincount(mtu, np.clip(acc, 0, None), minlength=n_mtu),
         accepted=accepted,
         welfare=np.bincount(mtu, acc * price, minlength=n_mtu),
-        curtailed=np.bincount(mtu, np.where(inflexible, np.abs(vol - acc), 0.0), minlength=n_mtu),
+        curtailed=curtailed,
     )
