@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from agents.prosumer import Envelope
-from agents.strategies import make_strategy
+from agents.strategies import agent_params, make_strategy
 
 
 @dataclass
@@ -88,7 +88,8 @@ class Aggregator(mesa.Agent):
         self.degradation = cfg.degradation_eur_mwh
         self.activation_cost = cfg.activation_cost_eur_mwh
         self.fee = cfg.fee_eur_per_device_day
-        self.strategy = make_strategy("aggregator", cfg.strategy, **cfg.strategy_params)
+        self.strategy = make_strategy("aggregator", cfg.strategy, **agent_params(
+            "aggregator", cfg.strategy, cfg.strategy_params, model.run_seed, cfg.name))
         self.kind = cfg.kind
         self.supplier = cfg.supplier
         self.offers_balancing = cfg.balancing

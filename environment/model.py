@@ -181,6 +181,7 @@ class FlexMarketModel(mesa.Model):
     def __init__(self, scenario: Scenario, seed: int | None = None):
         seed = scenario.seed if seed is None else seed
         super().__init__(rng=seed)
+        self.run_seed = seed  # stochastic strategies derive their own streams from it
         self.config = s = scenario
         # orders' arrival in continuous trading draws from a stream of its own, so that a run
         # with another market design sees the same weather, fleet and forecast errors

@@ -23,6 +23,7 @@ override only what it changes):
 from __future__ import annotations
 
 import inspect
+import zlib
 from collections.abc import Callable
 
 STRATEGIES: dict[tuple[str, str], type] = {}
@@ -56,3 +57,25 @@ def make_strategy(role: str, name: str, **params):
         raise ValueError(f"{role} strategy {name!r} does not take parameters {params}: {exc}") \
             from None
     return cls(**params)
+
+
+def stochastic(role: str, name: str) -> bool:
+    """Whether a strategy draws random numbers: it takes a `seed`."""
+    cls = STRATEGIES.get((role, name))
+    return cls is not None and "seed" in inspect.signature(cls).parameters
+
+
+def agent_params(role: str, name: str, params: dict, run_seed: int, agent: str) -> dict:
+    """A strategy's parameters for one agent of a run. A stochastic strategy draws from a
+    stream of its own, derived from the run's seed and the agent's identity (its role and
+    name) and the strategy's own `seed` (default 0, to pick another stream): replications
+    with other seeds explore differently, no two agents share a stream, and no agent draws
+    from the model's main stream (adding one would change every run's weather)."""
+    params = dict(params)
+    if stochastic(role, name):
+        params["seed"] = [int(run_seed), _STREAM, zlib.crc32(role.encode()),
+                          zlib.crc32(agent.encode()), int(params.get("seed", 0))]
+    return params
+
+
+_STREAM = 16  # keeps strategies' streams apart from the model's other seeded streams
