@@ -256,3 +256,47 @@ def test_arbitrage_margin_of_downward_balancing_energy():
             np.array([-125.0, 160.0]))
     margins = later_margins(led, mark, agg, np.array([145.0, 145.0]))
     assert margins["balancing"] == pytest.approx((20.0 + 15.0) / 2)
+
+
+def _platform_round(ask: float):
+    """One MTU of the platform: an aggregator offers 2 MW up (0.5 MWh it frees) asking `ask`
+    EUR/MWh per MWh moved; a supplier asks for 0.25 MWh at the energy price (100) plus its
+    imbalance premium (30)."""
+    from environment.coupling import FlexRound, _platform
+    from environment.markets.lfm import FlexOffers
+    from environment.markets.orders import OrderBook
+
+    offers = FlexOffers(np.array([7]), np.array([0]), np.array([0]), np.array([1]),
+                        np.array([2.0]), np.array([ask]))
+    requests = OrderBook.from_arrays(np.array([1]), [0], [130.0], [0.25], 1)
+    r = FlexRound(None, np.zeros((1, 1), bool), np.zeros((1, 1), bool), np.zeros((1, 1)),
+                  offers, np.array([100.0]), requests, 0.25, None,
+                  SimpleNamespace(enabled=True, brp_premium_eur_mwh=30.0), {7: 20.0})
+    return _platform(r, offers)
+
+
+def test_platform_offers_are_priced_by_the_strategy():
+    """Asking its activation cost (20, truthful) the aggregator sells at 120: the supplier's
+    0.25 MWh trade at 120 (the offer is marginal). Asking 25 (a risk premium of 5) it trades
+    the same at 125; asking 35 (premium 15) it asks more than the supplier's 130 and nothing
+    trades (before, the platform priced every offer at the activation cost, whatever the
+    strategy)."""
+    for ask, mw, price in ((20.0, 1.0, 120.0), (25.0, 1.0, 125.0), (35.0, 0.0, np.nan)):
+        accepted_mw, plat_price, req = _platform_round(ask)
+        np.testing.assert_allclose(accepted_mw, [mw])
+        np.testing.assert_allclose(req, [0.25 * mw])
+        if mw:
+            np.testing.assert_allclose(plat_price, [price])
+
+
+def test_risk_premium_trades_less_on_the_platform():
+    """Two days of the default week: the truthful aggregator sells 0.26 MWh on the platform;
+    with risk aversion 1,000 its premium exceeds what suppliers pay over the energy price and
+    it sells none (it sold the same 0.26 MWh at the same prices before)."""
+    def platform_mwh(r):
+        led = r.ledger
+        return led.loc[(led["market"] == "platform") & (led["payer"] == "flex_platform"),
+                       "mwh"].abs().sum()
+
+    assert platform_mwh(run(2)) > 0.2
+    assert platform_mwh(strategic("risk_premium", 2, {"risk_aversion": 1000.0})) == 0.0
