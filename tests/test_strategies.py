@@ -246,7 +246,7 @@ def test_anticipating_incdec_learns_from_its_own_lfm_sales_only():
 def test_arbitrage_margin_of_downward_balancing_energy():
     """A downward DER activation is booked at minus the price the provider pays; its margin
     against the DA price is |paid - DA| for the energy it buys."""
-    from agents.strategies.options import later_margins
+    from agents.strategies.options import observed_margins
     from environment.ledger import Ledger
 
     led = Ledger()
@@ -254,7 +254,7 @@ def test_arbitrage_margin_of_downward_balancing_energy():
     mark = led.mark()
     led.pay(tso, agg, "balancing_der", np.array([0, 1]), np.array([1.0, 1.0]),
             np.array([-125.0, 160.0]))
-    margins = later_margins(led, mark, agg, np.array([145.0, 145.0]))
+    margins = observed_margins(led, mark, np.array([agg]), np.array([145.0, 145.0]))
     assert margins["balancing"] == pytest.approx((20.0 + 15.0) / 2)
 
 
@@ -300,3 +300,43 @@ def test_risk_premium_trades_less_on_the_platform():
 
     assert platform_mwh(run(2)) > 0.2
     assert platform_mwh(strategic("risk_premium", 2, {"risk_aversion": 1000.0})) == 0.0
+
+
+def test_arbitrage_learns_from_every_seller_and_its_value_falls_without_sales():
+    """Prior 100 EUR/MWh, memory 0.7. A day on which another aggregator sold 2 MWh to the DSO
+    at 40 and the platform traded 1 MWh at 130 against a DA price of 100: the LFM value moves
+    to 0.7 x 100 + 0.3 x 40 = 82, the platform's to 0.7 x 100 + 0.3 x 30 = 79, balancing
+    (nothing sold) to 70. Eight more days without any sale: each falls by 0.7 a day, the
+    LFM's to 82 x 0.7^8 = 4.73 EUR/MWh (before, a market it did not trade in was never
+    updated: a prior of 100 stayed 100)."""
+    from agents.strategies.options import Arbitrage
+    from environment.ledger import Ledger
+
+    led = Ledger()
+    dso, plat = led.account("dso", "dso"), led.account("flex_platform", "market_operators")
+    me, rival = led.account("me", "aggregators"), led.account("rival", "aggregators")
+    model = SimpleNamespace(ledger=led, aggregators=[SimpleNamespace(account=me),
+                                                     SimpleNamespace(account=rival)])
+    agg = SimpleNamespace(model=model)
+    arb = Arbitrage(prior_eur_mwh=100.0, memory=0.7)
+    day = SimpleNamespace(da_price=np.full(4, 100.0))
+    arb._mark = led.mark()
+    led.pay(dso, rival, "lfm_da", np.array([1, 2]), np.array([1.0, 1.0]), 40.0)
+    led.pay(plat, rival, "platform", 3, 1.0, 130.0)
+    arb.end_of_day(agg, day)
+    assert arb.value == pytest.approx({"lfm": 82.0, "platform": 79.0, "balancing": 70.0})
+    for _ in range(8):
+        arb._mark = led.mark()
+        arb.end_of_day(agg, day)
+    assert arb.value["lfm"] == pytest.approx(82.0 * 0.7 ** 8)
+    assert arb.value["balancing"] == pytest.approx(100.0 * 0.7 ** 9)
+
+
+def test_arbitrage_value_falls_in_a_run_without_local_market():
+    """Three days without an LFM: its LFM value falls from the prior of 100 to
+    100 x 0.7^3 = 34.3 EUR/MWh."""
+    game = strategic("arbitrage", 3, {"prior_eur_mwh": 100.0}, markets__lfm__enabled=False)
+    arb = game.model.aggregators[0].strategy
+    assert arb.value["lfm"] == pytest.approx(100.0 * 0.7 ** 3)
+    assert arb.later_value() < 100.0
+
