@@ -10,6 +10,7 @@ from numba import njit
 
 from agents.prosumer import Envelope
 from agents.strategies import agent_params, make_strategy
+from environment.markets.baseline import BASELINES, MARKETS, History, held_before
 
 
 @dataclass
@@ -94,6 +95,9 @@ class Aggregator(mesa.Agent):
         self.supplier = cfg.supplier
         self.offers_balancing = cfg.balancing
         self.declared: np.ndarray | None = None   # (BRPs, T) baseline declared per supplier
+        self.expected: dict[str, np.ndarray] = {}  # market -> (BRPs, T) its rule's, D-1
+        self.settlement_baseline: np.ndarray | None = None  # (BRPs, T) its moves settled on
+        self.history = History()
         self.real_by_brp: np.ndarray | None = None
         self.settled_by_brp: np.ndarray | None = None  # the reading compensation settles on
         self.pools: dict[int, Pool] = {}
@@ -224,19 +228,44 @@ class Aggregator(mesa.Agent):
 
     def declare_baseline(self, ctx, devices: dict[str, np.ndarray]) -> None:
         """Before the day-ahead auction an aggregator in the suppliers' perimeters tells each
-        supplier the consumption of its enrolled devices to expect (the strategy decides what
-        it declares; truthfully, its plan). `devices` are the current per-device set-points."""
+        supplier the consumption of its enrolled devices to expect: the baseline its moves
+        will be measured against in the day-ahead market (`settlement.baseline.dayahead`),
+        its own schedule under the `declared` rule. The strategy decides what it declares
+        (truthfully, that baseline) and it sells the difference to its plan. `devices` are the
+        current per-device set-points."""
         if not self.in_supplier_perimeter:
             self.declared = None
             return
         f = self.model.fleet
         n_brp = len(self.model.brps)
-        plan = self.device_net(devices)
-        by_brp = np.stack([plan[f.brp[self.members] == b].sum(0) for b in range(n_brp)])
-        total = self.strategy.baseline(self, ctx, self.planned_net_mw())
-        extra = total - by_brp.sum(0)
+        plan = self._by_brp(self.device_net(devices))
+        self.expected = {m: self._rule_baseline(ctx, m, plan) for m in MARKETS}
+        expected = self.expected["dayahead"]
+        total = self.strategy.baseline(self, ctx, expected.sum(0))
+        extra = total - expected.sum(0)
         share = np.bincount(f.brp[self.members], minlength=n_brp) / max(self.members.sum(), 1)
-        self.declared = by_brp + share[:, None] * extra[None, :]
+        self.declared = expected + share[:, None] * extra[None, :]
+        self.settlement_baseline = self.declared
+
+    def _by_brp(self, per_member: np.ndarray) -> np.ndarray:
+        """(BRPs, T) sums of a (members, T) array by each member's supplier."""
+        b = self.model.fleet.brp[self.members]
+        return np.stack([per_member[b == i].sum(0) for i in range(len(self.model.brps))])
+
+    def _weekend(self, ctx) -> bool:
+        return self.model.calendar.date(ctx.day).weekday() >= 5
+
+    def _rule_baseline(self, ctx, market: str, plan: np.ndarray) -> np.ndarray:
+        """(BRPs, T) the baseline a market's rule gives before the day-ahead auction: its own
+        schedule `plan` where the rule takes a declaration (or a reading not known yet), the
+        rule's figure from its metered history otherwise (the devices' uncontrolled forecast
+        until it has one)."""
+        rule = getattr(self.model.config.settlement.baseline, market)
+        m = self.masks()
+        alone = (np.where(m["ev"][:, None], ctx.forecast.ev, 0.0)
+                 + np.where(m["heat_pump"][:, None], ctx.forecast.hp, 0.0))[self.members]
+        history = self.history.similar(ctx.day, self._weekend(ctx), rule.n_days or 0)
+        return BASELINES[rule.rule](rule, plan, history, self._by_brp(alone))
 
     def device_net(self, devices: dict[str, np.ndarray]) -> np.ndarray:
         """(members, T) net consumption of each member's enrolled devices."""
@@ -420,31 +449,54 @@ class Aggregator(mesa.Agent):
             dev = ctx.profiles.hp[h] - ctx.forecast.hp[h]
             devices["hp"][h] = np.clip(devices["hp"][h] + dev, 0, f.hp_mw[h][:, None])
 
-    def meter(self, devices: dict[str, np.ndarray], settle: bool = True) -> None:
+    def meter(self, ctx, devices: dict[str, np.ndarray], settle: bool = True) -> None:
         """Metered consumption of its devices after everything real time did to them, in
-        total and per supplier of the members. `settle`: this reading is the one compensation
-        is settled on (the one before the DSO's RED actions, for which the DSO answers)."""
-        f = self.model.fleet
+        total and per supplier of the members. `settle`: this reading is the one its moves
+        are settled on (the one before the DSO's RED actions, for which the DSO answers): it
+        enters its history and fixes the baseline they are measured against."""
         net = self.device_net(devices)
         self.realised_net = net.sum(0)
-        self.real_by_brp = np.stack([net[f.brp[self.members] == b].sum(0)
-                                     for b in range(len(self.model.brps))])
+        self.real_by_brp = self._by_brp(net)
         if settle:
             self.settled_by_brp = self.real_by_brp
+            if self.declared is not None:
+                self.history.record(ctx.day, self._weekend(ctx), self.real_by_brp)
+                self.settlement_baseline = self._settled_baseline(ctx)
+
+    def _settled_baseline(self, ctx) -> np.ndarray:
+        """(BRPs, T) the baseline of each MTU under the rule of the market that moved its
+        devices then: real-time balancing, else the DSO's local market, else the day-ahead
+        schedule. The `declared` rule takes the declaration, `metered` the reading before
+        each of that market's activations, the others their figure of the morning."""
+        rules = self.model.config.settlement.baseline
+        slot = self.model.party_slot[self.unique_id]
+        lfm = ctx.dso_sold.get(self.unique_id)
+        active = {"dayahead": np.ones(self.n_mtu, bool),
+                  "lfm": np.zeros(self.n_mtu, bool) if lfm is None else lfm.any((1, 2)),
+                  "balancing": np.zeros(self.n_mtu, bool) if not hasattr(ctx, "der_tso")
+                  else (ctx.der_tso[slot] != 0) | (ctx.der_dso[slot] != 0)}
+        out = None
+        for market in MARKETS:
+            rule = getattr(rules, market).rule
+            base = self.declared if rule == "declared" else self.expected[market]
+            if rule == "metered":
+                base = held_before(self.real_by_brp, active[market], self.declared)
+            out = base if out is None else np.where(active[market][None, :], base, out)
+        return out
 
     def moved_by_brp(self) -> np.ndarray:
-        """(BRPs, T) MW its devices consumed above (+) or below the declared baseline, per
-        supplier: the energy it moved in or out of each supplier's perimeter (not counting
-        what the DSO curtailed in RED)."""
-        return self.settled_by_brp - self.declared
+        """(BRPs, T) MW its devices consumed above (+) or below the baseline, per supplier:
+        the energy it moved in or out of each supplier's perimeter (not counting what the
+        DSO curtailed in RED)."""
+        return self.settled_by_brp - self.settlement_baseline
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         """Metered quantity of its own perimeter: its devices (own BRP), its deviation from the
-        declared baseline (corrected perimeter), or nothing."""
+        baseline (corrected perimeter), or nothing."""
         if self.kind == "own_brp":
             return self.realised_net
         if self.corrected:
-            return self.realised_net - self.declared_mw()
+            return self.realised_net - self.settlement_baseline.sum(0)
         return np.zeros_like(self.realised_net)
 
 

@@ -43,11 +43,11 @@ class Brp(mesa.Agent):
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         """Metered net consumption of the portfolio (its DA position does not change it); an
-        aggregator's devices count at their declared baseline where its perimeter is
-        corrected, as metered where not."""
+        aggregator's devices count at their baseline (`settlement.baseline`) where its
+        perimeter is corrected, as metered where not."""
         out = ctx.retail_net[self.customers].sum(0)
         for agg in self._aggregated():
-            out = out + (agg.declared[self.index] if agg.corrected
+            out = out + (agg.settlement_baseline[self.index] if agg.corrected
                          else agg.real_by_brp[self.index])
         return out
 

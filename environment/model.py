@@ -573,7 +573,7 @@ class FlexMarketModel(mesa.Model):
             - np.where(e["ev"][:, None], real["ev"], 0.0) \
             - np.where(e["heat_pump"][:, None], real["hp"], 0.0)
         for agg in self.aggregators:
-            agg.meter(real, settle)
+            agg.meter(ctx, real, settle)
         return np.array([p.realised_mw(ctx, ctx.position[i])
                          for i, p in enumerate(self.parties)])
 

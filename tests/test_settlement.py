@@ -401,3 +401,119 @@ def test_direction_rule_holds_over_random_days(seed, clearing, loading_limit):
     short, long_ = s["system_short_mw"] > 1e-12, s["system_short_mw"] < -1e-12
     assert (s.loc[short, "imbalance_price_short"] >= s.loc[short, "da_price"] - 1e-9).all()
     assert (s.loc[long_, "imbalance_price_long"] <= s.loc[long_, "da_price"] + 1e-9).all()
+
+
+# --- baseline rules ---------------------------------------------------------------------------
+
+
+def _history():
+    """Five weekdays of one supplier's metered device consumption (MW in two MTUs), latest
+    first: energies 2, 4, 1, 4, 1."""
+    from environment.markets.baseline import History
+
+    h = History()
+    for day, reading in zip((5, 4, 3, 2, 1), ([1, 1], [2, 2], [0, 1], [3, 1], [1, 0]),
+                            strict=True):
+        h.record(day, False, np.array([reading], float))
+    h.record(0, True, np.array([[9.0, 9.0]]))   # a weekend day: not similar
+    return h
+
+
+def test_baseline_rules_by_hand():
+    """On day 6 (a weekday): `historical` 4 of 5 takes the four highest-energy similar days
+    (4, 4, 2 and the later of the two at 1): per MTU (2+3+1+0)/4 = 1.5 and (2+1+1+1)/4 =
+    1.25; with fewer than 4 similar days it falls back to the devices' uncontrolled forecast.
+    `rolling` over 3 days: (1+2+0)/3 = 1 and (1+2+1)/3 = 4/3. `declared` is the declaration.
+    `metered` holds the reading of the MTU before each activation block: reading 5 6 7 8 9
+    with activations at MTUs 1, 2 and 4 gives 0 5 5 0 8 over a declared 0."""
+    from environment.markets.baseline import BASELINES, held_before
+    from environment.scenario import Baseline
+
+    h, fallback, declared = _history(), np.array([[7.0, 7.0]]), np.array([[0.5, 0.5]])
+    four_of_five = Baseline(rule="historical")
+    past = h.similar(6, False, four_of_five.n_days)
+    assert len(past) == 5
+    np.testing.assert_allclose(BASELINES["historical"](four_of_five, declared, past, fallback),
+                               [[1.5, 1.25]])
+    np.testing.assert_allclose(BASELINES["historical"](four_of_five, declared, past[:3],
+                                                       fallback), fallback)
+    rolling = Baseline(rule="rolling", days=3)
+    np.testing.assert_allclose(BASELINES["rolling"](rolling, declared,
+                                                    h.similar(6, False, rolling.n_days),
+                                                    fallback), [[1.0, 4 / 3]])
+    np.testing.assert_allclose(BASELINES["declared"](Baseline(), declared, past, fallback),
+                               declared)
+    active = np.array([False, True, True, False, True])
+    np.testing.assert_allclose(held_before(np.array([[5.0, 6, 7, 8, 9]]), active,
+                                           np.zeros((1, 5))), [[0, 5, 5, 0, 8]])
+    assert len(h.similar(6, True, 5)) == 1
+
+
+def _inflation_twin(rule: str, compensation: str):
+    from experiments.twin import run_twin
+
+    over = {"aggregators.0.strategy": "baseline_inflation",
+            "settlement.compensation": compensation,
+            **{f"settlement.baseline.{m}.rule": rule for m in ("dayahead", "lfm", "balancing")}}
+    if compensation == "none":
+        over["settlement.perimeter_correction"] = True
+    return run_twin("default", days=3, overrides=over)
+
+
+def test_baseline_inflation_profits_under_a_declared_baseline_and_loses_under_history():
+    """Twin runs of three days (inflation against the truthful aggregator, same seed), with the
+    aggregator's perimeter corrected and no compensation. Declared baseline: the inflated
+    declaration is the baseline, so the gap is energy it sells at the day-ahead price without
+    moving it, and the suppliers, metered for the declaration, pay for it: +116.3 EUR to the
+    aggregator, -116.3 to the suppliers, nobody else touched (day-ahead demand and supply
+    rise by the same phantom MWh). Historical baseline (4 of 5): its moves are measured
+    against its metered history; the phantom energy it sold is its own imbalance: -12.6 EUR.
+    Under the `corrected` compensation the declared inflation loses too (-78.4 EUR: it pays
+    the suppliers' energy component, 110, for every phantom MWh it sold at about 80)."""
+    declared = _inflation_twin("declared", "none")
+    assert declared.gaming_profit_eur["flexco"] > 50.0
+    change = declared.by_class["change"]
+    assert change["brps"] == pytest.approx(-change["aggregators"], abs=1e-6)
+    assert abs(declared.identity_residual_eur) < 1e-6
+    historical = _inflation_twin("historical", "none")
+    assert historical.gaming_profit_eur["flexco"] < 0.0
+    assert _inflation_twin("declared", "corrected").gaming_profit_eur["flexco"] < 0.0
+
+
+def test_truthful_aggregator_keeps_its_arbitrage_under_a_historical_baseline():
+    """The default week with the `corrected` compensation. Declared (its plan as the
+    baseline), the suppliers buy its whole schedule day-ahead and the arbitrage value is
+    theirs: the truthful aggregator's margin is -268.8 EUR (fees 158.9, wear 45.4, imbalance
+    143.0). Under the historical rule (4 of 5 similar days; the devices' uncontrolled forecast
+    until it has them) it sells the energy it shifts against that baseline and earns 379.0
+    EUR day-ahead, compensating the suppliers at a flat price for energy it only moved in
+    time: +81.0 EUR."""
+    run = run_scenario(days=7, planner=False, write=False, figures=False, overrides={
+        f"settlement.baseline.{m}.rule": "historical" for m in ("dayahead", "lfm",
+                                                                "balancing")})
+    led = run.ledger
+    margin = led.loc[led["payee"] == "flexco", "eur"].sum() \
+        - led.loc[led["payer"] == "flexco", "eur"].sum()
+    assert margin >= 0.0
+    agg = run.model.aggregators[0]   # on the last day: measured against its history
+    np.testing.assert_allclose(agg.settlement_baseline, agg.expected["dayahead"])
+
+
+def test_metered_baseline_holds_the_reading_before_each_activation():
+    """Real-time balancing measured `metered` (the local market too): at each MTU the TSO or
+    DSO activated the aggregator, the baseline is its metered reading of the MTU before the
+    block of activations; elsewhere its declaration; money still balances."""
+    from environment.markets.baseline import held_before
+
+    run = run_scenario(days=1, overrides={"prosumers.0.count": 80,
+                                          "settlement.baseline.balancing.rule": "metered",
+                                          "settlement.baseline.lfm.rule": "metered"},
+                       planner=False, write=False, figures=False)
+    model = run.model
+    agg = model.aggregators[0]
+    positions = run.tables["positions"]
+    act = positions.loc[positions["party"] == "flexco", "activated_mwh"].to_numpy() != 0
+    assert act.any()
+    expected = held_before(agg.settled_by_brp, act, agg.declared)
+    np.testing.assert_allclose(agg.settlement_baseline[:, act], expected[:, act])
+    assert abs(run.summary["ledger"]["sum_of_balances_eur"]) < 1e-6

@@ -96,9 +96,10 @@ class TruthfulAggregator:
         activation cost."""
         return prices + direction * agg.activation_cost
 
-    def baseline(self, agg, ctx, plan_mw: np.ndarray) -> np.ndarray:
-        """The baseline it declares to the suppliers: its plan."""
-        return plan_mw
+    def baseline(self, agg, ctx, expected_mw: np.ndarray) -> np.ndarray:
+        """The baseline it declares to the suppliers: the one its moves will be measured
+        against (`settlement.baseline.dayahead`; its plan under the `declared` rule)."""
+        return expected_mw
 
     def da_orders(self, agg, ctx) -> OrderBook:
         return inelastic_orders(agg.unique_id, agg.planned_position_mw() * ctx.dt_h,
