@@ -170,8 +170,8 @@ class Aggregator(mesa.Agent):
         plan becomes what the members can do (`_adopt`)."""
         self.build_pools(ctx)
         self.n_mtu = t = len(supply.demand_mwh)
-        self.supply, self.adders = supply, adders
-        self.plans, self.prices = self.strategy.plan(self, ctx, self.pools, supply,
+        self.supply, self.adders = self._within_reach(supply, ctx.dt_h), adders
+        self.plans, self.prices = self.strategy.plan(self, ctx, self.pools, self.supply,
                                                      self._adders(adders))
         self.location_adders = {k: adders[:, k] if adders is not None else np.zeros(t)
                                 for k in self.pools}
@@ -180,6 +180,15 @@ class Aggregator(mesa.Agent):
         self.held = np.zeros((self.model.grid.n_locations, t, 2))
         self._adopt(ctx)
         self.version += 1
+
+    def _within_reach(self, supply, dt_h: float):
+        """The merit order trimmed to what its pools can move demand over (`near`): every
+        plan and re-plan of the day stays within it, with fewer offers to clear against."""
+        pools = self.pools.values()
+        down = sum((p.battery_mw for p in pools), 0.0)
+        up = sum((p.battery_mw + p.ev.pmax + p.hp.pmax for p in pools),
+                 np.zeros(len(supply.demand_mwh)))
+        return supply.near(-down * dt_h * np.ones_like(up), up * dt_h)
 
     def _adders(self, adders: np.ndarray | None) -> dict | None:
         return None if adders is None else {k: adders[:, k] for k in self.pools}
@@ -261,10 +270,12 @@ class Aggregator(mesa.Agent):
         rule's figure from its metered history otherwise (the devices' uncontrolled forecast
         until it has one)."""
         rule = getattr(self.model.config.settlement.baseline, market)
-        m = self.masks()
-        alone = (np.where(m["ev"][:, None], ctx.forecast.ev, 0.0)
-                 + np.where(m["heat_pump"][:, None], ctx.forecast.hp, 0.0))[self.members]
-        history = self.history.similar(ctx.day, self._weekend(ctx), rule.n_days or 0)
+        if rule.n_days is None:   # declared or metered: no history, no fallback
+            return plan
+        m, mine = self.masks(), self.members
+        alone = (np.where(m["ev"][mine, None], ctx.forecast.ev[mine], 0.0)
+                 + np.where(m["heat_pump"][mine, None], ctx.forecast.hp[mine], 0.0))
+        history = self.history.similar(ctx.day, self._weekend(ctx), rule.n_days)
         return BASELINES[rule.rule](rule, plan, history, self._by_brp(alone))
 
     def device_net(self, devices: dict[str, np.ndarray]) -> np.ndarray:

@@ -149,3 +149,23 @@ def test_pool_plan_prices_its_own_impact():
     assert supply.cost(net) + 5.0 * np.abs(net).sum() == pytest.approx(50.0)
     assert supply.cost(np.array([5.0, -5.0])) + 50.0 == pytest.approx(1470.0)
     assert 10.0 <= prices[0] <= prices[1] - 10.0 + 1e-9 and prices[1] <= 100.0
+
+
+def test_supply_curve_near_keeps_what_demand_can_reach():
+    """Five 1 MWh offers at 10..50 and 2.5 MWh of fixed demand, which moves by at most 0.2:
+    the offer at 10 is dispatched whatever happens (fixed supply: demand 1.5 left), the one at
+    30 is marginal, 20 and 40 stay beside it (so that a price on a step's edge stays between
+    real offers), 50 is never reached. Costs differ by the fixed 10 EUR only; a wider reach
+    keeps everything."""
+    from environment.markets.dayahead import SupplyCurve
+    from environment.markets.orders import OrderBook
+
+    offers = OrderBook.from_arrays(np.arange(5), np.zeros(5, int), [10.0, 20, 30, 40, 50],
+                                   -np.ones(5), 1)
+    s = SupplyCurve(offers, np.array([2.5]), -500.0, 4000.0)
+    near = s.near(np.array([-0.2]), np.array([0.2]))
+    np.testing.assert_allclose(near.offers.price, [20.0, 30.0, 40.0])
+    np.testing.assert_allclose(near.demand_mwh, [1.5])
+    for extra in (-0.2, 0.0, 0.2):
+        assert s.cost(np.array([extra])) - near.cost(np.array([extra])) == pytest.approx(10.0)
+    assert len(s.near(np.array([-0.6]), np.array([1.6])).offers) == 5

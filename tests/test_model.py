@@ -590,7 +590,7 @@ def test_perfect_foresight_with_evs_and_heat_pumps_is_bounded_by_the_split():
     balance, and the run's cost exceeds the planner's by at most what following the members
     costs over the pooled plan on the merit order (`split_loss_eur`): the pooled plan (per
     location, a coarser pooling than the planner's per bus) costs no more than the planner's.
-    Default week, 2 days: the gap is 20.3 EUR (0.84%), the split loss 20.4 EUR."""
+    Default week, 2 days: the gap is 17.3 EUR (0.72%), the split loss 17.5 EUR."""
     run = run_scenario(days=2, overrides=PERFECT, planner=True, write=False, figures=False)
     s = run.summary
     gap = system_cost(run) - s["planner"]["cost_eur"]

@@ -185,8 +185,8 @@ def test_der_balancing_offers_are_deliverable():
     """Offers of a balancing block can all be activated at once: the re-plans honour nearly
     every activation (before block budgets a third of the activated energy was missed). What
     they miss comes from commitments of earlier rounds at MTUs a later offer moves again; over
-    three seeds of two days it is 0.085 of 1.34 MWh activated (6%; 7.7% before the D-1 plan
-    priced its own impact, one seed reaching 15%)."""
+    three seeds of two days it is 0.063 of 1.30 MWh activated (4.8%; 7.7% before the D-1
+    plan priced its own impact, one seed reaching 15%)."""
     activated = missed = 0.0
     for seed in (1, 2, 3):
         run = run_scenario(days=2, seed=seed, overrides={"prosumers.0.count": 80},
@@ -464,11 +464,11 @@ def test_baseline_inflation_profits_under_a_declared_baseline_and_loses_under_hi
     """Twin runs of three days (inflation against the truthful aggregator, same seed), with the
     aggregator's perimeter corrected and no compensation. Declared baseline: the inflated
     declaration is the baseline, so the gap is energy it sells at the day-ahead price without
-    moving it, and the suppliers, metered for the declaration, pay for it: +116.3 EUR to the
-    aggregator, -116.3 to the suppliers, nobody else touched (day-ahead demand and supply
+    moving it, and the suppliers, metered for the declaration, pay for it: +115.5 EUR to the
+    aggregator, -115.5 to the suppliers, nobody else touched (day-ahead demand and supply
     rise by the same phantom MWh). Historical baseline (4 of 5): its moves are measured
-    against its metered history; the phantom energy it sold is its own imbalance: -12.6 EUR.
-    Under the `corrected` compensation the declared inflation loses too (-78.4 EUR: it pays
+    against its metered history; the phantom energy it sold is its own imbalance: -15.8 EUR.
+    Under the `corrected` compensation the declared inflation loses too (-79.6 EUR: it pays
     the suppliers' energy component, 110, for every phantom MWh it sold at about 80)."""
     declared = _inflation_twin("declared", "none")
     assert declared.gaming_profit_eur["flexco"] > 50.0
@@ -483,11 +483,11 @@ def test_baseline_inflation_profits_under_a_declared_baseline_and_loses_under_hi
 def test_truthful_aggregator_keeps_its_arbitrage_under_a_historical_baseline():
     """The default week with the `corrected` compensation. Declared (its plan as the
     baseline), the suppliers buy its whole schedule day-ahead and the arbitrage value is
-    theirs: the truthful aggregator's margin is -268.8 EUR (fees 158.9, wear 45.4, imbalance
-    143.0). Under the historical rule (4 of 5 similar days; the devices' uncontrolled forecast
-    until it has them) it sells the energy it shifts against that baseline and earns 379.0
+    theirs: the truthful aggregator's margin is -261.7 EUR (fees 158.9, wear 49.1, imbalance
+    139.6). Under the historical rule (4 of 5 similar days; the devices' uncontrolled forecast
+    until it has them) it sells the energy it shifts against that baseline and earns 387.1
     EUR day-ahead, compensating the suppliers at a flat price for energy it only moved in
-    time: +81.0 EUR."""
+    time: +96.6 EUR."""
     run = run_scenario(days=7, planner=False, write=False, figures=False, overrides={
         f"settlement.baseline.{m}.rule": "historical" for m in ("dayahead", "lfm",
                                                                 "balancing")})

@@ -11,11 +11,13 @@ override only what it changes):
   against the forecast merit order, and the prices it expects; the truthful one asks
   ``planned_pool(agg, ctx, location, pool)`` and ``plan_adder(agg, ctx, location)`` of the
   strategy), ``schedule(agg, ctx, pool, prices, net_max=None, net_min=None, supply=None)`` (a
-  re-plan of one pool around its commitments), ``da_orders(agg, ctx)``,
+  re-plan of one pool around its commitments, against the merit order `supply`),
+  ``da_orders(agg, ctx)``,
   ``flex_prices(agg, ctx, direction, prices, location)`` (LFM and platform; `location` is the
   grid location of the pool offering),
   ``balancing_prices(agg, ctx, direction, prices)`` (the TSO's balancing market),
-  ``baseline(agg, ctx, plan_mw)`` (the baseline an independent aggregator declares, MW per MTU)
+  ``baseline(agg, ctx, expected_mw)`` (the baseline an independent aggregator declares, MW
+  per MTU, given the one its moves will be measured against)
 * any role, optional: ``end_of_day(agent, result)`` after settlement, where ``result`` is a
   `DayResult` (the agent's EUR by market that day, and the day's prices), for strategies that
   learn from their own results."""

@@ -52,6 +52,31 @@ class SupplyCurve:
         return float((price * used).sum() + self.price_cap * np.clip(d - total, 0, None).sum()
                      - self.price_floor * np.clip(-d, 0, None).sum())
 
+    def near(self, lo_mwh: np.ndarray, hi_mwh: np.ndarray) -> SupplyCurve:
+        """The same curve for demand that stays within `lo_mwh`..`hi_mwh` (MWh per MTU) of
+        the fixed demand: offers dispatched in full at either end become fixed supply, offers
+        never reached are dropped, one of each kept beside the range so that the price of an
+        MTU whose demand ends on a step's edge stays between real offers. An LP over the
+        result has the solutions and prices of one over the whole curve, with fewer columns."""
+        o = self.offers
+        order = np.lexsort((np.clip(o.price, self.price_floor, self.price_cap), o.mtu))
+        mtu, vol = o.mtu[order], -o.volume[order]
+        total = np.bincount(mtu, vol, minlength=len(self.demand_mwh))
+        start = np.cumsum(vol) - vol - (np.cumsum(total) - total)[mtu]
+        end = start + vol
+        below = end <= (self.demand_mwh + lo_mwh)[mtu]
+        above = start >= (self.demand_mwh + hi_mwh)[mtu]
+        first = np.r_[True, mtu[1:] != mtu[:-1]]
+        last = np.r_[mtu[1:] != mtu[:-1], True]
+        keep = ~below & ~above
+        keep |= below & (last | ~np.r_[below[1:], False])      # the last one below
+        keep |= above & (first | ~np.r_[True, above[:-1]])     # the first one above
+        fixed = np.bincount(mtu, np.where(keep, 0.0, np.where(below, vol, 0.0)),
+                            minlength=len(self.demand_mwh))
+        kept = np.sort(order[keep])
+        offers = OrderBook(o.owner[kept], o.mtu[kept], o.price[kept], o.volume[kept])
+        return dataclasses.replace(self, offers=offers, demand_mwh=self.demand_mwh - fixed)
+
     def book(self) -> OrderBook:
         """The offers with the fixed demand as price-taking orders."""
         t = len(self.demand_mwh)

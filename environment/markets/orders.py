@@ -126,7 +126,7 @@ def net_own_trades(book: OrderBook, accepted: np.ndarray) -> np.ndarray:
     when it sets the price)."""
     if len(book) == 0:
         return accepted
-    key = np.unique(np.stack([book.owner, book.mtu]), axis=1, return_inverse=True)[1].ravel()
+    key = np.unique(book.owner * (int(book.mtu.max()) + 1) + book.mtu, return_inverse=True)[1]
     bought = np.bincount(key, np.clip(accepted, 0, None))
     sold = np.bincount(key, np.clip(-accepted, 0, None))
     own = np.minimum(bought, sold)
