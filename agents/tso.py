@@ -1,7 +1,8 @@
 """The TSO: keeps the system balanced by activating balancing energy and sets imbalance prices.
 Producers' offers form the merit order after realisation; DER offered through aggregators are
 activated block by block before it (`environment.balancingstage`), and the marginal bid of
-either pass sets the imbalance price."""
+either pass sets the imbalance price, kept on the system's side of the day-ahead price
+(`environment.markets.balancing.direction_rule`)."""
 
 from __future__ import annotations
 

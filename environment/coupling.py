@@ -103,8 +103,10 @@ def _platform(r: FlexRound, offers: FlexOffers):
     """BRP energy requests against aggregator flexibility, uniform price per MTU; only
     aggregators with a balance perimeter of their own can sell energy.
 
-    An up offer (consume less) sells the energy it frees at its energy value plus activation
-    cost; a down offer buys at the energy value less activation cost."""
+    An offer is priced by its owner's strategy, as in the LFM (`FlexOffers.price`, EUR/MWh
+    asked per MWh moved; truthful: the activation cost): an up offer (consume less) sells
+    the energy it frees at its energy value plus that ask, a down offer buys at the energy
+    value less it."""
     from environment.markets.registry import get_clearing
 
     t_n = len(r.energy_price)
@@ -113,8 +115,7 @@ def _platform(r: FlexRound, offers: FlexOffers):
                                          offers.mw, 0.0))
     if not r.platform.enabled or len(r.requests) == 0 or len(offers) == 0:
         return np.zeros(len(offers)), np.full(t_n, np.nan), np.zeros(len(r.requests))
-    cost = np.array([r.activation_cost[o] for o in offers.owner])
-    price = r.energy_price[offers.mtu] + offers.direction * cost
+    price = r.energy_price[offers.mtu] + offers.direction * offers.price
     agg = OrderBook.from_arrays(offers.owner, offers.mtu, price,
                                 -offers.direction * offers.mw * r.dt_h, t_n)
     book = OrderBook.concat([agg, r.requests])

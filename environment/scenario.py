@@ -348,6 +348,72 @@ class Markets(_Model):
         return self
 
 
+class Baseline(_Model):
+    """How the energy an aggregator moved is measured in one market
+    (`environment.markets.baseline`): `declared` (its own D-1 schedule), `historical` (the
+    mean of the `top` highest of the last `days` similar days, PJM's 4 of 5 by default),
+    `rolling` (the mean of the last `days` similar days, 5 by default) or `metered` (the
+    reading before each activation; only where the market activates)."""
+
+    rule: str = "declared"
+    days: Annotated[int, Field(ge=1, le=60)] | None = None
+    top: Annotated[int, Field(ge=1, le=60)] | None = None
+
+    @model_validator(mode="after")
+    def _acting(self) -> Baseline:
+        from environment.markets.baseline import BASELINES, LOOKBACK
+
+        if self.rule not in BASELINES:
+            raise ValueError(f"rule = {self.rule!r}: unknown baseline rule; known: "
+                             f"{sorted(BASELINES)}")
+        takes = LOOKBACK.get(self.rule, (None, None))
+        if takes[0] is None and self.days is not None:
+            raise ValueError(f"days = {self.days}: the {self.rule!r} rule does not look back "
+                             "over days")
+        if takes[1] is None and self.top is not None:
+            raise ValueError(f"top = {self.top}: only the 'historical' rule takes the highest "
+                             f"of its days, not {self.rule!r}")
+        if self.rule == "historical" and self.n_top > self.n_days:
+            raise ValueError(f"top = {self.n_top} of days = {self.n_days}: cannot take more "
+                             "days than it looks back over")
+        return self
+
+    @property
+    def n_days(self) -> int | None:
+        """Days looked back over (the rule's default where not set)."""
+        from environment.markets.baseline import LOOKBACK
+
+        return self.days or LOOKBACK.get(self.rule, (None, None))[0]
+
+    @property
+    def n_top(self) -> int | None:
+        from environment.markets.baseline import LOOKBACK
+
+        return self.top or LOOKBACK.get(self.rule, (None, None))[1]
+
+
+class Baselines(_Model):
+    """The baseline rule of each market that moves an aggregator's energy: `dayahead` (its
+    schedule and intraday and platform trades), `lfm` (MTUs where the DSO bought from it),
+    `balancing` (MTUs where the TSO or DSO activated it in real time)."""
+
+    dayahead: Baseline = Baseline()
+    lfm: Baseline = Baseline()
+    balancing: Baseline = Baseline()
+
+    @model_validator(mode="after")
+    def _schedule_not_metered(self) -> Baselines:
+        if self.dayahead.rule == "metered":
+            raise ValueError("dayahead.rule = 'metered': a reading before activation needs an "
+                             "activation; the day-ahead schedule has none")
+        return self
+
+    @property
+    def default(self) -> bool:
+        return all(getattr(self, m).rule == "declared" for m in ("dayahead", "lfm",
+                                                                  "balancing"))
+
+
 class Settlement(_Model):
     """Compensation between independent aggregators and the suppliers of their customers
     (seed 001 4.2): what the aggregator pays per MWh it moved out of (or into) a supplier's
@@ -361,12 +427,17 @@ class Settlement(_Model):
     perimeter_correction: bool | None = None
     contractual_price_eur_mwh: float = 90.0
     regulated_price_eur_mwh: float = 70.0
+    baseline: Baselines = Baselines()
 
     @model_validator(mode="after")
     def _central_corrects(self) -> Settlement:
         if self.compensation == "central" and self.perimeter_correction is False:
             raise ValueError("perimeter_correction = False with compensation 'central': the "
                              "central regime is a correction of the supplier's perimeter")
+        if not self.baseline.default and self.compensation == "none" \
+                and not self.corrects_perimeter:
+            raise ValueError(f"baseline = {self.baseline.model_dump()}: without compensation "
+                             "or perimeter correction nothing is settled against a baseline")
         return self
 
     @property
@@ -419,6 +490,12 @@ class Scenario(_Model):
             if a.kind == "supplier" and a.supplier not in brp_names:
                 problems.append(f"aggregators[{i}].supplier = {a.supplier!r}: not a BRP; "
                                 f"known: {brp_names}")
+        perimeter = any(a.kind != "own_brp" for a in self.aggregators) \
+            or any(g.prequalified for g in self.prosumers)
+        if not self.settlement.baseline.default and not perimeter:
+            problems.append(f"settlement.baseline = {self.settlement.baseline.model_dump()}: "
+                            "no aggregator in the suppliers' perimeters (independent or "
+                            "supplier kind) is measured against a baseline")
         if self.system_load.brp in {b.name for b in self.brps}:
             problems.append(f"system_load.brp = {self.system_load.brp!r}: "
                             "must differ from the prosumers' BRPs")

@@ -47,7 +47,10 @@ def test_no_coupling_leaves_more_violations_and_less_welfare(conflict):
     cost = {c: r.summary["flexibility"]["dso_cost"]["total_eur"] for c, r in conflict.items()}
     assert cost["no_coupling"] > max(cost["conditional"], cost["sequential"])
     vcost = {c: r.summary["grid_violation_cost_eur"] for c, r in conflict.items()}
-    assert vcost["no_coupling"] > 5 * max(vcost["conditional"], vcost["sequential"])
+    # 691 EUR against 0 and 0 (the aggregator's D-1 plan prices its own impact: it spreads
+    # its charging and the day-ahead overload this case builds on is smaller than with a
+    # price-taking plan, 1265 against 18 and 20)
+    assert vcost["no_coupling"] > 3 * max(vcost["conditional"], vcost["sequential"])
 
 
 def test_coupled_schemes_refuse_trades_and_serve_the_dso_first(conflict):
@@ -128,18 +131,21 @@ def test_lfm_without_any_offer_after_the_planner_ran():
 
 def test_prequalified_large_prosumers_sell_directly_in_the_lfm(default_data):
     """A prequalified group's members are not enrolled by aggregators; each sells its own
-    location-tagged flexibility to the DSO and earns it on its own (prosumer) account."""
+    location-tagged flexibility to the DSO and earns it on its own (prosumer) account. They ask
+    less than the aggregator (15 against 20 EUR/MWh) and branches are limited to 85% of their
+    rating, so that the DSO has congestion to buy away and buys theirs first."""
     from environment.scenario import parse_scenario
     from experiments.run import run_scenario
 
     large = {"name": "commercial", "count": 3, "prequalified": True, "annual_mwh_mean": 60.0,
-             "annual_mwh_sd": 5.0, "activation_cost_eur_mwh": 25.0,
+             "annual_mwh_sd": 5.0, "activation_cost_eur_mwh": 15.0,
              "battery": {"share": 1.0, "capacity_kwh_mean": 120.0, "capacity_kwh_sd": 10.0},
              "ev": {"share": 0.0}, "heat_pump": {"share": 0.0},
              "pv": {"share": 1.0, "kwp_mean": 30.0}}  # batteries come with PV
     default_data["prosumers"].append(large)
     default_data["prosumers"][0]["count"] = 160
     default_data["calendar"]["days"] = 2
+    default_data["grid"]["loading_limit"] = 0.85
     run = run_scenario(parse_scenario(default_data), planner=False, write=False, figures=False)
     model = run.model
     direct = [a for a in model.aggregators if a.agent_class == "prosumers"]
@@ -151,7 +157,7 @@ def test_prequalified_large_prosumers_sell_directly_in_the_lfm(default_data):
     sold = led[led["market"].isin(["lfm_da", "lfm_id"]) & led["payee"].isin(
         [a.name for a in direct])]
     assert sold["eur"].sum() > 0
-    assert (sold["price_eur_mwh"] == 25.0).all()
+    assert (sold["price_eur_mwh"] == 15.0).all()
     classes = model.ledger.account_classes()
     assert all(classes[a.name] == "prosumers" for a in direct)
     check_payments(run)
@@ -161,9 +167,9 @@ def test_dso_rechecks_stop_once_a_round_no_longer_relieves(monkeypatch):
     """A winter day on the 1,000-household feeder, where flexibility runs short: the DSO's
     re-checks buy again only while the last round cut the forecast excess over the limits
     (the load to shed) by `min_relief` of it (0: by anything). Here the rebound and
-    non-delivery undo much of what later rounds buy: the day-ahead excess goes 30.8, 24.9,
-    23.9, 23.4 MW over the rounds, so with 5% the stage stops after its second round (the
-    third relieved 3.9%), with 0 it runs all four."""
+    non-delivery undo much of what later rounds buy: the day-ahead excess goes 25.3, 23.7,
+    23.2, 23.1 MW over the rounds (6.4, 2.1 and 0.6% relief), so with 5% the stage stops
+    after its second round, with 0 it runs all four."""
     from environment import flexstage
 
     real = flexstage._one_round
@@ -190,5 +196,5 @@ def test_dso_rechecks_stop_once_a_round_no_longer_relieves(monkeypatch):
             assert excess and excess[0] > 0
             for before, after in zip(excess[:-1], excess[1:], strict=True):
                 assert after <= (1 - min_relief) * before + 1e-9
-    assert len(every["da"]) == 4  # the first round and all `rounds: 3` re-checks
-    assert len(ruled["da"]) < len(every["da"])
+    assert len(every["da"]) == 4
+    assert len(ruled["da"]) == 2
