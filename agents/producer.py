@@ -18,7 +18,7 @@ class Producer(mesa.Agent):
         self.capacity = cfg.capacity_mw
         self.marginal_cost = cfg.marginal_cost_eur_mwh
         self.profile_index = profile_index
-        self.offers_balancing = cfg.balancing and profile_index is None
+        self.offers_balancing = cfg.balancing
         self.strategy = make_strategy("producer", cfg.strategy, **agent_params(
             "producer", cfg.strategy, cfg.strategy_params, model.run_seed, cfg.name))
 

@@ -9,7 +9,8 @@ import numpy as np
 from numba import njit
 
 from agents.prosumer import DayProfiles
-from environment.coupling import COUPLING, FlexOutcome, FlexRound, headroom
+from environment.coupling import COUPLING, FlexOutcome, FlexRound, clear_round
+from environment.grid.headroom import headroom
 from environment.grid.lindistflow import FlowResult
 from environment.markets.intraday import deviation_orders, producer_orders, sessions
 from environment.markets.lfm import (
@@ -97,11 +98,10 @@ def _flex_round(model, ctx, flows, violated, regime, requests, tso_share, offers
     limits = grid_limits(model, flows, bus_flexibility(model, ctx))
     r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
-                  {a.unique_id: a.activation_cost for a in model.aggregators},
                   cfg.dso.conditional_yellow, tso_share,
                   frozenset(a.unique_id for a in model.aggregators if a.trades_energy),
                   mk.flex_price_cap, reserved)
-    out = COUPLING[mk.coupling](r)
+    out = clear_round(COUPLING[mk.coupling], r)
     model.note_truncation("lfm", out.dso is not None and not out.dso.converged)
     return out, limits
 
@@ -156,7 +156,9 @@ def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share, 
             sold += location_moves(o.take(sel), mw[sel], t_n, k_n)
     if len(out.platform_offers):
         moved += location_moves(out.platform_offers, out.platform_accepted_mw, t_n, k_n)
-    coupled = mk.coupling in ("conditional", "sequential") and regime.any()
+    # a scheme whose later gates respect the grid re-plans the rebound inside the headroom
+    coupled = regime.any() and any(g.restriction != "none"
+                                   for g in COUPLING[mk.coupling].gates)
     room = headroom(limits, moved) if coupled else None
     _commit(model, ctx, out, room)
     _book_round(model, ctx, stage, out)

@@ -262,7 +262,7 @@ def _platform_round(ask: float):
     """One MTU of the platform: an aggregator offers 2 MW up (0.5 MWh it frees) asking `ask`
     EUR/MWh per MWh moved; a supplier asks for 0.25 MWh at the energy price (100) plus its
     imbalance premium (30)."""
-    from environment.coupling import FlexRound, _platform
+    from environment.coupling import FlexRound, clear_platform
     from environment.markets.lfm import FlexOffers
     from environment.markets.orders import OrderBook
 
@@ -271,8 +271,8 @@ def _platform_round(ask: float):
     requests = OrderBook.from_arrays(np.array([1]), [0], [130.0], [0.25], 1)
     r = FlexRound(None, np.zeros((1, 1), bool), np.zeros((1, 1), bool), np.zeros((1, 1)),
                   offers, np.array([100.0]), requests, 0.25, None,
-                  SimpleNamespace(enabled=True, brp_premium_eur_mwh=30.0), {7: 20.0})
-    return _platform(r, offers)
+                  SimpleNamespace(enabled=True, brp_premium_eur_mwh=30.0))
+    return clear_platform(r, offers)
 
 
 def test_platform_offers_are_priced_by_the_strategy():

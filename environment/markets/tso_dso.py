@@ -35,7 +35,7 @@ from types import SimpleNamespace
 import numpy as np
 import scipy.sparse as sp
 
-from environment.coupling import _cap, headroom
+from environment.grid.headroom import cap_to_room, headroom
 from environment.markets.balancing import BalancingOffers
 from environment.markets.lfm import (
     TOL,
@@ -463,7 +463,7 @@ def local(p: BalancingProblem) -> BalancingResult:
     used, converged = _dso_lfm(p, der, p.limits)
     rest = der.with_mw(np.clip(der.mw - used, 0, None))
     if p.limits is not None:
-        rest = _cap(rest, headroom(p.limits, _moves(p, used)))
+        rest = cap_to_room(rest, headroom(p.limits, _moves(p, used)))
     tso = _tso_merit(p, p.need_mw - _net(der, used, p.t_n), rest)
     return _result(p, "local", tso, tso.der, used, _merit_paid(p, tso.der, used, tso.price),
                    _unresolved(p, used + tso.der),
