@@ -153,11 +153,6 @@ def test_ledger_rows_are_well_formed(default_run):
 # --- energy -------------------------------------------------------------------------------------
 
 
-# Runs whose producers' balancing offers run out: without the aggregator's flexibility the
-# default fleet needs 2.3 kW of emergency energy at one MTU of the first day.
-SHORT_OF_BALANCING = {"default-no-aggregator"}
-
-
 def check_energy_balance(run) -> None:
     """Energy from physical quantities: the metered demand of all perimeters is the physical
     net consumption (system load, household load less PV, EVs, heat pumps, batteries), and
@@ -177,8 +172,7 @@ def check_energy_balance(run) -> None:
     assert math.isclose(run.summary["imbalance"]["emergency_mwh"],
                         (series["emergency_up_mw"] + series["emergency_down_mw"]).sum()
                         * _dt(run), abs_tol=ENERGY_TOL)
-    if run.scenario.name not in SHORT_OF_BALANCING:
-        assert (series["emergency_up_mw"] + series["emergency_down_mw"]).max() <= ENERGY_TOL
+    assert (series["emergency_up_mw"] + series["emergency_down_mw"]).max() <= ENERGY_TOL
 
 
 def check_positions(run) -> None:
