@@ -1,27 +1,29 @@
 """Scenario schema: every number a run uses, validated before any work starts.
 
-A scenario is a YAML file. Loading it checks types, signs, ranges, names and grid nodes and
-stops with a `ScenarioError` whose lines each name the field (dotted path) and the value.
+A scenario is a YAML file (read by environment/scenario_files.py: `extends`, list changes,
+`data` paths). Loading it checks types, signs, ranges, names, grid nodes, the economic
+consistency of prices and the user's own data series, and stops with a `ScenarioError` whose
+lines each name the field (dotted path) and the value.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from environment.errors import ScenarioError
 from environment.paths import assign
+from environment.scenario_files import read_scenario_data
+from environment.series import UNITS, check_spec, unit_kind
 
 NonNeg = Annotated[float, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[float, Field(gt=0)]
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be run; each line names a field and its value."""
 
 
 class _Model(BaseModel):
@@ -29,7 +31,9 @@ class _Model(BaseModel):
 
 
 class Calendar(_Model):
-    """Simulated period; profiles are simbench's year 2016 (366 days)."""
+    """Simulated period, any year: simbench's profiles are of 2016, and a date of another year
+    reads the 2016 day of the same weekday nearest the same date (season and weekday kept,
+    see `environment.calendar.profile_date`); the run's summary says so."""
 
     start: dt.date = dt.date(2016, 1, 11)
     days: Annotated[int, Field(ge=1, le=366)] = 7
@@ -45,17 +49,6 @@ class Calendar(_Model):
             except ValueError as exc:
                 raise ValueError(f"not an ISO date (YYYY-MM-DD): {exc}") from None
         return v
-
-    @model_validator(mode="after")
-    def _inside_profile_year(self) -> Calendar:
-        first, last = dt.date(2016, 1, 1), dt.date(2016, 12, 31)
-        end = self.start + dt.timedelta(days=self.days - 1)
-        if self.start < first or end > last:
-            raise ValueError(
-                f"start {self.start} + days {self.days} ends {end}: profiles cover "
-                f"{first}..{last}"
-            )
-        return self
 
 
 class Grid(_Model):
@@ -199,11 +192,13 @@ class Producer(_Model):
 
 
 class SystemLoad(_Model):
-    """Demand of the rest of the wholesale system, served by its own BRP."""
+    """Demand of the rest of the wholesale system, served by its own BRP. `profile` is a
+    simbench profile scaled to `annual_mwh`, or a series of `data`; `annual_mwh: null` takes
+    such a series (in a power or energy unit) as it is, in MW."""
 
     brp: str = "wholesale_retail"
     profile: str = "hv_urban"
-    annual_mwh: NonNeg = 8000.0
+    annual_mwh: NonNeg | None = 8000.0
     retail_price_eur_mwh: float = 250.0
 
 
@@ -235,9 +230,16 @@ class Dso(_Model):
 
 
 class DayAhead(_Model):
+    """`tie_price`: the price when demand meets the supply curve exactly at a step, so that a
+    whole interval of prices clears the market. `marginal_offer` (default) takes the lower end:
+    with inelastic demand the price of the most expensive accepted offer, as the merit-order
+    convention sets it and ASSUME's pay-as-clear clearing does; `midpoint` takes the middle of
+    the interval."""
+
     clearing: str = "uniform_price"
     price_floor: float = -500.0
     price_cap: float = 4000.0
+    tie_price: Literal["midpoint", "marginal_offer"] = "marginal_offer"
 
     @model_validator(mode="after")
     def _floor_below_cap(self) -> DayAhead:
@@ -351,6 +353,27 @@ class Settlement(_Model):
         return self.perimeter_correction
 
 
+class SeriesSpec(_Model):
+    """A time series from the user's own file (environment/series.py): CSV or Parquet, one
+    timestamp column (default: the first) and the value column, with its unit: W, kW, MW, GW
+    (power), Wh, kWh, MWh, GWh (energy per interval), p.u. (share of peak or capacity), EUR/MWh
+    or EUR/kWh (prices). Household load, PV, heat-pump and EV series give shapes: normalised to
+    their peak over the file (a p.u. series is used as it is) and scaled like simbench's."""
+
+    file: Annotated[str, Field(min_length=1)]
+    column: Annotated[str, Field(min_length=1)]
+    unit: str
+    timestamp: str | None = None
+
+
+LOAD_UNITS = ("power", "energy", "share")
+RESERVED_ACCOUNTS = frozenset({"external", "da_exchange", "id_exchange", "flex_platform",
+                               "lfm_operator", "settlement_entity", "system_consumers", "dso",
+                               "tso"})
+"""Ledger accounts the model opens itself (tests/test_scenario.py checks the list against a
+built model); an agent of the scenario cannot take these names."""
+
+
 class Planner(_Model):
     enabled: bool = True
     grid_constrained: bool = True
@@ -374,17 +397,11 @@ class Scenario(_Model):
     settlement: Settlement = Settlement()
     planner: Planner = Planner()
     value_of_load_eur_mwh: Positive = 4000.0
+    data: dict[str, SeriesSpec] = {}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
-        problems = []
-        for field, items in (("brps", self.brps), ("aggregators", self.aggregators),
-                             ("producers", self.producers), ("prosumers", self.prosumers)):
-            seen: set[str] = set()
-            for i, item in enumerate(items):
-                if item.name in seen:
-                    problems.append(f"{field}[{i}].name = {item.name!r}: duplicate name")
-                seen.add(item.name)
+        problems = self._names() + self._economics() + self._data_uses()
         total = sum(b.customer_share for b in self.brps)
         if abs(total - 1.0) > 1e-9:
             shares = [b.customer_share for b in self.brps]
@@ -394,12 +411,95 @@ class Scenario(_Model):
             if a.kind == "supplier" and a.supplier not in brp_names:
                 problems.append(f"aggregators[{i}].supplier = {a.supplier!r}: not a BRP; "
                                 f"known: {brp_names}")
-        if self.system_load.brp in {b.name for b in self.brps}:
-            problems.append(f"system_load.brp = {self.system_load.brp!r}: "
-                            "must differ from the prosumers' BRPs")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _names(self) -> list[str]:
+        """Every agent name is a ledger account: no name twice, across all roles, and none
+        of the accounts the model opens itself."""
+        problems = []
+        owner: dict[str, str] = {}
+        named = [(f"{field}[{i}].name", item.name)
+                 for field, items in (("brps", self.brps), ("aggregators", self.aggregators),
+                                      ("producers", self.producers))
+                 for i, item in enumerate(items)]
+        named.append(("system_load.brp", self.system_load.brp))
+        for where, name in named:
+            if name in RESERVED_ACCOUNTS or re.fullmatch(r"prosumer_\d+", name):
+                problems.append(f"{where} = {name!r}: a name the model uses itself "
+                                f"({', '.join(sorted(RESERVED_ACCOUNTS))}, prosumer_<n>)")
+            elif name in owner:
+                problems.append(f"{where} = {name!r}: also the name of {owner[name]}; every "
+                                "agent needs a name of its own")
+            owner.setdefault(name, where)
+        groups: dict[str, str] = {}
+        for i, g in enumerate(self.prosumers):
+            if g.name in groups:
+                problems.append(f"prosumers[{i}].name = {g.name!r}: duplicate name")
+            groups.setdefault(g.name, f"prosumers[{i}]")
+            if g.prequalified:
+                for name, where in owner.items():
+                    if re.fullmatch(re.escape(g.name) + r"_\d+", name):
+                        problems.append(f"{where} = {name!r}: the name of a prequalified "
+                                        f"prosumer of group {g.name!r} ({g.name}_<n>)")
+        return problems
+
+    def _economics(self) -> list[str]:
+        """Values that validate one by one but contradict each other."""
+        problems = []
+        da = self.markets.dayahead
+        if self.value_of_load_eur_mwh > da.price_cap:
+            problems.append(f"value_of_load_eur_mwh = {self.value_of_load_eur_mwh:g}: above "
+                            f"markets.dayahead.price_cap = {da.price_cap:g}; demand bids at the "
+                            "cap, so consumers would be cut off at prices below their value "
+                            "(set them equal, or raise the cap)")
+        for i, p in enumerate(self.producers):
+            if not da.price_floor <= p.marginal_cost_eur_mwh <= da.price_cap:
+                problems.append(f"producers[{i}].marginal_cost_eur_mwh = "
+                                f"{p.marginal_cost_eur_mwh:g}: outside the day-ahead price "
+                                f"range [{da.price_floor:g}, {da.price_cap:g}]; its offer would "
+                                "be clipped to the range")
+        for i, b in enumerate(self.brps):
+            if b.energy_component_eur_mwh > b.retail_price_eur_mwh:
+                problems.append(f"brps[{i}].energy_component_eur_mwh = "
+                                f"{b.energy_component_eur_mwh:g}: above its retail price "
+                                f"{b.retail_price_eur_mwh:g}, of which it is a part")
+        cap = self.markets.lfm.price_cap
+        if cap is not None and cap > self.markets.lfm.unresolved_cost_eur_mwh:
+            problems.append(f"markets.lfm.price_cap = {cap:g}: above "
+                            f"markets.lfm.unresolved_cost_eur_mwh = "
+                            f"{self.markets.lfm.unresolved_cost_eur_mwh:g}; the DSO would pay "
+                            "more for flexibility than a violation left unresolved costs it")
+        return problems
+
+    def _data_uses(self) -> list[str]:
+        """The `data` entries exist and fit the fields that name them."""
+        problems = []
+        for name, spec in self.data.items():
+            problems += check_spec(name, spec.file, spec.unit)
+        uses = [("system_load.profile", self.system_load.profile)]
+        uses += [(f"producers[{i}].profile", p.profile) for i, p in enumerate(self.producers)
+                 if p.profile]
+        for gi, g in enumerate(self.prosumers):
+            for key, names in (("load_profiles", g.load_profiles),
+                               ("pv.profiles", g.pv.profiles), ("ev.profiles", g.ev.profiles),
+                               ("heat_pump.profiles", g.heat_pump.profiles)):
+                uses += [(f"prosumers[{gi}].{key}[{j}]", n) for j, n in enumerate(names)]
+        for where, name in uses:
+            spec = self.data.get(name)
+            if spec is not None and spec.unit in UNITS \
+                    and unit_kind(spec.unit) not in LOAD_UNITS:
+                problems.append(f"{where} = {name!r}: series in {spec.unit}, expected a power, "
+                                "energy or p.u. series")
+        sl = self.system_load
+        if sl.annual_mwh is None:
+            spec = self.data.get(sl.profile)
+            if spec is None or (spec.unit in UNITS and unit_kind(spec.unit) == "share"):
+                problems.append(f"system_load.annual_mwh = None: takes the profile as it is, "
+                                f"so system_load.profile = {sl.profile!r} must be a series of "
+                                "`data` in a power or energy unit")
+        return problems
 
 
 def _format(exc: ValidationError, source: str) -> ScenarioError:
@@ -429,45 +529,11 @@ def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:
         raise _format(exc, source) from None
 
 
-def merge(base: Any, child: Any) -> Any:
-    """Deep merge for `extends`: mappings merge key by key; lists of named mappings merge item
-    by item on `name` (new names are appended); anything else in `child` replaces `base`."""
-    if isinstance(base, dict) and isinstance(child, dict):
-        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in child.items()}}
-    named = (isinstance(base, list) and isinstance(child, list)
-             and all(isinstance(i, dict) and "name" in i for i in base + child))
-    if named:
-        by_name = {i["name"]: i for i in child}
-        out = [merge(i, by_name.pop(i["name"])) if i["name"] in by_name else i for i in base]
-        return out + list(by_name.values())
-    return child
-
-
-def _read(path: Path, chain: tuple[Path, ...] = ()) -> Any:
-    if not path.is_file():
-        raise ScenarioError(f"scenario file not found: {path}"
-                            + (f" (extended by {chain[-1]})" if chain else ""))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"invalid scenario {path}: not valid YAML: {exc}") from None
-    if isinstance(data, dict) and "extends" in data:
-        ref = data.pop("extends")
-        if not isinstance(ref, str):
-            raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: expected the name "
-                                "or path of another scenario")
-        parent = (path.parent / (ref if ref.endswith((".yaml", ".yml")) else f"{ref}.yaml"))
-        if parent.resolve() in {p.resolve() for p in (*chain, path)}:
-            raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: circular")
-        data = merge(_read(parent, (*chain, path)), data)
-    return data
-
-
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file; `extends: NAME` starts from another scenario (in the
-    same folder, or a path) and overrides what this file sets."""
+    """Read and validate a scenario file; `extends: NAME` starts from another scenario (next to
+    the file, else a shipped one) and changes what this file sets."""
     path = Path(path)
-    return parse_scenario(_read(path), str(path))
+    return parse_scenario(read_scenario_data(path), str(path))
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
