@@ -502,7 +502,8 @@ class Scenario(_Model):
         return problems
 
 
-def _format(exc: ValidationError, source: str) -> ScenarioError:
+def format_errors(exc: ValidationError, source: str) -> ScenarioError:
+    """A pydantic validation error as a ScenarioError: one line per field and value."""
     lines = []
     for err in exc.errors():
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
@@ -526,7 +527,7 @@ def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _format(exc, source) from None
+        raise format_errors(exc, source) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -141,9 +141,7 @@ def _read(name: str, file: str, column: str, unit: str, timestamp: str | None,
         raise DataError(f"{where}: the value column is also the timestamp column")
     if len(frame) < 1:
         raise DataError(f"{where}: no rows")
-    stamps = pd.to_datetime(frame[ts_col], errors="coerce", utc=False)
-    if stamps.dtype == object:  # mixed offsets: compare in UTC
-        stamps = pd.to_datetime(frame[ts_col], errors="coerce", utc=True)
+    stamps = _timestamps(frame[ts_col])
     bad = stamps.isna().to_numpy()
     if bad.any():
         rows = np.flatnonzero(bad)[:SHOWN]
@@ -172,12 +170,34 @@ def _read(name: str, file: str, column: str, unit: str, timestamp: str | None,
     return Series(name, where, unit, start, step, values)
 
 
+def _timestamps(raw):
+    """Timestamps of a column: datetimes as they are; text as ISO 8601 (other formats
+    inferred), in UTC where it carries offsets; NaT where a value is no timestamp."""
+    import warnings
+
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw
+    text = raw.astype(str).str.strip()
+    offsets = bool(text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stamps = pd.to_datetime(text, errors="coerce", utc=offsets, format="ISO8601")
+        if stamps.isna().mean() > 0.5:
+            stamps = pd.to_datetime(text, errors="coerce", utc=offsets, format="mixed")
+    return stamps
+
+
 def _frame(name: str, file: str):
     import pandas as pd
 
     try:
         if file.lower().endswith(".csv"):
-            return pd.read_csv(file, sep=None, engine="python", comment="#")
+            frame = pd.read_csv(file, comment="#")
+            if frame.shape[1] == 1 and ";" in str(frame.columns[0]):
+                frame = pd.read_csv(file, sep=";", comment="#")   # a semicolon-separated CSV
+            return frame
         return pd.read_parquet(file)
     except (UnicodeDecodeError, ValueError, OSError, pd.errors.ParserError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

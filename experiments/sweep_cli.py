@@ -444,8 +444,3 @@ def _print(df, fmt: str) -> None:
                                "display.width", 250, "display.max_colwidth", 60):
             print(df.to_string(index=False) if not df.empty else "(no rows)")
 
-
-if __name__ == "__main__":  # `python -m experiments.sweep_cli sweep` = `flexmarkets sweep`
-    from experiments.cli import main
-
-    sys.exit(main())
