@@ -70,7 +70,7 @@ def tx_lines(s: dict, out_dir=None) -> list[str]:
     run = s["run"]
     lines = [f"transmission run {run.get('id', run['scenario'])}: {run['episodes']} "
              f"episode{'s' if run['episodes'] != 1 else ''} x {run['periods']} hourly periods"
-             + (f" from {run['start']}" if run.get("start") else "")
+             + (f" from {str(run['start'])[:16]}" if run.get("start") else "")
              + f", nodes {', '.join(run['nodes'])}"]
     lines += _overrides(run)
     p = s["da_price_eur_mwh"]

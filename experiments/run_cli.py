@@ -84,6 +84,7 @@ def scenarios_command(args: argparse.Namespace) -> int:
     print(f"{'scenario':<{name_w}}{'kind':<14}description")
     for r in rows:
         text = textwrap.fill(r["description"] or "-", width=width, initial_indent=indent,
+                             break_on_hyphens=False,
                              subsequent_indent=indent)
         print(f"{r['name']:<{name_w}}{r['kind']:<14}{text.lstrip()}")
     print(f"\n{len(rows)} scenarios; `flexmarkets run NAME`, or `extends: NAME` in your own "
