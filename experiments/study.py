@@ -61,6 +61,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from environment.errors import did_you_mean
 from environment.paths import lookup
 from environment.scenario import (
     Scenario,
@@ -69,6 +70,7 @@ from environment.scenario import (
     parse_scenario,
     with_overrides,
 )
+from environment.yamlio import parse_yaml, read_text
 
 DEFAULT_METRICS = ["welfare_eur.total", "planner_share", "congestion.red",
                    "imbalance.system_abs_mwh"]
@@ -455,14 +457,12 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
     else:
         path = study_path(study)
         source, folder, stem = str(path), path.parent, path.stem
-        if not path.is_file():
-            shipped = ", ".join(p.stem for p in shipped_studies())
-            raise StudyError(f"study file not found: {path} (shipped studies: {shipped})")
-        text = path.read_text()
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise StudyError(f"invalid study {source}: not valid YAML: {exc}") from None
+        if not path.exists():
+            shipped = [p.stem for p in shipped_studies()]
+            raise StudyError(f"study file not found: {path}{did_you_mean(str(study), shipped)} "
+                             f"(shipped studies: {', '.join(shipped)})")
+        text = read_text(path, "study", StudyError)
+        data = parse_yaml(text, source, "study", StudyError)
     if not isinstance(data, dict):
         raise StudyError(f"invalid study {source}: top level must be a mapping, got "
                          f"{type(data).__name__}")
@@ -810,13 +810,12 @@ def check_metrics(metrics: list[str], summary: dict) -> list[str]:
     return out
 
 
-def dry_check(study: Study, days: int = 1) -> list[str]:
-    """Run the first design point for `days` day(s) with the planner on and check the metric
-    paths against its summary."""
+def dry_check(study: Study, days: int = 1) -> tuple[list[str], float]:
+    """Run the first design point for `days` day(s), as the study runs it, and check the
+    metric paths against its summary; returns the warnings and the wall time of a day."""
     from experiments.run import run_scenario
 
     data = study.scenario_data(study.runs[0])
     data["calendar"] = {**data["calendar"], "days": days}
-    data["planner"] = {**data["planner"], "enabled": True}
     result = run_scenario(parse_scenario(data, "dry run"), write=False, figures=False)
-    return check_metrics(study.metrics, result.summary)
+    return check_metrics(study.metrics, result.summary), result.summary["timing"]["wall_s"] / days

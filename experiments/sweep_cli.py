@@ -27,8 +27,10 @@ run. A run's id is a hash of its resolved scenario and seed, so changing the stu
 adds runs rather than overwriting them. Failed runs are kept as failed (the simulation is
 deterministic); --retry-failed runs them again. Delete a run's folder to have it redone.
 
-exit status: 0 all runs ok, 1 some runs failed, 2 invalid study or busy study folder,
-130 interrupted (resume by running the same command again)."""
+exit status: 0 all runs ok, 1 some runs failed, 2 invalid study, output folder, scheduler
+address or a busy study folder (nothing was run), 3 disk full (free space and run the same
+command again: runs not stored are run again), 130 interrupted (resume by running the same
+command again)."""
 
 REPORT_EPILOG = """\
 writes into results/<study>/report/ (or --out):
@@ -172,8 +174,16 @@ def _err(msg: str) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from experiments.overrides import parse_sets
+    from experiments.sweep_runners import check_scheduler
+
+    if args.workers is not None and args.workers < 0:
+        return _err(f"--workers {args.workers}: must be 0 or more")
+    if args.scheduler and not args.dry_run:
+        check_scheduler(args.scheduler)             # at once, before the study is read
     from experiments.catalog import CatalogBusy
-    from experiments.study import dry_check, load_study, parse_sets
+    from experiments.store import check_output_dir
+    from experiments.study import StudyError, dry_check, load_study
     from experiments.sweep import (
         INTERRUPTED,
         StudyBusy,
@@ -182,9 +192,7 @@ def _sweep(args: argparse.Namespace) -> int:
         run_study,
     )
 
-    if args.workers is not None and args.workers < 0:
-        return _err(f"--workers {args.workers}: must be 0 or more")
-    overrides = parse_sets(args.set)
+    overrides = parse_sets(args.set, StudyError)
     runner = None
     starter = None
     if not args.dry_run:
@@ -198,8 +206,9 @@ def _sweep(args: argparse.Namespace) -> int:
     old_int = signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     try:
         study = load_study(args.study, overrides=overrides)
+        check_output_dir(Path(args.results) / study.name, "results folder")
         if args.dry_run:
-            return _dry_run(study, Path(args.results), dry_check)
+            return _dry_run(study, Path(args.results), dry_check, args.workers)
         if starter is not None:
             starter.join()
         try:
@@ -238,23 +247,29 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         print(f"  report: flexmarkets report {res.study}"
               + (f" --results {args.results}" if args.results != "results" else ""))
-    failed_total = _failed_count(res.study_dir)
-    return 1 if failed_total else 0
+    return 1 if failed_runs(res.study_dir, {r.run_id for r in study.unique_runs}) else 0
 
 
-def _failed_count(study_dir: Path) -> int:
+def failed_runs(study_dir: Path, run_ids: set[str]) -> int:
+    """How many of the study's runs are recorded as failed, read from the run folders (the
+    truth; the catalog may lag behind or be locked), so that an unreadable catalog never
+    makes a sweep with failed runs exit 0."""
+    import json
+
     from experiments import catalog as cat
 
-    try:
-        with cat.connect(study_dir / cat.CATALOG, read_only=True, timeout=2.0) as con:
-            return con.execute("SELECT count(*) FROM runs r JOIN (SELECT DISTINCT run_id FROM "
-                               "design) d USING (run_id) WHERE status = 'failed'"
-                               ).fetchone()[0]
-    except Exception:
-        return 0
+    n = 0
+    for run_id in cat.finished_folders(study_dir) & run_ids:
+        try:
+            status = json.loads((cat.runs_dir(study_dir) / run_id / cat.RUN_JSON).read_text())
+        except (OSError, ValueError):
+            n += 1              # a folder without a readable record counts as failed
+            continue
+        n += status.get("status") != "ok"
+    return n
 
 
-def _dry_run(study, results: Path, dry_check) -> int:
+def _dry_run(study, results: Path, dry_check, workers: int | None = None) -> int:
     from experiments import catalog as cat
 
     n_unique = len(study.unique_runs)
@@ -269,8 +284,21 @@ def _dry_run(study, results: Path, dry_check) -> int:
     n_done = sum(1 for r in study.unique_runs if r.run_id in done)
     print(f"  done: {n_done} of {n_unique} in {results / study.name}")
     t0 = time.perf_counter()
-    warnings = dry_check(study)
-    print(f"  one-day run of the first point: {time.perf_counter() - t0:.1f} s")
+    warnings, day_s = dry_check(study)
+    print(f"  one-day run of the first point: {time.perf_counter() - t0:.1f} s "
+          f"({day_s:.1f} s simulating its day)")
+    todo = n_unique - n_done
+    if todo:
+        from experiments.sweep_runners import available_cpus
+
+        w = max(1, workers or available_cpus())
+        days = study.points[0].scenario["calendar"]["days"]
+        per_run = day_s * days * (1.1 if w > 1 else 1.0)   # both cores busy: ~10% slower each
+        total = per_run * todo / w
+        print(f"  estimated: {todo} runs x {days} days x {day_s:.1f} s per day = "
+              f"{_duration(per_run)} per run; {_duration(total)} on {w} worker"
+              f"{'s' if w != 1 else ''} (extrapolated from the first point's day; the "
+              "planner's share and the days themselves vary)")
     for w in warnings:
         print(f"  warning: {w}")
     if not warnings:

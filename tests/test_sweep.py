@@ -250,7 +250,7 @@ def test_shipped_study_small_version_runs(tmp_path, runner, name):
 
 
 def _cli(study: Path, results: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "experiments.sweep_cli", "sweep", str(study), "--results",
+    return [sys.executable, "-m", "experiments.cli", "sweep", str(study), "--results",
             str(results), "-q", "--workers", "2", *extra]
 
 
