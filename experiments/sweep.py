@@ -27,15 +27,10 @@ from pathlib import Path
 
 from experiments import catalog as cat
 from experiments.store import DiskFull
-from experiments.study import Study, check_metrics
-from experiments.sweep_runners import (
-    DaskRunner,
-    InlineRunner,
-    LocalRunner,
-    available_cpus,
-    make_runner,
-    make_task,
-)
+from experiments.study import Study
+from experiments.study_schema import check_metrics
+from experiments.sweep_dask import DaskRunner
+from experiments.sweep_runners import InlineRunner, LocalRunner, available_cpus, make_task
 
 DEFAULT_RESULTS = Path("results")
 FLUSH_EVERY_S = 1.0
@@ -44,6 +39,18 @@ __all__ = ["DaskRunner", "InlineRunner", "LocalRunner", "StudyBusy", "SweepResul
 
 
 # --- the driver ------------------------------------------------------------------------------
+
+
+def make_runner(engine: str = "local", workers: int | None = None,
+                scheduler: str | None = None, reuse_workers: bool = False):
+    """The runner of an engine: local worker processes, a Dask cluster, or inline."""
+    if scheduler or engine == "dask":
+        return DaskRunner(workers, scheduler, isolate=not reuse_workers)
+    if engine == "inline" or workers == 0:
+        return InlineRunner()
+    if engine != "local":
+        raise ValueError(f"unknown engine {engine!r}: local, dask or inline")
+    return LocalRunner(workers, runs_per_worker=0 if reuse_workers else 1)
 
 
 class StudyBusy(RuntimeError):

@@ -9,7 +9,6 @@ import json
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 SWEEP_EPILOG = """\
@@ -175,7 +174,7 @@ def _err(msg: str) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from experiments.overrides import parse_sets
-    from experiments.sweep_runners import check_scheduler
+    from experiments.sweep_dask import check_scheduler
 
     if args.workers is not None and args.workers < 0:
         return _err(f"--workers {args.workers}: must be 0 or more")
@@ -183,7 +182,8 @@ def _sweep(args: argparse.Namespace) -> int:
         check_scheduler(args.scheduler)             # at once, before the study is read
     from experiments.catalog import CatalogBusy
     from experiments.store import check_output_dir
-    from experiments.study import StudyError, dry_check, load_study
+    from experiments.study import dry_check, load_study
+    from experiments.study_schema import StudyError
     from experiments.sweep import (
         INTERRUPTED,
         StudyBusy,
@@ -283,22 +283,22 @@ def _dry_run(study, results: Path, dry_check, workers: int | None = None) -> int
     done = cat.finished_folders(results / study.name)
     n_done = sum(1 for r in study.unique_runs if r.run_id in done)
     print(f"  done: {n_done} of {n_unique} in {results / study.name}")
-    t0 = time.perf_counter()
-    warnings, day_s = dry_check(study)
-    print(f"  one-day run of the first point: {time.perf_counter() - t0:.1f} s "
-          f"({day_s:.1f} s simulating its day)")
+    warnings, t = dry_check(study)
+    print(f"  first point, two days: set-up {t['build_s']:.1f} s, first day "
+          f"{t['first_day_s']:.1f} s, second day {t['day_s']:.1f} s")
     todo = n_unique - n_done
     if todo:
         from experiments.sweep_runners import available_cpus
 
         w = max(1, workers or available_cpus())
-        days = study.points[0].scenario["calendar"]["days"]
-        per_run = day_s * days * (1.1 if w > 1 else 1.0)   # both cores busy: ~10% slower each
+        days = t["days"]
+        per_run = t["build_s"] + t["first_day_s"] + (days - 1) * t["day_s"]
+        per_run *= 1.1 if w > 1 else 1.0          # with every core busy, ~10% slower each
         total = per_run * todo / w
-        print(f"  estimated: {todo} runs x {days} days x {day_s:.1f} s per day = "
-              f"{_duration(per_run)} per run; {_duration(total)} on {w} worker"
-              f"{'s' if w != 1 else ''} (extrapolated from the first point's day; the "
-              "planner's share and the days themselves vary)")
+        print(f"  estimated: {todo} runs of {days} day{'s' if days != 1 else ''}, about "
+              f"{_duration(per_run)} each: {_duration(total)} on {w} worker"
+              f"{'s' if w != 1 else ''} (from the first point; points with more "
+              "flexibility or congestion take longer)")
     for w in warnings:
         print(f"  warning: {w}")
     if not warnings:
@@ -327,7 +327,7 @@ def _study_dir(study: str, results: str) -> Path:
         data = yaml.safe_load(p.read_text()) or {}
         name = data.get("name") if isinstance(data, dict) else None
         return root / (name or p.stem)
-    from experiments.study import shipped_studies
+    from experiments.study_schema import shipped_studies
 
     for s in shipped_studies():
         if s.stem == study:
@@ -407,21 +407,45 @@ def _runs(args: argparse.Namespace) -> int:
         return _query(con, args.sql, args.format)
     if args.show:
         return _show(con, args.show)
-    fields = con.execute("SELECT column_name FROM fields ORDER BY kind DESC, rowid").fetchall()
+    fields = con.execute("SELECT column_name, name, kind FROM fields ORDER BY kind DESC, rowid"
+                         ).fetchall()
     cols = ["run_id", "status", "seed"] + [f[0] for f in fields] + ["wall_s", "finished_at"]
     have = cat.table_columns(con)
-    select = ", ".join(f'"{c}"' for c in cols if c in have)
-    where = f"WHERE status = '{args.status}'" if args.status else ""
+    select = ", ".join(f'r."{c}"' for c in cols if c in have)
+    where = f"WHERE r.status = '{args.status}'" if args.status else ""
     if args.status == "failed":
-        select += ", split_part(error, chr(10), 1) AS error"
+        select += ", split_part(r.error, chr(10), 1) AS error"
     limit = f"LIMIT {args.limit}" if args.limit else ""
-    df = con.execute(f"SELECT {select} FROM runs {where} ORDER BY finished_at NULLS LAST, "
-                     f"run_id {limit}").df()
-    total = con.execute(f"SELECT count(*) FROM runs {where}").fetchone()[0]
+    df = con.execute(f"SELECT d.point, {select} FROM runs r LEFT JOIN (SELECT run_id, "
+                     "min(point) AS point FROM design GROUP BY run_id) d USING (run_id) "
+                     f"{where} ORDER BY d.point NULLS LAST, r.seed, r.run_id {limit}").df()
+    total = con.execute(f"SELECT count(*) FROM runs r {where}").fetchone()[0]
+    if args.format == "table":
+        df = _readable(df, {c: (n, k) for c, n, k in fields})
     _print(df, args.format)
     if args.format == "table" and args.limit and total > len(df):
         print(f"({len(df)} of {total} runs shown; --limit 0 shows all)")
     return 0
+
+
+def _readable(df, fields: dict):
+    """The listing for a terminal: in design order, short ids, axes and metrics under short
+    names (the catalog's columns stay as they are for --sql and --format csv), numbers to
+    four significant digits, finishing times to the second."""
+    from experiments.report_stats import fmt_number
+
+    out = df.drop(columns=["finished_at"], errors="ignore")
+    out["run_id"] = out["run_id"].str[:12]
+    rename = {}
+    for col, (name, kind) in fields.items():
+        if col in out:
+            short = ".".join(name.split(".")[-2:]) if kind == "metric" else name
+            rename[col] = short if short not in rename.values() else name
+            if kind == "metric" or out[col].dtype.kind == "f":
+                out[col] = [fmt_number(v) for v in out[col]]
+    if "wall_s" in out:
+        out["wall_s"] = [fmt_number(v, 3) for v in out["wall_s"]]
+    return out.rename(columns=rename)
 
 
 def _query(con, sql: str, fmt: str) -> int:
@@ -464,11 +488,11 @@ def _print(df, fmt: str) -> None:
     elif fmt == "json":
         print(df.to_json(orient="records", date_format="iso", indent=1))
     elif fmt == "md":
-        from experiments.report import markdown_table
+        from experiments.report_stats import markdown_table
 
         print(markdown_table(df), end="")
     else:
         with pd.option_context("display.max_rows", None, "display.max_columns", None,
-                               "display.width", 250, "display.max_colwidth", 60):
-            print(df.to_string(index=False) if not df.empty else "(no rows)")
+                               "display.width", 120, "display.max_colwidth", 28):
+            print(df.to_string(index=False, line_width=150) if not df.empty else "(no rows)")
 

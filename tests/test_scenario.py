@@ -413,3 +413,17 @@ def test_extends_merges_named_lists_and_reports_cycles(tmp_path):
     (tmp_path / "c.yaml").write_text("extends: nowhere\n")
     with pytest.raises(ScenarioError, match="'nowhere' not found"):
         load_scenario(tmp_path / "c.yaml")
+
+
+def test_reserved_account_names_are_those_the_model_opens(default_scenario):
+    """Every account a built model opens that is not one of the scenario's agents is in
+    RESERVED_ACCOUNTS (or a prosumer's), so a scenario can never collide with one."""
+    from environment.scenario_checks import RESERVED_ACCOUNTS
+
+    model = FlexMarketModel(with_overrides(default_scenario, {"prosumers.0.count": 5,
+                                                              "calendar.days": 1}))
+    s = model.config
+    agents = {b.name for b in s.brps} | {a.name for a in s.aggregators} \
+        | {p.name for p in s.producers} | {s.system_load.brp}
+    own = {n for n in model.ledger.names if n not in agents and not n.startswith("prosumer_")}
+    assert own <= RESERVED_ACCOUNTS, own - RESERVED_ACCOUNTS

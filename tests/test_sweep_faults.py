@@ -109,4 +109,14 @@ def test_dry_run_estimates_the_run_time(tmp_path, capsys):
     assert main(["sweep", str(_study(tmp_path, seeds=[1, 2, 3, 4])), "--results",
                  str(tmp_path / "r"), "--dry-run", "--workers", "2"]) == 0
     out = capsys.readouterr().out
-    assert "estimated: 4 runs x 1 days x" in out and "on 2 workers" in out
+    assert "estimated: 4 runs of 1 day, about" in out and "on 2 workers" in out
+
+
+def test_every_shipped_study_states_its_run_time():
+    import re
+
+    from experiments.study_schema import shipped_studies
+
+    for path in shipped_studies():
+        head = "\n".join(ln for ln in path.read_text().splitlines() if ln.startswith("#"))
+        assert re.search(r"\d+ (minutes|min)|\d+ hours?", head), path.name
