@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from environment.errors import ScenarioError
 from environment.paths import assign
@@ -124,6 +131,19 @@ class TxScenario(_Model):
     day_ahead: DayAhead = DayAhead()
     redispatch: Redispatch = Redispatch()
     data: dict[str, SeriesSpec] = {}
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _parse_start(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return dt.datetime.fromisoformat(v)
+            except ValueError as exc:
+                raise ValueError(f"not an ISO date and time (YYYY-MM-DDTHH:MM): {exc}") \
+                    from None
+        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            return dt.datetime.combine(v, dt.time())
+        return v
 
     @property
     def node_names(self) -> list[str]:
