@@ -37,7 +37,7 @@ class RunPlan:
     def headline(self) -> str:
         """The first line a run prints: what runs and where it goes."""
         s, c = self.scenario, self.scenario.calendar
-        where = f"; results in {self.out_dir}" if self.out_dir else ""
+        where = f"; results go to {self.out_dir}" if self.out_dir else ""
         return (f"run {self.run_id}: {c.days} day{'s' if c.days != 1 else ''} from "
                 f"{c.start:%a %Y-%m-%d}, {sum(g.count for g in s.prosumers)} households, "
                 f"{c.mtu_minutes}-min MTUs{where}")

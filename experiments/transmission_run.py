@@ -58,7 +58,7 @@ def run_transmission(path: str | Path, *, days: int | None = None, episodes: int
     if announce is not None:
         announce(f"transmission run {rid}: {s.episodes} x {s.periods} hourly periods, "
                  f"{len(s.producers)} producers, {len(s.nodes)} node(s), {len(s.lines)} line(s); "
-                 f"results in {out_dir}")
+                 f"results go to {out_dir}")
     from environment.transmission.twin import run_twin, strategic_producers
 
     if strategic_producers(s):
