@@ -89,7 +89,8 @@ def test_no_import_circles():
 USER_PATH = ["experiments/" + n for n in (
     "cli.py", "run_cli.py", "run.py", "plan.py", "store.py", "headline.py", "compare.py",
     "dictionary.py", "catalog.py", "study.py", "study_schema.py", "sweep.py", "sweep_cli.py",
-    "sweep_runners.py", "sweep_dask.py", "runs_cli.py", "report.py", "report_stats.py", "report_figures.py",
+    "sweep_runners.py", "sweep_dask.py", "runs_cli.py", "report.py", "report_stats.py",
+    "report_figures.py",
     "viz.py", "viz_model.py", "viz_grid.py", "viz_markets.py", "viz_panels.py", "plots.py",
     "transmission_run.py")] + ["environment/" + n for n in (
         "scenario.py", "scenario_files.py", "scenario_checks.py", "series.py", "yamlio.py",
