@@ -196,10 +196,11 @@ def test_view_in_chromium(server, tmp_path, capsys):
                 timeout=60_000)
             lfm_prices = page.locator(".fm-lfm-prices")
             lfm_prices.wait_for(state="visible", timeout=30_000)
-            assert lfm_prices.inner_text().startswith("LFM: the DSO bought"), \
-                lfm_prices.inner_text()
-            assert page.locator(".fm-lfm-volumes").inner_text().startswith(
-                "LFM: the DSO bought")
+            import re
+
+            traded = re.compile(r"^LFM: the DSO bought [0-9.]+ MWh \(.+\) at [0-9.]+ EUR/MWh")
+            assert traded.match(lfm_prices.inner_text()), lfm_prices.inner_text()
+            assert traded.match(page.locator(".fm-lfm-volumes").inner_text())
         finally:
             browser.close()
     assert not external, f"requests left the machine: {external}"

@@ -401,5 +401,8 @@ def test_lfm_trades_reach_the_price_and_volume_panels():
     from experiments.viz_markets import lfm_caption
 
     assert lfm_caption(frame).startswith(f"LFM: the DSO bought {bought:.3g} MWh")
+    from experiments.viz_panels import market_frame  # what the panels draw
+
+    assert market_frame(model)[vols].to_numpy().sum() == pytest.approx(bought)
     quiet = viz.with_flexibility(tables["series"], None, 0.25)
     assert lfm_caption(quiet) == "LFM: the DSO bought no flexibility so far"
