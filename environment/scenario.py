@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from environment.errors import ScenarioError
 from environment.paths import assign
 from environment.scenario_checks import data_problems, economic_problems, name_problems
+from environment.scenario_common import SeriesSpec, format_errors
 from environment.scenario_files import read_scenario_data
 
 NonNeg = Annotated[float, Field(ge=0)]
@@ -352,19 +353,6 @@ class Settlement(_Model):
         return self.perimeter_correction
 
 
-class SeriesSpec(_Model):
-    """A time series from the user's own file (environment/series.py): CSV or Parquet, one
-    timestamp column (default: the first) and the value column, with its unit: W, kW, MW, GW
-    (power), Wh, kWh, MWh, GWh (energy per interval), p.u. (share of peak or capacity), EUR/MWh
-    or EUR/kWh (prices). Household load, PV, heat-pump and EV series give shapes: normalised to
-    their peak over the file (a p.u. series is used as it is) and scaled like simbench's."""
-
-    file: Annotated[str, Field(min_length=1)]
-    column: Annotated[str, Field(min_length=1)]
-    unit: str
-    timestamp: str | None = None
-
-
 class Planner(_Model):
     enabled: bool = True
     grid_constrained: bool = True
@@ -405,23 +393,6 @@ class Scenario(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-
-def format_errors(exc: ValidationError, source: str) -> ScenarioError:
-    """A pydantic validation error as a ScenarioError: one line per field and value."""
-    lines = []
-    for err in exc.errors():
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        msg = err["msg"].removeprefix("Value error, ")
-        value = err.get("input")
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
-        if err["type"] == "missing":
-            lines.append(f"{path}: required field is missing")
-        elif path:
-            lines.append(f"{path} = {shown}: {msg}")
-        else:
-            lines.append(msg)
-    return ScenarioError(f"invalid scenario {source}:\n  " + "\n  ".join(lines))
 
 
 def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:

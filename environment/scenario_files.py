@@ -23,6 +23,8 @@ child extending a parent elsewhere reads the parent's data where the parent said
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -138,9 +140,27 @@ def _absolute_data_paths(data: Any, folder: Path) -> None:
 
 def read_scenario_data(path: str | Path, chain: tuple[Path, ...] = ()) -> dict:
     """A scenario file as one mapping, its `extends` chain merged in."""
-    path = Path(path)
+    return _read(Path(path), chain)
+
+
+def _yaml(path: Path, what: str):
+    """The file's YAML, parsed once per version of the file (the CLI reads a scenario to tell
+    its kind, then to validate it)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return read_yaml(path, what, ScenarioError)
+    return copy.deepcopy(_parsed(str(path.resolve()), st.st_mtime_ns, st.st_size, what))
+
+
+@lru_cache(maxsize=64)
+def _parsed(path: str, _mtime: int, _size: int, what: str):
+    return read_yaml(Path(path), what, ScenarioError)
+
+
+def _read(path: Path, chain: tuple[Path, ...]) -> dict:
     what = "scenario" if not chain else f"scenario (extended by {chain[-1]})"
-    data = read_yaml(path, what, ScenarioError)
+    data = _yaml(path, what)
     if not isinstance(data, dict):
         raise ScenarioError(f"invalid scenario {path}: top level must be a mapping, got "
                          f"{type(data).__name__}")
@@ -157,7 +177,7 @@ def read_scenario_data(path: str | Path, chain: tuple[Path, ...] = ()) -> dict:
         raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: {exc}") from None
     if parent.resolve() in {p.resolve() for p in (*chain, path)}:
         raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: circular")
-    return merge(read_scenario_data(parent, (*chain, path)), data)
+    return merge(_read(parent, (*chain, path)), data)
 
 
 def scenario_kind(data: dict) -> str:

@@ -29,7 +29,7 @@ from pydantic import (
 
 from environment.errors import ScenarioError
 from environment.paths import assign
-from environment.scenario import SeriesSpec, format_errors
+from environment.scenario_common import SeriesSpec, format_errors
 from environment.scenario_files import read_scenario_data, scenario_kind
 from environment.series import DataError, read_series, unit_kind
 
