@@ -43,9 +43,10 @@ from environment.ledger import Ledger
 from environment.markets.dayahead import SupplyCurve
 from environment.markets.orders import OrderBook
 from environment.markets.registry import CLEARING, get_clearing
+from environment.markets.ties import with_tie_price
 from environment.markets.tso_dso import TSO_DSO
 from environment.planner import PlannerDay, PlannerResult, solve_day
-from environment.profiles import ProfileBank, simbench_profiles
+from environment.profiles import ProfileBank, own_peak_mw, own_profiles, simbench_profiles
 from environment.scenario import Aggregator as ScenarioAggregator
 from environment.scenario import Scenario, ScenarioError
 from environment.settlement import book_auction, book_balancing, book_imbalance
@@ -145,7 +146,7 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
     available = simbench_profiles()
 
     def check(path: str, name: str | None) -> None:
-        if name is not None and name not in available:
+        if name is not None and name not in available and name not in s.data:
             problems.append(f"{path} = {name!r}: not a simbench profile")
 
     for i, p in enumerate(s.producers):
@@ -206,7 +207,7 @@ class FlexMarketModel(mesa.Model):
         names = [n for g in groups for n in (*g.load_profiles, *g.pv.profiles, *g.ev.profiles,
                                              *g.heat_pump.profiles)]
         names += [p.profile for p in s.producers if p.profile] + [s.system_load.profile]
-        self.bank = ProfileBank(names, self.calendar)
+        self.bank = ProfileBank(names, self.calendar, own_profiles(s, self.calendar, names))
         shares = np.array([b.customer_share for b in s.brps])
         self.fleet = ProsumerFleet(groups, self.grid, net, self.bank.names, self.rng, shares)
         self.ledger = Ledger()
@@ -219,7 +220,7 @@ class FlexMarketModel(mesa.Model):
             self.ledger.account(name, cls)
 
         self.brps = [Brp(self, b, i) for i, b in enumerate(s.brps)]
-        self.system_brp = SystemLoadBrp(self, s.system_load,
+        self.system_brp = SystemLoadBrp(self, self._system_load(s),
                                         self.bank.index[s.system_load.profile],
                                         s.system_load.retail_price_eur_mwh)
         self.aggregators = [Aggregator(self, a, i) for i, a in enumerate(s.aggregators)]
@@ -253,7 +254,8 @@ class FlexMarketModel(mesa.Model):
         self.published_congestion = None
         self._plan_cache = None
         self._own_preview = None
-        self.clear_da = get_clearing(s.markets.dayahead.clearing)
+        self.clear_da = with_tie_price(get_clearing(s.markets.dayahead.clearing),
+                                       s.markets.dayahead.tie_price)
         self.clear_id = get_clearing(s.markets.intraday.clearing)
         self.day = 0
         self.records: dict[str, list] = {}
@@ -276,6 +278,17 @@ class FlexMarketModel(mesa.Model):
                           f"{self.day}); counted in summary.json under 'truncation'",
                           TruncationWarning, stacklevel=2)
         self.truncated[what] = self.truncated.get(what, 0.0) + float(amount)
+
+    def _system_load(self, s: Scenario):
+        """The system load's settings; `annual_mwh: null` (an own series as it is) becomes the
+        series' annual energy, which scales it back to its own MW."""
+        sl = s.system_load
+        if sl.annual_mwh is not None:
+            return sl
+        name = sl.profile
+        peak_mw = own_peak_mw(s.data[name])
+        return sl.model_copy(update={"annual_mwh": peak_mw
+                                     * self.bank.annual_energy_per_peak(name)})
 
     def _add_prequalified_prosumers(self, s: Scenario) -> None:
         """A prequalified prosumer sells its own flexibility: an aggregator of one, in its

@@ -1,7 +1,9 @@
 """Scenario schema: every number a run uses, validated before any work starts.
 
-A scenario is a YAML file. Loading it checks types, signs, ranges, names and grid nodes and
-stops with a `ScenarioError` whose lines each name the field (dotted path) and the value.
+A scenario is a YAML file (read by environment/scenario_files.py: `extends`, list changes,
+`data` paths). Loading it checks types, signs, ranges, names, grid nodes, the economic
+consistency of prices and the user's own data series, and stops with a `ScenarioError` whose
+lines each name the field (dotted path) and the value.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from environment.errors import ScenarioError
 from environment.paths import assign
+from environment.scenario_checks import data_problems, economic_problems, name_problems
+from environment.scenario_common import SeriesSpec, format_errors
+from environment.scenario_files import read_scenario_data
 
 NonNeg = Annotated[float, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[float, Field(gt=0)]
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be run; each line names a field and its value."""
 
 
 class _Model(BaseModel):
@@ -29,7 +31,9 @@ class _Model(BaseModel):
 
 
 class Calendar(_Model):
-    """Simulated period; profiles are simbench's year 2016 (366 days)."""
+    """Simulated period, any year: simbench's profiles are of 2016, and a date of another year
+    reads the 2016 day of the same weekday nearest the same date (season and weekday kept,
+    see `environment.calendar.profile_date`); the run's summary says so."""
 
     start: dt.date = dt.date(2016, 1, 11)
     days: Annotated[int, Field(ge=1, le=366)] = 7
@@ -45,17 +49,6 @@ class Calendar(_Model):
             except ValueError as exc:
                 raise ValueError(f"not an ISO date (YYYY-MM-DD): {exc}") from None
         return v
-
-    @model_validator(mode="after")
-    def _inside_profile_year(self) -> Calendar:
-        first, last = dt.date(2016, 1, 1), dt.date(2016, 12, 31)
-        end = self.start + dt.timedelta(days=self.days - 1)
-        if self.start < first or end > last:
-            raise ValueError(
-                f"start {self.start} + days {self.days} ends {end}: profiles cover "
-                f"{first}..{last}"
-            )
-        return self
 
 
 class Grid(_Model):
@@ -199,11 +192,13 @@ class Producer(_Model):
 
 
 class SystemLoad(_Model):
-    """Demand of the rest of the wholesale system, served by its own BRP."""
+    """Demand of the rest of the wholesale system, served by its own BRP. `profile` is a
+    simbench profile scaled to `annual_mwh`, or a series of `data`; `annual_mwh: null` takes
+    such a series (in a power or energy unit) as it is, in MW."""
 
     brp: str = "wholesale_retail"
     profile: str = "hv_urban"
-    annual_mwh: NonNeg = 8000.0
+    annual_mwh: NonNeg | None = 8000.0
     retail_price_eur_mwh: float = 250.0
 
 
@@ -235,9 +230,16 @@ class Dso(_Model):
 
 
 class DayAhead(_Model):
+    """`tie_price`: the price when demand meets the supply curve exactly at a step, so that a
+    whole interval of prices clears the market. `marginal_offer` (default) takes the lower end:
+    with inelastic demand the price of the most expensive accepted offer, as the merit-order
+    convention sets it and ASSUME's pay-as-clear clearing does; `midpoint` takes the middle of
+    the interval."""
+
     clearing: str = "uniform_price"
     price_floor: float = -500.0
     price_cap: float = 4000.0
+    tie_price: Literal["midpoint", "marginal_offer"] = "marginal_offer"
 
     @model_validator(mode="after")
     def _floor_below_cap(self) -> DayAhead:
@@ -470,17 +472,11 @@ class Scenario(_Model):
     settlement: Settlement = Settlement()
     planner: Planner = Planner()
     value_of_load_eur_mwh: Positive = 4000.0
+    data: dict[str, SeriesSpec] = {}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
-        problems = []
-        for field, items in (("brps", self.brps), ("aggregators", self.aggregators),
-                             ("producers", self.producers), ("prosumers", self.prosumers)):
-            seen: set[str] = set()
-            for i, item in enumerate(items):
-                if item.name in seen:
-                    problems.append(f"{field}[{i}].name = {item.name!r}: duplicate name")
-                seen.add(item.name)
+        problems = name_problems(self) + economic_problems(self) + data_problems(self)
         total = sum(b.customer_share for b in self.brps)
         if abs(total - 1.0) > 1e-9:
             shares = [b.customer_share for b in self.brps]
@@ -496,9 +492,6 @@ class Scenario(_Model):
             problems.append(f"settlement.baseline = {self.settlement.baseline.model_dump()}: "
                             "no aggregator in the suppliers' perimeters (independent or "
                             "supplier kind) is measured against a baseline")
-        if self.system_load.brp in {b.name for b in self.brps}:
-            problems.append(f"system_load.brp = {self.system_load.brp!r}: "
-                            "must differ from the prosumers' BRPs")
         if self.tso.capacity_price_eur_mw_h > 0 and self.markets.tso_share == 0:
             problems.append(f"tso.capacity_price_eur_mw_h = {self.tso.capacity_price_eur_mw_h}:"
                             " pays capacity held for the TSO, and none is held "
@@ -506,22 +499,6 @@ class Scenario(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-
-def _format(exc: ValidationError, source: str) -> ScenarioError:
-    lines = []
-    for err in exc.errors():
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        msg = err["msg"].removeprefix("Value error, ")
-        value = err.get("input")
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
-        if err["type"] == "missing":
-            lines.append(f"{path}: required field is missing")
-        elif path:
-            lines.append(f"{path} = {shown}: {msg}")
-        else:
-            lines.append(msg)
-    return ScenarioError(f"invalid scenario {source}:\n  " + "\n  ".join(lines))
 
 
 def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:
@@ -532,48 +509,14 @@ def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _format(exc, source) from None
-
-
-def merge(base: Any, child: Any) -> Any:
-    """Deep merge for `extends`: mappings merge key by key; lists of named mappings merge item
-    by item on `name` (new names are appended); anything else in `child` replaces `base`."""
-    if isinstance(base, dict) and isinstance(child, dict):
-        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in child.items()}}
-    named = (isinstance(base, list) and isinstance(child, list)
-             and all(isinstance(i, dict) and "name" in i for i in base + child))
-    if named:
-        by_name = {i["name"]: i for i in child}
-        out = [merge(i, by_name.pop(i["name"])) if i["name"] in by_name else i for i in base]
-        return out + list(by_name.values())
-    return child
-
-
-def _read(path: Path, chain: tuple[Path, ...] = ()) -> Any:
-    if not path.is_file():
-        raise ScenarioError(f"scenario file not found: {path}"
-                            + (f" (extended by {chain[-1]})" if chain else ""))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"invalid scenario {path}: not valid YAML: {exc}") from None
-    if isinstance(data, dict) and "extends" in data:
-        ref = data.pop("extends")
-        if not isinstance(ref, str):
-            raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: expected the name "
-                                "or path of another scenario")
-        parent = (path.parent / (ref if ref.endswith((".yaml", ".yml")) else f"{ref}.yaml"))
-        if parent.resolve() in {p.resolve() for p in (*chain, path)}:
-            raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: circular")
-        data = merge(_read(parent, (*chain, path)), data)
-    return data
+        raise format_errors(exc, source) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file; `extends: NAME` starts from another scenario (in the
-    same folder, or a path) and overrides what this file sets."""
+    """Read and validate a scenario file; `extends: NAME` starts from another scenario (next to
+    the file, else a shipped one) and changes what this file sets."""
     path = Path(path)
-    return parse_scenario(_read(path), str(path))
+    return parse_scenario(read_scenario_data(path), str(path))
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:

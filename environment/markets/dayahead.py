@@ -107,6 +107,7 @@ def clear_uniform_price(
     n_mtu: int,
     price_floor: float = -500.0,
     price_cap: float = 4000.0,
+    tie_price: str = "midpoint",
 ) -> Clearing:
     """Clear ``book`` by merit order, maximising gains from trade in every MTU.
 
@@ -116,15 +117,20 @@ def clear_uniform_price(
     are accepted pro rata, so the outcome does not depend on order position.
     A party's accepted buys are netted against its own accepted sells of the same MTU
     (`net_own_trades`): nobody trades with itself, and the volume reported is traded between
-    distinct parties. The price is the marginal order's price when a step is partially accepted,
-    otherwise the midpoint of the interval of market-clearing prices (see the
-    module tests for the corner cases: one-sided MTUs get the best price of the
-    present side, empty MTUs get NaN). Limit prices are clipped to
+    distinct parties. The price is the marginal order's price when a step is partially
+    accepted, otherwise (a tie: demand meets supply exactly at a step) a price of the
+    interval of market-clearing prices: its midpoint with ``tie_price="midpoint"``,
+    its lower end with ``"marginal_offer"`` (with inelastic demand, the most
+    expensive accepted offer: the merit-order convention and ASSUME's pay-as-clear).
+    See the module tests for the corner cases: one-sided MTUs get the best price of
+    the present side, empty MTUs get NaN. Limit prices are clipped to
     ``[price_floor, price_cap]``; demand at the cap is price-taking and supply at
     the floor is must-run, and their unaccepted volume is reported as curtailed.
     """
     if not price_floor < price_cap:
         raise ValueError(f"price_floor {price_floor} must be below price_cap {price_cap}")
+    if tie_price not in ("midpoint", "marginal_offer"):
+        raise ValueError(f"tie_price {tie_price!r}: expected 'midpoint' or 'marginal_offer'")
     if n_mtu < 0:
         raise ValueError(f"n_mtu must be non-negative, got {n_mtu}")
     book.validate(n_mtu)
@@ -189,7 +195,7 @@ def clear_uniform_price(
     with np.errstate(invalid="ignore"):
         interval = np.where(
             lo_ok & up_ok,
-            0.5 * (lower + upper),
+            0.5 * (lower + upper) if tie_price == "midpoint" else lower,
             np.where(lo_ok, lower, np.where(up_ok, upper, np.nan)),
         )
     clearing_price = np.where(
