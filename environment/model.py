@@ -531,7 +531,7 @@ class FlexMarketModel(mesa.Model):
             + np.where(e["ev"][:, None], 0.0, prof.ev) \
             + np.where(e["heat_pump"][:, None], 0.0, prof.hp)
         before = self._meter(ctx, real, prof)
-        red = flexstage.red_actions(self, ctx, real, prof) if mk.coupling == "conditional" \
+        red = flexstage.red_actions(self, ctx, real, prof) if self.config.dso.emergency_actions \
             else None
         if red is not None and red["black"].any():
             # a disconnection zeroed part of the batteries' paths: what follows must stay
@@ -798,6 +798,12 @@ class FlexMarketModel(mesa.Model):
         if red is not None and red["curtailed_mwh"].any():
             led.pay(self.dso.account, pa, "red_compensation", day_mtu, red["curtailed_mwh"],
                     self.config.dso.red_compensation_eur_mwh)
+        if red is not None and red["direct_mwh"].any():
+            for agg in self.aggregators:   # direct control of contracted devices: the
+                mwh = red["direct_mwh"][agg.members].sum()   # contract holder is paid
+                if mwh > 0:
+                    led.pay(self.dso.account, agg.account, "red_direct_control", day_mtu, mwh,
+                            self.config.dso.direct_control_eur_mwh)
 
 
     def _record(self, ctx, clearing, prices_fc, system_short, act, p_short, p_long, generation,

@@ -222,9 +222,18 @@ class Tso(_Model):
 
 
 class Dso(_Model):
+    """The DSO. `emergency_actions`: where limits are still broken in real time it curtails
+    consumption or PV at `red_compensation_eur_mwh` (RED) and disconnects what even that
+    cannot save above `black_loading` (BLACK): grid security, not market design, so it is the
+    same under every coupling scheme. Under a scheme whose real-time regime is direct control
+    (conditional coupling) it first steers the devices aggregators hold under contract, paying
+    the aggregator `direct_control_eur_mwh`."""
+
     network_tariff_eur_mwh: NonNeg = 70.0
     yellow_margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    emergency_actions: bool = True
     red_compensation_eur_mwh: NonNeg = 150.0
+    direct_control_eur_mwh: NonNeg = 50.0
     black_loading: Annotated[float, Field(gt=1.0)] = 1.5
     conditional_yellow: Literal["refuse_worsening", "pause"] = "refuse_worsening"
 
@@ -492,6 +501,7 @@ class Scenario(_Model):
             problems.append(f"settlement.baseline = {self.settlement.baseline.model_dump()}: "
                             "no aggregator in the suppliers' perimeters (independent or "
                             "supplier kind) is measured against a baseline")
+        problems += self._dso_problems()
         if self.tso.capacity_price_eur_mw_h > 0 and self.markets.tso_share == 0:
             problems.append(f"tso.capacity_price_eur_mw_h = {self.tso.capacity_price_eur_mw_h}:"
                             " pays capacity held for the TSO, and none is held "
@@ -499,6 +509,24 @@ class Scenario(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+    def _dso_problems(self) -> list[str]:
+        """DSO settings changed from their defaults where they cannot act (the shipped files
+        state every field, so only a changed value says a user meant it)."""
+        d, default = self.dso, Dso()
+        changed = [k for k in ("red_compensation_eur_mwh", "black_loading",
+                               "direct_control_eur_mwh", "conditional_yellow")
+                   if getattr(d, k) != getattr(default, k)]
+        out = []
+        if not d.emergency_actions:
+            out += [f"dso.{k} = {getattr(d, k)}: acts only with dso.emergency_actions"
+                    for k in changed if k != "conditional_yellow"]
+        if self.markets.coupling != "conditional":
+            out += [f"dso.{k} = {getattr(d, k)!r}: acts only under coupling 'conditional', "
+                    f"not {self.markets.coupling!r}"
+                    for k in changed if k in ("direct_control_eur_mwh", "conditional_yellow")]
+        return out
 
 
 def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:

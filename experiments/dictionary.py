@@ -149,7 +149,9 @@ SUMMARY: list[Entry] = [
     E("flexibility.curtailed_mwh", MWH, "Energy curtailed by the DSO in RED.",
       label="curtailed energy"),
     E("flexibility.dso_cost.<market>_eur", EUR, "What the DSO paid in a market (lfm_da, lfm_id, "
-      "reservation, red_compensation).", "+ paid by the DSO", "DSO cost: <market>"),
+      "lfm_realtime: its real-time DER use, reservation: availability, red_compensation: "
+      "curtailment, direct_control: contracted devices it steered in RED).",
+      "+ paid by the DSO", "DSO cost: <market>"),
     E("flexibility.dso_cost.implicit_tariff_revenue_eur", EUR, "Locational tariff revenue "
       "(implicit LFM).", "+ received by the DSO"),
     E("flexibility.dso_cost.total_eur", EUR, "All the DSO paid for flexibility and RED.",

@@ -75,21 +75,45 @@ def test_ample_flexibility_schemes_coincide():
 
 
 def test_short_flexibility_red_actions_follow():
+    """The DSO's emergency actions are the same safety net under every scheme: where the markets
+    leave a violation in real time it curtails (RED), and none remains. Under conditional
+    coupling (USEF's red regime) it first steers the devices aggregators hold under contract,
+    paid to the aggregator, and curtails less."""
     runs = _runs("short_flex")
-    cond = runs["conditional"].summary
-    assert cond["congestion"]["red"] > 0
-    assert cond["flexibility"]["curtailed_mwh"] > 0
-    assert cond["flexibility"]["dso_cost"]["red_compensation_eur"] > 0
-    assert cond["congestion"]["real_violations_remaining"] == 0
-    # perimeter correction: the DSO, not the suppliers, is balance responsible for what it cut
-    series = runs["conditional"].tables["series"]
-    curtailed = runs["conditional"].tables["positions"]["perimeter_correction_mwh"]
-    assert series["dso_imbalance_mwh"].sum() == pytest.approx(-curtailed.sum())
-    assert series["dso_imbalance_mwh"].sum() > 0
+    for c, run in runs.items():
+        s = run.summary
+        assert s["congestion"]["red"] > 0, c
+        assert s["congestion"]["real_violations_remaining"] == 0, c
+        assert s["flexibility"]["curtailed_mwh"] > 0, c
+        assert s["flexibility"]["dso_cost"]["red_compensation_eur"] > 0, c
+        # perimeter correction: the DSO, not the suppliers, answers for what it moved
+        series = run.tables["series"]
+        moved = run.tables["positions"]["perimeter_correction_mwh"]
+        assert series["dso_imbalance_mwh"].sum() == pytest.approx(-moved.sum()), c
+        assert series["dso_imbalance_mwh"].sum() > 0, c
+    cond = runs["conditional"].summary["flexibility"]
+    assert cond["dso_cost"]["direct_control_eur"] > 0
     for c in ("no_coupling", "sequential"):
-        s = runs[c].summary
-        assert s["flexibility"]["curtailed_mwh"] == 0
-        assert s["congestion"]["real_violations_remaining"] > 0
+        f = runs[c].summary["flexibility"]
+        assert f["dso_cost"]["direct_control_eur"] == 0.0
+        assert cond["curtailed_mwh"] < f["curtailed_mwh"]
+
+
+def test_without_emergency_actions_violations_remain():
+    """`dso.emergency_actions: false`: nothing is curtailed, the violations stay and are
+    priced as load to shed in the system cost."""
+    run = run_scenario("short_flex", overrides={"dso.emergency_actions": False}, planner=False,
+                       write=False, figures=False)
+    s = run.summary
+    assert s["flexibility"]["curtailed_mwh"] == 0.0
+    assert s["congestion"]["real_violations_remaining"] > 0
+    assert s["load_to_shed_mwh"] > 0
+    assert s["system_cost"]["run"]["violation_eur"] > 0
+    with pytest.raises(ScenarioError, match="dso.red_compensation_eur_mwh = 90.0: acts only "
+                                            "with dso.emergency_actions"):
+        run_scenario("short_flex", overrides={"dso.emergency_actions": False,
+                                              "dso.red_compensation_eur_mwh": 90.0},
+                     write=False)
 
 
 def test_ledger_and_energy_still_balance_under_every_scheme(conflict):
