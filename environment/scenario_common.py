@@ -1,7 +1,8 @@
 """What both kinds of scenario share (environment/scenario.py, environment/transmission/
 scenario.py) and nothing else, so that reading a transmission scenario does not build the
-distribution-grid schema: the `data` entries naming the user's series, and the formatting of
-validation errors (one line per field and value)."""
+distribution-grid schema: the strict base of every section and its number types, the `data`
+entries naming the user's series, and the formatting of validation errors (one line per field
+and value)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from environment.errors import ScenarioError
 
+NonNeg = Annotated[float, Field(ge=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Positive = Annotated[float, Field(gt=0)]
 
-class _Strict(BaseModel):
+
+class Model(BaseModel):
+    """A section of a scenario: unknown keys, wrong types and NaN refused; frozen."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-class SeriesSpec(_Strict):
+class SeriesSpec(Model):
     """A time series from the user's own file (environment/series.py): CSV or Parquet, one
     timestamp column (default: the first) and the value column, with its unit: W, kW, MW, GW
     (power), Wh, kWh, MWh, GWh (energy per interval), p.u. (share of peak or capacity), EUR/MWh

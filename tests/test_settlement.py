@@ -256,17 +256,18 @@ def test_tso_and_dso_each_pay_their_own_price_for_a_shared_bid():
 
 
 def test_compensation_is_settled_before_the_dsos_red_actions():
-    """Energy the DSO curtailed in RED is the DSO's (it is balance responsible for it and
-    compensates the prosumer); the aggregator's compensation to the supplier leaves it out.
-    (Branches are limited to 80% of their rating: the aggregator's plan spreads its
-    consumption over the cheap hours, and at full rating nothing is left to curtail.)"""
+    """Energy the DSO moved in RED is the DSO's (it is balance responsible for it and pays for
+    it: here, under conditional coupling, it steers the aggregator's contracted devices first);
+    the aggregator's compensation to the supplier leaves it out. (Branches are limited to 80%
+    of their rating: the aggregator's plan spreads its consumption over the cheap hours, and
+    at full rating nothing is left for RED.)"""
     run = run_scenario(days=1, overrides={
         "prosumers.0.count": 120, "markets.lfm.enabled": False, "prosumers.0.ev.share": 0.9,
         "prosumers.0.heat_pump.share": 0.9, "prosumers.0.heat_pump.kw_mean": 6.0,
         "settlement.compensation": "regulated", "grid.loading_limit": 0.8},
         planner=False, write=False, figures=False)
     agg = run.model.aggregators[0]
-    assert run.summary["flexibility"]["curtailed_mwh"] > 0
+    assert run.summary["flexibility"]["dso_cost"]["direct_control_eur"] > 0
     assert not np.allclose(agg.settled_by_brp, agg.real_by_brp)   # RED touched its devices
     comp = run.ledger[run.ledger["market"] == "compensation"]
     for b, name in enumerate(BRPS):
