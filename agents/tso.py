@@ -48,19 +48,14 @@ class Tso(mesa.Agent):
                                np.array(dn_q).reshape(-1, t))
 
     def balance(self, offers: BalancingOffers, residual_mw: np.ndarray, da_price,
-                system_short_mw: np.ndarray | None = None, der_price: np.ndarray | None = None,
-                market_price: bool = False):
+                system_short_mw: np.ndarray | None = None, der_price: np.ndarray | None = None):
         """Activate producers on the `residual_mw` DER left; price the system imbalance
-        `system_short_mw` (before any activation) from the marginal bid of both passes. With
-        `market_price` (integrated TSO-DSO-BRP market) imbalances settle at that marginal
-        price: one price, no escalation."""
+        `system_short_mw` (before any activation) from the marginal bid of both passes."""
         system = residual_mw if system_short_mw is None else system_short_mw
         act = activate(offers, residual_mw, self.cfg.emergency_price_eur_mwh,
                        self.emergency_down_price)
         if der_price is not None:
             act = with_der_price(act, der_price)
-        if market_price:
-            return act, *imbalance_prices(act, system, da_price, "single")
         short_p, long_p = imbalance_prices(act, system, da_price, self.cfg.pricing,
                                            self.cfg.escalation_eur_mwh_per_mw)
         return act, short_p, long_p

@@ -10,7 +10,8 @@ A gate is one market of a flexibility round (day-ahead LFM, or intraday LFM and 
 
 * ``dso``: the DSO buys location-tagged relief where its forecast breaks a limit (`clear_lfm`),
   from the offers and the availability it holds;
-* ``tso``: the TSO holds a share (`markets.tso_share`) of what is left for real-time
+* ``tso``: the TSO holds, of what is left, the cheapest up to its reserve need
+  (`tso.der_reserve_mw` upward and downward per MTU, in the day-ahead round) for real-time
   balancing;
 * ``platform``: BRPs and aggregators with a balance perimeter trade energy against the
   aggregators' flexibility (`clear_platform`).
@@ -123,7 +124,7 @@ class FlexRound:
     lfm: object                   # scenario markets.lfm
     platform: object              # scenario markets.platform
     yellow_rule: str = "refuse_worsening"
-    tso_share: float = 0.0
+    tso_reserve_mw: float = 0.0  # upward and downward DER capacity the TSO holds per MTU
     energy_traders: frozenset | None = None   # owners with a balance perimeter (None: all)
     price_cap: float | None = None            # no DSO purchase paid above (None: no cap)
     reserved: FlexOffers | None = None        # availability the DSO bought at D-1: its alone
@@ -183,6 +184,20 @@ def clear_platform(r: FlexRound, offers: FlexOffers):
     return np.abs(res.accepted[:n]) / r.dt_h, res.price, res.accepted[n:]
 
 
+def cheapest_up_to(offers: FlexOffers, need_mw: float) -> np.ndarray:
+    """MW taken of each offer when, per MTU and direction, the cheapest are taken first (ties
+    in offer order) until `need_mw`."""
+    order = np.lexsort((np.arange(len(offers)), offers.price, offers.direction, offers.mtu))
+    mw = offers.mw[order]
+    group = offers.mtu[order] * 2 + (offers.direction[order] < 0)
+    done = np.cumsum(mw) - mw                       # MW before each offer, over all groups
+    first = np.r_[True, group[1:] != group[:-1]]
+    before = done - np.maximum.accumulate(np.where(first, done, 0.0))
+    out = np.zeros(len(offers))
+    out[order] = np.clip(need_mw - before, 0, mw)
+    return out
+
+
 def _remaining(offers: FlexOffers, used: np.ndarray) -> FlexOffers:
     return offers.with_mw(np.clip(offers.mw - used, 0, None))
 
@@ -222,7 +237,7 @@ def clear_round(scheme: Scheme, r: FlexRound) -> FlexOutcome:
         allowed = _restrict(r, gate, pool, moves)
         refused += float((pool.mw - allowed.mw).sum())
         if gate.market == "tso":
-            tso = allowed.with_mw(allowed.mw * r.tso_share)
+            tso = allowed.with_mw(cheapest_up_to(allowed, r.tso_reserve_mw))
             left = allowed.with_mw(allowed.mw - tso.mw)
         else:
             plat = allowed

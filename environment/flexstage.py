@@ -72,6 +72,7 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
             break
         regime = violated if regime_yellow is None else (violated | regime_yellow)
         fee = mk.lfm.reservation_eur_mw_h
+        reserve = cfg.tso.der_reserve_mw if stage == "da" and cfg.tso.der_balancing else 0.0
         if stage == "da" and fee > 0:
             _availability_round(model, ctx, flows, violated, regime, fee, excess)
             break   # nothing was activated: a re-check would see the same forecast
@@ -79,7 +80,7 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
         if stage == "id" and i == 0 and fee > 0:   # the DSO activates what it holds first
             reserved = FlexOffers.concat([a.reserved_offers(ctx) for a in model.aggregators])
         _one_round(model, ctx, stage, flows, violated, regime,
-                   requests if i == 0 else None, mk.tso_share if i == 0 else 0.0, excess,
+                   requests if i == 0 else None, reserve if i == 0 else 0.0, excess,
                    reserved)
         if reserved is not None:
             for agg in model.aggregators:
@@ -87,7 +88,7 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
     return first
 
 
-def _flex_round(model, ctx, flows, violated, regime, requests, tso_share, offers=None,
+def _flex_round(model, ctx, flows, violated, regime, requests, tso_reserve, offers=None,
                 reserved=None):
     """The round as the coupling scheme clears it, from the aggregators' offers (priced by
     their strategies, after they saw the round's published congestion and stage)."""
@@ -100,7 +101,7 @@ def _flex_round(model, ctx, flows, violated, regime, requests, tso_share, offers
     limits = grid_limits(model, flows, bus_flexibility(model, ctx))
     r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
-                  cfg.dso.conditional_yellow, tso_share,
+                  cfg.dso.conditional_yellow, tso_reserve,
                   frozenset(a.unique_id for a in model.aggregators if a.trades_energy),
                   mk.flex_price_cap, reserved)
     out = clear_round(COUPLING[mk.coupling], r)
@@ -138,13 +139,13 @@ def _availability_round(model, ctx, flows, violated, regime, fee, excess) -> Non
     _record_round(model, ctx, "da_availability", out, ctx.n_mtu, excess)
 
 
-def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share, excess,
+def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_reserve, excess,
                reserved=None):
     cfg = model.config
     mk = cfg.markets
     t_n, k_n = ctx.n_mtu, model.grid.n_locations
     ctx.flex_stage = stage
-    out, limits = _flex_round(model, ctx, flows, violated, regime, requests, tso_share,
+    out, limits = _flex_round(model, ctx, flows, violated, regime, requests, tso_reserve,
                               reserved=reserved)
     moved = np.zeros((t_n, k_n, 2))
     if out.dso is not None:

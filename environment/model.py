@@ -556,8 +556,7 @@ class FlexMarketModel(mesa.Model):
                          if isinstance(p, Producer)}
         offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx)
         act, p_short, p_long = self.tso.balance(offers, realised.sum(0), clearing.price,
-                                                system_short, ctx.der_price,
-                                                mk.tso_dso_scheme == "integrated")
+                                                system_short, ctx.der_price)
         nodal = self.dso.nodal(prosumer_net)
         q_real = self.dso.reactive(self.dso.nodal(prof.load + real["hp"]))
         flows, real_flags = self.dso.assess(nodal, q_real)

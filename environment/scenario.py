@@ -209,8 +209,10 @@ class Tso(_Model):
     receives it) plus `escalation_eur_mwh_per_mw` per MW of system imbalance, so that a large
     imbalance costs more per MWh than a small one (a flat price invites arbitrage against the
     TSO). DER bid through aggregators in `der_block_hours` blocks, so that an activation's
-    rebound falls in later blocks; `capacity_price_eur_mw_h` pays DER capacity held for the
-    TSO under sequential coupling."""
+    rebound falls in later blocks. Under sequential coupling the TSO's gate of the day-ahead
+    round holds `der_reserve_mw` of upward and of downward DER capacity per MTU (the cheapest
+    of what the DSO left, within its headroom) for real-time balancing, paying
+    `capacity_price_eur_mw_h` per MW and hour held."""
 
     pricing: Literal["single", "dual"] = "single"
     up_markup_eur_mwh: NonNeg = 15.0
@@ -219,6 +221,7 @@ class Tso(_Model):
     escalation_eur_mwh_per_mw: NonNeg = 0.0
     der_balancing: bool = True
     der_block_hours: Annotated[int, Field(ge=1, le=24)] = 4
+    der_reserve_mw: NonNeg = 0.05
     capacity_price_eur_mw_h: NonNeg = 0.0
 
 
@@ -382,14 +385,28 @@ class Scenario(_Model):
                             "no aggregator in the suppliers' perimeters (independent or "
                             "supplier kind) is measured against a baseline")
         problems += self._dso_problems()
-        if self.tso.capacity_price_eur_mw_h > 0 and self.markets.tso_share == 0:
-            problems.append(f"tso.capacity_price_eur_mw_h = {self.tso.capacity_price_eur_mw_h}:"
-                            " pays capacity held for the TSO, and none is held "
-                            "(markets.tso_share = 0)")
+        problems += self._tso_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
+
+    def _tso_problems(self) -> list[str]:
+        """The TSO's DER reserve acts only where a gate holds it: sequential coupling, with DER
+        in real-time balancing (a changed value elsewhere is refused, see `_dso_problems`)."""
+        t, out = self.tso, []
+        holds = self.markets.coupling == "sequential" and t.der_balancing \
+            and self.markets.lfm.enabled
+        if t.der_reserve_mw not in (0.0, Tso().der_reserve_mw) and not holds:
+            out.append(f"tso.der_reserve_mw = {t.der_reserve_mw}: DER capacity is held for the "
+                       "TSO only in the flexibility rounds of coupling 'sequential' with "
+                       f"tso.der_balancing (here {self.markets.coupling!r}, der_balancing "
+                       f"{t.der_balancing}, lfm.enabled {self.markets.lfm.enabled})")
+        if t.capacity_price_eur_mw_h > 0 and not (holds and t.der_reserve_mw > 0):
+            out.append(f"tso.capacity_price_eur_mw_h = {t.capacity_price_eur_mw_h}: pays "
+                       "capacity held for the TSO, and none is held (sequential coupling with "
+                       "tso.der_reserve_mw > 0 holds it)")
+        return out
 
     def _dso_problems(self) -> list[str]:
         """DSO settings changed from their defaults where they cannot act (the shipped files

@@ -111,7 +111,6 @@ class Markets(_Model):
     dayahead: DayAhead = DayAhead()
     coupling: str = "conditional"
     tso_dso_scheme: str = "centralized"
-    tso_share: Share = 0.0
     lfm: Lfm = Lfm()
     implicit: ImplicitLfm = ImplicitLfm()
     intraday: Intraday = Intraday()
@@ -123,10 +122,3 @@ class Markets(_Model):
         DER: the LFM's own cap, or the day-ahead market's (the harmonised maximum clearing
         price) where it has none."""
         return self.lfm.price_cap if self.lfm.price_cap is not None else self.dayahead.price_cap
-
-    @model_validator(mode="after")
-    def _tso_share_needs_sequential(self) -> Markets:
-        if self.tso_share > 0 and self.coupling != "sequential":
-            raise ValueError(f"tso_share = {self.tso_share}: capacity is held for the TSO only "
-                             f"under coupling 'sequential', not {self.coupling!r}")
-        return self

@@ -20,7 +20,7 @@ from experiments.efficiency import decompose
 from experiments.run import run_scenario, scenario_path
 
 SHIPPED = ["default", "coupling_conflict", "ample_flex", "short_flex"]
-SCHEMES = ["centralized", "local", "shared_balancing", "common", "integrated"]
+SCHEMES = ["centralized", "local", "shared_balancing", "common"]
 
 
 def series_chain(base_mw: float, limits) -> GridLimits:
@@ -234,10 +234,14 @@ def test_a_round_limit_reached_is_counted_and_warned(monkeypatch):
 
 
 @pytest.mark.parametrize("override, needle", [
-    ({"markets.tso_share": 0.5}, "markets.tso_share"),
-    ({"markets.tso_share": 0.5, "markets.coupling": "sequential",
-      "tso.capacity_price_eur_mw_h": 5.0, }, None),
+    ({"tso.der_reserve_mw": 0.5}, "tso.der_reserve_mw = 0.5"),
+    ({"tso.der_reserve_mw": 0.5, "markets.coupling": "sequential",
+      "tso.capacity_price_eur_mw_h": 5.0}, None),
+    ({"tso.der_reserve_mw": 0.5, "markets.coupling": "sequential",
+      "tso.der_balancing": False}, "tso.der_reserve_mw = 0.5"),
     ({"tso.capacity_price_eur_mw_h": 5.0}, "tso.capacity_price_eur_mw_h = 5.0"),
+    ({"dso.direct_control_eur_mwh": 80.0, "markets.coupling": "no_coupling"},
+     "dso.direct_control_eur_mwh = 80.0"),
     ({"markets.lfm.reservation_eur_mw_h": 10.0, "markets.lfm.intraday": False},
      "reservation_eur_mw_h = 10.0"),
 ])

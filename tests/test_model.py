@@ -423,8 +423,7 @@ VARIANTS = {
     "scheme-local": {"markets.tso_dso_scheme": "local"},
     "scheme-shared-balancing": {"markets.tso_dso_scheme": "shared_balancing"},
     "scheme-common": {"markets.tso_dso_scheme": "common"},
-    "scheme-integrated": {"markets.tso_dso_scheme": "integrated"},
-    "sequential-held-capacity": {"markets.coupling": "sequential", "markets.tso_share": 0.5,
+    "sequential-held-capacity": {"markets.coupling": "sequential", "tso.der_reserve_mw": 0.02,
                                  "tso.capacity_price_eur_mw_h": 5.0},
 }
 

@@ -219,7 +219,9 @@ def test_block_budget_keeps_cumulative_energy_within_room(pairs, start):
 
 
 def test_capacity_held_for_the_tso_is_offered_in_balancing_and_paid_every_round():
-    run = _run(**{"markets.coupling": "sequential", "markets.tso_share": 1.0,
+    """Sequential coupling's TSO gate holds up to `tso.der_reserve_mw` per MTU and direction at
+    D-1 (never more), paid per MW and hour, and offered in real-time balancing."""
+    run = _run(**{"markets.coupling": "sequential", "tso.der_reserve_mw": 0.02,
                   "tso.capacity_price_eur_mw_h": 5.0})
     led = run.ledger
     cap = led[led["market"] == "balancing_capacity"]
@@ -228,6 +230,10 @@ def test_capacity_held_for_the_tso_is_offered_in_balancing_and_paid_every_round(
     assert held > 0 and cap["mwh"].sum() == pytest.approx(held, rel=1e-9)
     assert cap["eur"].sum() == pytest.approx(5.0 * held, rel=1e-9)
     assert (led["market"] == "balancing_der").any()
+    per_mtu = flex.groupby(["mtu", "stage"])[["tso_held_up_mw", "tso_held_down_mw"]].sum()
+    assert (per_mtu.to_numpy() <= 0.02 + 1e-9).all()
+    assert set(flex.loc[flex["tso_held_up_mw"] + flex["tso_held_down_mw"] > 0, "stage"]) \
+        == {"da"}
 
 
 def test_imbalance_price_is_the_da_price_where_nothing_was_activated():
@@ -318,7 +324,7 @@ def test_rebound_of_der_activations_stays_in_grid_headroom_where_the_scheme_sees
     from agents.aggregator import Aggregator
     from environment.markets.tso_dso import GRID_AWARE
 
-    assert GRID_AWARE == {"local", "shared_balancing", "common", "integrated"}
+    assert GRID_AWARE == {"local", "shared_balancing", "common"}
     bounds = []
     original = Aggregator.redispatch
 

@@ -1,6 +1,17 @@
-"""Real-time balancing with DER bids under the five SmartNet TSO-DSO coordination schemes
-(seed 004, INTRODUCTION: "five reference coordination schemes"; MODELLING ASPECTS, items
-4 Clearing and 5 Pricing), each a function registered by name in `TSO_DSO`.
+"""Real-time balancing with DER bids under SmartNet's TSO-DSO coordination schemes (seed 004,
+INTRODUCTION: "five reference coordination schemes"; MODELLING ASPECTS, items 4 Clearing and
+5 Pricing), each a function registered by name in `TSO_DSO`: `centralized`, `local`,
+`shared_balancing` and `common`.
+
+The fifth, the integrated flexibility market (TSO, DSO and commercial parties in one market
+maximising welfare), is not here. In real time the commercial parties' demand is their
+imbalance, which is price-inelastic: whatever they buy in the integrated market the TSO would
+otherwise activate for them, so welfare maximisation is `common`'s cost minimisation, with the
+same activations, prices and violations; only who pays whom differs, which the imbalance
+settlement already decides. Kept as a name, it gave results bit-identical to `common` under
+single pricing (12 of the 60 runs of the `tso_dso_coordination` study were duplicates). Its
+difference needs commercial parties with real-time flexibility of their own and a value for
+it, which no agent here has.
 
 Sign conventions (all schemes):
 
@@ -20,8 +31,8 @@ Sign conventions (all schemes):
   price, as `balancing.imbalance_prices` does).
 
 Costs are always as bid (producers, DER), plus emergency energy, plus the distribution
-violation left (MW over a branch limit, and MW-equivalents of voltage violations with the
-scaling of `clear_lfm`) at ``unresolved_cost``. On that common basis every sequential scheme's
+violation left, as the load the DSO's last resort would shed to restore it (`lfm.GridCuts`),
+at ``unresolved_cost``. On that common basis every sequential scheme's
 activations are a feasible point of the `common` LP, so `common` costs no more than any of them
 (see `common`).
 """
@@ -538,18 +549,6 @@ def common(p: BalancingProblem) -> BalancingResult:
     balance and grid duals on its column), never less than its bid. The TSO/DSO split of DER
     MW is reporting only (`_split`)."""
     return _joint(p, "common")
-
-
-@register_scheme("integrated")
-def integrated(p: BalancingProblem) -> BalancingResult:
-    """Integrated flexibility market model (seed 004 INTRODUCTION, scheme 5): TSO, DSO and
-    commercial parties in one market maximising welfare (MODELLING ASPECTS 4 Clearing). In
-    real time the commercial demand is the BRPs' imbalance, which is price-inelastic; welfare
-    maximisation with inelastic demand is the `common` cost minimisation, so the quantities
-    and prices are the same. What differs is settlement: BRPs trade in this market, so their
-    imbalances settle at ``system_price`` (the market's marginal price) instead of the TSO's
-    imbalance price; the caller applies that when scheme == "integrated"."""
-    return _joint(p, "integrated")
 
 
 def tso_first(p: BalancingProblem) -> BalancingResult:
