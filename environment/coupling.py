@@ -71,18 +71,18 @@ class Scheme:
     source: str = ""
 
     def describe(self) -> str:
-        """One line per gate, for the README and `flexmarkets --help`."""
-        words = {"dso": "the DSO buys relief", "tso": "the TSO holds a share for balancing",
+        """The scheme's sequence in words, one line per gate (the README prints it)."""
+        words = {"dso": "the DSO buys relief", "tso": "the TSO holds its reserve",
                  "platform": "BRPs and aggregators trade energy"}
         taken = {"all": "from every offer", "remaining": "from what is left"}
         limit = {"none": "", "headroom": ", within the headroom earlier gates left",
-                 "yellow": ", refusing trades that worsen a YELLOW location"}
-        lines = [f"{self.name} ({self.operator}; {self.source}):"]
+                 "yellow": ", refusing what worsens a YELLOW limit"}
+        lines = [f"{self.name}: {self.source}", f"  operator: {self.operator}"]
         lines += [f"  {i}. {words[g.market]} {taken[g.offers]}{limit[g.restriction]}"
                   for i, g in enumerate(self.gates, start=1)]
-        lines.append("  real time: " + ("direct control of contracted resources, then "
-                                        "emergency curtailment" if self.realtime ==
-                                        "direct_control" else "emergency curtailment"))
+        lines.append("  real time: " + ("direct control of contracted devices, then emergency "
+                                        "curtailment" if self.realtime == "direct_control"
+                                        else "emergency curtailment"))
         return "\n".join(lines)
 
 
@@ -96,8 +96,8 @@ def register_coupling(scheme: Scheme) -> Scheme:
 
 register_coupling(Scheme(
     "no_coupling", (Gate("dso", "all"), Gate("platform", "all")),
-    operator="the DSO runs its market, an independent operator the platform",
-    source="seed 001 Table 2: a DSO market and a separate trading platform"))
+    operator="the DSO runs its market, an independent one the platform",
+    source="seed 001 Table 2, a DSO market and a separate trading platform"))
 register_coupling(Scheme(
     "conditional", (Gate("dso", "all"), Gate("platform", "remaining", "yellow")),
     operator="one market, an independent operator", realtime="direct_control",
@@ -106,7 +106,7 @@ register_coupling(Scheme(
     "sequential", (Gate("dso", "all"), Gate("tso", "remaining", "headroom"),
                    Gate("platform", "remaining", "headroom")),
     operator="one market, an independent operator",
-    source="seed 001 6.2 and [65]: the DSO first, then the TSO, then market use"))
+    source="seed 001 6.2 and its [65], the DSO first, then the TSO, then market use"))
 
 
 @dataclass
@@ -128,6 +128,7 @@ class FlexRound:
     energy_traders: frozenset | None = None   # owners with a balance perimeter (None: all)
     price_cap: float | None = None            # no DSO purchase paid above (None: no cap)
     reserved: FlexOffers | None = None        # availability the DSO bought at D-1: its alone
+    tie_price: str = "marginal_offer"         # the platform's tie rule (the day-ahead one's)
 
     @property
     def dso_offers(self) -> FlexOffers:
@@ -151,12 +152,18 @@ class FlexOutcome:
     refused_mw: float = 0.0
 
 
-def _dso_stage(r: FlexRound, offers: FlexOffers) -> LfmResult | None:
-    if not r.lfm.enabled or not r.yellow.any():
+def _dso_stage(r: FlexRound, offers: FlexOffers, moves: np.ndarray) -> LfmResult | None:
+    """The DSO's purchase against the flows left after the earlier gates' `moves` (none when
+    it clears first, as in the seeds' schemes): it acts where it saw violations and where the
+    earlier gates made new ones."""
+    limits, act = r.limits, r.yellow.any(1)
+    if moves.any():
+        limits = limits.after(moves)
+        act = act | limits.violations(np.zeros_like(moves))[2].any(1)
+    if not r.lfm.enabled or not act.any():
         return None
-    mtus = np.flatnonzero(r.yellow.any(1))
-    return clear_lfm(offers, r.limits, r.dt_h, r.lfm.pricing, r.price_cap,
-                     r.lfm.unresolved_cost_eur_mwh, mtus)
+    return clear_lfm(offers, limits, r.dt_h, r.lfm.pricing, r.price_cap,
+                     r.lfm.unresolved_cost_eur_mwh, np.flatnonzero(act))
 
 
 def clear_platform(r: FlexRound, offers: FlexOffers):
@@ -179,7 +186,7 @@ def clear_platform(r: FlexRound, offers: FlexOffers):
     agg = OrderBook.from_arrays(offers.owner, offers.mtu, price,
                                 -offers.direction * offers.mw * r.dt_h, t_n)
     book = OrderBook.concat([agg, r.requests])
-    res = get_clearing("uniform_price")(book, t_n)
+    res = get_clearing("uniform_price")(book, t_n, tie_price=r.tie_price)
     n = len(offers)
     return np.abs(res.accepted[:n]) / r.dt_h, res.price, res.accepted[n:]
 
@@ -220,7 +227,7 @@ def clear_round(scheme: Scheme, r: FlexRound) -> FlexOutcome:
     what the gate before it left of its own pool (restricted in turn by its own rule)."""
     t_n, k_n = r.yellow.shape
     empty = r.offers.take(np.zeros(len(r.offers), bool))
-    dso, tso = None, empty
+    dso, tso, dso_offers = None, empty, r.dso_offers
     plat, plat_mw = empty, np.zeros(0)
     plat_price, req = np.full(t_n, np.nan), np.zeros(len(r.requests))
     moves = np.zeros((t_n, k_n, 2))
@@ -228,10 +235,10 @@ def clear_round(scheme: Scheme, r: FlexRound) -> FlexOutcome:
     for gate in scheme.gates:
         pool = r.offers if gate.offers == "all" else left
         if gate.market == "dso":
-            everything = r.dso_offers
-            dso = _dso_stage(r, everything)
-            used = dso.accepted_mw if dso is not None else np.zeros(len(everything))
-            moves = moves + location_moves(everything, used, t_n, k_n)
+            dso_offers = pool if r.reserved is None else FlexOffers.concat([pool, r.reserved])
+            dso = _dso_stage(r, dso_offers, moves)
+            used = dso.accepted_mw if dso is not None else np.zeros(len(dso_offers))
+            moves = moves + location_moves(dso_offers, used, t_n, k_n)
             left = _remaining(pool, used[:len(pool)])
             continue
         allowed = _restrict(r, gate, pool, moves)
@@ -244,7 +251,7 @@ def clear_round(scheme: Scheme, r: FlexRound) -> FlexOutcome:
             plat_mw, plat_price, req = clear_platform(r, plat)
             moves = moves + location_moves(plat, plat_mw, t_n, k_n)
             left = allowed.with_mw(np.clip(allowed.mw - plat_mw, 0, None))
-    return _outcome(r, dso, r.dso_offers, plat, plat_mw if len(plat) else np.zeros(0),
+    return _outcome(r, dso, dso_offers, plat, plat_mw if len(plat) else np.zeros(0),
                     plat_price, req, tso, refused)
 
 

@@ -103,7 +103,7 @@ def _flex_round(model, ctx, flows, violated, regime, requests, tso_reserve, offe
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
                   cfg.dso.conditional_yellow, tso_reserve,
                   frozenset(a.unique_id for a in model.aggregators if a.trades_energy),
-                  mk.flex_price_cap, reserved)
+                  mk.flex_price_cap, reserved, mk.dayahead.tie_price)
     out = clear_round(COUPLING[mk.coupling], r)
     model.note_truncation("lfm", out.dso is not None and not out.dso.converged)
     return out, limits

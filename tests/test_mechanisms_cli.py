@@ -47,7 +47,7 @@ def fresh_registry(monkeypatch):
 def test_every_builtin_is_listed():
     assert {"uniform_price", "continuous"} <= set(CLEARING)
     assert set(COUPLING) == {"no_coupling", "conditional", "sequential"}
-    assert len(TSO_DSO) == 5
+    assert set(TSO_DSO) == {"centralized", "local", "shared_balancing", "common"}
 
 
 @pytest.mark.parametrize(("path", "name"), CHOICES, ids=[f"{p}={n}" for p, n in CHOICES])

@@ -661,8 +661,8 @@ def test_no_party_trades_with_itself(monkeypatch):
     def recording(name):
         clear = real(name)
 
-        def wrapped(book, *args):
-            res = clear(book, *args)
+        def wrapped(book, *args, **kw):
+            res = clear(book, *args, **kw)
             sessions.append((book, res))
             return res
 
