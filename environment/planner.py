@@ -16,10 +16,10 @@ balance, exactly as that measure does. Limits are added by constraint generation
 all limits, add the violated ones, repeat (up to MAX_ROUNDS; a run that stops there with a
 limit still violated is reported, not hidden).
 
-The LP is stated directly as sparse matrices and kept in one `WarmLP`: each round appends its
-grid rows (and the relief columns of MTUs that get their first row) and re-solves from the
-last basis, a few hundred simplex iterations instead of a model rebuilt and solved again. The
-same model written in Pyomo is kept as a cross-check in `tests/planner_pyomo.py`.
+The LP is stated directly as sparse matrices, built in whole blocks, and kept in one `WarmLP`:
+each round appends its grid rows (and the relief columns of MTUs that get their first row) and
+re-solves from the last basis. Stating it in Pyomo cost some ten times what HiGHS takes to
+solve it; that statement is kept as a cross-check in `tests/planner_pyomo.py`.
 """
 
 from __future__ import annotations
@@ -142,54 +142,68 @@ class _DayLP:
 
     def __init__(self, day: PlannerDay, grid_constrained: bool):
         self.day = day
-        t_n, b_n = day.fixed_bus_mw.shape
-        dt, self.t_n, self.b_n = day.dt_h, t_n, b_n
-        self.relief_cost = day.value_of_load * dt
+        self.t_n, self.b_n = day.fixed_bus_mw.shape
+        self.relief_cost = day.value_of_load * day.dt_h
         col = _Columns()
+        buses = self._columns(col, grid_constrained)
+        self.n_base = col.n
+        # net consumption per (MTU, bus) the dispatch adds to the fixed part
+        self.flex = _flex_map(self.t_n, self.b_n, col.n, [
+            (buses["battery"], self.ch, 1.0), (buses["battery"], self.dis, -1.0),
+            (buses["ev"], self.ev, 1.0), (buses["hp"], self.hp, 1.0),
+            (buses["pv"], self.pvc, 1.0), (buses["shed"], self.shed, -1.0)])
+        a, rhs = self._rows(col.n)
+        cost, lower, upper = col.arrays()
+        # without presolve: HiGHS's presolve of this LP costs more than the simplex
+        # iterations it saves (some 30% of a day's solve on the default scenario)
+        self.lp = WarmLP(cost, a, rhs, rhs, lower, upper, "planner LP", presolve=False)
+        self.relief_start = np.full(self.t_n, -1)  # first relief column of each MTU with one
+
+    def _columns(self, col: _Columns, grid_constrained: bool) -> dict:
+        """Every column but relief, block by block; returns the buses of each pooled kind."""
+        day, t_n, dt = self.day, self.t_n, self.day.dt_h
         self.gen = col.add(0.0, day.gen_avail_mw, (day.gen_cost * dt)[:, None])
         self.em = col.add(np.zeros((2, t_n)), np.inf, np.array([
             [day.emergency_up_price * dt], [-day.emergency_down_price * dt]]))
         bb = np.array(sorted(day.battery), int)
-        mwh, mw, soc0, eta = (np.array([day.battery[b][i] for b in bb], float).reshape(-1, 1)
-                              for i in range(4))
-        wear = np.array([day.degradation[b] for b in bb], float).reshape(-1, 1) * dt
-        self.ch = col.add(np.zeros((len(bb), t_n)), mw, wear)
-        self.dis = col.add(np.zeros((len(bb), t_n)), mw, wear)
-        soc_lo, soc_hi = np.zeros((len(bb), t_n)), np.broadcast_to(mwh, (len(bb), t_n)).copy()
-        soc_lo[:, -1] = soc_hi[:, -1] = soc0[:, 0]
+        self.mwh, mw, self.soc0, self.eta = (
+            np.array([day.battery[b][i] for b in bb], float) for i in range(4))
+        wear = np.array([day.degradation[b] for b in bb], float)[:, None] * dt
+        self.ch = col.add(np.zeros((len(bb), t_n)), mw[:, None], wear)
+        self.dis = col.add(np.zeros((len(bb), t_n)), mw[:, None], wear)
+        soc_lo = np.zeros((len(bb), t_n))
+        soc_hi = np.repeat(self.mwh[:, None], t_n, axis=1)
+        soc_lo[:, -1] = soc_hi[:, -1] = self.soc0   # back to the start at the end of the day
         self.soc = col.add(soc_lo, soc_hi)
         be, ev_lo, ev_up, ev_p = _pooled(day.ev, t_n)
         self.ev, self.evc = col.add(0.0, ev_p), col.add(ev_lo, ev_up)
         bh, hp_lo, hp_up, hp_p = _pooled(day.hp, t_n)
         self.hp, self.hpc = col.add(0.0, hp_p), col.add(hp_lo, hp_up)
         load = np.clip(day.fixed_bus_mw + day.pv_bus_mw, 0, None)
-        bp = np.flatnonzero(day.pv_bus_mw.max(0) > 0) if grid_constrained else np.zeros(0, int)
-        bs = np.flatnonzero(load.max(0) > 0) if grid_constrained else np.zeros(0, int)
+        none = np.zeros(0, int)
+        bp = np.flatnonzero(day.pv_bus_mw.max(0) > 0) if grid_constrained else none
+        bs = np.flatnonzero(load.max(0) > 0) if grid_constrained else none
         self.pvc = col.add(0.0, day.pv_bus_mw[:, bp].T)
         self.shed = col.add(0.0, load[:, bs].T, self.relief_cost)
-        self.n_base = col.n
-        # net consumption per (MTU, bus) the dispatch adds to the fixed part
-        self.flex = _flex_map(t_n, b_n, col.n, [
-            (bb, self.ch, 1.0), (bb, self.dis, -1.0), (be, self.ev, 1.0), (bh, self.hp, 1.0),
-            (bp, self.pvc, 1.0), (bs, self.shed, -1.0)])
-        storage = [(self.soc, soc0[:, 0], [(self.ch, eta[:, 0] * dt),
-                                           (self.dis, -(1.0 / eta[:, 0]) * dt)]),
-                   (self.evc, np.zeros(len(be)), [(self.ev, np.full(len(be), dt))]),
-                   (self.hpc, np.zeros(len(bh)), [(self.hp, np.full(len(bh), dt))])]
+        return {"battery": bb, "ev": be, "hp": bh, "pv": bp, "shed": bs}
+
+    def _rows(self, n: int) -> tuple[sp.csc_array, np.ndarray]:
+        """States of charge and cumulative EV and heat-pump energy per device pool and MTU,
+        then the energy balance per MTU, all equalities: the matrix and right-hand side."""
+        dt, day = self.day.dt_h, self.day
+        k_e, k_h = len(self.ev), len(self.hp)
+        storage = [(self.soc, self.soc0, [(self.ch, self.eta * dt),
+                                          (self.dis, -(1.0 / self.eta) * dt)]),
+                   (self.evc, np.zeros(k_e), [(self.ev, np.full(k_e, dt))]),
+                   (self.hpc, np.zeros(k_h), [(self.hp, np.full(k_h, dt))])]
         mats, rhs = [], []
         for level, start, terms in storage:
             r, c, v, b = _cumulative_rows(level, start, terms)
-            mats.append(sp.csr_array((v, (r, c)), shape=(len(b), col.n)))
+            mats.append(sp.csr_array((v, (r, c)), shape=(len(b), n)))
             rhs.append(b)
-        mats.append(self._balance(col.n))
+        mats.append(self._balance(n))
         rhs.append(day.fixed_bus_mw.sum(1) + day.system_load_mw)
-        rhs = np.concatenate(rhs)
-        cost, lower, upper = col.arrays()
-        # without presolve: HiGHS's presolve of this LP costs more than the simplex
-        # iterations it saves (some 30% of a day's solve on the default scenario)
-        self.lp = WarmLP(cost, sp.vstack(mats, format="csc"), rhs, rhs, lower, upper,
-                         "planner LP", presolve=False)
-        self.relief_start = np.full(t_n, -1)   # first relief column of each MTU, once it has one
+        return sp.vstack(mats, format="csc"), np.concatenate(rhs)
 
     def _balance(self, n: int) -> sp.csr_array:
         """Generation plus emergency energy in less out equals consumption, per MTU."""
@@ -220,27 +234,30 @@ class _DayLP:
         """Rows coef[k] @ (dispatch - relief)[mtu[k]] <= upper[k] over the buses; the MTUs
         that get their first row get relief columns (shed, curtail) at every non-slack bus,
         costed at the value of lost load."""
-        n_pair = self.b_n - 1
-        first = np.sort(np.unique(mtu, return_index=True)[1])
-        new = mtu[first][self.relief_start[mtu[first]] < 0]
-        if len(new):
-            self.relief_start[new] = self.lp.lower.size + 2 * n_pair * np.arange(len(new))
-            n_new = 2 * n_pair * len(new)
-            self.lp.add_cols(np.full(n_new, self.relief_cost), np.zeros(n_new),
-                             np.full(n_new, np.inf))
+        self._add_relief(mtu)
         k, b = np.nonzero(coef)
         c = coef[k, b]
         pick = sp.csr_array((c, (k, mtu[k] * self.b_n + b)),
                             shape=(len(mtu), self.t_n * self.b_n))
-        dispatch = pick @ self.flex
-        relief = b > 0
-        k, b, c = k[relief], b[relief], c[relief]
+        slack = b == 0
+        k, b, c = k[~slack], b[~slack], c[~slack]
         shed = self.relief_start[mtu[k]] + 2 * (b - 1) - self.n_base
         relief = sp.csr_array((np.concatenate([-c, c]), (np.concatenate([k, k]),
                                                          np.concatenate([shed, shed + 1]))),
                               shape=(len(mtu), self.lp.lower.size - self.n_base))
-        self.lp.add_rows(sp.hstack([dispatch, relief], format="csr"),
+        self.lp.add_rows(sp.hstack([pick @ self.flex, relief], format="csr"),
                          np.full(len(mtu), -np.inf), upper)
+
+    def _add_relief(self, mtu: np.ndarray) -> None:
+        """Relief columns, (shed, curtail) per non-slack bus, for the MTUs in `mtu` without
+        them, in the order they first appear."""
+        first = mtu[np.sort(np.unique(mtu, return_index=True)[1])]
+        new = first[self.relief_start[first] < 0]
+        if len(new):
+            width = 2 * (self.b_n - 1)
+            self.relief_start[new] = self.lp.lower.size + width * np.arange(len(new))
+            n = width * len(new)
+            self.lp.add_cols(np.full(n, self.relief_cost), np.zeros(n), np.full(n, np.inf))
 
     def result(self, x, rounds: int, grid_constraints: int, converged: bool) -> PlannerResult:
         c = self.lp.c
@@ -289,24 +306,32 @@ class _GridLimits:
         """(mtu, coef, bound) of the limits `p` violates that have no row yet (branches,
         then under- and overvoltages, each MTU-major), or None if there are none."""
         res = self.flow.solve(p, self.q)
+        branches, voltages = self._branch_rows(res), self._voltage_rows(res)
+        if not len(branches[0]) and not len(voltages[0]):
+            return None
+        mtu, coef, bound = (np.concatenate(v) for v in zip(branches, voltages, strict=True))
+        return mtu, coef, bound - np.einsum("kb,kb->k", coef, self.fixed[mtu])
+
+    def _branch_rows(self, res) -> tuple:
+        """sign p_branch <= the active power left beside the reactive flow under the
+        limit, sign the direction of the violating flow."""
         p_lim = np.sqrt(np.clip(self.s_max[None, :] ** 2 - res.q_mvar ** 2, 0, None))
+        t, line = np.nonzero((np.abs(res.p_mw) > p_lim + TOL) & ~self.line_added)
+        self.line_added[t, line] = True
+        sign = np.where(res.p_mw[t, line] > 0, 1.0, -1.0)
+        return t, sign[:, None] * self.down[line], p_lim[t, line]
+
+    def _voltage_rows(self, res) -> tuple:
+        """w = w0 - 2 (R p + X q) within the band: sign (R p)[bus] <= sign ((w0 - edge^2) / 2
+        - (X q)[bus]), sign +1 below the band (edge v_min), -1 above it (edge v_max)."""
         w = res.v_pu ** 2
-        t_l, line = np.nonzero((np.abs(res.p_mw) > p_lim + TOL) & ~self.line_added)
-        sign_l = np.where(res.p_mw[t_l, line] > 0, 1.0, -1.0)
         outside = np.stack([w < self.v_min[None, :] ** 2 - TOL,
                             w > self.v_max[None, :] ** 2 + TOL])
         outside[:, :, 0] = False
-        side, t_v, bus = np.nonzero(outside & ~self.volt_added)
-        if not len(t_l) and not len(t_v):
-            return None
-        self.line_added[t_l, line] = True
-        self.volt_added[side, t_v, bus] = True
-        sign_v = np.where(side == 0, 1.0, -1.0)
-        # sign (R p)[bus] <= sign ((w0 - bound^2) / 2 - (X q)[bus])
-        bound = np.where(side == 0, self.v_min[bus], self.v_max[bus])
-        r, x = self.sens.R, self.sens.X
-        limit = (self.sens.w0[bus] - bound ** 2) / 2 - np.einsum("kb,kb->k", x[bus], self.q[t_v])
-        coef = np.vstack([sign_l[:, None] * self.down[line], sign_v[:, None] * r[bus]])
-        mtu = np.concatenate([t_l, t_v])
-        bound = np.concatenate([p_lim[t_l, line], sign_v * limit])
-        return mtu, coef, bound - np.einsum("kb,kb->k", coef, self.fixed[mtu])
+        side, t, bus = np.nonzero(outside & ~self.volt_added)
+        self.volt_added[side, t, bus] = True
+        sign = np.where(side == 0, 1.0, -1.0)
+        edge = np.where(side == 0, self.v_min[bus], self.v_max[bus])
+        limit = (self.sens.w0[bus] - edge ** 2) / 2 \
+            - np.einsum("kb,kb->k", self.sens.X[bus], self.q[t])
+        return t, sign[:, None] * self.sens.R[bus], sign * limit
