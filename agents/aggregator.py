@@ -9,7 +9,8 @@ import numpy as np
 from numba import njit
 
 from agents.prosumer import Envelope
-from agents.strategies import make_strategy
+from agents.strategies import agent_params, make_strategy
+from environment.markets.baseline import BASELINES, MARKETS, History, held_before
 
 
 @dataclass
@@ -88,11 +89,15 @@ class Aggregator(mesa.Agent):
         self.degradation = cfg.degradation_eur_mwh
         self.activation_cost = cfg.activation_cost_eur_mwh
         self.fee = cfg.fee_eur_per_device_day
-        self.strategy = make_strategy("aggregator", cfg.strategy, **cfg.strategy_params)
+        self.strategy = make_strategy("aggregator", cfg.strategy, **agent_params(
+            "aggregator", cfg.strategy, cfg.strategy_params, model.run_seed, cfg.name))
         self.kind = cfg.kind
         self.supplier = cfg.supplier
         self.offers_balancing = cfg.balancing
         self.declared: np.ndarray | None = None   # (BRPs, T) baseline declared per supplier
+        self.expected: dict[str, np.ndarray] = {}  # market -> (BRPs, T) its rule's, D-1
+        self.settlement_baseline: np.ndarray | None = None  # (BRPs, T) its moves settled on
+        self.history = History()
         self.real_by_brp: np.ndarray | None = None
         self.settled_by_brp: np.ndarray | None = None  # the reading compensation settles on
         self.pools: dict[int, Pool] = {}
@@ -100,9 +105,10 @@ class Aggregator(mesa.Agent):
         self.baseline: np.ndarray | None = None
         self.realised_net: np.ndarray | None = None
         self.version = 0  # bumped whenever the plans change, so set-points can be cached
-        self._split: dict[int, tuple] = {}  # location -> (plan, envelopes, EV and HP split)
+        self._split: dict[int, tuple] = {}  # location -> (plan, EV and HP split per member)
         self._masks: dict = {}
         self._layout: dict = {}  # (location, kind) -> (envelope, members' pmax, upper, lower)
+        self.split_loss_eur: dict[int, float] = {}  # day -> EUR (`_adopt`)
 
     @property
     def in_supplier_perimeter(self) -> bool:
@@ -156,24 +162,57 @@ class Aggregator(mesa.Agent):
                                       eta, ev, hp)
         return self.pools
 
-    def schedule(self, ctx, prices: np.ndarray, adders: np.ndarray | None = None) -> None:
-        """D-1: schedule every location's pool against the price forecast, plus the
-        locational grid tariff (T, K) where the DSO set one (implicit LFM)."""
+    def schedule(self, ctx, supply, adders: np.ndarray | None = None) -> None:
+        """D-1: plan every location's pool against the forecast merit order `supply` (a
+        `SupplyCurve` with everybody else's demand fixed), plus the locational grid tariff
+        (T, K) where the DSO set one (implicit LFM). It expects the day-ahead price its plan
+        clears at (`prices`). EV and heat-pump plans are then split over the members, and the
+        plan becomes what the members can do (`_adopt`)."""
         self.build_pools(ctx)
-        self.n_mtu = len(prices)
-        self.location_prices = {k: prices + (adders[:, k] if adders is not None else 0.0)
+        self.n_mtu = t = len(supply.demand_mwh)
+        self.supply, self.adders = self._within_reach(supply, ctx.dt_h), adders
+        self.plans, self.prices = self.strategy.plan(self, ctx, self.pools, self.supply,
+                                                     self._adders(adders))
+        self.location_adders = {k: adders[:, k] if adders is not None else np.zeros(t)
                                 for k in self.pools}
-        self.prices = prices
-        self.plans = {k: self.strategy.schedule(self, ctx, pool, self.location_prices[k])
-                      for k, pool in self.pools.items()}
         self.baseline = self.pool_baseline(ctx)
         self.committed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        shape = (self.model.grid.n_locations, self.n_mtu, 2)
+        shape = (self.model.grid.n_locations, t, 2)
         self.held = np.zeros(shape)       # held for the TSO (sequential coupling)
         self.reserved = np.zeros(shape)   # availability sold to the DSO at D-1
         self.reserved_price = np.zeros(shape)  # the activation price it asked for it
         self.withheld = np.zeros(shape)   # kept out of every market by its strategy
+        self._adopt(ctx)
         self.version += 1
+
+    def _within_reach(self, supply, dt_h: float):
+        """The merit order trimmed to what its pools can move demand over (`near`): every
+        plan and re-plan of the day stays within it, with fewer offers to clear against."""
+        pools = self.pools.values()
+        down = sum((p.battery_mw for p in pools), 0.0)
+        up = sum((p.battery_mw + p.ev.pmax + p.hp.pmax for p in pools),
+                 np.zeros(len(supply.demand_mwh)))
+        return supply.near(-down * dt_h * np.ones_like(up), up * dt_h)
+
+    def _adders(self, adders: np.ndarray | None) -> dict | None:
+        return None if adders is None else {k: adders[:, k] for k in self.pools}
+
+    def reference_net(self, ctx) -> dict[int, np.ndarray]:
+        """Per location, the net plan a truthful aggregator would have made of the same pools
+        against the same merit order and tariffs (the yardstick of inc-dec gaming)."""
+        from agents.strategies.truthful import plan_pools
+
+        plans, _ = plan_pools(self.pools, self.supply, ctx.dt_h, self.degradation,
+                              self._adders(self.adders))
+        return {k: self._net(self._split_plan(ctx, k, p)[0]) for k, p in plans.items()}
+
+    def replan_supply(self, location: int):
+        """The merit order a re-plan of one location faces: the D-1 one, with the aggregator's
+        other locations at their current plans."""
+        dt = self.model.calendar.mtu_hours
+        others = sum((self._net(p) for k, p in self.plans.items() if k != location),
+                     np.zeros(self.n_mtu))
+        return self.supply.plus(others * dt)
 
     def commit(self, location: int, mtus: np.ndarray, target_mw: np.ndarray) -> None:
         """Flexibility sold at `location`: its net consumption at the masked MTUs is fixed to
@@ -221,31 +260,59 @@ class Aggregator(mesa.Agent):
         self.withheld[location, :, d] += mw
 
     def redispatch(self, ctx, changed: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
-        """Re-plan the locations with new commitments: every committed MTU at its target, the
-        others free but within (net_min, net_max) where a coupled scheme left grid headroom;
-        the free MTUs absorb the rebound."""
+        """Re-plan the locations with new commitments against the merit order: every committed
+        MTU at its target, the others free but within (net_max, net_min) where a coupled
+        scheme left grid headroom; the free MTUs absorb the rebound."""
         for k, (net_max, net_min) in changed.items():
             fixed, target = self.committed[k]
             self.plans[k] = self.strategy.schedule(
-                self, ctx, self.pools[k], self.location_prices[k],
-                np.where(fixed, target, net_max), np.where(fixed, target, net_min))
+                self, ctx, self.pools[k], self.location_adders[k],
+                np.where(fixed, target, net_max), np.where(fixed, target, net_min),
+                supply=self.replan_supply(k))
         self.version += 1
 
     def declare_baseline(self, ctx, devices: dict[str, np.ndarray]) -> None:
         """Before the day-ahead auction an aggregator in the suppliers' perimeters tells each
-        supplier the consumption of its enrolled devices to expect (the strategy decides what
-        it declares; truthfully, its plan). `devices` are the current per-device set-points."""
+        supplier the consumption of its enrolled devices to expect: the baseline its moves
+        will be measured against in the day-ahead market (`settlement.baseline.dayahead`),
+        its own schedule under the `declared` rule. The strategy decides what it declares
+        (truthfully, that baseline) and it sells the difference to its plan. `devices` are the
+        current per-device set-points."""
         if not self.in_supplier_perimeter:
             self.declared = None
             return
         f = self.model.fleet
         n_brp = len(self.model.brps)
-        plan = self.device_net(devices)
-        by_brp = np.stack([plan[f.brp[self.members] == b].sum(0) for b in range(n_brp)])
-        total = self.strategy.baseline(self, ctx, self.planned_net_mw())
-        extra = total - by_brp.sum(0)
+        plan = self._by_brp(self.device_net(devices))
+        self.expected = {m: self._rule_baseline(ctx, m, plan) for m in MARKETS}
+        expected = self.expected["dayahead"]
+        total = self.strategy.baseline(self, ctx, expected.sum(0))
+        extra = total - expected.sum(0)
         share = np.bincount(f.brp[self.members], minlength=n_brp) / max(self.members.sum(), 1)
-        self.declared = by_brp + share[:, None] * extra[None, :]
+        self.declared = expected + share[:, None] * extra[None, :]
+        self.settlement_baseline = self.declared
+
+    def _by_brp(self, per_member: np.ndarray) -> np.ndarray:
+        """(BRPs, T) sums of a (members, T) array by each member's supplier."""
+        b = self.model.fleet.brp[self.members]
+        return np.stack([per_member[b == i].sum(0) for i in range(len(self.model.brps))])
+
+    def _weekend(self, ctx) -> bool:
+        return self.model.calendar.date(ctx.day).weekday() >= 5
+
+    def _rule_baseline(self, ctx, market: str, plan: np.ndarray) -> np.ndarray:
+        """(BRPs, T) the baseline a market's rule gives before the day-ahead auction: its own
+        schedule `plan` where the rule takes a declaration (or a reading not known yet), the
+        rule's figure from its metered history otherwise (the devices' uncontrolled forecast
+        until it has one)."""
+        rule = getattr(self.model.config.settlement.baseline, market)
+        if rule.n_days is None:   # declared or metered: no history, no fallback
+            return plan
+        m, mine = self.masks(), self.members
+        alone = (np.where(m["ev"][mine, None], ctx.forecast.ev[mine], 0.0)
+                 + np.where(m["heat_pump"][mine, None], ctx.forecast.hp[mine], 0.0))
+        history = self.history.similar(ctx.day, self._weekend(ctx), rule.n_days)
+        return BASELINES[rule.rule](rule, plan, history, self._by_brp(alone))
 
     def device_net(self, devices: dict[str, np.ndarray]) -> np.ndarray:
         """(members, T) net consumption of each member's enrolled devices."""
@@ -359,39 +426,59 @@ class Aggregator(mesa.Agent):
         offers = FlexOffers.concat(parts)
         return offers if mtus is None else offers.take(np.isin(offers.mtu, mtus))
 
-    def setpoints(self, ctx, devices: dict[str, np.ndarray]) -> None:
-        """Disaggregate each location's plan into per-device set-points (MW), in place.
+    def _adopt(self, ctx) -> None:
+        """Make the D-1 plans what the members can do (`_split_plan`), so that the aggregator
+        nominates, trades and is settled on energy its devices will consume. Re-plans around
+        later commitments are split when set-points are asked for (`setpoints`): what a split
+        misses of a commitment is then settled as imbalance. What following the members
+        costs the system over the pooled plan, on the forecast merit order, is kept per day
+        (`split_loss_eur`)."""
+        pooled = self.planned_net_mw()
+        for k, plan in self.plans.items():
+            p, split = self._split_plan(ctx, k, plan)
+            self.plans[k] = p
+            self._split[k] = (p, split)
+        dt = ctx.dt_h
+        self.split_loss_eur[ctx.day] = (self.supply.cost(self.planned_net_mw() * dt)
+                                        - self.supply.cost(pooled * dt))
 
-        Splitting EV and heat-pump plans over members is the costly part and a re-plan
-        usually changes only some locations, so each location's split is kept until its plan
-        (a new dict on every re-plan) or the day's envelopes change, and the members'
-        envelopes are laid out for the split once a day."""
-        f, dt = self.model.fleet, ctx.dt_h
-        envs = (ctx.ev_env, ctx.hp_env_forecast)
-        masks = {k: self.masks(k) for k in self.plans}
-        jobs = []   # (location, key, plan, members, envelope)
+    def _split_plan(self, ctx, k: int, plan: dict) -> tuple[dict, dict]:
+        """A location's plan with its EV and heat-pump parts split over the members (least
+        laxity first) and replaced by what the split delivers, and the split. A pool's
+        envelope is the sum of its members' (it contains their joint feasible set, not only
+        it), so a pooled plan may promise more than any split delivers; the aggregator
+        nominates, trades and is settled on what its devices will consume. Members' envelopes
+        are laid out for the split once a day."""
+        p, m, split = dict(plan), self.masks(k), {}
+        for key, dev, env in (("ev", "ev", ctx.ev_env), ("hp", "heat_pump", ctx.hp_env_forecast)):
+            if not m[dev].any():
+                continue
+            kept = self._layout.get((k, key))
+            if kept is None or kept[0] is not env:
+                kept = self._layout[(k, key)] = (env, *_by_mtu(env, m[dev]))
+            split[key] = _split(*kept[1:], np.ascontiguousarray(p[key], dtype=float),
+                                float(ctx.dt_h)).T
+            p[key] = split[key].sum(0)
+        return p, split
+
+    def setpoints(self, ctx, devices: dict[str, np.ndarray]) -> None:
+        """Each location's plan as per-device set-points (MW), in place: batteries in
+        proportion to their capacity (exact: members share duration, efficiency and state of
+        charge), EVs and heat pumps split least laxity first, kept until the plan (a new dict on
+        every re-plan) changes."""
+        f = self.model.fleet
         for k, p in self.plans.items():
-            m = masks[k]
+            m = self.masks(k)
             b = m["battery"]
             if b.any():
                 share = f.batt_mwh[b] / f.batt_mwh[b].sum()
                 devices["battery"][b] = np.outer(share, p["ch"] - p["dis"])
             kept = self._split.get(k)
-            if kept is None or kept[0] is not p or any(
-                    a is not e for a, e in zip(kept[1], envs, strict=True)):
-                self._split[k] = (p, envs, {})
-                jobs += [(k, key, p, m[dev], env) for key, dev, env in
-                         (("ev", "ev", envs[0]), ("hp", "heat_pump", envs[1])) if m[dev].any()]
-        for k, key, p, mask, env in jobs:
-            kept = self._layout.get((k, key))
-            if kept is None or kept[0] is not env:
-                kept = self._layout[(k, key)] = (env, *_by_mtu(env, mask))
-            self._split[k][2][key] = _split(*kept[1:], np.ascontiguousarray(p[key], dtype=float),
-                                            float(dt)).T
-        for k in self.plans:
+            if kept is None or kept[0] is not p:
+                kept = self._split[k] = (p, self._split_plan(ctx, k, p)[1])
             for key, dev in (("ev", "ev"), ("hp", "heat_pump")):
-                if key in self._split[k][2]:
-                    devices[key][masks[k][dev]] = self._split[k][2][key]
+                if key in kept[1]:
+                    devices[key][m[dev]] = kept[1][key]
 
     def realise(self, ctx, devices: dict[str, np.ndarray]) -> None:
         """Real time: batteries follow set-points (and cycle back to their start), heat pumps
@@ -402,31 +489,54 @@ class Aggregator(mesa.Agent):
             dev = ctx.profiles.hp[h] - ctx.forecast.hp[h]
             devices["hp"][h] = np.clip(devices["hp"][h] + dev, 0, f.hp_mw[h][:, None])
 
-    def meter(self, devices: dict[str, np.ndarray], settle: bool = True) -> None:
+    def meter(self, ctx, devices: dict[str, np.ndarray], settle: bool = True) -> None:
         """Metered consumption of its devices after everything real time did to them, in
-        total and per supplier of the members. `settle`: this reading is the one compensation
-        is settled on (the one before the DSO's RED actions, for which the DSO answers)."""
-        f = self.model.fleet
+        total and per supplier of the members. `settle`: this reading is the one its moves
+        are settled on (the one before the DSO's RED actions, for which the DSO answers): it
+        enters its history and fixes the baseline they are measured against."""
         net = self.device_net(devices)
         self.realised_net = net.sum(0)
-        self.real_by_brp = np.stack([net[f.brp[self.members] == b].sum(0)
-                                     for b in range(len(self.model.brps))])
+        self.real_by_brp = self._by_brp(net)
         if settle:
             self.settled_by_brp = self.real_by_brp
+            if self.declared is not None:
+                self.history.record(ctx.day, self._weekend(ctx), self.real_by_brp)
+                self.settlement_baseline = self._settled_baseline(ctx)
+
+    def _settled_baseline(self, ctx) -> np.ndarray:
+        """(BRPs, T) the baseline of each MTU under the rule of the market that moved its
+        devices then: real-time balancing, else the DSO's local market, else the day-ahead
+        schedule. The `declared` rule takes the declaration, `metered` the reading before
+        each of that market's activations, the others their figure of the morning."""
+        rules = self.model.config.settlement.baseline
+        slot = self.model.party_slot[self.unique_id]
+        lfm = ctx.dso_sold.get(self.unique_id)
+        active = {"dayahead": np.ones(self.n_mtu, bool),
+                  "lfm": np.zeros(self.n_mtu, bool) if lfm is None else lfm.any((1, 2)),
+                  "balancing": np.zeros(self.n_mtu, bool) if not hasattr(ctx, "der_tso")
+                  else (ctx.der_tso[slot] != 0) | (ctx.der_dso[slot] != 0)}
+        out = None
+        for market in MARKETS:
+            rule = getattr(rules, market).rule
+            base = self.declared if rule == "declared" else self.expected[market]
+            if rule == "metered":
+                base = held_before(self.real_by_brp, active[market], self.declared)
+            out = base if out is None else np.where(active[market][None, :], base, out)
+        return out
 
     def moved_by_brp(self) -> np.ndarray:
-        """(BRPs, T) MW its devices consumed above (+) or below the declared baseline, per
-        supplier: the energy it moved in or out of each supplier's perimeter (not counting
-        what the DSO curtailed in RED)."""
-        return self.settled_by_brp - self.declared
+        """(BRPs, T) MW its devices consumed above (+) or below the baseline, per supplier:
+        the energy it moved in or out of each supplier's perimeter (not counting what the
+        DSO curtailed in RED)."""
+        return self.settled_by_brp - self.settlement_baseline
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         """Metered quantity of its own perimeter: its devices (own BRP), its deviation from the
-        declared baseline (corrected perimeter), or nothing."""
+        baseline (corrected perimeter), or nothing."""
         if self.kind == "own_brp":
             return self.realised_net
         if self.corrected:
-            return self.realised_net - self.declared_mw()
+            return self.realised_net - self.settlement_baseline.sum(0)
         return np.zeros_like(self.realised_net)
 
 

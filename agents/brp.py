@@ -5,7 +5,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from agents.strategies import make_strategy
+from agents.strategies import agent_params, make_strategy
 
 
 class Brp(mesa.Agent):
@@ -21,7 +21,8 @@ class Brp(mesa.Agent):
         self.retail_price = cfg.retail_price_eur_mwh
         self.feed_in = cfg.feed_in_eur_mwh
         self.energy_component = cfg.energy_component_eur_mwh
-        self.strategy = make_strategy("brp", cfg.strategy, **cfg.strategy_params)
+        self.strategy = make_strategy("brp", cfg.strategy, **agent_params(
+            "brp", cfg.strategy, cfg.strategy_params, model.run_seed, cfg.name))
 
     @property
     def customers(self) -> np.ndarray:
@@ -42,11 +43,11 @@ class Brp(mesa.Agent):
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         """Metered net consumption of the portfolio (its DA position does not change it); an
-        aggregator's devices count at their declared baseline where its perimeter is
-        corrected, as metered where not."""
+        aggregator's devices count at their baseline (`settlement.baseline`) where its
+        perimeter is corrected, as metered where not."""
         out = ctx.retail_net[self.customers].sum(0)
         for agg in self._aggregated():
-            out = out + (agg.declared[self.index] if agg.corrected
+            out = out + (agg.settlement_baseline[self.index] if agg.corrected
                          else agg.real_by_brp[self.index])
         return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from agents.strategies import make_strategy
+from agents.strategies import agent_params, make_strategy
 
 
 class Producer(mesa.Agent):
@@ -18,8 +18,9 @@ class Producer(mesa.Agent):
         self.capacity = cfg.capacity_mw
         self.marginal_cost = cfg.marginal_cost_eur_mwh
         self.profile_index = profile_index
-        self.offers_balancing = cfg.balancing and profile_index is None
-        self.strategy = make_strategy("producer", cfg.strategy, **cfg.strategy_params)
+        self.offers_balancing = cfg.balancing
+        self.strategy = make_strategy("producer", cfg.strategy, **agent_params(
+            "producer", cfg.strategy, cfg.strategy_params, model.run_seed, cfg.name))
 
     @property
     def variable(self) -> bool:

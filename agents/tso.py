@@ -1,7 +1,8 @@
 """The TSO: keeps the system balanced by activating balancing energy and sets imbalance prices.
 Producers' offers form the merit order after realisation; DER offered through aggregators are
 activated block by block before it (`environment.balancingstage`), and the marginal bid of
-either pass sets the imbalance price."""
+either pass sets the imbalance price, kept on the system's side of the day-ahead price
+(`environment.markets.balancing.direction_rule`)."""
 
 from __future__ import annotations
 
@@ -37,26 +38,24 @@ class Tso(mesa.Agent):
             ids.append(p.unique_id)
             up_p.append(np.full(t, up))
             dn_p.append(np.full(t, down))
-            up_q.append(np.clip(p.available_mw(ctx) - sched, 0, None))
-            dn_q.append(np.clip(sched, 0, None))
+            # a weather-driven plant can curtail what it actually produces and, where the
+            # day-ahead market took less than it has, offer the rest
+            avail = p.available_mw(ctx)
+            up_q.append(np.clip(avail - sched, 0, None))
+            dn_q.append(np.clip(np.minimum(sched, avail) if p.variable else sched, 0, None))
         return BalancingOffers(np.array(ids, int), np.array(up_p, float).reshape(-1, t),
                                np.array(up_q).reshape(-1, t), np.array(dn_p, float).reshape(-1, t),
                                np.array(dn_q).reshape(-1, t))
 
     def balance(self, offers: BalancingOffers, residual_mw: np.ndarray, da_price,
-                system_short_mw: np.ndarray | None = None, der_price: np.ndarray | None = None,
-                market_price: bool = False):
+                system_short_mw: np.ndarray | None = None, der_price: np.ndarray | None = None):
         """Activate producers on the `residual_mw` DER left; price the system imbalance
-        `system_short_mw` (before any activation) from the marginal bid of both passes. With
-        `market_price` (integrated TSO-DSO-BRP market) imbalances settle at that marginal
-        price: one price, no escalation."""
+        `system_short_mw` (before any activation) from the marginal bid of both passes."""
         system = residual_mw if system_short_mw is None else system_short_mw
         act = activate(offers, residual_mw, self.cfg.emergency_price_eur_mwh,
                        self.emergency_down_price)
         if der_price is not None:
             act = with_der_price(act, der_price)
-        if market_price:
-            return act, *imbalance_prices(act, system, da_price, "single")
         short_p, long_p = imbalance_prices(act, system, da_price, self.cfg.pricing,
                                            self.cfg.escalation_eur_mwh_per_mw)
         return act, short_p, long_p

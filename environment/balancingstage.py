@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from environment.coupling import headroom
 from environment.flexstage import (
     aggregators_present,
     bus_flexibility,
     grid_limits,
     rebound_bounds,
 )
+from environment.grid.headroom import headroom
 from environment.markets.lfm import FlexOffers, location_moves
 from environment.markets.tso_dso import GRID_AWARE, TSO_DSO, BalancingProblem
 from environment.settlement import book_flexibility

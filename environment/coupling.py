@@ -1,32 +1,37 @@
 """Coupling of grid- and market-oriented flexibility: who may buy which MW, in which order.
 
 The three schemes of seed 001 section 6.2 (Table 2) and PARITY D4.3 6.3.5 (Tables 15/16), each a
-function registered by name; a scenario picks one with `markets.coupling`.
+declaration (`Scheme`: its gates, in order, and its real-time regime) registered by name in
+`COUPLING`, read by one engine (`clear_round`); a scenario picks one with `markets.coupling`.
+A new scheme is a new declaration; `describe` prints a scheme's sequence (the README's table
+is made from it).
 
-* ``no_coupling``: a DSO market (the DSO the only buyer) and a separate platform for BRPs and
-  aggregators clear independently on the same offered flexibility. Nothing stops one MW being
-  sold twice, or a platform trade undoing what the DSO bought; both are detected and reported.
-* ``conditional`` (USEF / BDEW traffic light): one platform. GREEN: free trading. YELLOW (an
-  MTU whose day-ahead validation forecast a violation, or whose updated forecast does): the
-  DSO buys first, and platform trades that would push a flow or voltage past its limit, i.e.
-  re-create or worsen the violation, are refused (``dso.conditional_yellow: pause`` stops
-  platform trading at YELLOW locations altogether, PARITY's explicit-LFM Table 15). RED: the
-  DSO overrides markets by direct control and pays regulated compensation; BLACK: the
-  constrained area is disconnected (real time, `environment.flexstage.red_actions`).
-* ``sequential`` (SmartNet / [65]): one platform cleared in stages: the DSO first, then a share
-  of the remaining offers to the TSO for balancing, then the rest to BRPs. When the DSO stage
-  had congestion to manage, later stages only get what fits in the grid headroom it left, so
-  they never undo it.
+A gate is one market of a flexibility round (day-ahead LFM, or intraday LFM and platform):
+
+* ``dso``: the DSO buys location-tagged relief where its forecast breaks a limit (`clear_lfm`),
+  from the offers and the availability it holds;
+* ``tso``: the TSO holds, of what is left, the cheapest up to its reserve need
+  (`tso.der_reserve_mw` upward and downward per MTU, in the day-ahead round) for real-time
+  balancing;
+* ``platform``: BRPs and aggregators with a balance perimeter trade energy against the
+  aggregators' flexibility (`clear_platform`).
+
+Each gate takes either every offer (``all``: nothing stops one MW being sold twice) or what
+the gates before it left (``remaining``), within a restriction inherited from them:
+``headroom`` (what fits in the grid headroom their activations left, where a violation was
+managed: a later gate never undoes an earlier one), ``yellow`` (at MTUs under the YELLOW
+regime, `dso.conditional_yellow`: refuse what would push a flow or voltage past its limit,
+or pause trading at YELLOW locations) or none. Double-sold MW and trades counteracting the
+DSO are measured under every scheme.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
+from environment.grid.headroom import cap_to_room, headroom
 from environment.markets.lfm import (
     FlexOffers,
     GridLimits,
@@ -37,15 +42,71 @@ from environment.markets.lfm import (
 )
 from environment.markets.orders import OrderBook
 
-COUPLING: dict[str, Callable] = {}
+
+@dataclass(frozen=True)
+class Gate:
+    """One market of a round: who buys (`market`), from which offers (`offers`: all, or what
+    earlier gates left) and within which restriction (none, headroom, yellow)."""
+
+    market: str
+    offers: str = "remaining"
+    restriction: str = "none"
+
+    def __post_init__(self):
+        if self.market not in ("dso", "tso", "platform") or self.offers not in (
+                "all", "remaining") or self.restriction not in ("none", "headroom", "yellow"):
+            raise ValueError(f"gate {self}: unknown market, offers or restriction")
 
 
-def register_coupling(name: str):
-    def deco(fn):
-        COUPLING[name] = fn
-        return fn
+@dataclass(frozen=True)
+class Scheme:
+    """A coupling scheme: its gates in order, the market operator, and what the DSO may do in
+    real time beyond the emergency curtailment every scheme has (`dso.emergency_actions`):
+    ``direct_control`` of the contracted resources (USEF's red regime) first."""
 
-    return deco
+    name: str
+    gates: tuple[Gate, ...]
+    operator: str
+    realtime: str = "curtail"
+    source: str = ""
+
+    def describe(self) -> str:
+        """One line per gate, for the README and `flexmarkets --help`."""
+        words = {"dso": "the DSO buys relief", "tso": "the TSO holds a share for balancing",
+                 "platform": "BRPs and aggregators trade energy"}
+        taken = {"all": "from every offer", "remaining": "from what is left"}
+        limit = {"none": "", "headroom": ", within the headroom earlier gates left",
+                 "yellow": ", refusing trades that worsen a YELLOW location"}
+        lines = [f"{self.name} ({self.operator}; {self.source}):"]
+        lines += [f"  {i}. {words[g.market]} {taken[g.offers]}{limit[g.restriction]}"
+                  for i, g in enumerate(self.gates, start=1)]
+        lines.append("  real time: " + ("direct control of contracted resources, then "
+                                        "emergency curtailment" if self.realtime ==
+                                        "direct_control" else "emergency curtailment"))
+        return "\n".join(lines)
+
+
+COUPLING: dict[str, Scheme] = {}
+
+
+def register_coupling(scheme: Scheme) -> Scheme:
+    COUPLING[scheme.name] = scheme
+    return scheme
+
+
+register_coupling(Scheme(
+    "no_coupling", (Gate("dso", "all"), Gate("platform", "all")),
+    operator="the DSO runs its market, an independent operator the platform",
+    source="seed 001 Table 2: a DSO market and a separate trading platform"))
+register_coupling(Scheme(
+    "conditional", (Gate("dso", "all"), Gate("platform", "remaining", "yellow")),
+    operator="one market, an independent operator", realtime="direct_control",
+    source="seed 001 6.2, USEF / BDEW traffic light"))
+register_coupling(Scheme(
+    "sequential", (Gate("dso", "all"), Gate("tso", "remaining", "headroom"),
+                   Gate("platform", "remaining", "headroom")),
+    operator="one market, an independent operator",
+    source="seed 001 6.2 and [65]: the DSO first, then the TSO, then market use"))
 
 
 @dataclass
@@ -62,9 +123,8 @@ class FlexRound:
     dt_h: float
     lfm: object                   # scenario markets.lfm
     platform: object              # scenario markets.platform
-    activation_cost: dict         # aggregator unique_id -> EUR/MWh
     yellow_rule: str = "refuse_worsening"
-    tso_share: float = 0.0
+    tso_reserve_mw: float = 0.0  # upward and downward DER capacity the TSO holds per MTU
     energy_traders: frozenset | None = None   # owners with a balance perimeter (None: all)
     price_cap: float | None = None            # no DSO purchase paid above (None: no cap)
     reserved: FlexOffers | None = None        # availability the DSO bought at D-1: its alone
@@ -99,12 +159,14 @@ def _dso_stage(r: FlexRound, offers: FlexOffers) -> LfmResult | None:
                      r.lfm.unresolved_cost_eur_mwh, mtus)
 
 
-def _platform(r: FlexRound, offers: FlexOffers):
+def clear_platform(r: FlexRound, offers: FlexOffers):
     """BRP energy requests against aggregator flexibility, uniform price per MTU; only
     aggregators with a balance perimeter of their own can sell energy.
 
-    An up offer (consume less) sells the energy it frees at its energy value plus activation
-    cost; a down offer buys at the energy value less activation cost."""
+    An offer is priced by its owner's strategy, as in the LFM (`FlexOffers.price`, EUR/MWh
+    asked per MWh moved; truthful: the activation cost): an up offer (consume less) sells
+    the energy it frees at its energy value plus that ask, a down offer buys at the energy
+    value less it."""
     from environment.markets.registry import get_clearing
 
     t_n = len(r.energy_price)
@@ -113,8 +175,7 @@ def _platform(r: FlexRound, offers: FlexOffers):
                                          offers.mw, 0.0))
     if not r.platform.enabled or len(r.requests) == 0 or len(offers) == 0:
         return np.zeros(len(offers)), np.full(t_n, np.nan), np.zeros(len(r.requests))
-    cost = np.array([r.activation_cost[o] for o in offers.owner])
-    price = r.energy_price[offers.mtu] + offers.direction * cost
+    price = r.energy_price[offers.mtu] + offers.direction * offers.price
     agg = OrderBook.from_arrays(offers.owner, offers.mtu, price,
                                 -offers.direction * offers.mw * r.dt_h, t_n)
     book = OrderBook.concat([agg, r.requests])
@@ -123,97 +184,68 @@ def _platform(r: FlexRound, offers: FlexOffers):
     return np.abs(res.accepted[:n]) / r.dt_h, res.price, res.accepted[n:]
 
 
-def headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
-    """(T, K, 2) MW a location may still move less (0) or more (1) consumption after
-    activations `moves` (T, K, 2) without breaking a branch or voltage limit; each limit's
-    margin is split over the locations that push it, so stages that respect it cannot jointly
-    exceed it. The last answer is kept with the limits: a round without platform trades asks
-    twice for the same moves."""
-    last = limits.memo.get("headroom")
-    if last is not None and np.array_equal(last[0], moves):
-        return last[1].copy()
-    room = _headroom(limits, moves)
-    limits.memo["headroom"] = (moves.copy(), room.copy())
-    return room
-
-
-def _headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
-    p, w, _ = limits.violations(moves)
-    t_n, k_n = moves.shape[:2]
-    out = np.full((t_n, k_n, 2), np.inf)
-    p_lim = limits.p_lim()
-    tables = limits.memo.get("sharing")
-    if tables is None:  # they depend only on the linear maps
-        tables = limits.memo["sharing"] = tuple(
-            (a, *_pushing(a, eps, first)) for a, eps, first in (
-                (np.ascontiguousarray(limits.flow_per_mw), 1e-12, 0),
-                (np.ascontiguousarray(limits.w_per_mw), 1e-15, 1)))
-    (flow, f_up, f_down), (volt, v_up, v_down) = tables
-    _shared_room(flow, 1e-12, 0, f_up, f_down, np.clip(p_lim - p, 0, None),
-                 np.clip(p_lim + p, 0, None), out)
-    _shared_room(volt, 1e-15, 1, v_up, v_down, np.clip(limits.v_max ** 2 - w, 0, None),
-                 np.clip(w - limits.v_min ** 2, 0, None), out)
+def cheapest_up_to(offers: FlexOffers, need_mw: float) -> np.ndarray:
+    """MW taken of each offer when, per MTU and direction, the cheapest are taken first (ties
+    in offer order) until `need_mw`."""
+    order = np.lexsort((np.arange(len(offers)), offers.price, offers.direction, offers.mtu))
+    mw = offers.mw[order]
+    group = offers.mtu[order] * 2 + (offers.direction[order] < 0)
+    done = np.cumsum(mw) - mw                       # MW before each offer, over all groups
+    first = np.r_[True, group[1:] != group[:-1]]
+    before = done - np.maximum.accumulate(np.where(first, done, 0.0))
+    out = np.zeros(len(offers))
+    out[order] = np.clip(need_mw - before, 0, mw)
     return out
-
-
-@njit(cache=True)
-def _pushing(table, eps, first):
-    """(T, 2, E) how many locations push each element (a branch flow or a bus's squared
-    voltage, from index `first`) up and down per MTU as they move less (d = 0) or more (1)
-    consumption; `table` (T, K, 2, E) holds the effects of one MW more consumption."""
-    t_n, k_n, _, n_el = table.shape
-    n_up = np.zeros((t_n, 2, n_el))
-    n_down = np.zeros((t_n, 2, n_el))
-    for t in range(t_n):
-        for d in range(2):
-            sgn = -1.0 if d == 0 else 1.0
-            for k in range(k_n):
-                for x in range(first, n_el):
-                    v = sgn * table[t, k, d, x]
-                    if v > eps:
-                        n_up[t, d, x] += 1.0
-                    elif v < -eps:
-                        n_down[t, d, x] += 1.0
-    return n_up, n_down
-
-
-@njit(cache=True)
-def _shared_room(table, eps, first, n_up, n_down, up, down, out):
-    """Per MTU, direction and location, the least over the elements its move pushes of the
-    element's margin (`up`: to its upper limit, `down`: to its lower) split evenly over the
-    locations pushing it, in MW of the location's move; kept in `out` (T, K, 2) where less
-    than what is there. A location that pushes nothing keeps its entry (inf: unbounded)."""
-    t_n, k_n, _, n_el = table.shape
-    for t in range(t_n):
-        for d in range(2):
-            sgn = -1.0 if d == 0 else 1.0
-            for k in range(k_n):
-                best = out[t, k, d]
-                for x in range(first, n_el):
-                    v = sgn * table[t, k, d, x]
-                    if v > eps:
-                        r = up[t, x] * (1.0 / (n_up[t, d, x] * v))
-                    elif v < -eps:
-                        r = down[t, x] * (1.0 / (n_down[t, d, x] * -v))
-                    else:
-                        continue
-                    if r < best:
-                        best = r
-                out[t, k, d] = best
-
-
-def _cap(offers: FlexOffers, room: np.ndarray) -> FlexOffers:
-    """Scale offers down so that, per MTU, location and direction, together they fit `room`."""
-    d = np.where(offers.direction > 0, 0, 1)
-    total = np.zeros(room.shape)
-    np.add.at(total, (offers.mtu, offers.location, d), offers.mw)
-    key = (offers.mtu, offers.location, d)
-    scale = np.where(total[key] > room[key], room[key] / np.maximum(total[key], 1e-12), 1.0)
-    return offers.with_mw(offers.mw * scale)
 
 
 def _remaining(offers: FlexOffers, used: np.ndarray) -> FlexOffers:
     return offers.with_mw(np.clip(offers.mw - used, 0, None))
+
+
+def _restrict(r: FlexRound, gate: Gate, pool: FlexOffers, moves: np.ndarray) -> FlexOffers:
+    """`pool` within the gate's restriction, given the earlier gates' moves (T, K, 2)."""
+    if gate.restriction == "headroom" and r.regime_yellow.any():
+        return cap_to_room(pool, headroom(r.limits, moves))
+    if gate.restriction == "yellow":
+        if r.yellow_rule == "pause":
+            return pool.with_mw(np.where(r.regime_yellow[pool.mtu, pool.location], 0.0,
+                                         pool.mw))
+        capped = cap_to_room(pool, headroom(r.limits, moves))
+        return pool.with_mw(np.where(r.regime_yellow.any(1)[pool.mtu], capped.mw, pool.mw))
+    return pool
+
+
+def clear_round(scheme: Scheme, r: FlexRound) -> FlexOutcome:
+    """Run the scheme's gates in order on one round. A gate taking ``remaining`` offers gets
+    what the gate before it left of its own pool (restricted in turn by its own rule)."""
+    t_n, k_n = r.yellow.shape
+    empty = r.offers.take(np.zeros(len(r.offers), bool))
+    dso, tso = None, empty
+    plat, plat_mw = empty, np.zeros(0)
+    plat_price, req = np.full(t_n, np.nan), np.zeros(len(r.requests))
+    moves = np.zeros((t_n, k_n, 2))
+    left, refused = r.offers, 0.0
+    for gate in scheme.gates:
+        pool = r.offers if gate.offers == "all" else left
+        if gate.market == "dso":
+            everything = r.dso_offers
+            dso = _dso_stage(r, everything)
+            used = dso.accepted_mw if dso is not None else np.zeros(len(everything))
+            moves = moves + location_moves(everything, used, t_n, k_n)
+            left = _remaining(pool, used[:len(pool)])
+            continue
+        allowed = _restrict(r, gate, pool, moves)
+        refused += float((pool.mw - allowed.mw).sum())
+        if gate.market == "tso":
+            tso = allowed.with_mw(cheapest_up_to(allowed, r.tso_reserve_mw))
+            left = allowed.with_mw(allowed.mw - tso.mw)
+        else:
+            plat = allowed
+            plat_mw, plat_price, req = clear_platform(r, plat)
+            moves = moves + location_moves(plat, plat_mw, t_n, k_n)
+            left = allowed.with_mw(np.clip(allowed.mw - plat_mw, 0, None))
+    return _outcome(r, dso, r.dso_offers, plat, plat_mw if len(plat) else np.zeros(0),
+                    plat_price, req, tso, refused)
 
 
 def _outcome(r, dso, dso_offers, plat_offers, plat_mw, plat_price, req_acc, tso_offers,
@@ -238,52 +270,3 @@ def _outcome(r, dso, dso_offers, plat_offers, plat_mw, plat_price, req_acc, tso_
     return out
 
 
-def _empty(offers: FlexOffers) -> FlexOffers:
-    return offers.take(np.zeros(len(offers), bool))
-
-
-@register_coupling("no_coupling")
-def no_coupling(r: FlexRound) -> FlexOutcome:
-    dso = _dso_stage(r, r.dso_offers)
-    plat_mw, plat_price, req = _platform(r, r.offers)
-    return _outcome(r, dso, r.dso_offers, r.offers, plat_mw, plat_price, req, _empty(r.offers))
-
-
-def _dso_first(r: FlexRound):
-    """The DSO clears first; returns its result, the MW it used per offer (of `r.offers`),
-    its moves (T, K, 2; from the availability it holds too) and what is left."""
-    t_n, k_n = r.yellow.shape
-    everything = r.dso_offers
-    dso = _dso_stage(r, everything)
-    used_all = dso.accepted_mw if dso is not None else np.zeros(len(everything))
-    used = used_all[:len(r.offers)]
-    return (dso, used, location_moves(everything, used_all, t_n, k_n),
-            _remaining(r.offers, used))
-
-
-@register_coupling("conditional")
-def conditional(r: FlexRound) -> FlexOutcome:
-    dso, _, moves, rest = _dso_first(r)
-    yellow_mtu = r.regime_yellow.any(1)[rest.mtu]
-    if r.yellow_rule == "pause":
-        allowed = np.where(r.regime_yellow[rest.mtu, rest.location], 0.0, rest.mw)
-    else:
-        room = headroom(r.limits, moves)
-        allowed = np.where(yellow_mtu, _cap(rest, room).mw, rest.mw)
-    refused = float((rest.mw - allowed).sum())
-    plat = rest.with_mw(allowed)
-    plat_mw, plat_price, req = _platform(r, plat)
-    return _outcome(r, dso, r.dso_offers, plat, plat_mw, plat_price, req, _empty(r.offers),
-                    refused)
-
-
-@register_coupling("sequential")
-def sequential(r: FlexRound) -> FlexOutcome:
-    dso, used, moves, rest = _dso_first(r)
-    if r.regime_yellow.any():
-        rest = _cap(rest, headroom(r.limits, moves))
-    tso = rest.with_mw(rest.mw * r.tso_share)
-    plat = rest.with_mw(rest.mw - tso.mw)
-    plat_mw, plat_price, req = _platform(r, plat)
-    refused = float((_remaining(r.offers, used).mw - rest.mw).sum())
-    return _outcome(r, dso, r.dso_offers, plat, plat_mw, plat_price, req, tso, refused)

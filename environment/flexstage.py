@@ -5,11 +5,14 @@ this module applies the outcome to agents, positions and the ledger."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 
 from agents.prosumer import DayProfiles
-from environment.coupling import COUPLING, FlexOutcome, FlexRound, headroom
+from environment.coupling import COUPLING, FlexOutcome, FlexRound, clear_round
+from environment.grid.headroom import headroom
 from environment.grid.lindistflow import FlowResult
 from environment.markets.intraday import deviation_orders, producer_orders, sessions
 from environment.markets.lfm import (
@@ -69,6 +72,7 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
             break
         regime = violated if regime_yellow is None else (violated | regime_yellow)
         fee = mk.lfm.reservation_eur_mw_h
+        reserve = cfg.tso.der_reserve_mw if stage == "da" and cfg.tso.der_balancing else 0.0
         if stage == "da" and fee > 0:
             _availability_round(model, ctx, flows, violated, regime, fee, excess)
             break   # nothing was activated: a re-check would see the same forecast
@@ -76,7 +80,7 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
         if stage == "id" and i == 0 and fee > 0:   # the DSO activates what it holds first
             reserved = FlexOffers.concat([a.reserved_offers(ctx) for a in model.aggregators])
         _one_round(model, ctx, stage, flows, violated, regime,
-                   requests if i == 0 else None, mk.tso_share if i == 0 else 0.0, excess,
+                   requests if i == 0 else None, reserve if i == 0 else 0.0, excess,
                    reserved)
         if reserved is not None:
             for agg in model.aggregators:
@@ -84,7 +88,7 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
     return first
 
 
-def _flex_round(model, ctx, flows, violated, regime, requests, tso_share, offers=None,
+def _flex_round(model, ctx, flows, violated, regime, requests, tso_reserve, offers=None,
                 reserved=None):
     """The round as the coupling scheme clears it, from the aggregators' offers (priced by
     their strategies, after they saw the round's published congestion and stage)."""
@@ -97,11 +101,10 @@ def _flex_round(model, ctx, flows, violated, regime, requests, tso_share, offers
     limits = grid_limits(model, flows, bus_flexibility(model, ctx))
     r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
-                  {a.unique_id: a.activation_cost for a in model.aggregators},
-                  cfg.dso.conditional_yellow, tso_share,
+                  cfg.dso.conditional_yellow, tso_reserve,
                   frozenset(a.unique_id for a in model.aggregators if a.trades_energy),
                   mk.flex_price_cap, reserved)
-    out = COUPLING[mk.coupling](r)
+    out = clear_round(COUPLING[mk.coupling], r)
     model.note_truncation("lfm", out.dso is not None and not out.dso.converged)
     return out, limits
 
@@ -136,13 +139,13 @@ def _availability_round(model, ctx, flows, violated, regime, fee, excess) -> Non
     _record_round(model, ctx, "da_availability", out, ctx.n_mtu, excess)
 
 
-def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share, excess,
+def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_reserve, excess,
                reserved=None):
     cfg = model.config
     mk = cfg.markets
     t_n, k_n = ctx.n_mtu, model.grid.n_locations
     ctx.flex_stage = stage
-    out, limits = _flex_round(model, ctx, flows, violated, regime, requests, tso_share,
+    out, limits = _flex_round(model, ctx, flows, violated, regime, requests, tso_reserve,
                               reserved=reserved)
     moved = np.zeros((t_n, k_n, 2))
     if out.dso is not None:
@@ -156,7 +159,9 @@ def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_share, 
             sold += location_moves(o.take(sel), mw[sel], t_n, k_n)
     if len(out.platform_offers):
         moved += location_moves(out.platform_offers, out.platform_accepted_mw, t_n, k_n)
-    coupled = mk.coupling in ("conditional", "sequential") and regime.any()
+    # a scheme whose later gates respect the grid re-plans the rebound inside the headroom
+    coupled = regime.any() and any(g.restriction != "none"
+                                   for g in COUPLING[mk.coupling].gates)
     room = headroom(limits, moved) if coupled else None
     _commit(model, ctx, out, room)
     _book_round(model, ctx, stage, out)
@@ -403,10 +408,14 @@ def _platform_requests(model, ctx, retail: np.ndarray, s) -> OrderBook:
 
 
 def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
-    """Real time under conditional coupling: where limits are still broken, the DSO overrides
-    markets (RED): it curtails EV and heat-pump consumption (overloads, undervoltage) or PV
-    (reverse flow, overvoltage) at the regulated compensation; where even that cannot restore
-    the limits and loading exceeds `dso.black_loading`, the area is disconnected (BLACK)."""
+    """Real time, where limits are still broken after the markets (RED): the DSO's emergency
+    actions (`dso.emergency_actions`), the same safety net under every coupling scheme. It
+    curtails EV and heat-pump consumption (overloads, undervoltage) or PV (reverse flow,
+    overvoltage) at the regulated compensation; under a scheme whose real-time regime is
+    direct control (conditional coupling, USEF's red regime) it first steers the resources
+    aggregators hold under contract (their batteries, EVs and heat pumps) at
+    `dso.direct_control_eur_mwh`, paid to the aggregator. Where even that cannot restore the
+    limits and loading exceeds `dso.black_loading`, the area is disconnected (BLACK)."""
     dso, f, dt, t_n = model.dso, model.fleet, ctx.dt_h, ctx.n_mtu
     cfg = model.config.dso
     k_n = model.grid.n_locations
@@ -415,38 +424,33 @@ def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
     q = dso.reactive(dso.nodal(prof.load + real["hp"]))
     res, flags = dso.assess(dso.nodal(net), q)
     out = {"red": flags["violated"].copy(), "black": np.zeros((t_n, k_n), bool),
-           "curtailed_mwh": np.zeros(f.n)}
+           "curtailed_mwh": np.zeros(f.n), "direct_mwh": np.zeros(f.n)}
     if not flags["violated"].any():
         return out
-    flexible = real["ev"] + real["hp"]
-    up = np.zeros((t_n, k_n))
-    down = np.zeros((t_n, k_n))
-    for k in range(k_n):
-        m = loc == k
-        up[:, k] = flexible[m].sum(0)
-        down[:, k] = prof.pv[m].sum(0)
-    t_idx, k_idx = np.meshgrid(np.arange(t_n), np.arange(k_n), indexing="ij")
-    n = t_n * k_n
-    offers = FlexOffers.concat([
-        FlexOffers(np.full(n, dso.unique_id), k_idx.ravel(), t_idx.ravel(), np.ones(n, int),
-                   up.ravel(), np.full(n, cfg.red_compensation_eur_mwh)),
-        FlexOffers(np.full(n, dso.unique_id), k_idx.ravel(), t_idx.ravel(), -np.ones(n, int),
-                   down.ravel(), np.full(n, cfg.red_compensation_eur_mwh))])
-    weights = np.stack([dso.nodal(flexible), dso.nodal(prof.pv)], axis=-1)
-    limits = grid_limits(model, res, weights)
-    lfm = clear_lfm(offers, limits, dt, "pay_as_bid", None,
-                    model.config.markets.lfm.unresolved_cost_eur_mwh,
+    tiers = _red_tiers(model, real, prof)
+    parts, weights = [], np.zeros((t_n, model.grid.n_bus, 2))
+    t_idx, k_idx = (a.ravel() for a in np.meshgrid(np.arange(t_n), np.arange(k_n),
+                                                   indexing="ij"))
+    for i, tier in enumerate(tiers):
+        for d, direction, arr in ((0, 1, tier.up), (1, -1, tier.down)):
+            at_k = np.zeros((t_n, k_n))
+            np.add.at(at_k.T, loc, arr)
+            parts.append(FlexOffers(np.full(t_n * k_n, i), k_idx, t_idx,
+                                    np.full(t_n * k_n, direction), at_k.ravel(),
+                                    np.full(t_n * k_n, tier.price)))
+            weights[..., d] += dso.nodal(arr)
+    lfm = clear_lfm(FlexOffers.concat(parts), grid_limits(model, res, weights), dt,
+                    "pay_as_bid", None, model.config.markets.lfm.unresolved_cost_eur_mwh,
                     np.flatnonzero(flags["violated"].any(1)))
-    acc = lfm.accepted_mw.reshape(2, t_n, k_n)
-    for k in range(k_n):
-        m = loc == k
-        cut = np.divide(acc[0][:, k], up[:, k], out=np.zeros(t_n), where=up[:, k] > 0)
-        real["ev"][m] *= 1 - cut
-        real["hp"][m] *= 1 - cut
-        spill = np.divide(acc[1][:, k], down[:, k], out=np.zeros(t_n), where=down[:, k] > 0)
-        out["curtailed_mwh"][m] += ((flexible[m] * cut).sum(1)
-                                    + (prof.pv[m] * spill).sum(1)) * dt
-        prof.pv[m] *= 1 - spill
+    acc = lfm.accepted_mw.reshape(len(tiers), 2, t_n, k_n)
+    for i, tier in enumerate(tiers):
+        for d, arr in ((0, tier.up), (1, tier.down)):
+            at_k = np.zeros((t_n, k_n))
+            np.add.at(at_k.T, loc, arr)
+            share = np.divide(acc[i, d], at_k, out=np.zeros((t_n, k_n)), where=at_k > 0)
+            moved = arr * share.T[loc]          # (N, T) MW moved per prosumer
+            out[tier.booked] += moved.sum(1) * dt
+            tier.apply(real, prof, moved, d)
     net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
     q = dso.reactive(dso.nodal(prof.load + real["hp"]))
     _, after = dso.assess(dso.nodal(net), q)
@@ -457,3 +461,62 @@ def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
         for arr in (prof.load, prof.pv, real["battery"], real["ev"], real["hp"]):
             arr[m, t] = 0.0
     return out
+
+
+@dataclass(frozen=True)
+class _RedTier:
+    """One tier of the DSO's real-time actions: what it can move per prosumer (N, T) MW less
+    (up) and more (down) consumption, at which price, on which devices (EVs and heat pumps of
+    the masked prosumers; contracted batteries; PV), and where the energy is booked."""
+
+    up: np.ndarray
+    down: np.ndarray
+    price: float
+    ev: np.ndarray
+    hp: np.ndarray
+    battery: np.ndarray | None
+    booked: str
+
+    def apply(self, real: dict, prof: DayProfiles, moved: np.ndarray, d: int) -> None:
+        """Apply MW moved per prosumer (N, T) in direction d to the devices, in proportion to
+        what each contributed."""
+        if d == 1:
+            if self.battery is not None:   # less discharging: battery power rises toward 0
+                real["battery"] += np.where(self.battery[:, None], moved, 0.0)
+            else:
+                prof.pv -= moved
+            return
+        parts = [np.where(self.ev[:, None], real["ev"], 0.0),
+                 np.where(self.hp[:, None], real["hp"], 0.0)]
+        if self.battery is not None:
+            parts.append(np.where(self.battery[:, None], np.clip(real["battery"], 0, None),
+                                  0.0))
+        total = sum(parts)
+        frac = np.divide(moved, total, out=np.zeros_like(moved), where=total > 0)
+        real["ev"] -= parts[0] * frac
+        real["hp"] -= parts[1] * frac
+        if self.battery is not None:
+            real["battery"] -= parts[2] * frac
+
+
+def _red_tiers(model, real: dict, prof: DayProfiles) -> list[_RedTier]:
+    """The tiers of the DSO's real-time actions: direct control of contracted devices first
+    where the scheme provides it (less charging and consumption up, less discharging down),
+    then curtailment of the rest (EV and heat-pump consumption up, PV down)."""
+    f, cfg = model.fleet, model.config.dso
+    e = f.enrolled
+    everyone = np.ones(f.n, bool)
+    ev, hp = everyone, everyone
+    tiers = []
+    if COUPLING[model.config.markets.coupling].realtime == "direct_control":
+        bat = np.where(e["battery"][:, None], real["battery"], 0.0)
+        tiers.append(_RedTier(
+            np.where(e["ev"][:, None], real["ev"], 0.0)
+            + np.where(e["heat_pump"][:, None], real["hp"], 0.0) + np.clip(bat, 0, None),
+            np.clip(-bat, 0, None), cfg.direct_control_eur_mwh, e["ev"], e["heat_pump"],
+            e["battery"], "direct_mwh"))
+        ev, hp = ~e["ev"], ~e["heat_pump"]
+    tiers.append(_RedTier(np.where(ev[:, None], real["ev"], 0.0)
+                          + np.where(hp[:, None], real["hp"], 0.0), prof.pv.copy(),
+                          cfg.red_compensation_eur_mwh, ev, hp, None, "curtailed_mwh"))
+    return tiers

@@ -40,11 +40,13 @@ from environment.datacache import cached
 from environment.forecast import draw_day_errors
 from environment.grid.network import Grid, load_simbench_grid, simbench_net
 from environment.ledger import Ledger
+from environment.markets.dayahead import SupplyCurve
 from environment.markets.orders import OrderBook
 from environment.markets.registry import CLEARING, get_clearing
+from environment.markets.ties import with_tie_price
 from environment.markets.tso_dso import TSO_DSO
 from environment.planner import PlannerDay, PlannerResult, solve_day
-from environment.profiles import ProfileBank, simbench_profiles
+from environment.profiles import ProfileBank, own_peak_mw, own_profiles, simbench_profiles
 from environment.scenario import Aggregator as ScenarioAggregator
 from environment.scenario import Scenario, ScenarioError
 from environment.settlement import book_auction, book_balancing, book_imbalance
@@ -64,6 +66,7 @@ class TruncationWarning(UserWarning):
 EXCHANGE = "da_exchange"
 SYSTEM_CONSUMERS = "system_consumers"
 SETTLEMENT_ENTITY = "settlement_entity"
+PLAN_ROUNDS = 5  # best-response rounds among several aggregators planning against one merit order
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,6 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
             except ValueError as exc:
                 problems.append(f"{role}[{i}].strategy_params = {dict(item.strategy_params)}: "
                                 f"{exc}")
-    get_clearing("uniform_price")
     for path, name in (("markets.dayahead.clearing", s.markets.dayahead.clearing),
                        ("markets.intraday.clearing", s.markets.intraday.clearing)):
         if name not in CLEARING:
@@ -144,7 +146,7 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
     available = simbench_profiles()
 
     def check(path: str, name: str | None) -> None:
-        if name is not None and name not in available:
+        if name is not None and name not in available and name not in s.data:
             problems.append(f"{path} = {name!r}: not a simbench profile")
 
     for i, p in enumerate(s.producers):
@@ -192,6 +194,7 @@ class FlexMarketModel(mesa.Model):
     def __init__(self, scenario: Scenario, seed: int | None = None):
         seed = scenario.seed if seed is None else seed
         super().__init__(rng=seed)
+        self.run_seed = seed  # stochastic strategies derive their own streams from it
         self.config = s = scenario
         # orders' arrival in continuous trading draws from a stream of its own, so that a run
         # with another market design sees the same weather, fleet and forecast errors
@@ -204,7 +207,7 @@ class FlexMarketModel(mesa.Model):
         names = [n for g in groups for n in (*g.load_profiles, *g.pv.profiles, *g.ev.profiles,
                                              *g.heat_pump.profiles)]
         names += [p.profile for p in s.producers if p.profile] + [s.system_load.profile]
-        self.bank = ProfileBank(names, self.calendar)
+        self.bank = ProfileBank(names, self.calendar, own_profiles(s, self.calendar, names))
         shares = np.array([b.customer_share for b in s.brps])
         self.fleet = ProsumerFleet(groups, self.grid, net, self.bank.names, self.rng, shares)
         self.ledger = Ledger()
@@ -217,7 +220,7 @@ class FlexMarketModel(mesa.Model):
             self.ledger.account(name, cls)
 
         self.brps = [Brp(self, b, i) for i, b in enumerate(s.brps)]
-        self.system_brp = SystemLoadBrp(self, s.system_load,
+        self.system_brp = SystemLoadBrp(self, self._system_load(s),
                                         self.bank.index[s.system_load.profile],
                                         s.system_load.retail_price_eur_mwh)
         self.aggregators = [Aggregator(self, a, i) for i, a in enumerate(s.aggregators)]
@@ -251,7 +254,8 @@ class FlexMarketModel(mesa.Model):
         self.published_congestion = None
         self._plan_cache = None
         self._own_preview = None
-        self.clear_da = get_clearing(s.markets.dayahead.clearing)
+        self.clear_da = with_tie_price(get_clearing(s.markets.dayahead.clearing),
+                                       s.markets.dayahead.tie_price)
         self.clear_id = get_clearing(s.markets.intraday.clearing)
         self.day = 0
         self.records: dict[str, list] = {}
@@ -274,6 +278,17 @@ class FlexMarketModel(mesa.Model):
                           f"{self.day}); counted in summary.json under 'truncation'",
                           TruncationWarning, stacklevel=2)
         self.truncated[what] = self.truncated.get(what, 0.0) + float(amount)
+
+    def _system_load(self, s: Scenario):
+        """The system load's settings; `annual_mwh: null` (an own series as it is) becomes the
+        series' annual energy, which scales it back to its own MW."""
+        sl = s.system_load
+        if sl.annual_mwh is not None:
+            return sl
+        name = sl.profile
+        peak_mw = own_peak_mw(s.data[name])
+        return sl.model_copy(update={"annual_mwh": peak_mw
+                                     * self.bank.annual_energy_per_peak(name)})
 
     def _add_prequalified_prosumers(self, s: Scenario) -> None:
         """A prequalified prosumer sells its own flexibility: an aggregator of one, in its
@@ -336,17 +351,18 @@ class FlexMarketModel(mesa.Model):
         hp = np.where(f.enrolled["heat_pump"][:, None], 0.0, prof.hp)
         return prof.load - prof.pv + ev + hp + self.own_batteries(prof)
 
-    def price_forecast(self, ctx: DayContext) -> np.ndarray:
-        """A fundamental forecast from public data: the producers' merit order against
-        forecast demand without flexibility."""
+    def supply_forecast(self, ctx: DayContext) -> SupplyCurve:
+        """A fundamental forecast from public data: the producers' merit order and forecast
+        demand without flexibility (the aggregators' devices at their baselines)."""
         demand = self.system_brp.forecast_mw(ctx) + ctx.retail_net_forecast.sum(0)
         demand = demand + sum(a.pool_baseline(ctx) for a in self.aggregators)
-        book = OrderBook.concat(
-            [p.strategy.da_orders(p, ctx) for p in self.producers]
-            + [OrderBook.from_arrays(-1, np.arange(ctx.n_mtu),
-                                     np.where(demand >= 0, ctx.price_cap, ctx.price_floor),
-                                     demand * ctx.dt_h, ctx.n_mtu)])
-        return self.clear_da(book, ctx.n_mtu, ctx.price_floor, ctx.price_cap).price
+        offers = OrderBook.concat([p.strategy.da_orders(p, ctx) for p in self.producers])
+        return SupplyCurve(offers, demand * ctx.dt_h, ctx.price_floor, ctx.price_cap)
+
+    def price_forecast(self, ctx: DayContext, supply: SupplyCurve | None = None) -> np.ndarray:
+        """The day-ahead price the fundamental forecast clears at."""
+        supply = self.supply_forecast(ctx) if supply is None else supply
+        return self.clear_da(supply.book(), ctx.n_mtu, ctx.price_floor, ctx.price_cap).price
 
     def device_plan(self, ctx) -> dict[str, np.ndarray]:
         """Per-device set-points (N, T) of every aggregator's current plan (zero elsewhere),
@@ -373,14 +389,15 @@ class FlexMarketModel(mesa.Model):
         flows, flags = self.dso.assess(p_bus, q_bus, self.dso.yellow_margin)
         return p_bus, flows, flags
 
-    def _schedule_aggregators(self, ctx, prices: np.ndarray) -> np.ndarray:
-        """Aggregators plan their pools; with the implicit LFM the DSO answers forecast
-        violations with locational tariffs (+ where consumption hurts, - where injection
-        does) and the aggregators plan again, `iterations` times."""
+    def _schedule_aggregators(self, ctx, supply: SupplyCurve) -> np.ndarray:
+        """Aggregators plan their pools against the forecast merit order `supply`, each with
+        the others' plans as fixed demand (best responses in turn, `PLAN_ROUNDS` times at
+        most, until no plan moves); with the implicit LFM the DSO answers forecast violations
+        with locational tariffs (+ where consumption hurts, - where injection does) and the
+        aggregators plan again, `iterations` times."""
         k_n = self.grid.n_locations
         adders = np.zeros((ctx.n_mtu, k_n))
-        for agg in self.aggregators:
-            agg.schedule(ctx, prices)
+        self._plan_rounds(ctx, supply, None)
         imp = self.config.markets.implicit
         if imp.enabled and self.aggregators:
             for _ in range(imp.iterations):
@@ -388,12 +405,30 @@ class FlexMarketModel(mesa.Model):
                 if not flags["violated"].any():
                     break
                 adders = adders + imp.tariff_eur_mwh * flags["violated"] * flags["direction"]
-                for agg in self.aggregators:
-                    agg.schedule(ctx, prices, adders)
+                self._plan_rounds(ctx, supply, adders)
         plan = self.device_plan(ctx)
         for agg in self.aggregators:
             agg.declare_baseline(ctx, plan)
         return adders
+
+    def _plan_rounds(self, ctx, supply: SupplyCurve, adders) -> None:
+        """Each aggregator plans against the merit order with every other aggregator's devices
+        in the fixed demand: their plan of this day if they have one, else their baseline."""
+        dt, aggs = ctx.dt_h, self.aggregators
+        fixed = {a.unique_id: a.planned_net_mw() * dt if adders is not None
+                 else a.pool_baseline(ctx) * dt for a in aggs}
+        rest = supply.plus(-sum((a.pool_baseline(ctx) * dt for a in aggs), np.zeros(ctx.n_mtu)))
+        for _ in range(PLAN_ROUNDS if len(aggs) > 1 else 1):
+            moved = 0.0
+            for agg in aggs:
+                others = sum((v for u, v in fixed.items() if u != agg.unique_id),
+                             np.zeros(ctx.n_mtu))
+                agg.schedule(ctx, rest.plus(others), adders)
+                new = agg.planned_net_mw() * dt
+                moved = max(moved, float(np.abs(new - fixed[agg.unique_id]).max()))
+                fixed[agg.unique_id] = new
+            if moved < 1e-9:
+                break
 
     def _realtime_devices(self, ctx, commit: bool):
         """Device power in real time (N, T) per kind and the realised profiles: aggregators'
@@ -460,8 +495,9 @@ class FlexMarketModel(mesa.Model):
         parties = self.parties
         mark = self.ledger.mark()
 
-        prices_fc = self.price_forecast(ctx)
-        adders = self._schedule_aggregators(ctx, prices_fc)
+        supply = self.supply_forecast(ctx)
+        prices_fc = self.price_forecast(ctx, supply)
+        adders = self._schedule_aggregators(ctx, supply)
         book = OrderBook.concat([p.strategy.da_orders(p, ctx) for p in parties]).arrived(
             self.clear_da, self.arrival_rng)
         clearing = self.clear_da(book, t, ctx.price_floor, ctx.price_cap)
@@ -495,7 +531,7 @@ class FlexMarketModel(mesa.Model):
             + np.where(e["ev"][:, None], 0.0, prof.ev) \
             + np.where(e["heat_pump"][:, None], 0.0, prof.hp)
         before = self._meter(ctx, real, prof)
-        red = flexstage.red_actions(self, ctx, real, prof) if mk.coupling == "conditional" \
+        red = flexstage.red_actions(self, ctx, real, prof) if self.config.dso.emergency_actions \
             else None
         if red is not None and red["black"].any():
             # a disconnection zeroed part of the batteries' paths: what follows must stay
@@ -520,8 +556,7 @@ class FlexMarketModel(mesa.Model):
                          if isinstance(p, Producer)}
         offers = self.tso.collect_offers(self.producers, scheduled_gen, ctx)
         act, p_short, p_long = self.tso.balance(offers, realised.sum(0), clearing.price,
-                                                system_short, ctx.der_price,
-                                                mk.tso_dso_scheme == "integrated")
+                                                system_short, ctx.der_price)
         nodal = self.dso.nodal(prosumer_net)
         q_real = self.dso.reactive(self.dso.nodal(prof.load + real["hp"]))
         flows, real_flags = self.dso.assess(nodal, q_real)
@@ -587,7 +622,7 @@ class FlexMarketModel(mesa.Model):
             - np.where(e["ev"][:, None], real["ev"], 0.0) \
             - np.where(e["heat_pump"][:, None], real["hp"], 0.0)
         for agg in self.aggregators:
-            agg.meter(real, settle)
+            agg.meter(ctx, real, settle)
         return np.array([p.realised_mw(ctx, ctx.position[i])
                          for i, p in enumerate(self.parties)])
 
@@ -650,18 +685,15 @@ class FlexMarketModel(mesa.Model):
         """Aggregators whose D-1 plan at a forecast-congested MTU-location (or one upstream of
         it) moved towards the congestion, compared with a cost-based plan of the same pool
         against the same prices: the footprint of inc-dec gaming."""
-        from agents.strategies.truthful import schedule_pool
-
         yellow, worse = flags["violated"], flags["direction"]
         served = np.unique(self.grid.bus_location[self.fleet.bus])
         upstream = np.setdiff1d(np.arange(self.grid.n_locations), served)
         out = set()
         for agg in self.aggregators:
+            refs = agg.reference_net(ctx)
             for k, net in agg.location_net_mw().items():
                 cols = [k, *upstream]
-                ref = agg._net(schedule_pool(agg.pools[k], agg.location_prices[k], ctx.dt_h,
-                                             agg.degradation, warm=False))
-                moved = (net - ref)[:, None] * worse[:, cols]
+                moved = (net - refs[k])[:, None] * worse[:, cols]
                 if (yellow[:, cols] & (moved > 1e-6)).any():
                     out.add(agg.unique_id)
                     break
@@ -765,6 +797,12 @@ class FlexMarketModel(mesa.Model):
         if red is not None and red["curtailed_mwh"].any():
             led.pay(self.dso.account, pa, "red_compensation", day_mtu, red["curtailed_mwh"],
                     self.config.dso.red_compensation_eur_mwh)
+        if red is not None and red["direct_mwh"].any():
+            for agg in self.aggregators:   # direct control of contracted devices: the
+                mwh = red["direct_mwh"][agg.members].sum()   # contract holder is paid
+                if mwh > 0:
+                    led.pay(self.dso.account, agg.account, "red_direct_control", day_mtu, mwh,
+                            self.config.dso.direct_control_eur_mwh)
 
 
     def _record(self, ctx, clearing, prices_fc, system_short, act, p_short, p_long, generation,

@@ -1,7 +1,9 @@
 """Scenario schema: every number a run uses, validated before any work starts.
 
-A scenario is a YAML file. Loading it checks types, signs, ranges, names and grid nodes and
-stops with a `ScenarioError` whose lines each name the field (dotted path) and the value.
+A scenario is a YAML file (read by environment/scenario_files.py: `extends`, list changes,
+`data` paths). Loading it checks types, signs, ranges, names, grid nodes, the economic
+consistency of prices and the user's own data series, and stops with a `ScenarioError` whose
+lines each name the field (dotted path) and the value.
 """
 
 from __future__ import annotations
@@ -11,25 +13,28 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from environment.errors import ScenarioError
 from environment.paths import assign
-
-NonNeg = Annotated[float, Field(ge=0)]
-Share = Annotated[float, Field(ge=0, le=1)]
-Positive = Annotated[float, Field(gt=0)]
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be run; each line names a field and its value."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+from environment.scenario_checks import data_problems, economic_problems, name_problems
+from environment.scenario_common import Model as _Model
+from environment.scenario_common import NonNeg, Positive, SeriesSpec, Share, format_errors
+from environment.scenario_files import read_scenario_data
+from environment.scenario_markets import (  # noqa: F401  (the schema's public names)
+    DayAhead,
+    ImplicitLfm,
+    Intraday,
+    Lfm,
+    Markets,
+    Platform,
+)
 
 
 class Calendar(_Model):
-    """Simulated period; profiles are simbench's year 2016 (366 days)."""
+    """Simulated period, any year: simbench's profiles are of 2016, and a date of another year
+    reads the 2016 day of the same weekday nearest the same date (season and weekday kept,
+    see `environment.calendar.profile_date`); the run's summary says so."""
 
     start: dt.date = dt.date(2016, 1, 11)
     days: Annotated[int, Field(ge=1, le=366)] = 7
@@ -45,17 +50,6 @@ class Calendar(_Model):
             except ValueError as exc:
                 raise ValueError(f"not an ISO date (YYYY-MM-DD): {exc}") from None
         return v
-
-    @model_validator(mode="after")
-    def _inside_profile_year(self) -> Calendar:
-        first, last = dt.date(2016, 1, 1), dt.date(2016, 12, 31)
-        end = self.start + dt.timedelta(days=self.days - 1)
-        if self.start < first or end > last:
-            raise ValueError(
-                f"start {self.start} + days {self.days} ends {end}: profiles cover "
-                f"{first}..{last}"
-            )
-        return self
 
 
 class Grid(_Model):
@@ -199,11 +193,13 @@ class Producer(_Model):
 
 
 class SystemLoad(_Model):
-    """Demand of the rest of the wholesale system, served by its own BRP."""
+    """Demand of the rest of the wholesale system, served by its own BRP. `profile` is a
+    simbench profile scaled to `annual_mwh`, or a series of `data`; `annual_mwh: null` takes
+    such a series (in a power or energy unit) as it is, in MW."""
 
     brp: str = "wholesale_retail"
     profile: str = "hv_urban"
-    annual_mwh: NonNeg = 8000.0
+    annual_mwh: NonNeg | None = 8000.0
     retail_price_eur_mwh: float = 250.0
 
 
@@ -213,8 +209,10 @@ class Tso(_Model):
     receives it) plus `escalation_eur_mwh_per_mw` per MW of system imbalance, so that a large
     imbalance costs more per MWh than a small one (a flat price invites arbitrage against the
     TSO). DER bid through aggregators in `der_block_hours` blocks, so that an activation's
-    rebound falls in later blocks; `capacity_price_eur_mw_h` pays DER capacity held for the
-    TSO under sequential coupling."""
+    rebound falls in later blocks. Under sequential coupling the TSO's gate of the day-ahead
+    round holds `der_reserve_mw` of upward and of downward DER capacity per MTU (the cheapest
+    of what the DSO left, within its headroom) for real-time balancing, paying
+    `capacity_price_eur_mw_h` per MW and hour held."""
 
     pricing: Literal["single", "dual"] = "single"
     up_markup_eur_mwh: NonNeg = 15.0
@@ -223,129 +221,91 @@ class Tso(_Model):
     escalation_eur_mwh_per_mw: NonNeg = 0.0
     der_balancing: bool = True
     der_block_hours: Annotated[int, Field(ge=1, le=24)] = 4
+    der_reserve_mw: NonNeg = 0.05
     capacity_price_eur_mw_h: NonNeg = 0.0
 
 
 class Dso(_Model):
+    """The DSO. `emergency_actions`: where limits are still broken in real time it curtails
+    consumption or PV at `red_compensation_eur_mwh` (RED) and disconnects what even that
+    cannot save above `black_loading` (BLACK): grid security, not market design, so it is the
+    same under every coupling scheme. Under a scheme whose real-time regime is direct control
+    (conditional coupling) it first steers the devices aggregators hold under contract, paying
+    the aggregator `direct_control_eur_mwh`."""
+
     network_tariff_eur_mwh: NonNeg = 70.0
     yellow_margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    emergency_actions: bool = True
     red_compensation_eur_mwh: NonNeg = 150.0
+    direct_control_eur_mwh: NonNeg = 50.0
     black_loading: Annotated[float, Field(gt=1.0)] = 1.5
     conditional_yellow: Literal["refuse_worsening", "pause"] = "refuse_worsening"
 
 
-class DayAhead(_Model):
-    clearing: str = "uniform_price"
-    price_floor: float = -500.0
-    price_cap: float = 4000.0
+class Baseline(_Model):
+    """How the energy an aggregator moved is measured in one market
+    (`environment.markets.baseline`): `declared` (its own D-1 schedule), `historical` (the
+    mean of the `top` highest of the last `days` similar days, PJM's 4 of 5 by default),
+    `rolling` (the mean of the last `days` similar days, 5 by default) or `metered` (the
+    reading before each activation; only where the market activates)."""
+
+    rule: str = "declared"
+    days: Annotated[int, Field(ge=1, le=60)] | None = None
+    top: Annotated[int, Field(ge=1, le=60)] | None = None
 
     @model_validator(mode="after")
-    def _floor_below_cap(self) -> DayAhead:
-        if self.price_floor >= self.price_cap:
-            raise ValueError(f"price_floor {self.price_floor} >= price_cap {self.price_cap}")
+    def _acting(self) -> Baseline:
+        from environment.markets.baseline import BASELINES, LOOKBACK
+
+        if self.rule not in BASELINES:
+            raise ValueError(f"rule = {self.rule!r}: unknown baseline rule; known: "
+                             f"{sorted(BASELINES)}")
+        takes = LOOKBACK.get(self.rule, (None, None))
+        if takes[0] is None and self.days is not None:
+            raise ValueError(f"days = {self.days}: the {self.rule!r} rule does not look back "
+                             "over days")
+        if takes[1] is None and self.top is not None:
+            raise ValueError(f"top = {self.top}: only the 'historical' rule takes the highest "
+                             f"of its days, not {self.rule!r}")
+        if self.rule == "historical" and self.n_top > self.n_days:
+            raise ValueError(f"top = {self.n_top} of days = {self.n_days}: cannot take more "
+                             "days than it looks back over")
         return self
-
-
-class Lfm(_Model):
-    """Explicit local flexibility market: the DSO buys location-tagged flexibility, once after
-    the day-ahead auction and (if `intraday`) again with day-D forecasts.
-
-    Levers against gaming: `price_cap`; `reservation_eur_mw_h`, an availability payment per MW
-    and hour: the day-ahead round then reserves capacity (weighing each offer at its ask plus
-    the payment) and the intraday round activates from it only what the updated forecast needs;
-    `publish_congestion`;
-    `non_delivery_penalty_eur_mwh`, paid by an aggregator to the DSO per committed MWh it
-    misses; `exclude_position_changers`, which keeps out of the day's flexibility rounds an
-    aggregator whose D-1 plan at a forecast-congested MTU-location moved towards the congestion
-    compared with a cost-based plan against the same prices (inc-dec gaming).
-
-    After each round the DSO validates the re-planned schedules and buys again, up to `rounds`
-    times, while the last round cut the forecast excess over the grid limits (MW summed over
-    the tradable MTUs) by at least `min_relief` of it: flexibility whose rebound or
-    non-delivery undoes what it sold is not bought again and again."""
-
-    enabled: bool = True
-    operator: Literal["dso", "independent"] = "dso"
-    operator_fee_eur_mwh: NonNeg = 0.0
-    pricing: Literal["pay_as_bid", "pay_as_clear"] = "pay_as_bid"
-    price_cap: Positive | None = None
-    reservation_eur_mw_h: NonNeg = 0.0
-    publish_congestion: bool = True
-    intraday: bool = True
-    rounds: Annotated[int, Field(ge=0, le=10)] = 3
-    min_relief: Annotated[float, Field(ge=0, le=1)] = 0.01
-    unresolved_cost_eur_mwh: Positive = 5000.0
-    non_delivery_penalty_eur_mwh: NonNeg = 0.0
-    exclude_position_changers: bool = False
-
-    @model_validator(mode="after")
-    def _availability_needs_activation(self) -> Lfm:
-        if self.reservation_eur_mw_h > 0 and not (self.enabled and self.intraday):
-            raise ValueError(f"reservation_eur_mw_h = {self.reservation_eur_mw_h}: availability "
-                             "bought at D-1 is activated in the intraday LFM, which is off "
-                             f"(enabled = {self.enabled}, intraday = {self.intraday})")
-        return self
-
-
-class ImplicitLfm(_Model):
-    """Locational grid tariffs in YELLOW that aggregators see when they schedule."""
-
-    enabled: bool = False
-    tariff_eur_mwh: NonNeg = 30.0
-    iterations: Annotated[int, Field(ge=1, le=20)] = 5
-
-
-class Intraday(_Model):
-    """Periodic intraday auctions on day D: gate hour, lead time to the first traded MTU, and the
-    share of the D-1 forecast error still left at each gate."""
-
-    enabled: bool = True
-    clearing: str = "uniform_price"
-    gate_hours: list[Annotated[int, Field(ge=0, le=23)]] = [0, 6, 12, 18]
-    lead_time_h: NonNeg = 1.0
-    forecast_error_share: list[Share] = [0.6, 0.45, 0.3, 0.2]
-
-    @model_validator(mode="after")
-    def _sessions(self) -> Intraday:
-        if len(self.gate_hours) != len(self.forecast_error_share):
-            raise ValueError(f"gate_hours {self.gate_hours} and forecast_error_share "
-                             f"{self.forecast_error_share} must have the same length")
-        if any(b <= a for a, b in zip(self.gate_hours, self.gate_hours[1:], strict=False)):
-            raise ValueError(f"gate_hours {self.gate_hours} must increase")
-        return self
-
-
-class Platform(_Model):
-    """Market-oriented flexibility platform: BRPs buy flexibility from aggregators to cut
-    their imbalance, paying up to their expected imbalance premium over the energy price."""
-
-    enabled: bool = True
-    brp_premium_eur_mwh: NonNeg = 30.0
-
-
-class Markets(_Model):
-    dayahead: DayAhead = DayAhead()
-    coupling: str = "conditional"
-    tso_dso_scheme: str = "centralized"
-    tso_share: Share = 0.0
-    lfm: Lfm = Lfm()
-    implicit: ImplicitLfm = ImplicitLfm()
-    intraday: Intraday = Intraday()
-    platform: Platform = Platform()
 
     @property
-    def flex_price_cap(self) -> float:
-        """What no flexibility bid is paid above, in the LFM and in real-time balancing with
-        DER: the LFM's own cap, or the day-ahead market's (the harmonised maximum clearing
-        price) where it has none."""
-        return self.lfm.price_cap if self.lfm.price_cap is not None else self.dayahead.price_cap
+    def n_days(self) -> int | None:
+        """Days looked back over (the rule's default where not set)."""
+        from environment.markets.baseline import LOOKBACK
+
+        return self.days or LOOKBACK.get(self.rule, (None, None))[0]
+
+    @property
+    def n_top(self) -> int | None:
+        from environment.markets.baseline import LOOKBACK
+
+        return self.top or LOOKBACK.get(self.rule, (None, None))[1]
+
+
+class Baselines(_Model):
+    """The baseline rule of each market that moves an aggregator's energy: `dayahead` (its
+    schedule and intraday and platform trades), `lfm` (MTUs where the DSO bought from it),
+    `balancing` (MTUs where the TSO or DSO activated it in real time)."""
+
+    dayahead: Baseline = Baseline()
+    lfm: Baseline = Baseline()
+    balancing: Baseline = Baseline()
 
     @model_validator(mode="after")
-    def _tso_share_needs_sequential(self) -> Markets:
-        if self.tso_share > 0 and self.coupling != "sequential":
-            raise ValueError(f"tso_share = {self.tso_share}: capacity is held for the TSO only "
-                             f"under coupling 'sequential', not {self.coupling!r}")
+    def _schedule_not_metered(self) -> Baselines:
+        if self.dayahead.rule == "metered":
+            raise ValueError("dayahead.rule = 'metered': a reading before activation needs an "
+                             "activation; the day-ahead schedule has none")
         return self
+
+    @property
+    def default(self) -> bool:
+        return all(getattr(self, m).rule == "declared" for m in ("dayahead", "lfm",
+                                                                  "balancing"))
 
 
 class Settlement(_Model):
@@ -361,12 +321,17 @@ class Settlement(_Model):
     perimeter_correction: bool | None = None
     contractual_price_eur_mwh: float = 90.0
     regulated_price_eur_mwh: float = 70.0
+    baseline: Baselines = Baselines()
 
     @model_validator(mode="after")
     def _central_corrects(self) -> Settlement:
         if self.compensation == "central" and self.perimeter_correction is False:
             raise ValueError("perimeter_correction = False with compensation 'central': the "
                              "central regime is a correction of the supplier's perimeter")
+        if not self.baseline.default and self.compensation == "none" \
+                and not self.corrects_perimeter:
+            raise ValueError(f"baseline = {self.baseline.model_dump()}: without compensation "
+                             "or perimeter correction nothing is settled against a baseline")
         return self
 
     @property
@@ -399,17 +364,11 @@ class Scenario(_Model):
     settlement: Settlement = Settlement()
     planner: Planner = Planner()
     value_of_load_eur_mwh: Positive = 4000.0
+    data: dict[str, SeriesSpec] = {}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
-        problems = []
-        for field, items in (("brps", self.brps), ("aggregators", self.aggregators),
-                             ("producers", self.producers), ("prosumers", self.prosumers)):
-            seen: set[str] = set()
-            for i, item in enumerate(items):
-                if item.name in seen:
-                    problems.append(f"{field}[{i}].name = {item.name!r}: duplicate name")
-                seen.add(item.name)
+        problems = name_problems(self) + economic_problems(self) + data_problems(self)
         total = sum(b.customer_share for b in self.brps)
         if abs(total - 1.0) > 1e-9:
             shares = [b.customer_share for b in self.brps]
@@ -419,32 +378,52 @@ class Scenario(_Model):
             if a.kind == "supplier" and a.supplier not in brp_names:
                 problems.append(f"aggregators[{i}].supplier = {a.supplier!r}: not a BRP; "
                                 f"known: {brp_names}")
-        if self.system_load.brp in {b.name for b in self.brps}:
-            problems.append(f"system_load.brp = {self.system_load.brp!r}: "
-                            "must differ from the prosumers' BRPs")
-        if self.tso.capacity_price_eur_mw_h > 0 and self.markets.tso_share == 0:
-            problems.append(f"tso.capacity_price_eur_mw_h = {self.tso.capacity_price_eur_mw_h}:"
-                            " pays capacity held for the TSO, and none is held "
-                            "(markets.tso_share = 0)")
+        perimeter = any(a.kind != "own_brp" for a in self.aggregators) \
+            or any(g.prequalified for g in self.prosumers)
+        if not self.settlement.baseline.default and not perimeter:
+            problems.append(f"settlement.baseline = {self.settlement.baseline.model_dump()}: "
+                            "no aggregator in the suppliers' perimeters (independent or "
+                            "supplier kind) is measured against a baseline")
+        problems += self._dso_problems()
+        problems += self._tso_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
 
-def _format(exc: ValidationError, source: str) -> ScenarioError:
-    lines = []
-    for err in exc.errors():
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        msg = err["msg"].removeprefix("Value error, ")
-        value = err.get("input")
-        shown = repr(value) if not isinstance(value, dict) else "{...}"
-        if err["type"] == "missing":
-            lines.append(f"{path}: required field is missing")
-        elif path:
-            lines.append(f"{path} = {shown}: {msg}")
-        else:
-            lines.append(msg)
-    return ScenarioError(f"invalid scenario {source}:\n  " + "\n  ".join(lines))
+    def _tso_problems(self) -> list[str]:
+        """The TSO's DER reserve acts only where a gate holds it: sequential coupling, with DER
+        in real-time balancing (a changed value elsewhere is refused, see `_dso_problems`)."""
+        t, out = self.tso, []
+        holds = self.markets.coupling == "sequential" and t.der_balancing \
+            and self.markets.lfm.enabled
+        if t.der_reserve_mw not in (0.0, Tso().der_reserve_mw) and not holds:
+            out.append(f"tso.der_reserve_mw = {t.der_reserve_mw}: DER capacity is held for the "
+                       "TSO only in the flexibility rounds of coupling 'sequential' with "
+                       f"tso.der_balancing (here {self.markets.coupling!r}, der_balancing "
+                       f"{t.der_balancing}, lfm.enabled {self.markets.lfm.enabled})")
+        if t.capacity_price_eur_mw_h > 0 and not (holds and t.der_reserve_mw > 0):
+            out.append(f"tso.capacity_price_eur_mw_h = {t.capacity_price_eur_mw_h}: pays "
+                       "capacity held for the TSO, and none is held (sequential coupling with "
+                       "tso.der_reserve_mw > 0 holds it)")
+        return out
+
+    def _dso_problems(self) -> list[str]:
+        """DSO settings changed from their defaults where they cannot act (the shipped files
+        state every field, so only a changed value says a user meant it)."""
+        d, default = self.dso, Dso()
+        changed = [k for k in ("red_compensation_eur_mwh", "black_loading",
+                               "direct_control_eur_mwh", "conditional_yellow")
+                   if getattr(d, k) != getattr(default, k)]
+        out = []
+        if not d.emergency_actions:
+            out += [f"dso.{k} = {getattr(d, k)}: acts only with dso.emergency_actions"
+                    for k in changed if k != "conditional_yellow"]
+        if self.markets.coupling != "conditional":
+            out += [f"dso.{k} = {getattr(d, k)!r}: acts only under coupling 'conditional', "
+                    f"not {self.markets.coupling!r}"
+                    for k in changed if k in ("direct_control_eur_mwh", "conditional_yellow")]
+        return out
 
 
 def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:
@@ -455,48 +434,14 @@ def parse_scenario(data: Any, source: str = "<dict>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _format(exc, source) from None
-
-
-def merge(base: Any, child: Any) -> Any:
-    """Deep merge for `extends`: mappings merge key by key; lists of named mappings merge item
-    by item on `name` (new names are appended); anything else in `child` replaces `base`."""
-    if isinstance(base, dict) and isinstance(child, dict):
-        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in child.items()}}
-    named = (isinstance(base, list) and isinstance(child, list)
-             and all(isinstance(i, dict) and "name" in i for i in base + child))
-    if named:
-        by_name = {i["name"]: i for i in child}
-        out = [merge(i, by_name.pop(i["name"])) if i["name"] in by_name else i for i in base]
-        return out + list(by_name.values())
-    return child
-
-
-def _read(path: Path, chain: tuple[Path, ...] = ()) -> Any:
-    if not path.is_file():
-        raise ScenarioError(f"scenario file not found: {path}"
-                            + (f" (extended by {chain[-1]})" if chain else ""))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"invalid scenario {path}: not valid YAML: {exc}") from None
-    if isinstance(data, dict) and "extends" in data:
-        ref = data.pop("extends")
-        if not isinstance(ref, str):
-            raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: expected the name "
-                                "or path of another scenario")
-        parent = (path.parent / (ref if ref.endswith((".yaml", ".yml")) else f"{ref}.yaml"))
-        if parent.resolve() in {p.resolve() for p in (*chain, path)}:
-            raise ScenarioError(f"invalid scenario {path}: extends = {ref!r}: circular")
-        data = merge(_read(parent, (*chain, path)), data)
-    return data
+        raise format_errors(exc, source) from None
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file; `extends: NAME` starts from another scenario (in the
-    same folder, or a path) and overrides what this file sets."""
+    """Read and validate a scenario file; `extends: NAME` starts from another scenario (next to
+    the file, else a shipped one) and changes what this file sets."""
     path = Path(path)
-    return parse_scenario(_read(path), str(path))
+    return parse_scenario(read_scenario_data(path), str(path))
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:

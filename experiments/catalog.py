@@ -52,7 +52,7 @@ import duckdb
 import pandas as pd
 
 from environment.paths import lookup
-from experiments.study import is_number
+from experiments.study_schema import is_number
 
 CATALOG = "catalog.duckdb"
 RUNS_DIR = "runs"

@@ -1,148 +1,160 @@
-"""Command line: `flexmarkets run [SCENARIO] [--days N] [--seed S] [--out DIR]`."""
+"""Command line: `flexmarkets run|twin|compare|scenarios|view|sweep|report|runs`.
+
+Only argparse and the error classes are imported here: `--help` and a malformed argument
+answer at once, and every command checks its scenario, study and output paths before it
+imports the simulation stack (experiments/run_cli.py and the modules it loads lazily).
+
+Exit status: 0 done; 1 some runs of a sweep failed; 2 bad input (scenario, study, data,
+arguments, output path), stopped before any simulation; 3 disk full (nothing half-written;
+free space and run the same command again); 130 interrupted."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from environment.scenario import ScenarioError
-from experiments.efficiency import register_cli as register_efficiency
+from environment.errors import InputError
+from experiments.store import EXIT_BAD_INPUT, EXIT_DISK_FULL, EXIT_INTERRUPTED, DiskFull
 from experiments.sweep_cli import register_cli as register_sweeps
 from experiments.viz_cli import register_cli as register_view
 
+RUN_EPILOG = """\
+examples:
+  flexmarkets run                                  the default scenario (one winter week)
+  flexmarkets run coupling_conflict --days 2       a shipped scenario (`flexmarkets scenarios`)
+  flexmarkets run my.yaml --seed 7                 your own file (it may say `extends: default`)
+  flexmarkets run --set prosumers.0.count=600 --set tso.pricing=dual
+  flexmarkets run two_node_incdec --days 2          a transmission scenario: 48 hourly periods
 
-def _run(args: argparse.Namespace) -> int:
-    from environment.transmission import is_transmission
-    from experiments.run import run_scenario, scenario_path
-
-    if is_transmission(scenario_path(args.scenario)):
-        from experiments.transmission_run import cli
-
-        return cli(args)
-
-    overrides = {}
-    for kv in args.set or []:
-        if "=" not in kv:
-            raise ScenarioError(f"--set {kv!r}: expected PATH=VALUE, e.g. calendar.days=3")
-        key, text = kv.split("=", 1)
-        overrides[key] = _parse_value(text)
-    result = run_scenario(args.scenario, days=args.days, seed=args.seed, out=args.out,
-                          overrides=overrides, planner=False if args.no_planner else None,
-                          progress=not args.quiet, figures=not args.no_figures)
-    s = result.summary
-    w = s["welfare_eur"]
-    eff = s.get("cost_efficiency")
-    lines = [
-        f"run {result.run_id}: {s['run']['days']} days, {s['run']['prosumers']} prosumers on "
-        f"{s['run']['grid']}",
-        f"  efficiency {eff:.4f}: system cost {s['system_cost_eur']:,.2f} EUR, planner "
-        f"{s['planner_system_cost_eur']:,.2f} EUR" if eff is not None else
-        f"  system cost {s['system_cost_eur']:,.2f} EUR (planner off: no efficiency)",
-        f"  welfare {w['total']:,.0f} EUR",
-        f"  DA price mean {s['da_price_eur_mwh']['mean']:.1f} EUR/MWh "
-        f"(min {s['da_price_eur_mwh']['min']:.1f}, max {s['da_price_eur_mwh']['max']:.1f})",
-        f"  imbalance {s['imbalance']['system_abs_mwh']:.2f} MWh, traffic light "
-        f"GREEN/YELLOW/RED {s['congestion']['green']}/{s['congestion']['yellow']}/"
-        f"{s['congestion']['red']} MTU-locations",
-        f"  wall {s['timing']['wall_s']:.1f} s, solver {s['timing']['solver_s']:.1f} s",
-        f"  results in {result.out_dir}",
-    ]
-    print("\n".join(lines))
-    if args.json:
-        print(json.dumps(s, indent=2, default=float))
-    return 0
+The run's folder is results/<name>-seed<S>-<N>d-<hash>, the hash of the resolved scenario
+(overrides and data files included): runs that differ never share a folder, and a folder that
+holds results is only replaced with --overwrite."""
 
 
-def _twin(args: argparse.Namespace) -> int:
-    from experiments.twin import run_twin
-
-    overrides = dict(_parse_set(kv) for kv in args.set or [])
-    agents = [a for a in args.agents.split(",") if a] if args.agents else None
-    rep = run_twin(args.scenario, agents, days=args.days, seed=args.seed, overrides=overrides,
-                   out=args.out)
-    w = rep.welfare
-    lines = [f"twin of {args.scenario or 'default'}: strategic {', '.join(rep.agents) or '(none)'}"
-             " against truthful, same seed"]
-    lines += [f"  gaming profit {a}: {eur:,.2f} EUR" for a, eur in rep.gaming_profit_eur.items()]
-    lines += [f"  transfer to {c}: {eur:,.2f} EUR" for c, eur in rep.by_class["change"].items()]
-    lines += [f"  welfare {w['strategic']:,.2f} vs {w['truthful']:,.2f} EUR: lost {w['lost']:,.2f}",
-              f"  report in {args.out}" if args.out else "  (no --out: nothing written)"]
-    print("\n".join(lines))
-    return 0
-
-
-def _parse_set(kv: str) -> tuple[str, object]:
-    if "=" not in kv:
-        raise ScenarioError(f"--set {kv!r}: expected PATH=VALUE, e.g. calendar.days=3")
-    key, text = kv.split("=", 1)
-    return key, _parse_value(text)
-
-
-def _parse_value(text: str):
-    import yaml
-
-    return yaml.safe_load(text)
+def _add_scenario_args(p: argparse.ArgumentParser, what: str = "simulate") -> None:
+    p.add_argument("scenario", nargs="?", default=None,
+                   help="a scenario YAML file or the name of a shipped one (`flexmarkets "
+                        "scenarios` lists them; default: 'default', one winter week on "
+                        "simbench grid 1-LV-semiurb5--2-sw)")
+    p.add_argument("--days", type=int, help="override calendar.days (transmission scenarios: "
+                                            "24 hourly periods per day)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="override any scenario field by dotted path, e.g. "
+                        "--set prosumers.0.count=500 (repeatable; list items by index)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
-        prog="flexmarkets",
+        prog="flexmarkets", formatter_class=fmt,
         description="Agent-based simulation of local flexibility markets coupled to day-ahead, "
-                    "intraday and balancing markets.")
-    sub = p.add_subparsers(dest="command", required=True)
+                    "intraday and balancing markets.",
+        epilog="exit status: 0 done, 1 some runs of a sweep failed, 2 bad input (nothing was "
+               "simulated), 3 disk full, 130 interrupted")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     r = sub.add_parser(
-        "run", help="simulate one scenario and store its results",
-        description="Simulate a scenario day by day (DA auction, DSO validation, real time, "
+        "run", help="simulate one scenario and store its results", formatter_class=fmt,
+        epilog=RUN_EPILOG,
+        description="Simulate a scenario day by day (DA auction, DSO validation, LFM, intraday, "
                     "balancing, settlement) and write results/<run-id>/: config.yaml, "
-                    "summary.json, Parquet tables (series, grid, positions, aggregators, ledger) "
-                    "and PNG figures.")
-    r.add_argument("scenario", nargs="?", default=None,
-                   help="scenario YAML file or the name of a shipped one (default: 'default', "
-                        "one winter week on simbench grid 1-LV-semiurb5--2-sw)")
-    r.add_argument("--days", type=int, help="override calendar.days")
-    r.add_argument("--seed", type=int, help="override the scenario's seed")
-    r.add_argument("--out", help="results folder (default results/<name>-seed<S>-<N>d)")
-    r.add_argument("--set", action="append", metavar="PATH=VALUE",
-                   help="override any scenario field by dotted path, e.g. "
-                        "--set prosumers.0.count=500 (repeatable)")
+                    "summary.json, Parquet tables and PNG figures (docs/outputs.md describes "
+                    "every column and key). Transmission scenarios (`kind: transmission`) run "
+                    "the zonal market and redispatch, and a truthful twin when some producer "
+                    "is strategic.")
+    _add_scenario_args(r)
+    r.add_argument("--episodes", type=int,
+                   help="transmission scenarios: override `episodes` (repetitions of the "
+                        "period sequence, for learning producers)")
+    r.add_argument("--out", help="results folder (default results/<run-id>)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the results folder if it holds results (never done otherwise)")
     r.add_argument("--no-planner", action="store_true",
                    help="skip the perfect-foresight planner benchmark")
     r.add_argument("--no-figures", action="store_true", help="do not draw PNG figures")
     r.add_argument("--json", action="store_true", help="also print summary.json")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    r.set_defaults(func=_run)
+    r.set_defaults(func=_lazy("experiments.run_cli", "run_command"))
+
     tw = sub.add_parser(
         "twin", help="a scenario against its truthful twin: gaming profit, transfers, welfare",
         description="Run SCENARIO and a counterfactual with the same seed in which the chosen "
-                    "agents bid truthfully; report each agent's and class's profit by market, "
-                    "the strategic agents' gaming profit, the transfers between classes and "
-                    "the welfare lost. With --out, writes profit_by_agent_market.csv, "
-                    "profit_by_class.csv and twin.json there.")
-    tw.add_argument("scenario", nargs="?", default=None,
-                    help="scenario YAML file or the name of a shipped one (default: 'default')")
+                    "agents bid truthfully; report the strategic agents' gaming profit, every "
+                    "class's profit change by market, and the welfare lost. Works for "
+                    "distribution-grid and transmission scenarios. With --out, writes "
+                    "profit_by_agent_market.csv, profit_by_class.csv and twin.json there.")
+    _add_scenario_args(tw)
     tw.add_argument("--agents", help="comma-separated names of the agents made truthful in the "
                                      "twin (default: every agent whose strategy is not truthful)")
-    tw.add_argument("--days", type=int, help="override calendar.days")
-    tw.add_argument("--seed", type=int, help="override the scenario's seed")
-    tw.add_argument("--set", action="append", metavar="PATH=VALUE",
-                    help="override a scenario field by dotted path, e.g. "
-                         "--set aggregators.0.strategy=incdec (repeatable)")
-    tw.add_argument("--out", help="folder for the twin report")
-    tw.set_defaults(func=_twin)
-    register_efficiency(sub)
+    tw.add_argument("--out", help="folder for the twin report (must not hold results)")
+    tw.set_defaults(func=_lazy("experiments.run_cli", "twin_command"))
+
+    cp = sub.add_parser(
+        "compare", help="the differences between two runs: settings, summary, figure",
+        description="Compare two run folders (paths, or run ids under --results; a unique "
+                    "prefix of an id will do): the scenario fields that differ, every summary "
+                    "number that differs (A, B, B - A, relative), and with --out a CSV and a "
+                    "figure (compare.png: the headline metrics side by side and the day-ahead "
+                    "prices of both runs).")
+    cp.add_argument("a", metavar="RUN_A")
+    cp.add_argument("b", metavar="RUN_B")
+    cp.add_argument("--results", default="results", metavar="DIR",
+                    help="where run ids are looked up (default: results)")
+    cp.add_argument("--out", metavar="DIR",
+                    help="write compare.csv and compare.png here (default: nothing written)")
+    cp.add_argument("--all", action="store_true",
+                    help="list every differing number (default: the 40 largest relative "
+                         "differences)")
+    cp.set_defaults(func=_lazy("experiments.compare", "compare_command"))
+
+    ef = sub.add_parser(
+        "efficiency", help="why a run misses the planner: forecast error, strategies, design",
+        description="Run SCENARIO with the planner and three counterfactuals of the same seed "
+                    "(perfect forecasts; every agent truthful; both) and split the gap between "
+                    "the run's system cost and the planner's into forecast error, strategies, "
+                    "market design and their interaction (EUR).")
+    _add_scenario_args(ef)
+    ef.add_argument("--out", help="folder for efficiency.json")
+    ef.set_defaults(func=_lazy("experiments.efficiency", "efficiency_command"))
+
+    sc = sub.add_parser("scenarios", help="list the shipped scenarios: name, kind, description",
+                        description="The scenarios shipped with flexmarkets, usable by name "
+                                    "in `flexmarkets run NAME` and in `extends: NAME`.")
+    sc.set_defaults(func=_lazy("experiments.run_cli", "scenarios_command"))
     register_view(sub)
     register_sweeps(sub)
     return p
+
+
+def _lazy(module: str, name: str):
+    """A handler imported only when its command runs."""
+
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(args)
+
+    return handler
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ScenarioError as exc:
+    except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except DiskFull as exc:
+        print(f"error: {exc.strerror}", file=sys.stderr)
+        return EXIT_DISK_FULL
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:     # `flexmarkets runs | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -82,11 +82,12 @@ def decompose(scenario=None, *, days: int | None = None, seed: int | None = None
                          run["planner_system_cost_eur"], tuple(agents))
 
 
-def _cli(args: argparse.Namespace) -> int:
-    from experiments.cli import _parse_set
+def efficiency_command(args: argparse.Namespace) -> int:
+    """`flexmarkets efficiency`: the decomposition printed, and written with --out."""
+    from experiments.overrides import parse_sets
 
     d = decompose(args.scenario, days=args.days, seed=args.seed,
-                  overrides=dict(_parse_set(kv) for kv in args.set or []))
+                  overrides=parse_sets(args.set))
     eff = d.summary["cost_efficiency"]
     lines = [f"efficiency of {args.scenario or 'default'}: "
              + (f"{eff:.4f}" if eff is not None else "n/a")
@@ -100,20 +101,3 @@ def _cli(args: argparse.Namespace) -> int:
         (out / "efficiency.json").write_text(json.dumps(d.summary, indent=2, default=float))
         print(f"  written to {out / 'efficiency.json'}")
     return 0
-
-
-def register_cli(sub) -> None:
-    e = sub.add_parser(
-        "efficiency", help="why a run misses the planner: forecast error, strategies, design",
-        description="Run SCENARIO with the planner and three counterfactuals of the same seed "
-                    "(perfect forecasts; every agent truthful; both) and split the gap between "
-                    "the run's system cost and the planner's into forecast error, strategies, "
-                    "market design and their interaction (EUR).")
-    e.add_argument("scenario", nargs="?", default=None,
-                   help="scenario YAML file or the name of a shipped one (default: 'default')")
-    e.add_argument("--days", type=int, help="override calendar.days")
-    e.add_argument("--seed", type=int, help="override the scenario's seed")
-    e.add_argument("--set", action="append", metavar="PATH=VALUE",
-                   help="override a scenario field by dotted path (repeatable)")
-    e.add_argument("--out", help="folder for efficiency.json")
-    e.set_defaults(func=_cli)

@@ -125,10 +125,11 @@ def summarise(series: pd.DataFrame, grid: pd.DataFrame, positions: pd.DataFrame,
 
 DSO_MARKETS = {"lfm_da": "lfm_da_eur", "lfm_id": "lfm_id_eur",
                "lfm_realtime": "lfm_realtime_eur", "lfm_reservation": "reservation_eur",
-               "red_compensation": "red_compensation_eur"}
+               "red_compensation": "red_compensation_eur",
+               "red_direct_control": "direct_control_eur"}
 """Every market the DSO pays in for flexibility: the day-ahead and intraday LFM, its share
-of real-time DER activations under the TSO-DSO scheme, availability payments and RED
-compensation."""
+of real-time DER activations under the TSO-DSO scheme, availability payments, RED
+compensation and direct control of contracted devices."""
 
 
 def flexibility(flex: pd.DataFrame | None, ledger: pd.DataFrame, dso: str, dt_h: float,

@@ -1,4 +1,8 @@
-"""Run one scenario end to end and store its results under results/<run-id>/."""
+"""Run one scenario end to end and store its results under results/<run-id>/.
+
+`plan_run` (experiments/plan.py) settles the scenario, the run id and the folder before the
+model is imported; `execute` simulates a plan; the results are written by
+experiments/store.py, never over another run's folder unless asked."""
 
 from __future__ import annotations
 
@@ -6,14 +10,14 @@ import json
 import resource
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from environment.model import EXCHANGE, FlexMarketModel
-from environment.scenario import Scenario, dump_scenario, load_scenario, with_overrides
+from environment.scenario import Scenario, dump_scenario
+from environment.scenario_files import find_scenario
 from environment.solver import CLOCK
 from experiments.metrics import (
     flexibility,
@@ -24,18 +28,16 @@ from experiments.metrics import (
     system_cost,
     welfare_split,
 )
+from experiments.plan import RunPlan, plan_run, resolve
+from experiments.store import write_run
 
 DEFAULT_SCENARIO = "default"
+__all__ = ["RunResult", "execute", "resolve", "run_scenario", "scenario_path", "write_results"]
 
 
 def scenario_path(name_or_path: str | Path | None) -> Path:
-    """A path to a YAML file, or the name of a scenario shipped in experiments/scenarios/."""
-    if name_or_path is None:
-        name_or_path = DEFAULT_SCENARIO
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    return Path(str(resources.files("experiments") / "scenarios" / f"{name_or_path}.yaml"))
+    """A path to a YAML file, or the name of a shipped scenario (see `find_scenario`)."""
+    return find_scenario(name_or_path)
 
 
 @dataclass
@@ -52,38 +54,39 @@ class RunResult:
         return self.tables["ledger"]
 
 
-def resolve(scenario: Scenario | str | Path | None, days: int | None = None,
-            seed: int | None = None, overrides: dict | None = None) -> Scenario:
-    s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario_path(scenario))
-    changes = dict(overrides or {})
-    if days is not None:
-        changes["calendar.days"] = days
-    if seed is not None:
-        changes["seed"] = seed
-    return with_overrides(s, changes) if changes else s
-
-
 def run_scenario(scenario: Scenario | str | Path | None = None, *, days: int | None = None,
                  seed: int | None = None, out: str | Path | None = None,
                  overrides: dict | None = None, planner: bool | None = None,
                  progress: bool = False, figures: bool = True,
-                 write: bool = True) -> RunResult:
+                 write: bool = True, overwrite: bool = False) -> RunResult:
     """Simulate a scenario and return (and by default store) its results.
 
-    `out` is the results folder of this run (default results/<name>-seed<seed>-<days>d)."""
+    `out` is the results folder of this run (default results/<run-id>, the id naming the
+    scenario, seed, days and a hash of the resolved scenario); a folder holding results is
+    replaced only with `overwrite`."""
     if planner is not None:
         overrides = {**(overrides or {}), "planner.enabled": planner}
-    s = resolve(scenario, days, seed, overrides)
-    run_id = f"{s.name}-seed{s.seed}-{s.calendar.days}d"
+    plan = plan_run(scenario, days=days, seed=seed, overrides=overrides, out=out, write=write,
+                    overwrite=overwrite)
+    return execute(plan, progress=progress, figures=figures, overwrite=overwrite)
+
+
+def execute(plan: RunPlan, *, progress: bool = False, figures: bool = True,
+            overwrite: bool = False) -> RunResult:
+    """Simulate a planned run and write its folder (when the plan has one)."""
+    s, run_id = plan.scenario, plan.run_id
     t0 = time.perf_counter()
     solver0 = CLOCK.seconds
-    model = FlexMarketModel(s)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=s.calendar.days, unit="day", desc=f"simulating {s.name}")
+        bar = tqdm(total=s.calendar.days, unit="day",
+                   desc=f"{s.name}: reading grid and profiles, building agents")
     try:
+        model = FlexMarketModel(s)
+        if bar is not None:
+            bar.set_description(f"simulating {s.name}")
         model.run(progress=bar)
     finally:
         if bar is not None:
@@ -95,12 +98,23 @@ def run_scenario(scenario: Scenario | str | Path | None = None, *, days: int | N
     summary["timing"] = {"wall_s": wall, "solver_s": CLOCK.seconds - solver0,
                          "planner_s": model.planner_seconds,
                          "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    summary["run"].update(run_context(plan, model.calendar))
     result = RunResult(run_id, s, summary, tables, model=model)
-    if write:
-        out_dir = Path(out) if out else Path("results") / run_id
-        write_results(result, out_dir, figures)
-        result.out_dir = out_dir
+    if plan.out_dir is not None:
+        write_run(plan.out_dir, lambda tmp: write_results(result, tmp, figures), overwrite)
+        result.out_dir = plan.out_dir
     return result
+
+
+def run_context(plan: RunPlan, calendar) -> dict:
+    """What the summary says of how the run came about: its id, the file it came from, the
+    overrides applied to it and how simbench's profile year was read."""
+    out = {"id": plan.run_id, "source": plan.source,
+           "overrides": {k: v for k, v in plan.overrides.items()}}
+    mapping = calendar.profile_mapping()
+    if mapping:
+        out["profile_year"] = mapping
+    return out
 
 
 def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> dict:
@@ -158,9 +172,7 @@ def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> di
 
 def write_results(result: RunResult, out_dir: Path, figures: bool = True) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(
-        "# resolved scenario of this run: `flexmarkets run " + str(out_dir / "config.yaml")
-        + "` reproduces it\n" + dump_scenario(result.scenario))
+    (out_dir / "config.yaml").write_text(config_header(result) + dump_scenario(result.scenario))
     (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=float))
     for name, df in result.tables.items():
         df.to_parquet(out_dir / f"{name}.parquet", index=False)
@@ -168,6 +180,23 @@ def write_results(result: RunResult, out_dir: Path, figures: bool = True) -> Non
         from experiments.plots import plot_run
 
         plot_run(result, out_dir)
+
+
+def config_header(result: RunResult) -> str:
+    """The comment atop a run's config.yaml: how to reproduce it, where it came from and the
+    overrides in it (the description below is the file's, written before them)."""
+    run = result.summary.get("run", {})
+    lines = [f"# resolved scenario of run {result.run_id}: `flexmarkets run "
+             "<this file>` reproduces it"]
+    if run.get("source"):
+        lines.append(f"# from {run['source']}")
+    changes = run.get("overrides") or {}
+    if changes:
+        lines.append("# with overrides (the description is the original's): "
+                     + ", ".join(f"{k}={v}" for k, v in changes.items()))
+    if run.get("profile_year"):
+        lines.append(f"# {run['profile_year']}")
+    return "\n".join(lines) + "\n"
 
 
 def load_config(out_dir: Path) -> dict:

@@ -36,8 +36,8 @@ scenario rejects, combinations it rejects, unknown strategy or profile names, ba
 bounds, seeds and metric paths that are not dotted names.
 
 Metric paths are checked for syntax only: summary.json gains keys as the model grows and some
-keys exist only in some runs (cost_efficiency only with the planner on, imbalance by party
-named after the agents), so a path that is missing from a run's summary is stored as null, and the
+keys exist only in some runs (cost_efficiency only with the planner on, imbalance by party named
+after the agents), so a path that is missing from a run's summary is stored as null, and the
 sweep warns, with the closest existing paths, as soon as the first run finished without it.
 `flexmarkets sweep --dry-run` runs one design point for one day and checks them up front.
 
@@ -47,20 +47,16 @@ the runs it already has, whatever order or process produced them.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 import re
-import types
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
+from environment.errors import did_you_mean
 from environment.paths import lookup
 from environment.scenario import (
     Scenario,
@@ -69,86 +65,40 @@ from environment.scenario import (
     parse_scenario,
     with_overrides,
 )
-
-DEFAULT_METRICS = ["cost_efficiency", "system_cost_eur", "welfare_eur.total", "congestion.red",
-                   "imbalance.system_abs_mwh"]
-MAX_RUNS = 1_000_000
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-METRIC_RE = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*$")
-FACTOR_RE = re.compile(r"^[A-Za-z_]\w*$")
-# Columns of the catalog's runs table that are not params or metrics (see catalog.py).
-RESERVED_COLUMNS = {"run_id", "study", "status", "seed", "wall_s", "solver_s", "planner_s",
-                    "max_rss_mb", "task_s", "cpu_s", "started_at", "finished_at", "worker",
-                    "attempts",
-                    "error", "traceback", "path", "params", "scenario", "summary"}
-
-
-class StudyError(ScenarioError):
-    """A study file that cannot be run; each line names a field and its value."""
-
-
-# --- the file's schema -----------------------------------------------------------------------
-
-
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
-
-
-class SampleParam(_M):
-    """One sampled field: `bounds` are [low, high] for unif, [mean, sd] for norm and lognorm
-    (of the log for lognorm); `integer` rounds samples (default: if the base value is an int)."""
-
-    bounds: Annotated[list[float], Field(min_length=2, max_length=2)]
-    dist: Literal["unif", "norm", "lognorm"] = "unif"
-    integer: bool | None = None
-
-
-class Sample(_M):
-    method: Literal["sobol", "morris", "latin", "random"]
-    n: Annotated[int, Field(ge=2, le=1_000_000)]
-    seed: Annotated[int, Field(ge=0)] = 0
-    second_order: bool = False
-    levels: Annotated[int, Field(ge=2, le=100)] = 4
-    params: Annotated[dict[str, SampleParam], Field(min_length=1)]
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _shorthand(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: {"bounds": p} if isinstance(p, list) else p for k, p in v.items()}
-        return v
-
-
-class Axes(_M):
-    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
-    zip: dict[str, list[Any]] | list[dict[str, list[Any]]] = {}
-    factors: dict[str, Annotated[dict[Any, dict[str, Any]], Field(min_length=1)]] = {}
-    sample: Sample | None = None
-
-
-class StudyFile(_M):
-    name: str | None = None
-    description: str = ""
-    base: str = "default"
-    overrides: dict[str, Any] = {}
-    axes: Axes = Axes()
-    seeds: Any = None                 # checked in _seeds for a clearer message than a union's
-    metrics: Annotated[list[str], Field(min_length=1)] = DEFAULT_METRICS
-    tables: Literal["all", "none"] | list[str] = "all"
-    figures: bool = False
-
+from environment.scenario_files import find_scenario
+from environment.yamlio import parse_yaml, read_text
+from experiments.study_schema import (
+    FACTOR_RE,
+    MAX_RUNS,
+    METRIC_RE,
+    NAME_RE,
+    RESERVED_COLUMNS,
+    Axis,
+    Sample,
+    StudyError,
+    StudyFile,
+    canonical_json,
+    check_metrics,
+    check_path,
+    column_name,
+    draw_sample,
+    fail,
+    format_validation,
+    is_number,
+    make_axis,
+    no_duplicates,
+    reference_lines,
+    round_value,
+    run_id_of,
+    salib_problem,
+    scenario_lines,
+    seeds_of,
+    shipped_studies,
+    shown,
+    study_path,
+)
 
 # --- what a loaded study is ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Axis:
-    name: str                    # the dotted path, or the factor's name
-    kind: str                    # grid | zip | factor | sample
-    column: str                  # its column in the catalog's runs table
-    values: tuple | None         # levels (None for a sampled axis)
-    numeric: bool                # numbers (not booleans): plotted on an x axis
-    paths: tuple[str, ...]       # the scenario fields it sets
 
 
 @dataclass(frozen=True)
@@ -202,6 +152,13 @@ class Study:
     def scenario_data(self, run: RunSpec) -> dict:
         return {**self.points[run.point].scenario, "seed": run.seed}
 
+    def run_length(self) -> dict:
+        """Days, first day and MTU of the runs (the same for every point unless an axis
+        changes them: then those of the first point)."""
+        cal = self.points[0].scenario.get("calendar", {}) if self.points else {}
+        return {"days": cal.get("days"), "start": cal.get("start"),
+                "mtu_minutes": cal.get("mtu_minutes")}
+
     def describe(self) -> dict:
         """JSON-able description stored in the catalog (reports need no study file)."""
         s = self.sample
@@ -209,6 +166,7 @@ class Study:
             "name": self.name, "description": self.description,
             "source": str(self.source) if self.source else None,
             "base": self.base, "overrides": self.overrides,
+            "extra_overrides": self.extra_overrides, **self.run_length(),
             "axes": [{"name": a.name, "kind": a.kind, "column": a.column,
                       "values": list(a.values) if a.values is not None else None,
                       "numeric": a.numeric, "paths": list(a.paths)} for a in self.axes],
@@ -222,226 +180,10 @@ class Study:
         }
 
 
-# --- helpers shared with the sweep, catalog and report ----------------------------------------
-
-
-def study_path(name_or_path: str | Path) -> Path:
-    """A study YAML file, or the name of one shipped in experiments/studies/."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return p
-    return Path(str(resources.files("experiments") / "studies" / f"{name_or_path}.yaml"))
-
-
-def shipped_studies() -> list[Path]:
-    folder = Path(str(resources.files("experiments") / "studies"))
-    return sorted(folder.glob("*.yaml"))
-
-
-def _scenario_path(name_or_path: str, relative_to: Path | None) -> Path:
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or len(p.parts) > 1:
-        if not p.is_absolute() and relative_to is not None and (relative_to / p).exists():
-            return relative_to / p
-        return p
-    return Path(str(resources.files("experiments") / "scenarios" / f"{name_or_path}.yaml"))
-
-
-def column_name(name: str) -> str:
-    """A catalog column for a dotted path: `aggregators.0.enrolment` -> aggregators_0_enrolment."""
-    col = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
-    return col if col and not col[0].isdigit() else f"c_{col}"
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
-
-
-def run_id_of(scenario: dict) -> str:
-    """The id of a run: a hash of its resolved scenario, seed included."""
-    return hashlib.sha256(canonical_json(scenario).encode()).hexdigest()[:16]
-
-
-def flat_paths(tree: Any, prefix: str = "") -> list[str]:
-    """Every dotted path to a leaf of a nested dict (for suggestions)."""
-    out = []
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            out += flat_paths(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    return out
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def salib_problem(sample: Sample) -> dict:
-    names = list(sample.params)
-    return {"num_vars": len(names), "names": names,
-            "bounds": [list(p.bounds) for p in sample.params.values()],
-            "dists": [p.dist for p in sample.params.values()]}
-
-
-def draw_sample(sample: Sample):
-    """The sample matrix (rows x params) of a study's `axes.sample` block."""
-    import numpy as np
-
-    problem = salib_problem(sample)
-    if sample.method == "sobol":
-        from SALib.sample import sobol
-
-        return sobol.sample(problem, sample.n, calc_second_order=sample.second_order,
-                            seed=sample.seed)
-    if sample.method == "morris":
-        from SALib.sample import morris
-
-        return morris.sample(problem, sample.n, num_levels=sample.levels, seed=sample.seed)
-    if sample.method == "latin":
-        from SALib.sample import latin
-
-        return latin.sample(problem, sample.n, seed=sample.seed)
-    u = np.random.default_rng(sample.seed).random((sample.n, problem["num_vars"]))
-    return _scale(u, sample)
-
-
-def _scale(u, sample: Sample):
-    import numpy as np
-    from scipy import stats
-
-    out = np.empty_like(u)
-    for j, p in enumerate(sample.params.values()):
-        a, b = p.bounds
-        if p.dist == "unif":
-            out[:, j] = a + u[:, j] * (b - a)
-        elif p.dist == "norm":
-            out[:, j] = stats.norm.ppf(u[:, j], a, b)
-        else:
-            out[:, j] = np.exp(stats.norm.ppf(u[:, j], a, b))
-    return out
-
-
-# --- the scenario schema, walked by dotted path ----------------------------------------------
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        origin = get_origin(tp)
-        if origin is Annotated:
-            tp = get_args(tp)[0]
-        elif origin in (Union, types.UnionType):
-            arms = [a for a in get_args(tp) if a is not type(None)]
-            if len(arms) != 1:
-                return tp
-            tp = arms[0]
-        else:
-            return tp
-
-
-def check_path(path: str, data: dict, root: type[BaseModel] = Scenario) -> str | None:
-    """None if `path` names a field of the scenario schema (list indices must exist in `data`,
-    the base scenario after overrides); otherwise why not."""
-    parts = path.split(".")
-    if not all(parts):
-        return "not a dotted path (empty part)"
-    tp: Any = root
-    node: Any = data
-    walked: list[str] = []
-    i = 0
-    while i < len(parts):
-        seg = parts[i]
-        i += 1
-        where = "'" + ".".join(walked) + "'" if walked else "the top level"
-        tp = _unwrap(tp)
-        origin = get_origin(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            if seg not in tp.model_fields:
-                return (f"the scenario schema has no field {seg!r} in {where} "
-                        f"(its fields: {', '.join(tp.model_fields)})")
-            tp = tp.model_fields[seg].annotation
-            node = node.get(seg) if isinstance(node, dict) else None
-        elif origin is list:
-            if not seg.isdigit():
-                return f"{where} is a list: expected an item index, got {seg!r}"
-            if isinstance(node, list) and int(seg) >= len(node):
-                return (f"{where} has {len(node)} item(s) in the base scenario (after "
-                        f"overrides), no index {seg}; to add items, set the whole list in "
-                        "`overrides`")
-            tp = get_args(tp)[0] if get_args(tp) else Any
-            node = node[int(seg)] if isinstance(node, list) else None
-        elif origin is dict:
-            tp = get_args(tp)[1] if get_args(tp) else Any
-            if isinstance(node, dict):
-                for j in range(len(parts), i - 1, -1):
-                    if ".".join(parts[i - 1:j]) in node:
-                        seg, i = ".".join(parts[i - 1:j]), j
-                        break
-            node = node.get(seg) if isinstance(node, dict) else None
-        elif tp is Any:
-            return None
-        else:
-            kind = getattr(tp, "__name__", str(tp))
-            return f"{where} is a value ({kind}), it has no field {seg!r}"
-        walked.append(seg)
-    return None
-
-
-# --- loading ---------------------------------------------------------------------------------
-
-
-def _loc(loc: tuple) -> str:
-    out = ""
-    for p in loc:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif isinstance(p, str) and re.fullmatch(r"[A-Za-z_]\w*", p):
-            out += f".{p}"
-        else:
-            out += f"[{p!r}]"
-    return out.lstrip(".")
-
-
-def _shown(v: Any) -> str:
-    if isinstance(v, dict):
-        return "{...}"
-    text = repr(v)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _format_validation(exc: ValidationError) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        # unions report each arm under a label such as 'list[dict[str,list[any]]]'
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p
-                                                  and p.startswith(("list[", "dict["))))
-        path = _loc(loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            lines.append(f"{path}: required field is missing")
-        elif err["type"] == "extra_forbidden":
-            lines.append(f"{path} = {_shown(err.get('input'))}: unknown key")
-        else:
-            lines.append(f"{path} = {_shown(err.get('input'))}: {msg}")
-    return list(dict.fromkeys(lines))
-
-
-def _scenario_lines(exc: ScenarioError) -> list[str]:
-    """The per-field lines of a ScenarioError (without its 'invalid scenario ...' header)."""
-    text = str(exc)
-    head, _, rest = text.partition(":\n")
-    lines = [ln.strip() for ln in rest.splitlines() if ln.strip()] if rest else [text]
-    return lines
-
-
-def _fail(source: str, lines: list[str], limit: int = 20) -> StudyError:
-    shown = lines[:limit]
-    if len(lines) > limit:
-        shown.append(f"... and {len(lines) - limit} more")
-    return StudyError(f"invalid study {source}:\n  " + "\n  ".join(shown))
-
 
 def _fmt_point(changes: dict) -> str:
-    return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in changes.items()) + "}"
+    return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in changes.items()) + "}"
+
 
 
 def load_study(study: str | Path | dict, *, overrides: dict | None = None,
@@ -455,21 +197,19 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
     else:
         path = study_path(study)
         source, folder, stem = str(path), path.parent, path.stem
-        if not path.is_file():
-            shipped = ", ".join(p.stem for p in shipped_studies())
-            raise StudyError(f"study file not found: {path} (shipped studies: {shipped})")
-        text = path.read_text()
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise StudyError(f"invalid study {source}: not valid YAML: {exc}") from None
+        if not path.exists():
+            shipped = [p.stem for p in shipped_studies()]
+            raise StudyError(f"study file not found: {path}{did_you_mean(str(study), shipped)} "
+                             f"(shipped studies: {', '.join(shipped)})")
+        text = read_text(path, "study", StudyError)
+        data = parse_yaml(text, source, "study", StudyError)
     if not isinstance(data, dict):
         raise StudyError(f"invalid study {source}: top level must be a mapping, got "
                          f"{type(data).__name__}")
     try:
         spec = StudyFile.model_validate(data)
     except ValidationError as exc:
-        raise _fail(source, _format_validation(exc)) from None
+        raise fail(source, format_validation(exc)) from None
 
     problems: list[str] = []
     name = spec.name or stem or "study"
@@ -479,9 +219,9 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
 
     # base scenario and fixed overrides
     try:
-        base = load_scenario(_scenario_path(spec.base, folder))
+        base = load_scenario(find_scenario(spec.base, folder))
     except ScenarioError as exc:
-        raise _fail(source, [f"base = {spec.base!r}: {ln}" for ln in _scenario_lines(exc)]) \
+        raise fail(source, [f"base = {spec.base!r}: {ln}" for ln in scenario_lines(exc)]) \
             from None
     fixed = {**spec.overrides, **(overrides or {})}
     for key in fixed:
@@ -494,11 +234,11 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
         if why:
             problems.append(f"overrides[{key!r}]: {why}")
     if problems:
-        raise _fail(source, problems)
+        raise fail(source, problems)
     try:
         base = with_overrides(base, fixed) if fixed else base
     except ScenarioError as exc:
-        raise _fail(source, [f"overrides: {ln}" for ln in _scenario_lines(exc)]) from None
+        raise fail(source, [f"overrides: {ln}" for ln in scenario_lines(exc)]) from None
     base_data = base.model_dump(mode="json")
 
     # axes: paths the schema knows, no path set twice
@@ -521,7 +261,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
 
     for path, values in ax.grid.items():
         claim(path, f"axes.grid[{path!r}]")
-        _no_duplicates(values, f"axes.grid[{path!r}]", problems)
+        no_duplicates(values, f"axes.grid[{path!r}]", problems)
     for b, block in enumerate(zips):
         where = f"axes.zip[{b}]" if isinstance(ax.zip, list) else "axes.zip"
         lengths = {p: len(v) for p, v in block.items()}
@@ -534,7 +274,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
         for path in block:
             claim(path, f"{where}[{path!r}]")
         rows = list(zip(*block.values(), strict=False))
-        _no_duplicates([canonical_json(list(r)) for r in rows], where, problems)
+        no_duplicates([canonical_json(list(r)) for r in rows], where, problems)
     for fname, levels in ax.factors.items():
         where = f"axes.factors.{fname}"
         if not FACTOR_RE.fullmatch(fname):
@@ -553,7 +293,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
                 problems.append(f"{where}: level {lv!r}: a level is a number or a string")
         for p in paths:
             claim(p, f"{where}[{p!r}]")
-        _no_duplicates([canonical_json(c) for c in levels.values()], where, problems)
+        no_duplicates([canonical_json(c) for c in levels.values()], where, problems)
     sample_int: dict[str, bool] = {}
     if ax.sample is not None:
         s = ax.sample
@@ -565,7 +305,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
             except KeyError:
                 cur = None
             if cur is not None and not is_number(cur):
-                problems.append(f"{where}: the base value {_shown(cur)} is not a number; only "
+                problems.append(f"{where}: the base value {shown(cur)} is not a number; only "
                                 "numeric fields can be sampled (use grid or factors)")
             lo, hi = p.bounds
             if p.dist == "unif" and not lo < hi:
@@ -583,19 +323,19 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
                             "of 2, e.g. 64, 128, 256")
         if s.method == "sobol" and len(s.params) < 2 and s.second_order:
             problems.append("axes.sample.second_order = True: needs at least two params")
-    seeds = _seeds(spec, base, problems)
+    seeds = seeds_of(spec, base, problems)
     metrics = list(spec.metrics)
     for i, m in enumerate(metrics):
         if not METRIC_RE.fullmatch(m):
             problems.append(f"metrics[{i}] = {m!r}: not a dotted path into summary.json "
                             "(e.g. welfare_eur.total)")
-    _no_duplicates(metrics, "metrics", problems)
+    no_duplicates(metrics, "metrics", problems)
     if isinstance(spec.tables, list):
         for i, t in enumerate(spec.tables):
             if not re.fullmatch(r"\w+", t):
                 problems.append(f"tables[{i}] = {t!r}: not a table name")
     if problems:
-        raise _fail(source, problems)
+        raise fail(source, problems)
 
     # each axis value on its own: errors name the axis and the value; names the scenario
     # refers to (strategies, profiles, clearing) are checked too, each problem reported once
@@ -604,7 +344,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
     def references(sc: Scenario, where: str) -> None:
         if not check_references:
             return
-        for ln in _reference_lines(sc):
+        for ln in reference_lines(sc):
             if ln not in seen_refs:
                 seen_refs.add(ln)
                 problems.append(f"{where}: {ln}")
@@ -615,19 +355,19 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
         try:
             sc = with_overrides(base, changes)
         except ScenarioError as exc:
-            problems.extend(f"{where}: {ln}" for ln in _scenario_lines(exc))
+            problems.extend(f"{where}: {ln}" for ln in scenario_lines(exc))
             return None
         references(sc, where)
         return sc
 
     for path, values in ax.grid.items():
         for i, v in enumerate(values):
-            try_changes({path: v}, f"axes.grid[{path!r}][{i}] = {_shown(v)}")
+            try_changes({path: v}, f"axes.grid[{path!r}][{i}] = {shown(v)}")
     for b, block in enumerate(zips):
         for path, values in block.items():
             where = f"axes.zip[{b}]" if isinstance(ax.zip, list) else "axes.zip"
             for i, v in enumerate(values):
-                try_changes({path: v}, f"{where}[{path!r}][{i}] = {_shown(v)}")
+                try_changes({path: v}, f"{where}[{path!r}][{i}] = {shown(v)}")
     for fname, levels in ax.factors.items():
         for lv, changes in levels.items():
             try_changes(dict(changes), f"axes.factors.{fname}[{lv!r}]")
@@ -635,25 +375,25 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
         for path, p in ax.sample.params.items():
             if p.dist == "unif":
                 for v in p.bounds:
-                    v = _round(v, sample_int[path])
+                    v = round_value(v, sample_int[path])
                     try_changes({path: v}, f"axes.sample.params[{path!r}].bounds: {v!r}")
     if problems:
-        raise _fail(source, problems)
+        raise fail(source, problems)
 
     # the design
     axes: list[Axis] = []
     blocks: list[list[tuple[dict, dict]]] = []   # per block: [(params, changes)]
     for path, values in ax.grid.items():
-        axes.append(_axis(path, "grid", values, (path,)))
+        axes.append(make_axis(path, "grid", values, (path,)))
         blocks.append([({path: v}, {path: v}) for v in values])
     for block in zips:
         for path, values in block.items():
-            axes.append(_axis(path, "zip", values, (path,)))
+            axes.append(make_axis(path, "zip", values, (path,)))
         rows = zip(*block.values(), strict=True)
         blocks.append([(dict(zip(block, r, strict=True)),) * 2 for r in rows])
     for fname, levels in ax.factors.items():
         paths = tuple(sorted({p for lv in levels.values() for p in lv}))
-        axes.append(_axis(fname, "factor", list(levels), paths))
+        axes.append(make_axis(fname, "factor", list(levels), paths))
         blocks.append([({fname: lv}, dict(changes)) for lv, changes in levels.items()])
     sample_rows = None
     if ax.sample is not None:
@@ -664,7 +404,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
     n_rows = 1 if sample_rows is None else len(sample_rows)
     n_runs = n_groups * n_rows * len(seeds)
     if n_runs > MAX_RUNS:
-        raise _fail(source, [f"axes: the design has {n_runs:,} runs ({n_groups:,} combinations "
+        raise fail(source, [f"axes: the design has {n_runs:,} runs ({n_groups:,} combinations "
                              f"x {n_rows:,} samples x {len(seeds)} seeds), more than "
                              f"{MAX_RUNS:,}"])
     cols: dict[str, str] = {}
@@ -684,7 +424,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
         cols[col] = m
         metric_columns[m] = col
     if problems:
-        raise _fail(source, problems)
+        raise fail(source, problems)
 
     points: list[Point] = []
     seen: dict[str, int] = {}
@@ -700,7 +440,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
             if sample_rows is not None:
                 x = tuple(float(v) for v in sample_rows[r])
                 for path, v in zip(ax.sample.params, x, strict=True):
-                    v = _round(v, sample_int[path])
+                    v = round_value(v, sample_int[path])
                     pparams[path] = v
                     pchanges[path] = v
             key = canonical_json(pchanges)
@@ -708,7 +448,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
                 sc = try_changes(pchanges, f"axes: point {_fmt_point(pparams)}")
                 if sc is None:
                     if len(problems) > 20:
-                        raise _fail(source, problems)
+                        raise fail(source, problems)
                     continue
                 data = sc.model_dump(mode="json")
                 data.pop("seed")
@@ -721,7 +461,7 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
             seen.setdefault(digest, len(points))
             points.append(Point(len(points), pparams, g, None if x is None else r, x, data))
     if problems:
-        raise _fail(source, problems)
+        raise fail(source, problems)
     runs = [RunSpec(run_id_of({**p.scenario, "seed": sd}), p.index, sd)
             for sd in seeds for p in points]
     return Study(name=name, description=spec.description, source=None if stem is None
@@ -731,92 +471,30 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
                  sample=ax.sample, extra_overrides=dict(overrides or {}))
 
 
-def _round(v: float, integer: bool) -> float | int:
-    return int(round(v)) if integer else float(v)
 
+def dry_check(study: Study) -> tuple[list[str], dict[str, float]]:
+    """Simulate the first design point for two days, as the study runs it, and check the metric
+    paths against its summary; returns the warnings and the timing of the model's set-up, its
+    first day and its second (a warm day: the basis of the study's time estimate)."""
+    import time
 
-def _axis(name: str, kind: str, values: list, paths: tuple) -> Axis:
-    numeric = all(is_number(v) for v in values)
-    return Axis(name, kind, column_name(name), tuple(values), numeric, paths)
-
-
-def _no_duplicates(values: list, where: str, problems: list[str]) -> None:
-    keys = [canonical_json(v) if not isinstance(v, str) else v for v in values]
-    dups = sorted({k for k in keys if keys.count(k) > 1})
-    if dups:
-        problems.append(f"{where}: duplicate values {', '.join(dups)}")
-
-
-def _seeds(spec: StudyFile, base: Scenario, problems: list[str]) -> list[int]:
-    v = spec.seeds
-    if v is None:
-        return [base.seed]
-    if is_number(v) and isinstance(v, int) and 1 <= v <= 100_000:
-        return list(range(1, v + 1))
-    if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool)
-                                         and x >= 0 for x in v):
-        if len(set(v)) != len(v):
-            problems.append(f"seeds = {v}: duplicate seeds")
-        return list(v)
-    problems.append(f"seeds = {_shown(v)}: expected a number of replications (3 means seeds "
-                    "1, 2, 3) or a non-empty list of distinct seeds >= 0")
-    return []
-
-
-def _reference_lines(sc: Scenario) -> list[str]:
-    """Unknown strategy, clearing and profile names (checked without building the grid)."""
-    from environment.model import validate_references
-
-    try:
-        validate_references(sc)
-    except ScenarioError as exc:
-        return _scenario_lines(exc)
-    return []
-
-
-def parse_value(text: str) -> Any:
-    """A --set value as YAML (numbers, booleans, lists, strings)."""
-    return yaml.safe_load(text)
-
-
-def parse_sets(items: list[str] | None) -> dict:
-    out = {}
-    for kv in items or []:
-        if "=" not in kv:
-            raise StudyError(f"--set {kv!r}: expected PATH=VALUE, e.g. calendar.days=1")
-        key, text = kv.split("=", 1)
-        out[key.strip()] = parse_value(text)
-    return out
-
-
-def check_metrics(metrics: list[str], summary: dict) -> list[str]:
-    """Warnings for metric paths missing from (or not numbers in) a run's summary."""
-    import difflib
-
-    out = []
-    paths = flat_paths(summary)
-    for m in metrics:
-        try:
-            v = lookup(summary, m)
-        except KeyError:
-            close = difflib.get_close_matches(m, paths, n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            out.append(f"metric {m!r} is not in the run's summary.json (stored as null){hint}")
-            continue
-        if not (is_number(v) or isinstance(v, bool) or v is None):
-            kind = f"a mapping with keys {', '.join(list(v)[:6])}" if isinstance(v, dict) \
-                else type(v).__name__
-            out.append(f"metric {m!r} is {kind}, not a number (stored as null)")
-    return out
-
-
-def dry_check(study: Study, days: int = 1) -> list[str]:
-    """Run the first design point for `days` day(s) with the planner on and check the metric
-    paths against its summary."""
-    from experiments.run import run_scenario
+    from environment.model import FlexMarketModel
+    from experiments.run import build_summary
 
     data = study.scenario_data(study.runs[0])
-    data["calendar"] = {**data["calendar"], "days": days}
-    data["planner"] = {**data["planner"], "enabled": True}
-    result = run_scenario(parse_scenario(data, "dry run"), write=False, figures=False)
-    return check_metrics(study.metrics, result.summary)
+    full_days = data["calendar"]["days"]
+    data["calendar"] = {**data["calendar"], "days": min(2, full_days)}
+    t0 = time.perf_counter()
+    model = FlexMarketModel(parse_scenario(data, "dry run"))
+    marks = [time.perf_counter()]
+    while model.running:
+        model.step()
+        marks.append(time.perf_counter())
+    tables = model.tables()
+    tables["ledger"] = model.ledger.frame()
+    summary = build_summary(model, tables)
+    steps = [b - a for a, b in zip(marks, marks[1:], strict=False) if b - a > 0]
+    timing = {"build_s": marks[0] - t0, "first_day_s": steps[0], "day_s": steps[-1],
+              "days": full_days}
+    return check_metrics(study.metrics, summary), timing
+

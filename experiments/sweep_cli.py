@@ -9,8 +9,9 @@ import json
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
+
+from experiments.runs_cli import report_command, runs_command
 
 SWEEP_EPILOG = """\
 examples:
@@ -27,8 +28,10 @@ run. A run's id is a hash of its resolved scenario and seed, so changing the stu
 adds runs rather than overwriting them. Failed runs are kept as failed (the simulation is
 deterministic); --retry-failed runs them again. Delete a run's folder to have it redone.
 
-exit status: 0 all runs ok, 1 some runs failed, 2 invalid study or busy study folder,
-130 interrupted (resume by running the same command again)."""
+exit status: 0 all runs ok, 1 some runs failed, 2 invalid study, output folder, scheduler
+address or a busy study folder (nothing was run), 3 disk full (free space and run the same
+command again: runs not stored are run again), 130 interrupted (resume by running the same
+command again)."""
 
 REPORT_EPILOG = """\
 writes into results/<study>/report/ (or --out):
@@ -138,7 +141,7 @@ def register_cli(subparsers) -> None:
                     help="metrics to report (default: the study's); any dotted path into "
                          "summary.json works, also one the study did not list")
     rp.add_argument("--no-figures", action="store_true", help="tables only")
-    rp.set_defaults(func=_report)
+    rp.set_defaults(func=report_command)
 
     rn = subparsers.add_parser(
         "runs", help="list and query the runs of studies (SQL)",
@@ -160,7 +163,7 @@ def register_cli(subparsers) -> None:
                     help="output format (default: table)")
     rn.add_argument("--limit", type=int, default=200, metavar="N",
                     help="rows shown in the default listing (default 200; 0: all)")
-    rn.set_defaults(func=_runs)
+    rn.set_defaults(func=runs_command)
 
 
 # --- sweep ------------------------------------------------------------------------------------
@@ -172,8 +175,18 @@ def _err(msg: str) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from experiments.overrides import parse_sets
+    from experiments.sweep_dask import check_scheduler
+
+    if args.workers is not None and args.workers < 0:
+        return _err(f"--workers {args.workers}: must be 0 or more")
+    if args.scheduler and not args.dry_run:
+        check_scheduler(args.scheduler)             # at once, before the study is read
+    _preflight(args.study, Path(args.results))
     from experiments.catalog import CatalogBusy
-    from experiments.study import dry_check, load_study, parse_sets
+    from experiments.store import check_output_dir
+    from experiments.study import dry_check, load_study
+    from experiments.study_schema import StudyError
     from experiments.sweep import (
         INTERRUPTED,
         StudyBusy,
@@ -182,9 +195,7 @@ def _sweep(args: argparse.Namespace) -> int:
         run_study,
     )
 
-    if args.workers is not None and args.workers < 0:
-        return _err(f"--workers {args.workers}: must be 0 or more")
-    overrides = parse_sets(args.set)
+    overrides = parse_sets(args.set, StudyError)
     runner = None
     starter = None
     if not args.dry_run:
@@ -198,8 +209,9 @@ def _sweep(args: argparse.Namespace) -> int:
     old_int = signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     try:
         study = load_study(args.study, overrides=overrides)
+        check_output_dir(Path(args.results) / study.name, "results folder")
         if args.dry_run:
-            return _dry_run(study, Path(args.results), dry_check)
+            return _dry_run(study, Path(args.results), dry_check, args.workers)
         if starter is not None:
             starter.join()
         try:
@@ -238,23 +250,44 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         print(f"  report: flexmarkets report {res.study}"
               + (f" --results {args.results}" if args.results != "results" else ""))
-    failed_total = _failed_count(res.study_dir)
-    return 1 if failed_total else 0
+    return 1 if failed_runs(res.study_dir, {r.run_id for r in study.unique_runs}) else 0
 
 
-def _failed_count(study_dir: Path) -> int:
+def _preflight(study: str, results: Path) -> None:
+    """What can be checked in milliseconds, before the workers start and the (slower) study
+    validation: the file is text, valid YAML without a key given twice, and its results
+    folder can be written."""
+    from environment.yamlio import read_yaml
+    from experiments.store import check_output_dir
+    from experiments.study_schema import StudyError, study_path
+
+    path = study_path(study)
+    if not path.is_file():
+        return                      # load_study names it, with the shipped studies
+    data = read_yaml(path, "study", StudyError)
+    name = data.get("name") if isinstance(data, dict) else None
+    check_output_dir(results / str(name or path.stem), "results folder")
+
+
+def failed_runs(study_dir: Path, run_ids: set[str]) -> int:
+    """How many of the study's runs are recorded as failed, read from the run folders (the
+    truth; the catalog may lag behind or be locked), so that an unreadable catalog never
+    makes a sweep with failed runs exit 0."""
+
     from experiments import catalog as cat
 
-    try:
-        with cat.connect(study_dir / cat.CATALOG, read_only=True, timeout=2.0) as con:
-            return con.execute("SELECT count(*) FROM runs r JOIN (SELECT DISTINCT run_id FROM "
-                               "design) d USING (run_id) WHERE status = 'failed'"
-                               ).fetchone()[0]
-    except Exception:
-        return 0
+    n = 0
+    for run_id in cat.finished_folders(study_dir) & run_ids:
+        try:
+            status = json.loads((cat.runs_dir(study_dir) / run_id / cat.RUN_JSON).read_text())
+        except (OSError, ValueError):
+            n += 1              # a folder without a readable record counts as failed
+            continue
+        n += status.get("status") != "ok"
+    return n
 
 
-def _dry_run(study, results: Path, dry_check) -> int:
+def _dry_run(study, results: Path, dry_check, workers: int | None = None) -> int:
     from experiments import catalog as cat
 
     n_unique = len(study.unique_runs)
@@ -268,9 +301,22 @@ def _dry_run(study, results: Path, dry_check) -> int:
     done = cat.finished_folders(results / study.name)
     n_done = sum(1 for r in study.unique_runs if r.run_id in done)
     print(f"  done: {n_done} of {n_unique} in {results / study.name}")
-    t0 = time.perf_counter()
-    warnings = dry_check(study)
-    print(f"  one-day run of the first point: {time.perf_counter() - t0:.1f} s")
+    warnings, t = dry_check(study)
+    print(f"  first point, two days: set-up {t['build_s']:.1f} s, first day "
+          f"{t['first_day_s']:.1f} s, second day {t['day_s']:.1f} s")
+    todo = n_unique - n_done
+    if todo:
+        from experiments.sweep_runners import available_cpus
+
+        w = max(1, workers or available_cpus())
+        days = t["days"]
+        per_run = t["build_s"] + t["first_day_s"] + (days - 1) * t["day_s"]
+        per_run *= 1.1 if w > 1 else 1.0          # with every core busy, ~10% slower each
+        total = per_run * todo / w
+        print(f"  estimated: {todo} runs of {days} day{'s' if days != 1 else ''}, about "
+              f"{_duration(per_run)} each: {_duration(total)} on {w} worker"
+              f"{'s' if w != 1 else ''} (from the first point; points with more "
+              "flexibility or congestion take longer)")
     for w in warnings:
         print(f"  warning: {w}")
     if not warnings:
@@ -282,170 +328,3 @@ def _duration(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else \
         f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-# --- report -----------------------------------------------------------------------------------
-
-
-def _study_dir(study: str, results: str) -> Path:
-    """A study's folder from its name or its YAML file."""
-    root = Path(results)
-    if (root / study).is_dir():
-        return root / study
-    p = Path(study)
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        import yaml
-
-        data = yaml.safe_load(p.read_text()) or {}
-        name = data.get("name") if isinstance(data, dict) else None
-        return root / (name or p.stem)
-    from experiments.study import shipped_studies
-
-    for s in shipped_studies():
-        if s.stem == study:
-            return root / study
-    return root / study
-
-
-def _report(args: argparse.Namespace) -> int:
-    from experiments.catalog import CatalogBusy
-    from experiments.report import make_report
-
-    study_dir = _study_dir(args.study, args.results)
-    if not study_dir.is_dir():
-        return _err(f"no results for study {args.study!r} in {study_dir} (run `flexmarkets "
-                    "sweep` first)")
-    try:
-        files = make_report(study_dir, args.out, args.metrics, figures=not args.no_figures)
-    except (CatalogBusy, FileNotFoundError) as exc:
-        return _err(str(exc))
-    out = Path(args.out) if args.out else study_dir / "report"
-    print(f"report of {study_dir.name}: {out / 'report.md'}")
-    for f in files:
-        print(f"  {f}")
-    return 0
-
-
-# --- runs -------------------------------------------------------------------------------------
-
-
-def _runs(args: argparse.Namespace) -> int:
-    import duckdb
-    import pandas as pd
-
-    from experiments import catalog as cat
-
-    root = Path(args.results)
-    if args.study is None:
-        dirs = cat.study_dirs(root)
-        if args.sql:
-            con = duckdb.connect()
-            frames = []
-            for d in dirs:
-                try:
-                    frames.append(cat.snapshot(d).execute("SELECT * FROM runs").df())
-                except (cat.CatalogBusy, FileNotFoundError, duckdb.Error) as exc:
-                    print(f"warning: {d.name}: {exc}", file=sys.stderr)
-            all_runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-                {"run_id": pd.Series(dtype=str), "study": pd.Series(dtype=str)})
-            con.register("_all", all_runs)
-            con.execute("CREATE TABLE runs AS SELECT * FROM _all")
-            return _query(con, args.sql, args.format)
-        if not dirs:
-            print(f"no studies under {root}/")
-            return 0
-        rows = []
-        for d in dirs:
-            try:
-                con = cat.snapshot(d)
-                n = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY 1").fetchall())
-                design = con.execute("SELECT count(DISTINCT run_id) FROM design").fetchone()[0]
-                last = con.execute("SELECT max(finished_at) FROM runs").fetchone()[0]
-                rows.append({"study": d.name, "design_runs": design, "ok": n.get("ok", 0),
-                             "failed": n.get("failed", 0), "last_finished": last,
-                             "folder": str(d)})
-            except (cat.CatalogBusy, FileNotFoundError, duckdb.Error) as exc:
-                rows.append({"study": d.name, "folder": str(d), "error": str(exc)})
-        _print(pd.DataFrame(rows), args.format)
-        return 0
-    study_dir = _study_dir(args.study, args.results)
-    if not study_dir.is_dir():
-        return _err(f"no results for study {args.study!r} in {study_dir}")
-    try:
-        con = cat.snapshot(study_dir)
-    except (cat.CatalogBusy, FileNotFoundError) as exc:
-        return _err(str(exc))
-    if args.sql:
-        return _query(con, args.sql, args.format)
-    if args.show:
-        return _show(con, args.show)
-    fields = con.execute("SELECT column_name FROM fields ORDER BY kind DESC, rowid").fetchall()
-    cols = ["run_id", "status", "seed"] + [f[0] for f in fields] + ["wall_s", "finished_at"]
-    have = cat.table_columns(con)
-    select = ", ".join(f'"{c}"' for c in cols if c in have)
-    where = f"WHERE status = '{args.status}'" if args.status else ""
-    if args.status == "failed":
-        select += ", split_part(error, chr(10), 1) AS error"
-    limit = f"LIMIT {args.limit}" if args.limit else ""
-    df = con.execute(f"SELECT {select} FROM runs {where} ORDER BY finished_at NULLS LAST, "
-                     f"run_id {limit}").df()
-    total = con.execute(f"SELECT count(*) FROM runs {where}").fetchone()[0]
-    _print(df, args.format)
-    if args.format == "table" and args.limit and total > len(df):
-        print(f"({len(df)} of {total} runs shown; --limit 0 shows all)")
-    return 0
-
-
-def _query(con, sql: str, fmt: str) -> int:
-    import duckdb
-
-    try:
-        df = con.execute(sql).df()
-    except duckdb.Error as exc:
-        return _err(f"SQL: {exc}")
-    _print(df, fmt)
-    return 0
-
-
-def _show(con, run_id: str) -> int:
-    rows = con.execute("SELECT * FROM runs WHERE run_id LIKE ? || '%'", [run_id]).df()
-    if rows.empty:
-        return _err(f"no run {run_id!r}")
-    if len(rows) > 1:
-        return _err(f"{len(rows)} runs start with {run_id!r}: {', '.join(rows['run_id'])}")
-    r = rows.iloc[0].to_dict()
-    for k in ("run_id", "status", "seed", "path", "worker", "attempts", "started_at",
-              "finished_at", "wall_s", "task_s"):
-        print(f"{k}: {r.get(k)}")
-    print("params: " + json.dumps(json.loads(r["params"] or "{}")))
-    fields = con.execute("SELECT column_name, name FROM fields WHERE kind = 'metric'").fetchall()
-    for col, name in fields:
-        print(f"metric {name}: {r.get(col)}")
-    if r.get("error"):
-        print(f"error: {r['error']}")
-    if r.get("traceback"):
-        print(r["traceback"])
-    return 0
-
-
-def _print(df, fmt: str) -> None:
-    import pandas as pd
-
-    if fmt == "csv":
-        df.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        print(df.to_json(orient="records", date_format="iso", indent=1))
-    elif fmt == "md":
-        from experiments.report import markdown_table
-
-        print(markdown_table(df), end="")
-    else:
-        with pd.option_context("display.max_rows", None, "display.max_columns", None,
-                               "display.width", 250, "display.max_colwidth", 60):
-            print(df.to_string(index=False) if not df.empty else "(no rows)")
-
-
-if __name__ == "__main__":  # `python -m experiments.sweep_cli sweep` = `flexmarkets sweep`
-    from experiments.cli import main
-
-    sys.exit(main())

@@ -25,8 +25,11 @@ import numpy as np
 import pandas as pd
 
 from environment.scenario import ScenarioError, with_overrides
+from experiments.headline import num, signed
 from experiments.metrics import CLASSES
-from experiments.run import RunResult, resolve, run_scenario
+from experiments.plan import resolve
+from experiments.run import RunResult, run_scenario
+from experiments.store import write_run
 
 ROLES = ("brps", "aggregators", "producers")
 EXOGENOUS = ("system_load_mw", "prosumer_load_mw", "pv_mw")
@@ -105,12 +108,28 @@ class TwinReport:
                 "same_realisations": self.same_realisations}
 
     def write(self, out: str | Path) -> Path:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        self.by_agent.to_csv(out / "profit_by_agent_market.csv", index=False)
-        self.by_class.to_csv(out / "profit_by_class.csv")
-        (out / "twin.json").write_text(json.dumps(self.summary, indent=2, default=float))
-        return out
+        """Write the report into `out` (a folder holding no results), complete or not at
+        all."""
+        def files(folder: Path) -> None:
+            self.by_agent.to_csv(folder / "profit_by_agent_market.csv", index=False)
+            self.by_class.to_csv(folder / "profit_by_class.csv")
+            (folder / "twin.json").write_text(json.dumps(self.summary, indent=2, default=float))
+
+        return write_run(Path(out), files)
+
+    def lines(self, name: str, out=None) -> list[str]:
+        """What `flexmarkets twin` prints (exact figures, changes signed)."""
+        w = self.welfare
+        lines = [f"twin of {name}: strategic {', '.join(self.agents) or '(none)'} against "
+                 "truthful, same seed"]
+        lines += [f"  gaming profit {a}: {signed(eur)} EUR"
+                  for a, eur in self.gaming_profit_eur.items()]
+        lines += [f"  transfer to {c}: {signed(eur)} EUR"
+                  for c, eur in self.by_class["change"].items()]
+        lines += [f"  welfare {num(w['strategic'])} vs {num(w['truthful'])} EUR: lost "
+                  f"{num(w['lost'])} EUR",
+                  f"  report in {out}" if out else "  (no --out: nothing written)"]
+        return lines
 
 
 def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = None,

@@ -19,6 +19,8 @@ APP = "experiments.viz"
 OFFLINE_ENV = {
     "SOLARA_ASSETS_PROXY": "True",
     "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False",
+    "SOLARA_THEME_SHOW_BANNER": "False",        # its corner badge covered the panels
+    "SOLARA_THEME_TITLE": "flexmarkets",
 }
 
 

@@ -106,3 +106,66 @@ def test_imbalance_price_single_and_dual_hand_case():
     act = activate(offers, np.array([-3.0]), 1000.0, -500.0)
     assert act.emergency_down_mw[0] == pytest.approx(1.0)
     assert act.marginal_down[0] == -500.0
+
+
+def _merit_day():
+    """Two MTUs of one hour; 2 MWh offered at 10 EUR/MWh and 5 MWh at 100 in each; fixed
+    demand 1 MWh, then 3 MWh."""
+    from environment.markets.dayahead import SupplyCurve
+    from environment.markets.orders import OrderBook
+
+    offers = OrderBook.from_arrays([1, 2, 1, 2], [0, 0, 1, 1], [100.0, 10.0, 100.0, 10.0],
+                                   [-5.0, -2.0, -5.0, -2.0], 2)
+    return SupplyCurve(offers, np.array([1.0, 3.0]), -500.0, 4000.0)
+
+
+def test_supply_curve_cost_by_hand():
+    """Serving 1 and 3 MWh: 1 x 10, then 2 x 10 + 1 x 100 = 130 EUR. Moving 1 MWh from the
+    second MTU to the first: 2 x 10 twice = 40. Moving 5: 2 x 10 + 4 x 100 = 420, and a net
+    surplus of 2 MWh nobody buys, at minus the floor, 1,000: 1,420."""
+    s = _merit_day()
+    assert s.cost() == pytest.approx(130.0)
+    assert s.cost(np.array([1.0, -1.0])) == pytest.approx(40.0)
+    assert s.cost(np.array([5.0, -5.0])) == pytest.approx(1420.0)
+
+
+def test_pool_plan_prices_its_own_impact():
+    """A 5 MWh, 5 MW battery, empty, lossless, wear 5 EUR/MWh, on `_merit_day`. As a price
+    taker against the prices without it (10, then 100) it would charge 5 MWh and sell them
+    back, paying 100 for 4 of the 5 and dumping 2 MWh: 1,420 + 50 wear. Against the merit
+    order it charges only the 1 MWh left at 10 and discharges it where it displaces the 100
+    step: 2 x 10 + 2 x 10 + 10 wear = 50 EUR, the least any plan can cost."""
+    from agents.strategies.truthful import plan_pools
+
+    z = np.zeros(2)
+    pool = Pool(battery_mwh=5.0, battery_mw=5.0, battery_soc=0.0, battery_eta=1.0,
+                ev=Envelope(z, z, z), hp=Envelope(z, z, z))
+    supply = _merit_day()
+    taker = schedule_pool(pool, np.array([10.0, 100.0]), 1.0, 5.0, warm=False)
+    np.testing.assert_allclose(taker["ch"] - taker["dis"], [5.0, -5.0], atol=1e-9)
+    plans, prices = plan_pools({0: pool}, supply, 1.0, 5.0)
+    net = plans[0]["ch"] - plans[0]["dis"]
+    np.testing.assert_allclose(net, [1.0, -1.0], atol=1e-9)
+    assert supply.cost(net) + 5.0 * np.abs(net).sum() == pytest.approx(50.0)
+    assert supply.cost(np.array([5.0, -5.0])) + 50.0 == pytest.approx(1470.0)
+    assert 10.0 <= prices[0] <= prices[1] - 10.0 + 1e-9 and prices[1] <= 100.0
+
+
+def test_supply_curve_near_keeps_what_demand_can_reach():
+    """Five 1 MWh offers at 10..50 and 2.5 MWh of fixed demand, which moves by at most 0.2:
+    the offer at 10 is dispatched whatever happens (fixed supply: demand 1.5 left), the one at
+    30 is marginal, 20 and 40 stay beside it (so that a price on a step's edge stays between
+    real offers), 50 is never reached. Costs differ by the fixed 10 EUR only; a wider reach
+    keeps everything."""
+    from environment.markets.dayahead import SupplyCurve
+    from environment.markets.orders import OrderBook
+
+    offers = OrderBook.from_arrays(np.arange(5), np.zeros(5, int), [10.0, 20, 30, 40, 50],
+                                   -np.ones(5), 1)
+    s = SupplyCurve(offers, np.array([2.5]), -500.0, 4000.0)
+    near = s.near(np.array([-0.2]), np.array([0.2]))
+    np.testing.assert_allclose(near.offers.price, [20.0, 30.0, 40.0])
+    np.testing.assert_allclose(near.demand_mwh, [1.5])
+    for extra in (-0.2, 0.0, 0.2):
+        assert s.cost(np.array([extra])) - near.cost(np.array([extra])) == pytest.approx(10.0)
+    assert len(s.near(np.array([-0.6]), np.array([1.6])).offers) == 5

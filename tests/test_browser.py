@@ -130,10 +130,23 @@ def test_view_in_chromium(server, tmp_path, capsys):
             prices = page.locator(".fm-prices")
             grid_before, prices_before = grid.screenshot(), prices.screenshot()
 
-            page.get_by_role("button", name="Step").click()
+            # Mesa's generic controls and Solara's badge are gone
+            body = page.locator("body").inner_text()
+            for clutter in ("Play Interval", "Render Interval", "Use Threads",
+                            "Model Parameters", "PAGE 0", "This website runs on"):
+                assert clutter.lower() not in body.lower(), clutter
+
+            # a day takes seconds: meanwhile the page is busy and Step cannot be clicked again
+            step = page.get_by_role("button", name="Step")
+            step.click()
+            page.locator(".fm-busy").wait_for(state="visible", timeout=10_000)
+            assert step.is_disabled()
+            assert page.get_by_role("button", name="Reset").is_disabled()
             page.wait_for_function(
                 "() => document.querySelector('.fm-day')?.innerText.startsWith('Day 1 of 7')",
                 timeout=60_000)
+            page.locator(".fm-idle").wait_for(state="visible", timeout=60_000)
+            assert step.is_enabled()
             page.locator(".fm-prices-figure").wait_for(state="visible", timeout=30_000)
             page.locator(".fm-profits-figure").wait_for(state="visible", timeout=30_000)
             grid_after = _wait_changed(grid, grid_before)
@@ -167,8 +180,30 @@ def test_view_in_chromium(server, tmp_path, capsys):
                 "() => document.querySelector('.fm-day')?.innerText.startsWith('Day 1 of 7')",
                 timeout=60_000)
             assert day.inner_text().startswith("Day 1 of 7")  # the first tab did not move
+
+            # a scenario whose LFM trades on its first day: its prices and volumes show
+            page.bring_to_front()
+            page.get_by_label("Scenario").click(force=True)  # a Vuetify select
+            page.locator(".v-menu__content .v-list-item",
+                         has_text="coupling_conflict").click()
+            page.get_by_role("button", name="Reset").click()
+            page.wait_for_function(
+                "() => document.querySelector('.fm-summary h3')?.innerText"
+                ".startsWith('coupling_conflict')", timeout=60_000)
+            page.get_by_role("button", name="Step").click()
+            page.wait_for_function(
+                "() => document.querySelector('.fm-day')?.innerText.startsWith('Day 1 of')",
+                timeout=60_000)
+            lfm_prices = page.locator(".fm-lfm-prices")
+            lfm_prices.wait_for(state="visible", timeout=30_000)
+            import re
+
+            traded = re.compile(r"^LFM: the DSO bought [0-9.]+ MWh \(.+\) at [0-9.]+ EUR/MWh")
+            assert traded.match(lfm_prices.inner_text()), lfm_prices.inner_text()
+            assert traded.match(page.locator(".fm-lfm-volumes").inner_text())
         finally:
             browser.close()
     assert not external, f"requests left the machine: {external}"
     assert not failed, f"failed requests: {failed}\n{log.read_text()[-3000:]}"
+    assert "samesite" not in log.read_text().lower(), "the cookie warning is back on the console"
     assert shot.stat().st_size > 50_000

@@ -3,12 +3,14 @@ orders filled and killed, and properties against the uniform-price auction on ra
 
 import numpy as np
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from test_dayahead import CAP, FLOOR, book, order_books
 from test_model import check_payments
 
 from environment.markets.continuous import clear_continuous
 from environment.markets.dayahead import clear_uniform_price
+from environment.markets.orders import OrderBook
 from environment.markets.registry import get_clearing
 from experiments.run import run_scenario
 
@@ -83,6 +85,43 @@ def test_trades_balance_respect_limits_and_never_beat_the_auction(case):
     # the auction maximises gains from trade on the same book
     auction = clear_uniform_price(b, n_mtu, FLOOR, CAP)
     assert (c.welfare <= auction.welfare + 1e-6).all()
+
+
+def test_self_trade_prevention():
+    """Producer P's ask (0.1 MWh of headroom at its cost of 42) rests; its bid to buy back 0.3
+    at 42 arrives and would cross it: it passes over its own ask and rests. Q's ask at 68
+    rests behind P's. A supplier's market buy of 0.05 takes 0.05 from P's ask at 42: volume
+    0.05, not 0.15."""
+    b = OrderBook.from_arrays([1, 1, 3, 2], [0, 0, 0, 0], [42.0, 42.0, 68.0, CAP],
+                              [-0.1, 0.3, -0.2, 0.05], 1)
+    c = clear_continuous(b, 1, FLOOR, CAP)
+    assert_allclose(c.accepted, [-0.05, 0.0, 0.0, 0.05], atol=1e-12)
+    assert_allclose(c.volume, [0.05])
+    assert_allclose(c.order_price[[0, 3]], [42.0, 42.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(order_books(max_mtu=3, max_orders=20), st.integers(1, 3))
+def test_nobody_trades_with_itself_continuously(case, n_owners):
+    """Random books whose orders belong to one, two or three owners: a single owner trades
+    nothing; limit orders of different owners never rest crossed; trades balance."""
+    b, n_mtu = case
+    owners = np.arange(len(b)) % n_owners
+    b = OrderBook.from_arrays(owners, b.mtu, b.price, b.volume, n_mtu)
+    c = clear_continuous(b, n_mtu, FLOOR, CAP)
+    assert_allclose(np.bincount(b.mtu, c.accepted, minlength=n_mtu), 0.0, atol=1e-9)
+    if n_owners == 1:
+        assert_allclose(c.volume, 0.0)
+    limit = np.clip(b.price, FLOOR, CAP)
+    buy, sell = b.volume > 0, b.volume < 0
+    market = np.where(buy, limit >= CAP, limit <= FLOOR)
+    left = (np.abs(b.volume) - np.abs(c.accepted) > 1e-9) & ~market
+    for t in range(n_mtu):
+        for o in range(n_owners):
+            bids = limit[(b.mtu == t) & left & buy & (owners == o)]
+            asks = limit[(b.mtu == t) & left & sell & (owners != o)]
+            if bids.size and asks.size:
+                assert bids.max() < asks.min()
 
 
 def test_intraday_trades_continuously_when_the_scenario_says_so():

@@ -268,3 +268,52 @@ def test_pay_as_clear_payments_balance(case):
     out_money = (buy & (clipped < c.price[b.mtu])) | (sell & (clipped > c.price[b.mtu]))
     assert_allclose(c.accepted[in_money], b.volume[in_money])
     assert_allclose(c.accepted[out_money], 0.0)
+
+
+# --- no self-trades ----------------------------------------------------------------------------
+
+
+def test_a_party_never_trades_with_itself():
+    """Producer P offers 0.1 MWh of headroom at its cost of 42 and bids to buy back 0.3 MWh of
+    its schedule at 42; a supplier buys 0.05 at the cap, Q offers 0.2 at 68. At 42 the demand
+    (0.35) exceeds the supply (0.1): 0.1 trades at 42, P's sell in full, the supplier's 0.05
+    and 0.05 of P's own buy-back. Netted, P sells 0.05 to the supplier: volume 0.05, P -0.05,
+    the supplier +0.05, Q nothing, at 42; gains from trade (0.05 x (4000 - 42)) unchanged."""
+    b = OrderBook.from_arrays([1, 1, 2, 3], [0, 0, 0, 0],
+                              [42.0, 42.0, CAP, 68.0], [-0.1, 0.3, 0.05, -0.2], 1)
+    c = clear_uniform_price(b, 1, FLOOR, CAP)
+    np.testing.assert_allclose(c.price, [42.0])
+    np.testing.assert_allclose(c.accepted, [-0.05, 0.0, 0.05, 0.0], atol=1e-12)
+    np.testing.assert_allclose(c.volume, [0.05])
+    np.testing.assert_allclose(c.welfare, [0.05 * (CAP - 42.0)])
+
+
+@st.composite
+def shared_owner_books(draw):
+    b, n_mtu = draw(order_books())
+    owners = draw(st.lists(st.integers(0, 2), min_size=len(b), max_size=len(b)))
+    return OrderBook.from_arrays(owners, b.mtu, b.price, b.volume, n_mtu), n_mtu
+
+
+@settings(max_examples=300, deadline=None)
+@given(shared_owner_books())
+def test_netting_own_trades_changes_only_the_volume(case):
+    """Random books with three owners: each owner ends with buys or sells in an MTU, never
+    both, and with the net position and price it would have if each of its orders belonged to
+    a different party (every leg trades at the MTU's one price); the volume falls by what the
+    owners would have traded with themselves."""
+    b, n_mtu = case
+    shared = clear_uniform_price(b, n_mtu, FLOOR, CAP)
+    apart = clear_uniform_price(OrderBook.from_arrays(np.arange(len(b)), b.mtu, b.price,
+                                                      b.volume, n_mtu), n_mtu, FLOOR, CAP)
+    np.testing.assert_array_equal(shared.price, apart.price)
+    key = b.owner * n_mtu + b.mtu
+    size = 3 * n_mtu
+    np.testing.assert_allclose(np.bincount(key, shared.accepted, minlength=size),
+                               np.bincount(key, apart.accepted, minlength=size), atol=1e-9)
+    bought = np.bincount(key, np.clip(shared.accepted, 0, None), minlength=size)
+    sold = np.bincount(key, np.clip(-shared.accepted, 0, None), minlength=size)
+    assert (np.minimum(bought, sold) <= 1e-12).all()
+    own = np.minimum(np.bincount(key, np.clip(apart.accepted, 0, None), minlength=size),
+                     np.bincount(key, np.clip(-apart.accepted, 0, None), minlength=size))
+    np.testing.assert_allclose(shared.volume.sum(), apart.volume.sum() - own.sum(), atol=1e-9)

@@ -125,3 +125,50 @@ def test_learning_aggregator_marks_up_lfm_offers_and_learns_from_lfm_income_only
     history = np.array([h[0] for h in s.learner.history])
     assert history[-24:].mean() > history[:24].mean()
     assert [h[2] for h in s.learner.history][:1] == [10.0 * history[0]]
+
+
+def _two_learners(seed: int, days: int = 1):
+    """The default scenario with two learning aggregators (the second enrols what the first
+    left), 120 households."""
+    from environment.scenario import load_scenario, with_overrides
+    from experiments.run import scenario_path
+
+    s = load_scenario(scenario_path(None))
+    second = {**s.aggregators[0].model_dump(), "name": "flexco_2"}
+    return with_overrides(s, {"seed": seed, "calendar.days": days, "prosumers.0.count": 120,
+                              "planner.enabled": False, "aggregators": [
+                                  {**s.aggregators[0].model_dump(), "strategy": "learning"},
+                                  {**second, "strategy": "learning"}]})
+
+
+def _draws(model) -> list[np.ndarray]:
+    return [a.strategy.learner.core.rng.random(6) for a in model.aggregators]
+
+
+def test_learners_draw_from_streams_of_their_own():
+    """Two learning aggregators of one run draw differently, one learner draws differently
+    in runs of different seeds and identically in runs of the same seed (before, every
+    learner of every run drew from seed 0: two rivals chose the same markup every day)."""
+    from environment.model import FlexMarketModel
+
+    a, b = _draws(FlexMarketModel(_two_learners(1)))
+    assert not np.array_equal(a, b)
+    again = _draws(FlexMarketModel(_two_learners(1)))
+    np.testing.assert_array_equal(a, again[0])
+    other = _draws(FlexMarketModel(_two_learners(2)))
+    assert not np.array_equal(a, other[0])
+
+
+def test_rival_learners_explore_apart_and_leave_the_weather_alone():
+    """Over four days the two learners' markups differ; the realisations (system load,
+    prosumer load, PV) are those of the same run with truthful aggregators."""
+    from experiments.run import run_scenario
+    from experiments.twin import same_realisations
+
+    s = _two_learners(1, days=4)
+    run = run_scenario(s, write=False, figures=False)
+    first, second = ([h[0] for h in a.strategy.learner.history] for a in run.model.aggregators)
+    assert len(first) == 4 and first != second
+    truthful = s.model_copy(update={"aggregators": [
+        agg.model_copy(update={"strategy": "truthful"}) for agg in s.aggregators]})
+    assert same_realisations(run, run_scenario(truthful, write=False, figures=False))

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyomo.contrib.solver.common.factory import SolverFactory
 
-from environment.coupling import headroom
+from environment.grid.headroom import headroom
 from environment.markets.lfm import FlexOffers, GridLimits, clear_lfm, location_moves
 
 DT = 0.25

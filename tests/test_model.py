@@ -153,11 +153,6 @@ def test_ledger_rows_are_well_formed(default_run):
 # --- energy -------------------------------------------------------------------------------------
 
 
-# Runs whose producers' balancing offers run out: without the aggregator's flexibility the
-# default fleet needs 2.3 kW of emergency energy at one MTU of the first day.
-SHORT_OF_BALANCING = {"default-no-aggregator"}
-
-
 def check_energy_balance(run) -> None:
     """Energy from physical quantities: the metered demand of all perimeters is the physical
     net consumption (system load, household load less PV, EVs, heat pumps, batteries), and
@@ -177,8 +172,7 @@ def check_energy_balance(run) -> None:
     assert math.isclose(run.summary["imbalance"]["emergency_mwh"],
                         (series["emergency_up_mw"] + series["emergency_down_mw"]).sum()
                         * _dt(run), abs_tol=ENERGY_TOL)
-    if run.scenario.name not in SHORT_OF_BALANCING:
-        assert (series["emergency_up_mw"] + series["emergency_down_mw"]).max() <= ENERGY_TOL
+    assert (series["emergency_up_mw"] + series["emergency_down_mw"]).max() <= ENERGY_TOL
 
 
 def check_positions(run) -> None:
@@ -429,8 +423,7 @@ VARIANTS = {
     "scheme-local": {"markets.tso_dso_scheme": "local"},
     "scheme-shared-balancing": {"markets.tso_dso_scheme": "shared_balancing"},
     "scheme-common": {"markets.tso_dso_scheme": "common"},
-    "scheme-integrated": {"markets.tso_dso_scheme": "integrated"},
-    "sequential-held-capacity": {"markets.coupling": "sequential", "markets.tso_share": 0.5,
+    "sequential-held-capacity": {"markets.coupling": "sequential", "tso.der_reserve_mw": 0.02,
                                  "tso.capacity_price_eur_mw_h": 5.0},
 }
 
@@ -611,22 +604,92 @@ def test_failed_run_does_not_leave_tracemalloc_running(monkeypatch, stop_tracema
     assert not tracemalloc.is_tracing()
 
 
+PERFECT = {"forecast.load_error_sd": 0.0, "forecast.pv_error_sd": 0.0,
+           "forecast.wind_error_sd": 0.0, "forecast.idiosyncratic_sd": 0.0,
+           "planner.grid_constrained": False, "grid.loading_limit": 2.0,
+           "grid.v_min_pu": 0.6, "grid.v_max_pu": 1.4}
+
+
 def test_truthful_perfect_foresight_without_limits_matches_the_planner():
     """Every agent truthful, no forecast error, no binding grid limit: the markets reach the
-    planner's welfare to 1e-6. The aggregator controls batteries only, whose pooled schedule
-    splits over the members exactly (same duration, efficiency and initial state of charge);
-    pooled EV and heat-pump envelopes are a relaxation the members cannot always follow."""
-    perfect = {"forecast.load_error_sd": 0.0, "forecast.pv_error_sd": 0.0,
-               "forecast.wind_error_sd": 0.0, "forecast.idiosyncratic_sd": 0.0,
-               "planner.grid_constrained": False, "grid.loading_limit": 2.0,
-               "grid.v_min_pu": 0.6, "grid.v_max_pu": 1.4, "prosumers.0.count": 120,
-               "aggregators.0.devices": ["battery"]}
-    run = run_scenario(days=2, overrides=perfect, planner=True, write=False, figures=False)
+    planner's system cost to 1e-6 EUR. The aggregator controls batteries only, whose pooled
+    schedule splits over the members exactly (same duration, efficiency and initial state of
+    charge), and it plans them against the merit order, pricing its own impact. Planned
+    against the price forecast as a price taker instead, it charges into the steps above the
+    forecast price: with the default week's 320 households the run then cost 25.3 EUR (0.6%)
+    more than the planner over 3 days."""
+    run = run_scenario(days=2, overrides={**PERFECT, "prosumers.0.count": 120,
+                                          "aggregators.0.devices": ["battery"]},
+                       planner=True, write=False, figures=False)
     s = run.summary
     assert s["imbalance"]["system_abs_mwh"] < 1e-9
     assert s["congestion"]["forecast_violations"] == 0
     assert run.tables["aggregators"]["schedule_mw"].abs().sum() > 0
-    # the aggregator schedules as a price taker against a forecast that ignores its own
-    # flexibility, so it cycles its batteries a little more than the planner (wear 5.06 vs
-    # 4.36 EUR over these two days): 0.24 EUR of 1,838
-    assert abs(s["cost_efficiency"] - 1) < 2e-4
+    assert abs(s["system_cost_eur"] - s["planner_system_cost_eur"]) < 1e-6
+    assert abs(s["cost_efficiency"] - 1) < 1e-9
+
+
+def test_perfect_foresight_with_evs_and_heat_pumps_is_bounded_by_the_split():
+    """With EVs and heat pumps the pools are relaxations: a pool's envelope (sums of its
+    members' cumulative-energy bounds and power limits) contains the members' joint feasible
+    set but is larger, and the planner pools them per bus in the same way. The aggregator
+    nominates what its members can do (its pooled plan split over them), so nobody is out of
+    balance, and the run's cost exceeds the planner's by at most what following the members
+    costs over the pooled plan on the merit order (`split_loss_eur`): the pooled plan (per
+    location, a coarser pooling than the planner's per bus) costs no more than the planner's.
+    Default week, 2 days: the gap is 17.3 EUR (0.72%), the split loss 17.5 EUR."""
+    run = run_scenario(days=2, overrides=PERFECT, planner=True, write=False, figures=False)
+    s = run.summary
+    gap = s["system_cost_eur"] - s["planner_system_cost_eur"]
+    loss = sum(run.model.aggregators[0].split_loss_eur.values())
+    assert s["imbalance"]["system_abs_mwh"] < 1e-9
+    assert 0 <= gap <= loss + 1e-6
+    assert gap < 0.01 * s["planner_system_cost_eur"]
+
+
+def test_no_party_trades_with_itself(monkeypatch):
+    """In every auction of the day (the forecast clearing, the day-ahead auction, the intraday
+    sessions, the platform) no party both buys and sells in one MTU: its own orders are
+    netted. (In continuous trading a party may buy from one party and sell to another; that
+    it never meets its own orders is tested on the order book, `test_continuous`.)"""
+    import environment.model as model_module
+    from environment.markets import registry
+
+    sessions = []
+    real = model_module.get_clearing
+
+    def recording(name):
+        clear = real(name)
+
+        def wrapped(book, *args):
+            res = clear(book, *args)
+            sessions.append((book, res))
+            return res
+
+        wrapped.in_arrival_order = getattr(clear, "in_arrival_order", False)
+        return wrapped
+
+    monkeypatch.setattr(model_module, "get_clearing", recording)
+    monkeypatch.setattr(registry, "get_clearing", recording)  # the platform's
+    run_scenario(days=1, overrides={"prosumers.0.count": 80}, planner=False, write=False,
+                 figures=False)
+    assert len(sessions) >= 5  # the forecast, the day-ahead auction, intraday sessions
+    for book, res in sessions:
+        key = book.owner * 1000 + book.mtu
+        bought = np.bincount(np.unique(key, return_inverse=True)[1],
+                             np.clip(res.accepted, 0, None))
+        sold = np.bincount(np.unique(key, return_inverse=True)[1],
+                           np.clip(-res.accepted, 0, None))
+        assert (np.minimum(bought, sold) <= 1e-12).all()
+
+
+def test_perfect_forecasts_leave_nothing_to_trade_intraday():
+    """With no forecast error every party's day-ahead position is its final one: intraday
+    trades nothing. The producers' headroom and buy-back orders at the same marginal cost
+    used to match each other at the marginal price: 38.4 MWh over the default week, all of it
+    self-trade."""
+    run = run_scenario(days=2, overrides={**PERFECT, "prosumers.0.count": 120},
+                       planner=False, write=False, figures=False)
+    assert run.tables["series"]["id_volume_mwh"].sum() < 1e-9
+    led = run.ledger
+    assert led.loc[led["market"] == "intraday", "mwh"].abs().sum() < 1e-9

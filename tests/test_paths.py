@@ -9,7 +9,8 @@ import yaml
 from environment.paths import assign, lookup
 from environment.scenario import ScenarioError, load_scenario, with_overrides
 from experiments.run import scenario_path
-from experiments.study import StudyError, load_study
+from experiments.study import load_study
+from experiments.study_schema import StudyError
 
 TREE = {"a": {"b.c": {"d": 1}, "b": {"c": 2}, "list": [10, {"x": 3}]}}
 

@@ -108,10 +108,32 @@ BAD = [
      "markets.dayahead", "price_floor 5000"),
     ("floor-equals-cap", _set(("markets", "dayahead", "price_floor"), 4000),
      "markets.dayahead", "price_floor 4000"),
-    ("calendar-beyond-2016", _set(("calendar", "start"), "2016-12-30"), "calendar",
-     "2016-12-30"),
-    ("calendar-before-2016", _set(("calendar", "start"), "2015-12-31"), "calendar",
-     "2015-12-31"),
+    ("name-across-roles", _set(("producers", 0, "name"), "stadtwerk"), "producers[0].name",
+     "'stadtwerk'"),
+    ("aggregator-named-like-a-producer", _set(("aggregators", 0, "name"), "nuclear"),
+     "producers[2].name", "'nuclear'"),
+    ("reserved-account-name", _set(("producers", 1, "name"), "da_exchange"),
+     "producers[1].name", "'da_exchange'"),
+    ("prosumer-account-name", _set(("brps", 0, "name"), "prosumer_3"), "brps[0].name",
+     "'prosumer_3'"),
+    ("value-of-load-above-cap", _set(("value_of_load_eur_mwh",), 9000),
+     "value_of_load_eur_mwh", "9000"),
+    ("marginal-cost-above-cap", _set(("producers", 6, "marginal_cost_eur_mwh"), 4500),
+     "producers[6].marginal_cost_eur_mwh", "4500"),
+    ("energy-component-above-retail", _set(("brps", 1, "energy_component_eur_mwh"), 400),
+     "brps[1].energy_component_eur_mwh", "400"),
+    ("lfm-cap-above-unresolved-cost", _set(("markets", "lfm", "price_cap"), 6000),
+     "markets.lfm.price_cap", "6000"),
+    ("unknown-tie-price", _set(("markets", "dayahead", "tie_price"), "average"),
+     "markets.dayahead.tie_price", "'average'"),
+    ("data-file-missing", _set(("data",), {"x": {"file": "/nowhere/x.csv", "column": "v",
+                                                  "unit": "kW"}}),
+     "data.x.file", "/nowhere/x.csv"),
+    ("data-unknown-unit", _set(("data",), {"x": {"file": "/nowhere/x.csv", "column": "v",
+                                                  "unit": "kw"}}),
+     "data.x.unit", "'kw'"),
+    ("system-load-as-is-without-series", _set(("system_load", "annual_mwh"), None),
+     "system_load.annual_mwh", "None"),
     ("not-a-date", _set(("calendar", "start"), "2016-02-30"), "calendar.start",
      "'2016-02-30'"),
     ("mtu-minutes-not-allowed", _set(("calendar", "mtu_minutes"), 7), "calendar.mtu_minutes",
@@ -122,6 +144,28 @@ BAD = [
     ("loading-limit-zero", _set(("grid", "loading_limit"), 0), "grid.loading_limit", "0"),
     ("voltage-band", _set(("grid", "v_min_pu"), 1.02), "grid.v_min_pu", "1.02"),
     ("empty-brps", _set(("brps",), []), "brps", "[]"),
+    ("baseline-metered-schedule",
+     _set(("settlement", "baseline", "dayahead"), {"rule": "metered"}),
+     "settlement.baseline", "dayahead.rule = 'metered'"),
+    ("baseline-unknown-rule", _set(("settlement", "baseline", "lfm"), {"rule": "yesterday"}),
+     "settlement.baseline.lfm", "'yesterday'"),
+    ("baseline-days-without-lookback",
+     _set(("settlement", "baseline", "lfm"), {"rule": "declared", "days": 3}),
+     "settlement.baseline.lfm", "days = 3"),
+    ("baseline-top-of-rolling",
+     _set(("settlement", "baseline", "balancing"), {"rule": "rolling", "top": 2}),
+     "settlement.baseline.balancing", "top = 2"),
+    ("baseline-top-above-days",
+     _set(("settlement", "baseline", "dayahead"), {"rule": "historical", "days": 3, "top": 4}),
+     "settlement.baseline.dayahead", "top = 4 of days = 3"),
+    ("baseline-settles-nothing",
+     _all(_set(("settlement", "compensation"), "none"),
+          _set(("settlement", "baseline", "dayahead"), {"rule": "historical"})),
+     "settlement", "'historical'"),
+    ("baseline-without-perimeter",
+     _all(_set(("aggregators", 0, "kind"), "own_brp"),
+          _set(("settlement", "baseline", "lfm"), {"rule": "rolling"})),
+     "settlement.baseline", "'rolling'"),
 ]
 
 
@@ -258,6 +302,7 @@ def test_non_finite_numbers_are_rejected(tmp_path, default_data, where, bad, pat
 def test_with_overrides_applies_dotted_paths(default_scenario, default_yaml_path):
     s = with_overrides(default_scenario, {"prosumers.0.count": 5, "calendar.days": 3,
                                           "markets.dayahead.price_cap": 3000.0,
+                                          "value_of_load_eur_mwh": 3000.0,
                                           "producers.3.marginal_cost_eur_mwh": 40.0,
                                           "prosumers.0.battery.share": 0.1})
     assert s.prosumers[0].count == 5
@@ -388,5 +433,19 @@ def test_extends_merges_named_lists_and_reports_cycles(tmp_path):
     with pytest.raises(ScenarioError, match="circular"):
         load_scenario(a)
     (tmp_path / "c.yaml").write_text("extends: nowhere\n")
-    with pytest.raises(ScenarioError, match="nowhere.yaml"):
+    with pytest.raises(ScenarioError, match="'nowhere' not found"):
         load_scenario(tmp_path / "c.yaml")
+
+
+def test_reserved_account_names_are_those_the_model_opens(default_scenario):
+    """Every account a built model opens that is not one of the scenario's agents is in
+    RESERVED_ACCOUNTS (or a prosumer's), so a scenario can never collide with one."""
+    from environment.scenario_checks import RESERVED_ACCOUNTS
+
+    model = FlexMarketModel(with_overrides(default_scenario, {"prosumers.0.count": 5,
+                                                              "calendar.days": 1}))
+    s = model.config
+    agents = {b.name for b in s.brps} | {a.name for a in s.aggregators} \
+        | {p.name for p in s.producers} | {s.system_load.brp}
+    own = {n for n in model.ledger.names if n not in agents and not n.startswith("prosumer_")}
+    assert own <= RESERVED_ACCOUNTS, own - RESERVED_ACCOUNTS

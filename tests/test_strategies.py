@@ -174,12 +174,40 @@ def test_baseline_inflation_pays_back_under_corrected_compensation():
 
 
 def test_arbitrage_keeps_headroom_out_of_the_day_ahead_plan():
-    base = run(2)
-    game = strategic("arbitrage", 2, {"prior_eur_mwh": 200.0})
-    assert game.model.aggregators[0].strategy.holdback > 0
-    bat = base.tables["series"]["battery_mw"].abs().sum()
-    assert game.tables["series"]["battery_mw"].abs().sum() < bat
+    """A battery of 4 MWh and 1 MW at half charge against a merit order with 10 MWh at 10
+    EUR/MWh in the first two hours and at 100 in the last two, 5 MWh of fixed demand each
+    hour: the truthful plan charges 1 MW, then discharges 1 MW. The arbitrageur expects 200
+    EUR/MWh from later markets against a day-ahead spread (mean absolute deviation) of 45, so
+    it keeps 0.5 x (200 - 45) / (200 + 45) = 0.316 of its power out: it charges 0.684 MW."""
+    supply, pool = _two_price_day()
+    ctx = SimpleNamespace(dt_h=1.0)
+    agg = SimpleNamespace(degradation=0.0, model=SimpleNamespace(
+        ledger=SimpleNamespace(mark=lambda: 0),
+        price_forecast=lambda ctx, s: np.array([10.0, 10.0, 100.0, 100.0])))
+    truthful, _ = make_strategy("aggregator", "truthful").plan(agg, ctx, {0: pool}, supply)
+    np.testing.assert_allclose(truthful[0]["ch"], [1, 1, 0, 0], atol=1e-9)
+    arb = make_strategy("aggregator", "arbitrage", prior_eur_mwh=200.0)
+    plan, _ = arb.plan(agg, ctx, {0: pool}, supply)
+    held = 0.5 * 155 / 245
+    assert arb.holdback == pytest.approx(held)
+    np.testing.assert_allclose(plan[0]["ch"], [1 - held, 1 - held, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(plan[0]["dis"], [0, 0, 1 - held, 1 - held], atol=1e-9)
     assert strategic("arbitrage", 2).model.aggregators[0].strategy.holdback == 0.0
+
+
+def _two_price_day():
+    from agents.aggregator import Pool
+    from agents.prosumer import Envelope
+    from environment.markets.dayahead import SupplyCurve
+    from environment.markets.orders import OrderBook
+
+    t = np.arange(4)
+    offers = OrderBook.from_arrays(1, t, np.array([10.0, 10.0, 100.0, 100.0]),
+                                   np.full(4, -10.0), 4)
+    z = np.zeros(4)
+    pool = Pool(battery_mwh=4.0, battery_mw=1.0, battery_soc=2.0, battery_eta=1.0,
+                ev=Envelope(z, z, z), hp=Envelope(z, z, z))
+    return SupplyCurve(offers, np.full(4, 5.0), -500.0, 4000.0), pool
 
 
 def test_producer_markup_raises_the_day_ahead_price():
@@ -218,7 +246,7 @@ def test_anticipating_incdec_learns_from_its_own_lfm_sales_only():
 def test_arbitrage_margin_of_downward_balancing_energy():
     """A downward DER activation is booked at minus the price the provider pays; its margin
     against the DA price is |paid - DA| for the energy it buys."""
-    from agents.strategies.options import later_margins
+    from agents.strategies.options import observed_margins
     from environment.ledger import Ledger
 
     led = Ledger()
@@ -226,5 +254,89 @@ def test_arbitrage_margin_of_downward_balancing_energy():
     mark = led.mark()
     led.pay(tso, agg, "balancing_der", np.array([0, 1]), np.array([1.0, 1.0]),
             np.array([-125.0, 160.0]))
-    margins = later_margins(led, mark, agg, np.array([145.0, 145.0]))
+    margins = observed_margins(led, mark, np.array([agg]), np.array([145.0, 145.0]))
     assert margins["balancing"] == pytest.approx((20.0 + 15.0) / 2)
+
+
+def _platform_round(ask: float):
+    """One MTU of the platform: an aggregator offers 2 MW up (0.5 MWh it frees) asking `ask`
+    EUR/MWh per MWh moved; a supplier asks for 0.25 MWh at the energy price (100) plus its
+    imbalance premium (30)."""
+    from environment.coupling import FlexRound, clear_platform
+    from environment.markets.lfm import FlexOffers
+    from environment.markets.orders import OrderBook
+
+    offers = FlexOffers(np.array([7]), np.array([0]), np.array([0]), np.array([1]),
+                        np.array([2.0]), np.array([ask]))
+    requests = OrderBook.from_arrays(np.array([1]), [0], [130.0], [0.25], 1)
+    r = FlexRound(None, np.zeros((1, 1), bool), np.zeros((1, 1), bool), np.zeros((1, 1)),
+                  offers, np.array([100.0]), requests, 0.25, None,
+                  SimpleNamespace(enabled=True, brp_premium_eur_mwh=30.0))
+    return clear_platform(r, offers)
+
+
+def test_platform_offers_are_priced_by_the_strategy():
+    """Asking its activation cost (20, truthful) the aggregator sells at 120: the supplier's
+    0.25 MWh trade at 120 (the offer is marginal). Asking 25 (a risk premium of 5) it trades
+    the same at 125; asking 35 (premium 15) it asks more than the supplier's 130 and nothing
+    trades (before, the platform priced every offer at the activation cost, whatever the
+    strategy)."""
+    for ask, mw, price in ((20.0, 1.0, 120.0), (25.0, 1.0, 125.0), (35.0, 0.0, np.nan)):
+        accepted_mw, plat_price, req = _platform_round(ask)
+        np.testing.assert_allclose(accepted_mw, [mw])
+        np.testing.assert_allclose(req, [0.25 * mw])
+        if mw:
+            np.testing.assert_allclose(plat_price, [price])
+
+
+def test_risk_premium_trades_less_on_the_platform():
+    """Two days of the default week: the truthful aggregator sells 0.26 MWh on the platform;
+    with risk aversion 1,000 its premium exceeds what suppliers pay over the energy price and
+    it sells none (it sold the same 0.26 MWh at the same prices before)."""
+    def platform_mwh(r):
+        led = r.ledger
+        return led.loc[(led["market"] == "platform") & (led["payer"] == "flex_platform"),
+                       "mwh"].abs().sum()
+
+    assert platform_mwh(run(2)) > 0.2
+    assert platform_mwh(strategic("risk_premium", 2, {"risk_aversion": 1000.0})) == 0.0
+
+
+def test_arbitrage_learns_from_every_seller_and_its_value_falls_without_sales():
+    """Prior 100 EUR/MWh, memory 0.7. A day on which another aggregator sold 2 MWh to the DSO
+    at 40 and the platform traded 1 MWh at 130 against a DA price of 100: the LFM value moves
+    to 0.7 x 100 + 0.3 x 40 = 82, the platform's to 0.7 x 100 + 0.3 x 30 = 79, balancing
+    (nothing sold) to 70. Eight more days without any sale: each falls by 0.7 a day, the
+    LFM's to 82 x 0.7^8 = 4.73 EUR/MWh (before, a market it did not trade in was never
+    updated: a prior of 100 stayed 100)."""
+    from agents.strategies.options import Arbitrage
+    from environment.ledger import Ledger
+
+    led = Ledger()
+    dso, plat = led.account("dso", "dso"), led.account("flex_platform", "market_operators")
+    me, rival = led.account("me", "aggregators"), led.account("rival", "aggregators")
+    model = SimpleNamespace(ledger=led, aggregators=[SimpleNamespace(account=me),
+                                                     SimpleNamespace(account=rival)])
+    agg = SimpleNamespace(model=model)
+    arb = Arbitrage(prior_eur_mwh=100.0, memory=0.7)
+    day = SimpleNamespace(da_price=np.full(4, 100.0))
+    arb._mark = led.mark()
+    led.pay(dso, rival, "lfm_da", np.array([1, 2]), np.array([1.0, 1.0]), 40.0)
+    led.pay(plat, rival, "platform", 3, 1.0, 130.0)
+    arb.end_of_day(agg, day)
+    assert arb.value == pytest.approx({"lfm": 82.0, "platform": 79.0, "balancing": 70.0})
+    for _ in range(8):
+        arb._mark = led.mark()
+        arb.end_of_day(agg, day)
+    assert arb.value["lfm"] == pytest.approx(82.0 * 0.7 ** 8)
+    assert arb.value["balancing"] == pytest.approx(100.0 * 0.7 ** 9)
+
+
+def test_arbitrage_value_falls_in_a_run_without_local_market():
+    """Three days without an LFM: its LFM value falls from the prior of 100 to
+    100 x 0.7^3 = 34.3 EUR/MWh."""
+    game = strategic("arbitrage", 3, {"prior_eur_mwh": 100.0}, markets__lfm__enabled=False)
+    arb = game.model.aggregators[0].strategy
+    assert arb.value["lfm"] == pytest.approx(100.0 * 0.7 ** 3)
+    assert arb.later_value() < 100.0
+

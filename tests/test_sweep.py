@@ -27,7 +27,8 @@ import agents.aggregator
 from environment.scenario import ScenarioError
 from experiments import catalog as cat
 from experiments.report import make_report
-from experiments.study import StudyError, load_study, shipped_studies
+from experiments.study import load_study
+from experiments.study_schema import StudyError, shipped_studies
 from experiments.sweep import (
     DaskRunner,
     InlineRunner,
@@ -249,7 +250,7 @@ def test_shipped_study_small_version_runs(tmp_path, runner, name):
 
 
 def _cli(study: Path, results: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "experiments.sweep_cli", "sweep", str(study), "--results",
+    return [sys.executable, "-m", "experiments.cli", "sweep", str(study), "--results",
             str(results), "-q", "--workers", "2", *extra]
 
 
@@ -518,7 +519,11 @@ def test_runs_report_and_metric_warning(tmp_path, runner, capsys):
     assert "cli" in out and "8" in out
     assert _main(["runs", "cli", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "aggregators_0_enrolment" in out and "welfare_eur_total" in out
+    assert "aggregators.0.enrolment" in out and "welfare_eur.total" in out
+    lines = out.splitlines()
+    assert max(len(ln) for ln in lines) < 160      # readable on a terminal
+    seeds = [int(ln.split()[3]) for ln in lines[1:9]]
+    assert seeds == sorted(seeds) or lines[1].split()[0] == "0"   # in design order
     assert _main(["runs", "cli", "--results", str(tmp_path), "--format", "csv", "--sql",
                   "select pricing, count(*) as n, avg(welfare_eur_total) as w from runs "
                   "group by 1 order by 1"]) == 0
@@ -534,12 +539,21 @@ def test_runs_report_and_metric_warning(tmp_path, runner, capsys):
 
     assert _main(["report", "cli", "--results", str(tmp_path)]) == 0
     report = res.study_dir / "report"
-    for name in ("report.md", "runs.csv", "points.csv", "points.md", "compare_pricing.md",
+    for name in ("report.md", "runs.csv", "points.csv", "points_summary.md",
+                 "compare_pricing.md",
                  "vs_aggregators_0_enrolment.png", "vs_pricing.png",
                  "pivot_welfare_eur_total.md"):
         assert (report / name).is_file(), name
     text = (report / "report.md").read_text()
     assert "welfare_eur.totl" in text and "null in every finished run" in text
+    assert "welfare, total (EUR)" in text                    # labels in words, with units
+    assert "1-day runs from 2016-01-11" in text              # the run length is stated
+    assert "`calendar.days=1`" in text                       # and the overrides
+    assert "e-1" not in text                                 # no float noise like -1.7e-14
+    table = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    assert max(ln.count("|") for ln in table) - 1 <= 12      # no 32-column table
+    points_csv = pd.read_csv(report / "points.csv")
+    assert (points_csv["congestion_red_lo95"].dropna() >= 0).all()   # counts never below 0
     assert (report / "compare_pricing.png").is_file()
     compare = pd.read_csv(report / "compare_pricing.csv")
     runs = pd.read_csv(report / "runs.csv")

@@ -22,7 +22,7 @@ from environment.markets.tso_dso import (
 )
 
 DT = 0.25
-SCHEMES = ["centralized", "local", "shared_balancing", "common", "integrated"]
+SCHEMES = ["centralized", "local", "shared_balancing", "common"]
 
 
 def chain(t_n, base_p, base_v, sens_v=(0.02, 0.05)):
@@ -115,7 +115,6 @@ def test_common_is_never_dearer_than_sequential_clearing(seed, t_n, n, unresolve
     p = BalancingProblem(rng.uniform(-2, 2, t_n).round(2), producers(rng.uniform(0, 0.8), t_n=t_n),
                          der_bids(rng, t_n, n), lim, DT, 800.0, -200.0, unresolved)
     best = TSO_DSO["common"](p).procurement_cost_eur
-    assert TSO_DSO["integrated"](p).procurement_cost_eur == pytest.approx(best, abs=1e-9)
     for other in ("local", "shared_balancing", "centralized"):
         assert best <= TSO_DSO[other](p).procurement_cost_eur + 1e-6, other
     assert best <= tso_first(p).procurement_cost_eur + 1e-6

@@ -112,7 +112,7 @@ def test_grid_figure_falls_back_to_location_values(stepped):
     g = stepped.grid
     assert state.loading.shape == (g.n_branch,)
     fig = viz.grid_figure(g, state)
-    assert isinstance(fig, Figure) and viz._png(fig)[:4] == b"\x89PNG"
+    assert isinstance(fig, Figure) and viz.png(fig)[:4] == b"\x89PNG"
 
 
 def test_grid_layout_uses_coordinates_or_a_tree(stepped):
@@ -163,7 +163,7 @@ def test_price_and_volume_panels_pick_up_new_market_columns():
     assert len(fig.axes) == 2
     labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert labels == ["lfm price F1", "lfm price F4"]
-    assert viz._png(viz.volume_figure(more, 0.25))[:4] == b"\x89PNG"
+    assert viz.png(viz.volume_figure(more, 0.25))[:4] == b"\x89PNG"
 
 
 def test_profit_table_is_the_ledger_by_class_and_market(stepped):
@@ -175,7 +175,7 @@ def test_profit_table_is_the_ledger_by_class_and_market(stepped):
     for cls, net in table.sum(axis=1).items():
         assert net == pytest.approx(by_class[cls], abs=1e-6)
     assert abs(table.to_numpy().sum()) < 1e-6  # every euro paid is received
-    assert viz._png(viz.profit_figure(table))[:4] == b"\x89PNG"
+    assert viz.png(viz.profit_figure(table))[:4] == b"\x89PNG"
     assert viz.profit_table(ledger.iloc[:0], classes).empty
 
 
@@ -232,6 +232,15 @@ def _type_seed(rc, text: str) -> None:
     field.fire_event("keyup.enter", text)
 
 
+def _step(rc) -> None:
+    """Click Step and wait for the day (it runs in a worker thread)."""
+    before = _day(rc)
+    rc.find(v.Btn, children=["Step"]).widget.click()
+    rc.find(v.Html, class_="fm-day").assert_wait(lambda w: w.children[0] != before,
+                                                 timeout=120)
+    rc.find(v.Html, class_="fm-idle").wait_for(timeout=120)
+
+
 def test_page_step_advances_the_model_and_redraws_the_panels():
     box, rc = _page()
     assert _day(rc).startswith("Day 0 of 7")
@@ -240,9 +249,9 @@ def test_page_step_advances_the_model_and_redraws_the_panels():
     assert _image(rc, "fm-prices-figure") is None  # only a note before the first day
     assert any("no delivery day" in str(a.children) for a in rc.find(v.Alert).widgets)
 
-    rc.find(v.Btn, children=["Step"]).widget.click()
+    _step(rc)
     assert _day(rc).startswith("Day 1 of 7")
-    assert rc.find(v.Html, children=["Time: 1.0"])  # Mesa's own step counter
+    assert rc.find(v.Html, class_="fm-idle").widget.children[0] == "1 of 7 days simulated"
     grid1, prices1 = _image(rc, "fm-grid-figure"), _image(rc, "fm-prices-figure")
     assert grid1 is not None and grid1 != grid0
     assert prices1 is not None and prices1[:4] == b"\x89PNG"
@@ -254,28 +263,54 @@ def test_page_step_advances_the_model_and_redraws_the_panels():
     assert "00:45–01:00" in rc.find(v.Html, class_="fm-mtu").widget.children[0]
     assert _image(rc, "fm-prices-figure") != prices1  # the MTU marker moved
 
-    rc.find(v.Btn, children=["Step"]).widget.click()
+    _step(rc)
     assert _day(rc).startswith("Day 2 of 7")
     assert "the day's peak loading" in rc.find(v.Html, class_="fm-mtu").widget.children[0]
     rc.find(v.Btn, children=["Reset"]).widget.click()
     assert _day(rc).startswith("Day 0 of 7")
 
 
-def test_page_play_runs_days_until_paused():
+def test_page_run_simulates_days_until_paused():
     box, rc = _page()
-    rc.find(v.Btn, children=["▶"]).widget.click()
+    rc.find(v.Btn, children=["Run"]).widget.click()
     day = rc.find(v.Html, class_="fm-day")
     day.assert_wait(lambda wdg: wdg.children[0].startswith(("Day 2", "Day 3")), timeout=60)
-    rc.find(v.Btn, children=["❚❚"]).widget.click()
-    rc.find(v.Btn, children=["▶"]).wait_for(timeout=10)
+    rc.find(v.Btn, children=["Pause"]).widget.click()
+    rc.find(v.Btn, children=["Run"]).wait_for(timeout=60)
+    rc.find(v.Html, class_="fm-idle").wait_for(timeout=60)
     stopped = _day(rc)
     time.sleep(1.0)
-    assert _day(rc) == stopped  # paused
+    assert _day(rc) == stopped  # paused after the day in progress
+
+
+def test_step_is_disabled_and_the_page_busy_while_a_day_runs(monkeypatch):
+    """A second click cannot start a second day on the same model: while the worker thread
+    simulates, Step, Run and Reset are disabled and the page says which day runs."""
+    import threading
+
+    release = threading.Event()
+    real = viz.ViewModel.step
+
+    def slow(self):
+        release.wait(30)
+        real(self)
+
+    monkeypatch.setattr(viz.ViewModel, "step", slow)
+    box, rc = _page()
+    rc.find(v.Btn, children=["Step"]).widget.click()
+    rc.find(v.Html, class_="fm-busy").wait_for(timeout=10)
+    assert "Simulating day 1 of 7" in rc.find(v.Html, class_="fm-busy").widget.children[0]
+    for label in ("Step", "Reset", "Run"):
+        assert rc.find(v.Btn, children=[label]).widget.disabled, label
+    release.set()
+    rc.find(v.Html, class_="fm-idle").wait_for(timeout=60)
+    assert _day(rc).startswith("Day 1 of 7")
+    assert not rc.find(v.Btn, children=["Step"]).widget.disabled
 
 
 def test_page_shows_bad_seeds_as_errors_and_keeps_the_model():
     box, rc = _page()
-    rc.find(v.Btn, children=["Step"]).widget.click()
+    _step(rc)
     assert _summary_head(rc) == "default, seed 42"
     grid = _image(rc, "fm-grid-figure")
     for bad in ("abc", "-1", "1e99", "", "12345678901234567890123"):
@@ -344,3 +379,30 @@ def test_view_cli_serves_on_loopback_offline():
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and "--production" in cmd
     assert "--no-check-version" in cmd
     assert OFFLINE_ENV["SOLARA_ASSETS_PROXY"] == "True"
+
+
+def test_lfm_trades_reach_the_price_and_volume_panels():
+    """The LFM's trades are in the `flex` table; the panels fold them in per MTU, so a run
+    whose LFM traded shows its prices and volumes (coupling_conflict trades on its first day)."""
+    model = viz.ViewModel(viz.ViewSettings("coupling_conflict",
+                                           viz.build_scenario(
+                                               viz.ViewSettings("coupling_conflict")).seed))
+    model.step()
+    tables = model.view_tables()
+    flex = tables["flex"]
+    bought = float((flex["dso_up_mw"] + flex["dso_down_mw"]).sum() * model.calendar.mtu_hours)
+    assert bought > 0
+    frame = viz.with_flexibility(tables["series"], flex, model.calendar.mtu_hours)
+    vols = [c for c in frame.columns if c.startswith("lfm_") and c.endswith("_mwh")]
+    assert frame[vols].to_numpy().sum() == pytest.approx(bought)
+    assert frame["lfm_da_price"].notna().any()
+    assert viz.price_columns(frame.columns)["lfm"] == ["lfm_da_price", "lfm_id_price"]
+    assert len(viz.price_figure(frame).axes) == 2
+    from experiments.viz_markets import lfm_caption
+
+    assert lfm_caption(frame).startswith(f"LFM: the DSO bought {bought:.3g} MWh")
+    from experiments.viz_panels import market_frame  # what the panels draw
+
+    assert market_frame(model)[vols].to_numpy().sum() == pytest.approx(bought)
+    quiet = viz.with_flexibility(tables["series"], None, 0.25)
+    assert lfm_caption(quiet) == "LFM: the DSO bought no flexibility so far"

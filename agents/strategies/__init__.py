@@ -8,6 +8,12 @@ from agents.strategies import (  # noqa: F401
     transmission,
     truthful,
 )
-from agents.strategies.registry import STRATEGIES, known, make_strategy, register_strategy
+from agents.strategies.registry import (
+    STRATEGIES,
+    agent_params,
+    known,
+    make_strategy,
+    register_strategy,
+)
 
-__all__ = ["STRATEGIES", "known", "make_strategy", "register_strategy"]
+__all__ = ["STRATEGIES", "agent_params", "known", "make_strategy", "register_strategy"]

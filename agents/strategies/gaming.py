@@ -53,12 +53,16 @@ class IncDecAggregator(TruthfulAggregator):
             hit = hit | hit[:, up].any(1, keepdims=True)
         return hit
 
-    def schedule(self, agg, ctx, pool, prices, net_max=None, net_min=None):
+    def plan_adder(self, agg, ctx, location: int):
+        """Consumption at the MTU-locations it games looks `adder_eur_mwh` cheaper."""
         self._ctx = ctx
         hit = self.target(agg)
-        if hit is not None:
-            prices = prices - self.adder * hit[:, location_of(agg, pool)]
-        return super().schedule(agg, ctx, pool, prices, net_max, net_min)
+        return 0.0 if hit is None else -self.adder * hit[:, location]
+
+    def schedule(self, agg, ctx, pool, prices, net_max=None, net_min=None, supply=None):
+        return super().schedule(agg, ctx, pool,
+                                prices + self.plan_adder(agg, ctx, location_of(agg, pool)),
+                                net_max, net_min, supply)
 
     def flex_prices(self, agg, ctx, direction, prices, location=None):
         base = super().flex_prices(agg, ctx, direction, prices, location)
@@ -97,11 +101,18 @@ class IncDecAlias(IncDecAggregator):
 
 @register_strategy("aggregator", "baseline_inflation")
 class BaselineInflation(TruthfulAggregator):
-    """An aggregator in the suppliers' perimeters declares a baseline above its plan in the MTUs
-    where it has up-flexibility to sell: `inflation_share` of its planned consumption plus
-    `inflation_mw` (seed 001, 6.1; seed 003, 3.4 on baselines). Reductions then look larger
-    than they are, and with a corrected perimeter the gap is energy it sells without moving it
-    (phantom energy), unless the compensation regime charges it back."""
+    """An aggregator in the suppliers' perimeters declares a baseline above the one it expects
+    to be measured against, in the MTUs where it has up-flexibility to sell: `inflation_share`
+    of that baseline plus `inflation_mw` (seed 001, 6.1; seed 003, 3.4 on baselines), and
+    sells the gap as energy it moved.
+
+    Under the `declared` baseline rule (`settlement.baseline`) the declaration is the baseline:
+    its reductions look larger than they are, and with a corrected perimeter the gap is energy
+    it sells without moving it (phantom energy), paid by the suppliers unless the compensation
+    regime charges it back (`corrected` does, at their energy component, more than the
+    day-ahead price it sold at). Under a `historical`, `rolling` or `metered` rule its moves
+    are measured against its metered consumption; the declaration only tells the suppliers
+    what to buy, and the phantom energy it sold is its own imbalance."""
 
     def __init__(self, inflation_share: float = 0.3, inflation_mw: float = 0.0):
         if inflation_share < 0 or inflation_mw < 0:
@@ -110,7 +121,7 @@ class BaselineInflation(TruthfulAggregator):
         self.inflation_share = float(inflation_share)
         self.inflation_mw = float(inflation_mw)
 
-    def baseline(self, agg, ctx, plan_mw: np.ndarray) -> np.ndarray:
-        up = sum((u for u, _ in agg.flexibility(ctx).values()), np.zeros(len(plan_mw)))
-        extra = self.inflation_share * np.clip(plan_mw, 0, None) + self.inflation_mw
-        return plan_mw + np.where(up > 1e-6, extra, 0.0)
+    def baseline(self, agg, ctx, expected_mw: np.ndarray) -> np.ndarray:
+        up = sum((u for u, _ in agg.flexibility(ctx).values()), np.zeros(len(expected_mw)))
+        extra = self.inflation_share * np.clip(expected_mw, 0, None) + self.inflation_mw
+        return expected_mw + np.where(up > 1e-6, extra, 0.0)

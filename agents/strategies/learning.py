@@ -5,7 +5,8 @@ The learner core (`RothErev`, `MarkupLearner`) knows nothing of roles or markets
 strategy can wrap it; two are registered: ``("tx_producer", "learning")`` for the transmission
 model and ``("aggregator", "learning")``, which learns a markup on its local flexibility market
 offers. Each learner draws from its own `np.random.default_rng(seed)`, never the model's, so
-adding a learner does not change anybody else's random numbers."""
+adding a learner does not change anybody else's random numbers; in the main model `seed` is
+derived from the run's seed and the agent's identity (`agents.strategies.agent_params`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class RothErev:
     propensities (negative ones count as zero)."""
 
     def __init__(self, n_actions: int, recency: float = 0.1, experimentation: float = 0.2,
-                 initial_propensity: float = 1.0, seed: int = 0):
+                 initial_propensity: float = 1.0, seed: int | list[int] = 0):
         if n_actions < 1:
             raise ValueError("a learner needs at least one action")
         if not (0 <= recency < 1 and 0 <= experimentation < 1 and initial_propensity > 0):
@@ -32,7 +33,7 @@ class RothErev:
                              f"in [0, 1), initial_propensity {initial_propensity} positive")
         self.recency, self.experimentation = float(recency), float(experimentation)
         self.propensity = np.full(n_actions, float(initial_propensity))
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(list(seed) if np.ndim(seed) else int(seed))
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -59,14 +60,14 @@ class MarkupLearner:
                  n_markups: float = 6, withhold_shares: list[float] | None = None,
                  recency: float = 0.1, experimentation: float = 0.2,
                  initial_propensity: float = 1.0, reward_scale: float | None = None,
-                 seed: int = 0):
+                 seed: int | list[int] = 0):
         grid = np.linspace(0.0, max_markup, int(n_markups)) if markups is None else markups
         shares = [0.0] if withhold_shares is None else withhold_shares
         if any(not 0 <= w <= 1 for w in shares):
             raise ValueError(f"withhold_shares {shares} must lie in [0, 1]")
         self.actions = [(float(m), float(w)) for w in shares for m in grid]
         self.core = RothErev(len(self.actions), recency, experimentation, initial_propensity,
-                             int(seed))
+                             seed)
         self.reward_scale = reward_scale
         self._seen = 0.0
         self.history: list[tuple[float, float, float]] = []
@@ -128,10 +129,10 @@ class LearningAggregator(TruthfulAggregator):
 
     def __init__(self, max_markup: float = 50.0, n_markups: float = 6, recency: float = 0.1,
                  experimentation: float = 0.2, initial_propensity: float = 1.0,
-                 reward_scale: float = 0.0, seed: float = 0):
+                 reward_scale: float = 0.0, seed: float | list[int] = 0):
         self.learner = MarkupLearner(None, max_markup, n_markups, None, recency,
                                      experimentation, initial_propensity,
-                                     reward_scale or None, int(seed))
+                                     reward_scale or None, seed)
 
     def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray,
                     location: int | None = None) -> np.ndarray:

@@ -60,12 +60,14 @@ class Arbitrage(TruthfulAggregator):
     markets for the best expected value (seed 001, 6.1; seed 004).
 
     It learns, as an exponential average (weight `memory` on the past, starting from
-    `prior_eur_mwh`), the margin per MWh its later markets paid it: the LFM price, and for
-    platform and balancing energy the distance of their price from the day-ahead price. When
-    that margin exceeds the day-ahead spread (mean absolute deviation of the prices it plans
-    against), it keeps up to `max_holdback` of its battery power out of the day-ahead plan,
-    more the larger the gap, and asks later markets at least the learned margin (the DA
-    arbitrage it gave up)."""
+    `prior_eur_mwh`), the margin per MWh each later market paid flexibility each day, whoever
+    sold it (`observed_margins`): the LFM's price, and for platform and balancing energy the
+    distance of their price from the day-ahead price; a day on which a market bought no
+    flexibility counts as a margin of 0, so the value falls when nothing sells. When that
+    margin exceeds the day-ahead spread (mean absolute deviation of the day-ahead prices it
+    expects without flexibility), it keeps up to `max_holdback` of its battery power out of
+    the day-ahead plan, more the larger the gap, and asks later markets at least the learned
+    margin (the DA arbitrage it gave up)."""
 
     def __init__(self, prior_eur_mwh: float = 0.0, memory: float = 0.7,
                  max_holdback: float = 0.5):
@@ -82,15 +84,18 @@ class Arbitrage(TruthfulAggregator):
     def later_value(self) -> float:
         return max(self.value.values())
 
-    def schedule(self, agg, ctx, pool, prices, net_max=None, net_min=None):
-        """Only the D-1 plan holds back; re-plans around sold flexibility may use all of it."""
-        if net_max is None and net_min is None:
-            self._mark = agg.model.ledger.mark()
-            spread, later = self.da_spread(prices), self.later_value()
-            gap = (later - spread) / (later + spread) if later > spread else 0.0
-            self.holdback = self.max_holdback * gap
-            pool = dataclasses.replace(pool, battery_mw=pool.battery_mw * (1 - self.holdback))
-        return super().schedule(agg, ctx, pool, prices, net_max, net_min)
+    def plan(self, agg, ctx, pools, supply, adders=None):
+        """Only the D-1 plan holds back (`planned_pool`), by the gap between the learned later
+        value and the spread of the day-ahead prices it expects without flexibility; re-plans
+        around sold flexibility may use all of it."""
+        self._mark = agg.model.ledger.mark()
+        spread, later = self.da_spread(agg.model.price_forecast(ctx, supply)), self.later_value()
+        gap = (later - spread) / (later + spread) if later > spread else 0.0
+        self.holdback = self.max_holdback * gap
+        return super().plan(agg, ctx, pools, supply, adders)
+
+    def planned_pool(self, agg, ctx, location, pool):
+        return dataclasses.replace(pool, battery_mw=pool.battery_mw * (1 - self.holdback))
 
     def flex_prices(self, agg, ctx, direction, prices, location=None):
         base = super().flex_prices(agg, ctx, direction, prices, location)
@@ -103,14 +108,19 @@ class Arbitrage(TruthfulAggregator):
     def end_of_day(self, agg, result) -> None:
         if self._mark is None:
             return
-        margins = later_margins(agg.model.ledger, self._mark, agg.account, result.da_price)
-        for group, margin in margins.items():
-            self.value[group] = self.memory * self.value[group] + (1 - self.memory) * margin
+        sellers = np.array([a.account for a in agg.model.aggregators])
+        margins = observed_margins(agg.model.ledger, self._mark, sellers, result.da_price)
+        for group in self.value:
+            self.value[group] = (self.memory * self.value[group]
+                                 + (1 - self.memory) * margins.get(group, 0.0))
 
 
-def later_margins(ledger, mark: int, account: int, da_price: np.ndarray) -> dict[str, float]:
-    """EUR/MWh an account earned per market group in the ledger rows booked since `mark`:
-    the LFM's price, and for energy (platform, balancing) the distance from the DA price."""
+def observed_margins(ledger, mark: int, sellers: np.ndarray,
+                     da_price: np.ndarray) -> dict[str, float]:
+    """EUR/MWh flexibility earned per later market group in the ledger rows booked since
+    `mark`, over every seller of flexibility (`sellers`: accounts), volume-weighted: the LFM's
+    price, and for energy (platform, balancing) the distance from the DA price. A group with
+    no such rows is missing (nothing sold there)."""
     t_n = len(da_price)
     eur: dict[str, float] = {}
     mwh: dict[str, float] = {}
@@ -118,10 +128,10 @@ def later_margins(ledger, mark: int, account: int, da_price: np.ndarray) -> dict
         group = LATER_MARKETS.get(market)
         if group is None:
             continue
-        mine = (payee == account) | (payer == account)
-        if not mine.any():
+        sold = np.isin(payee, sellers) | np.isin(payer, sellers)
+        if not sold.any():
             continue
-        q, price, t = np.abs(q[mine]), price[mine], mtu[mine] % t_n
+        q, price, t = np.abs(q[sold]), price[sold], mtu[sold] % t_n
         # balancing rows of downward energy carry minus the price the provider pays for it
         margin = price if group == "lfm" else np.abs(np.abs(price) - da_price[t])
         eur[group] = eur.get(group, 0.0) + float((q * margin).sum())

@@ -85,3 +85,9 @@ class IncDecTxProducer(TruthfulTxProducer):
         if side > 0:
             return mc, min(mc, nodal + self.markup)
         return max(mc, nodal) + self.markup, mc
+
+
+@register_strategy("tx_producer", "inc_dec")
+class IncDecTxAlias(IncDecTxProducer):
+    """The same inc-dec strategy under the aggregators' second name, so both spellings work
+    for every role."""

@@ -82,13 +82,38 @@ def imbalance_prices(act: Activation, system_short_mw: np.ndarray, da_price: np.
     nothing was activated). dual: a party on the side that aggravates the system pays or
     receives the marginal bid; one that helps settles at the DA price. `escalation` EUR/MWh
     per MW of system imbalance moves the aggravating side's price against it, so that the
-    price of a large imbalance exceeds any bid a party could arbitrage against."""
+    price of a large imbalance exceeds any bid a party could arbitrage against.
+
+    Direction rule: in a short system the price is never below the day-ahead price, in a long
+    one never above it (`direction_rule`), so that being short never buys energy cheaper, nor
+    being long sells it dearer, than the day-ahead market would have."""
     short = system_short_mw > 1e-12
     long_ = system_short_mw < -1e-12
     marginal = np.where(short, act.marginal_up, np.where(long_, act.marginal_down, np.nan))
-    one = np.where(np.isnan(marginal), da_price, marginal) + escalation * system_short_mw
+    one = direction_rule(np.where(np.isnan(marginal), da_price, marginal), system_short_mw,
+                         da_price) + escalation * system_short_mw
     if pricing == "single":
         return one, one
     if pricing == "dual":
         return np.where(short, one, da_price), np.where(long_, one, da_price)
     raise ValueError(f"tso.pricing = {pricing!r}: expected 'single' or 'dual'")
+
+
+def direction_rule(price: np.ndarray, system_short_mw: np.ndarray,
+                   da_price: np.ndarray) -> np.ndarray:
+    """The imbalance price kept on the system's side of the day-ahead price: at least it when
+    the system is short, at most it when long.
+
+    This is the Nordic regulating-price rule against the day-ahead price itself (Fingrid's
+    published up- and down-regulating prices: the dearest up-regulation bid used, at least
+    the Elspot price of the area; the cheapest down-regulation bid used, at most it; the
+    Elspot price where no regulation in that direction was used). Germany couples its
+    imbalance price to the exchange the same way (Bundesnetzagentur BK6-12-024,
+    "Börsenpreiskopplung", since July 2020 against the intraday quarter-hour index: in a
+    short system at least the index, in a long one at most it), so that leaving an
+    imbalance never beats trading; the EU balancing guideline bounds it by the activated
+    balancing energy in the same directions (Regulation 2017/2195, Art. 55(4) and (5)).
+    Without the rule the marginal bid of the balancing merit order can lie on the wrong side
+    of the day-ahead price where DER or producers' headroom are offered below it."""
+    return np.where(system_short_mw > 1e-12, np.maximum(price, da_price),
+                    np.where(system_short_mw < -1e-12, np.minimum(price, da_price), price))

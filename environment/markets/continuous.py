@@ -1,6 +1,8 @@
 """Continuous trading (the EU target model's intraday market, SIDC/XBID): an order book per MTU
 matched as orders arrive, each trade at the price of the order that was resting in the book
-(price-time priority), pay-as-bid rather than pay-as-clear.
+(price-time priority), pay-as-bid rather than pay-as-clear. Self-trade prevention: an
+arriving order passes over its owner's own resting orders (they keep their place in the
+book), as the exchanges' self-trade prevention does, so no party trades with itself.
 
 A session opens with the limit orders (priced inside the price band: producers' headroom and
 buy-backs at marginal cost), entered in the order of the book and matched against each other
@@ -37,7 +39,7 @@ def clear_continuous(book: OrderBook, n_mtu: int, price_floor: float = -500.0,
         raise ValueError(f"price_floor {price_floor} must be below price_cap {price_cap}")
     book.validate(n_mtu)
     price = np.clip(book.price, price_floor, price_cap)
-    vol = book.volume
+    vol, owner = book.volume, book.owner
     buy = vol > 0
     market = np.where(buy, price >= price_cap, price <= price_floor)
     filled = np.zeros(len(book))
@@ -55,11 +57,15 @@ def clear_continuous(book: OrderBook, n_mtu: int, price_floor: float = -500.0,
         for seq, i in enumerate(orders):
             rest = abs(vol[i])
             own, other = (bids, asks) if buy[i] else (asks, bids)
+            skipped = []  # the owner's own resting orders: never matched with it
             while rest > VOLUME_TOL and other:
                 key, _, j = other[0]
                 p = key if buy[i] else -key  # asks keyed by price, bids by -price
                 if (p > price[i]) if buy[i] else (p < price[i]):
                     break
+                if owner[j] == owner[i]:
+                    skipped.append(heapq.heappop(other))
+                    continue
                 q = min(rest, abs(vol[j]) - filled[j])
                 for k in (i, j):
                     filled[k] += q
@@ -69,6 +75,8 @@ def clear_continuous(book: OrderBook, n_mtu: int, price_floor: float = -500.0,
                 rest -= q
                 if abs(vol[j]) - filled[j] <= VOLUME_TOL:
                     heapq.heappop(other)
+            for entry in skipped:
+                heapq.heappush(other, entry)
             if rest > VOLUME_TOL and not market[i]:
                 heapq.heappush(own, (-price[i] if buy[i] else price[i], seq, i))
     accepted = np.sign(vol) * filled

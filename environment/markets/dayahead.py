@@ -8,16 +8,81 @@ which keeps a 96-MTU session with a few hundred orders well below a millisecond.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 
-from environment.markets.orders import Clearing, OrderBook
+from environment.markets.orders import Clearing, OrderBook, net_own_trades
 from environment.markets.registry import register_clearing
 
-__all__ = ["Clearing", "VOLUME_TOL", "clear_uniform_price"]
+__all__ = ["Clearing", "SupplyCurve", "VOLUME_TOL", "clear_uniform_price"]
 
 VOLUME_TOL = 1e-9
 """MWh below which an acceptance counts as exact; absorbs cumulative-sum rounding
 so that "partially accepted" (which decides the price) is not triggered by noise."""
+
+
+@dataclass(frozen=True)
+class SupplyCurve:
+    """The merit order a flexible buyer expects to be cleared against: the sell offers and the
+    demand that does not respond to price (MWh per MTU, + consumption), within the auction's
+    price bounds. Unserved demand is valued at the cap, unsold must-run at the floor."""
+
+    offers: OrderBook
+    demand_mwh: np.ndarray
+    price_floor: float
+    price_cap: float
+
+    def plus(self, extra_mwh: np.ndarray) -> SupplyCurve:
+        """The same offers with `extra_mwh` more fixed demand."""
+        return dataclasses.replace(self, demand_mwh=self.demand_mwh + extra_mwh)
+
+    def cost(self, extra_mwh: np.ndarray | float = 0.0) -> float:
+        """EUR to serve the fixed demand plus `extra_mwh` per MTU from the cheapest offers, the
+        rest at the cap (unserved); net surplus costs minus the floor per MWh (unsold)."""
+        d = self.demand_mwh + extra_mwh
+        o = self.offers
+        price = np.clip(o.price, self.price_floor, self.price_cap)
+        order = np.lexsort((price, o.mtu))
+        mtu, price, vol = o.mtu[order], price[order], -o.volume[order]
+        total = np.bincount(mtu, vol, minlength=len(d))
+        before = np.cumsum(vol) - vol - (np.cumsum(total) - total)[mtu]
+        used = np.clip(d[mtu] - before, 0.0, vol)
+        return float((price * used).sum() + self.price_cap * np.clip(d - total, 0, None).sum()
+                     - self.price_floor * np.clip(-d, 0, None).sum())
+
+    def near(self, lo_mwh: np.ndarray, hi_mwh: np.ndarray) -> SupplyCurve:
+        """The same curve for demand that stays within `lo_mwh`..`hi_mwh` (MWh per MTU) of
+        the fixed demand: offers dispatched in full at either end become fixed supply, offers
+        never reached are dropped, one of each kept beside the range so that the price of an
+        MTU whose demand ends on a step's edge stays between real offers. An LP over the
+        result has the solutions and prices of one over the whole curve, with fewer columns."""
+        o = self.offers
+        order = np.lexsort((np.clip(o.price, self.price_floor, self.price_cap), o.mtu))
+        mtu, vol = o.mtu[order], -o.volume[order]
+        total = np.bincount(mtu, vol, minlength=len(self.demand_mwh))
+        start = np.cumsum(vol) - vol - (np.cumsum(total) - total)[mtu]
+        end = start + vol
+        below = end <= (self.demand_mwh + lo_mwh)[mtu]
+        above = start >= (self.demand_mwh + hi_mwh)[mtu]
+        first = np.r_[True, mtu[1:] != mtu[:-1]]
+        last = np.r_[mtu[1:] != mtu[:-1], True]
+        keep = ~below & ~above
+        keep |= below & (last | ~np.r_[below[1:], False])      # the last one below
+        keep |= above & (first | ~np.r_[True, above[:-1]])     # the first one above
+        fixed = np.bincount(mtu, np.where(keep, 0.0, np.where(below, vol, 0.0)),
+                            minlength=len(self.demand_mwh))
+        kept = np.sort(order[keep])
+        offers = OrderBook(o.owner[kept], o.mtu[kept], o.price[kept], o.volume[kept])
+        return dataclasses.replace(self, offers=offers, demand_mwh=self.demand_mwh - fixed)
+
+    def book(self) -> OrderBook:
+        """The offers with the fixed demand as price-taking orders."""
+        t = len(self.demand_mwh)
+        d = self.demand_mwh
+        return OrderBook.concat([self.offers, OrderBook.from_arrays(
+            -1, np.arange(t), np.where(d >= 0, self.price_cap, self.price_floor), d, t)])
 
 
 def _empty_clearing(n: int, n_mtu: int) -> Clearing:
@@ -42,6 +107,7 @@ def clear_uniform_price(
     n_mtu: int,
     price_floor: float = -500.0,
     price_cap: float = 4000.0,
+    tie_price: str = "midpoint",
 ) -> Clearing:
     """Clear ``book`` by merit order, maximising gains from trade in every MTU.
 
@@ -49,15 +115,22 @@ def clear_uniform_price(
     on or above the supply curve. Orders priced strictly better than the clearing
     price are fully accepted; all orders of one side sharing the marginal price
     are accepted pro rata, so the outcome does not depend on order position.
-    The price is the marginal order's price when a step is partially accepted,
-    otherwise the midpoint of the interval of market-clearing prices (see the
-    module tests for the corner cases: one-sided MTUs get the best price of the
-    present side, empty MTUs get NaN). Limit prices are clipped to
+    A party's accepted buys are netted against its own accepted sells of the same MTU
+    (`net_own_trades`): nobody trades with itself, and the volume reported is traded between
+    distinct parties. The price is the marginal order's price when a step is partially
+    accepted, otherwise (a tie: demand meets supply exactly at a step) a price of the
+    interval of market-clearing prices: its midpoint with ``tie_price="midpoint"``,
+    its lower end with ``"marginal_offer"`` (with inelastic demand, the most
+    expensive accepted offer: the merit-order convention and ASSUME's pay-as-clear).
+    See the module tests for the corner cases: one-sided MTUs get the best price of
+    the present side, empty MTUs get NaN. Limit prices are clipped to
     ``[price_floor, price_cap]``; demand at the cap is price-taking and supply at
     the floor is must-run, and their unaccepted volume is reported as curtailed.
     """
     if not price_floor < price_cap:
         raise ValueError(f"price_floor {price_floor} must be below price_cap {price_cap}")
+    if tie_price not in ("midpoint", "marginal_offer"):
+        raise ValueError(f"tie_price {tie_price!r}: expected 'midpoint' or 'marginal_offer'")
     if n_mtu < 0:
         raise ValueError(f"n_mtu must be non-negative, got {n_mtu}")
     book.validate(n_mtu)
@@ -122,7 +195,7 @@ def clear_uniform_price(
     with np.errstate(invalid="ignore"):
         interval = np.where(
             lo_ok & up_ok,
-            0.5 * (lower + upper),
+            0.5 * (lower + upper) if tie_price == "midpoint" else lower,
             np.where(lo_ok, lower, np.where(up_ok, upper, np.nan)),
         )
     clearing_price = np.where(
@@ -132,12 +205,15 @@ def clear_uniform_price(
     )
 
     inflexible = np.where(buy, price >= price_cap, price <= price_floor)
+    curtailed = np.bincount(mtu, np.where(inflexible, np.abs(vol - acc), 0.0), minlength=n_mtu)
     accepted = np.zeros(len(book))
     accepted[live[order]] = acc + 0.0  # no -0.0 for rejected sells
+    accepted = net_own_trades(book, accepted)
+    acc = accepted[live[order]]
     return Clearing(
         price=clearing_price,
-        volume=traded,
+        volume=np.bincount(mtu, np.clip(acc, 0, None), minlength=n_mtu),
         accepted=accepted,
         welfare=np.bincount(mtu, acc * price, minlength=n_mtu),
-        curtailed=np.bincount(mtu, np.where(inflexible, np.abs(vol - acc), 0.0), minlength=n_mtu),
+        curtailed=curtailed,
     )

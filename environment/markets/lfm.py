@@ -25,6 +25,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from environment.grid.shed import pairs
 from environment.solver import InfeasibleError, WarmLP
 
 TOL = 1e-6
@@ -153,25 +154,14 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
     return flow_mw, w_mw
 
 
-def relief_offers(mtus: np.ndarray, k_n: int, price: float) -> FlexOffers:
-    """The DSO's last resort as offers: at each of `mtus` and locations, shedding load (up) or
-    curtailing injection (down) without limit at `price`, spread over the location's buses
-    like its flexibility (the participation maps). It is what the LFM weighs buying against,
-    so a violation costs what shedding at one location to restore it costs, however many
-    limits in series it breaks: the location-level form of the least load to shed."""
-    t, k, d = (a.ravel() for a in np.meshgrid(mtus, np.arange(k_n), [1, -1], indexing="ij"))
-    return FlexOffers(np.full(len(t), -1), k, t, d, np.full(len(t), np.inf),
-                      np.full(len(t), float(price)))
-
-
 def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str = "pay_as_bid",
               price_cap: float | None = None, unresolved_cost: float = 10_000.0,
               mtus: np.ndarray | None = None) -> LfmResult:
     """Least-cost relief of the forecast violations in `limits` from `offers`.
 
-    What the offers cannot relieve is left to the DSO's last resort (`relief_offers`) at
-    `unresolved_cost` per MWh: `unresolved_mw` is that load to shed. Offers above `price_cap`
-    are not bought, and no accepted offer is paid more than it.
+    What the offers cannot relieve is left to the DSO's last resort (`GridCuts`: shedding or
+    curtailing at a location) at `unresolved_cost` per MWh: `unresolved_mw` is that load to
+    shed. Offers above `price_cap` are not bought, and no accepted offer is paid more than it.
 
     `mtus` restricts which MTUs the DSO acts on (e.g. only YELLOW ones); default: all."""
     if pricing not in ("pay_as_bid", "pay_as_clear"):
@@ -198,31 +188,31 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         usable &= offers.price <= price_cap + TOL
     idx = np.flatnonzero(usable)
     n_u = len(idx)
-    sub = FlexOffers.concat([
-        FlexOffers(offers.owner[idx], offers.location[idx], at[offers.mtu[idx]],
-                   offers.direction[idx], offers.mw[idx], offers.price[idx]),
-        relief_offers(np.arange(s_n), k_n, unresolved_cost)])
-    n_x = len(sub)
-    cuts = GridCuts(lim, sub)
+    sub = FlexOffers(offers.owner[idx], offers.location[idx], at[offers.mtu[idx]],
+                     offers.direction[idx], offers.mw[idx], offers.price[idx])
+    cuts = GridCuts(lim, sub, relief_cost=unresolved_cost * dt_h)
     cuts.add_violations(lim.base_p, lim.base_w, np.abs(lim.base_p) > lim.p_lim() + TOL)
-    lp = WarmLP(sub.price * dt_h, cuts.matrix(n_x), np.full(cuts.n, -np.inf), cuts.rhs,
-                np.zeros(n_x), sub.mw, what="LFM clearing",
+    lp = WarmLP(np.concatenate([sub.price * dt_h, cuts.x_cost]), cuts.matrix(n_u),
+                np.full(cuts.n, -np.inf), cuts.rhs, np.zeros(n_u + cuts.n_extra),
+                np.concatenate([sub.mw, np.full(cuts.n_extra, np.inf)]), what="LFM clearing",
                 presolve=False)  # halves a winter clearing (10 -> 5 ms)
     rounds = 0
     while True:
         try:
             res = lp.solve()
         except InfeasibleError:
-            lp.add_cols(*cuts.make_elastic(unresolved_cost * dt_h))
+            c_old = cuts.n_extra
+            cuts.make_elastic()
+            lp.add_cols(*cuts.new_columns(c_old, cuts.n))
             res = lp.solve()
         rounds += 1
-        p, w, over = lim.violations(location_moves(sub, res.x[:n_x], s_n, k_n))
-        r_old = cuts.n
+        p, w, over = lim.violations(location_moves(sub, res.x[:n_u], s_n, k_n)
+                                    + cuts.relief_moves(res.x[n_u:]))
+        r_old, c_old = cuts.n, cuts.n_extra
         if rounds >= MAX_ROUNDS or not cuts.add_violations(p, w, over):
             break
-        if cuts.elastic:
-            lp.add_cols(*cuts.elastic_cols(unresolved_cost * dt_h, r_old))
-        lp.add_rows(cuts.matrix(n_x, r_old), np.full(cuts.n - r_old, -np.inf), cuts.rhs[r_old:])
+        lp.add_cols(*cuts.new_columns(c_old, r_old))
+        lp.add_rows(cuts.matrix(n_u, r_old), np.full(cuts.n - r_old, -np.inf), cuts.rhs[r_old:])
     converged = rounds < MAX_ROUNDS or not over.any()
     acc = np.zeros(n)
     acc[idx] = res.x[:n_u]
@@ -244,7 +234,7 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
         clear = np.maximum(loc_price[offers.mtu, offers.location, d], offers.price)
         paid = np.where(accepted, clear if price_cap is None else np.minimum(clear, price_cap),
                         0.0)
-    unresolved = float(res.x[n_u:n_x].sum() + cuts.elastic_mw(res.x[n_x:]))
+    unresolved = cuts.unresolved_mw(res.x[n_u:])
     return LfmResult(np.where(accepted, acc, 0.0), paid, loc_price, unresolved, cuts.n, rounds,
                      converged)
 
@@ -258,9 +248,18 @@ def unresolved_mw(limits: GridLimits, moves: np.ndarray, unresolved_cost: float,
 
 
 class GridCuts:
-    """The grid rows of the LFM clearing, generated as violations appear (constraint
-    generation). Row i reads sign * (base + sum coef * a) <= bound (+ an elastic slack where
-    no relief restores a limit), with a over the usable offers.
+    """The grid rows of an LFM clearing, generated as violations appear (constraint
+    generation), and the columns they open after the offers. Row i reads
+    sign * (base + sum coef * x) <= bound over the usable offers and those columns.
+
+    The columns are the DSO's last resort at `relief_cost` per MWh: shedding load (up) or
+    curtailing injection (down) without limit at a location, spread over its buses like its
+    flexibility (the participation maps). They are what the DSO weighs buying against, so a
+    violation costs what relieving it at one location costs, however many limits in series it
+    breaks: the location-level form of the least load to shed. A row opens them where they
+    relieve it (the direction that helps, at each location that moves it). Where even they
+    cannot restore a limit (held reactive flows alone can break a voltage band), every row
+    gets an elastic slack (`make_elastic`, `ELASTIC` per MW-equivalent).
 
     Rows are kept as arrays and made a whole round at a time with numpy: every violated branch
     (in the direction of its flow) and every bus below or above its voltage band that has no
@@ -270,7 +269,7 @@ class GridCuts:
     row per round left a winter clearing of a 1,000-household feeder unconverged after ten
     rounds, with violations the LP never saw."""
 
-    def __init__(self, limits: GridLimits, offers: FlexOffers):
+    def __init__(self, limits: GridLimits, offers: FlexOffers, relief_cost: float = 0.0):
         self.lim = limits
         t_n, l_n = limits.base_p.shape
         b_n = limits.base_w.shape[1]
@@ -290,14 +289,23 @@ class GridCuts:
         self.j = np.zeros(0, int)
         self.sign = np.zeros(0)
         self.rhs = np.zeros(0)
-        self.elastic = False
-        self.e_unit = np.zeros(0)      # MW-equivalent of one unit of each row's elastic slack
         # per round: row, column (usable offer), coefficient
         self._entries = ([np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)])
+        # the columns after the offers, in the order made: relief at (MTU, location, d: 0 up,
+        # 1 down), or the elastic slack of row `x_row`; x_mw: MW(-equivalent) per unit
+        self.relief_cost = relief_cost
+        self.has_r = np.zeros((t_n, limits.flow_per_mw.shape[1], 2), bool)
+        self.x_t, self.x_k, self.x_d, self.x_row = (np.zeros(0, int) for _ in range(4))
+        self.x_mw, self.x_cost = np.zeros(0), np.zeros(0)
+        self.elastic = False
 
     @property
     def n(self) -> int:
         return len(self.t)
+
+    @property
+    def n_extra(self) -> int:
+        return len(self.x_t)
 
     def effects(self, rows: np.ndarray) -> np.ndarray:
         """(rows, K, 2) effect of one MW at each location and direction on each row's flow or
@@ -312,7 +320,8 @@ class GridCuts:
     def add_violations(self, p: np.ndarray, w: np.ndarray, over: np.ndarray,
                        active: np.ndarray | None = None) -> int:
         """Add a row for every violated branch and bus limit that has none yet, at the MTUs
-        `active` (default: all the limits hold); returns how many."""
+        `active` (default: all the limits hold), and the columns they open; returns how many
+        rows."""
         line_sign = np.where(p > 0, 1.0, -1.0)
         line = over & ~np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])
         lo = (w < self.w_lo - TOL) & ~self.has_v[..., 0]
@@ -334,34 +343,79 @@ class GridCuts:
         if not len(t):
             return 0
         o = np.lexsort((j, order, t, k))
+        r0 = self.n
         self._add(t[o], kind[o], j[o], sign[o])
+        self._open(np.arange(r0, self.n))
         return len(o)
 
-    def make_elastic(self, cost_per_mw: float):
-        """From now on every row has an elastic slack (`ELASTIC` per MW-equivalent): held
-        reactive flows alone can break a voltage band that no relief restores. Called when
-        an LP without them is infeasible; returns the new columns (cost, lower, upper,
-        entries) for `WarmLP.add_cols`."""
-        self.elastic = True
-        return self.elastic_cols(cost_per_mw, 0, entries=True)
+    def _open(self, rows: np.ndarray) -> None:
+        """Relief columns the new `rows` need (where one MW there moves the row towards its
+        bound), and their elastic slacks once the LP has needed them."""
+        # coefficient of relief in the row: -sign * direction * effect of more consumption
+        coef = -self.sign[rows][:, None, None] * np.array([1.0, -1.0]) * self.effects(rows)
+        r, k, d = np.nonzero(coef < -1e-12)
+        t = self.t[rows][r]
+        fresh = np.zeros(self.has_r.shape, bool)
+        fresh[t, k, d] = ~self.has_r[t, k, d]
+        t, k, d = np.nonzero(fresh)
+        self.has_r[t, k, d] = True
+        self._extend(t, k, d, np.full(len(t), -1), np.ones(len(t)),
+                     np.full(len(t), self.relief_cost))
+        if self.elastic:
+            self._elastic(rows)
 
-    def elastic_cols(self, cost_per_mw: float, row0: int, entries: bool = False):
-        """Elastic columns of rows `row0`.. for `WarmLP.add_cols`: their entries in the LP's
-        rows (`entries`: the rows exist already), or none (they come with the rows)."""
-        rows = np.arange(row0, self.n)
+    def _extend(self, t, k, d, row, mw, cost) -> None:
+        self.x_t, self.x_k, self.x_d, self.x_row, self.x_mw, self.x_cost = (
+            np.concatenate([a, b]) for a, b in ((self.x_t, t), (self.x_k, k), (self.x_d, d),
+                                                (self.x_row, row), (self.x_mw, mw),
+                                                (self.x_cost, cost)))
+
+    def make_elastic(self) -> None:
+        """From now on every row has an elastic slack. Called when an LP without them is
+        infeasible: no relief restores some limit."""
+        if not self.elastic:
+            self.elastic = True
+            self._elastic(np.arange(self.n))
+
+    def _elastic(self, rows: np.ndarray) -> None:
         # MW-equivalent of a row's unit: the largest effect of one MW at any location
-        unit = np.ones(len(rows))
-        volt = self.kind[rows] == 1
-        eff = np.abs(self.lim.w_per_mw[self.t[rows][volt], :, :, self.j[rows][volt]])
-        unit[volt] = 1.0 / np.maximum(eff.max(axis=(1, 2)), 1e-9)
-        self.e_unit = np.concatenate([self.e_unit, unit])
-        a = sp.csr_array((-np.ones(len(rows)), (rows, np.arange(len(rows)))),
-                         shape=(self.n, len(rows))) if entries else None
-        return cost_per_mw * ELASTIC * unit, np.zeros(len(rows)), np.full(len(rows), np.inf), a
+        unit = 1.0 / np.maximum(np.abs(self.effects(rows)).max(axis=(1, 2)), 1e-9)
+        z = np.zeros(len(rows), int)
+        self._extend(self.t[rows], z, z, rows, unit, self.relief_cost * ELASTIC * unit)
 
-    def elastic_mw(self, x: np.ndarray) -> float:
-        """MW-equivalent of the limits left broken, from elastic column values `x`."""
-        return float(x @ self.e_unit) if self.elastic else 0.0
+    def relief_moves(self, x: np.ndarray) -> np.ndarray:
+        """(T, K, 2) MW of less (0) and more (1) consumption from relief column values `x`."""
+        out = np.zeros(self.has_r.shape)
+        r = self.x_row < 0
+        np.add.at(out, (self.x_t[r], self.x_k[r], self.x_d[r]), x[r])
+        return out
+
+    def unresolved_mw(self, x: np.ndarray) -> float:
+        """MW (summed over MTUs) of relief, and MW-equivalents of limits left broken."""
+        return float(x @ self.x_mw)
+
+    def new_columns(self, col0: int, rows: int):
+        """Columns `col0`.. for `WarmLP.add_cols`: cost, bounds and their entries in the LP's
+        first `rows` rows."""
+        n = self.n_extra - col0
+        return (self.x_cost[col0:], np.zeros(n), np.full(n, np.inf),
+                self.extra_matrix(0, col0)[:rows])
+
+    def extra_matrix(self, row0: int, col0: int = 0) -> sp.csr_array:
+        """Entries of the columns `col0`.. on rows `row0`.."""
+        rows = np.arange(row0, self.n)
+        xt, xk, xd, xr = self.x_t[col0:], self.x_k[col0:], self.x_d[col0:], self.x_row[col0:]
+        relief = np.flatnonzero(xr < 0)
+        ri, ci = pairs(self.t[rows], xt[relief], self.has_r.shape[0])
+        ci = relief[ci]
+        eff = self.effects(rows[ri])[np.arange(len(ri)), xk[ci], xd[ci]]
+        val = -self.sign[rows[ri]] * np.where(xd[ci] == 0, 1.0, -1.0) * eff
+        nz = np.abs(val) > 0
+        el = np.flatnonzero((xr >= row0) & (xr < self.n))
+        return sp.csr_array((np.concatenate([val[nz], -np.ones(len(el))]),
+                             (np.concatenate([ri[nz], xr[el] - row0]),
+                              np.concatenate([ci[nz], el]))),
+                            shape=(self.n - row0, len(xt)))
 
     def _add(self, t, kind, j, sign) -> None:
         lim = self.lim
@@ -393,19 +447,17 @@ class GridCuts:
         self.sign = np.concatenate([self.sign, sign])
         self.rhs = np.concatenate([self.rhs, bound - base])
 
-    def matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
-        """Rows `start`.. over the usable offers (and the elastic slacks, where made)."""
+    def offer_matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
+        """Rows `start`.. over the usable offers."""
         row, col, val = (np.concatenate(x) for x in self._entries)
         keep = row >= start
-        offers = sp.csr_array((val[keep], (row[keep] - start, col[keep])),
-                              shape=(self.n - start, n_u))
-        if not self.elastic:
-            return offers
-        e_n = len(self.e_unit)
-        rows = np.arange(start, min(self.n, e_n))
-        el = sp.csr_array((-np.ones(len(rows)), (rows - start, rows)),
-                          shape=(self.n - start, e_n))
-        return sp.hstack([offers, el], format="csr")
+        return sp.csr_array((val[keep], (row[keep] - start, col[keep])),
+                            shape=(self.n - start, n_u))
+
+    def matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
+        """Rows `start`.. over the usable offers and every column after them."""
+        return sp.hstack([self.offer_matrix(n_u, start), self.extra_matrix(start)],
+                         format="csr")
 
 
 def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:

@@ -117,6 +117,24 @@ class OrderBook:
         return cls(**{f: np.concatenate([getattr(b, f) for b in books]) for f in _FIELDS})
 
 
+def net_own_trades(book: OrderBook, accepted: np.ndarray) -> np.ndarray:
+    """`accepted` (signed, per order of `book`) with each owner's accepted buys netted against
+    its own accepted sells in the same MTU, pro rata over its orders: no party trades with
+    itself. In a uniform-price auction both legs settle at the same price, so netting changes
+    no party's position or payment, only the volume reported as traded (a producer that offers
+    its headroom and bids to buy back its schedule at the same marginal cost is on both sides
+    when it sets the price)."""
+    if len(book) == 0:
+        return accepted
+    key = np.unique(book.owner * (int(book.mtu.max()) + 1) + book.mtu, return_inverse=True)[1]
+    bought = np.bincount(key, np.clip(accepted, 0, None))
+    sold = np.bincount(key, np.clip(-accepted, 0, None))
+    own = np.minimum(bought, sold)
+    keep_buy = np.divide(bought - own, bought, out=np.ones_like(bought), where=bought > 0)
+    keep_sell = np.divide(sold - own, sold, out=np.ones_like(sold), where=sold > 0)
+    return accepted * np.where(accepted > 0, keep_buy[key], keep_sell[key]) + 0.0
+
+
 @dataclass(frozen=True, eq=False)
 class Clearing:
     """Outcome of clearing one session.

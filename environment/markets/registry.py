@@ -1,11 +1,12 @@
 """Registry of clearing mechanisms, so scenarios can select one by name.
 
-Mechanisms register themselves on import with :func:`register_clearing`. The
-modules in ``BUILTIN_MODULES`` are imported lazily by :func:`get_clearing`, so a
-scenario naming a built-in mechanism works without importing its module first.
-A mechanism whose outcome depends on the order orders arrive in (continuous
-trading) sets ``in_arrival_order = True``; callers then hand it the book in a
-random order (``OrderBook.arrived``).
+Mechanisms register themselves on import with :func:`register_clearing`. The modules in
+``BUILTIN_MODULES`` are imported by the registry itself the first time anybody looks a name up
+or lists the names (`CLEARING` is a mapping that loads them), so every built-in mechanism is
+known from every entry point, whichever of their modules happened to be imported before: a
+check such as ``name in CLEARING`` sees them all. A mechanism whose outcome depends on the
+order orders arrive in (continuous trading) sets ``in_arrival_order = True``; callers then
+hand it the book in a random order (``OrderBook.arrived``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,56 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-CLEARING: dict[str, Callable] = {}
-
 BUILTIN_MODULES: list[str] = ["environment.markets.dayahead", "environment.markets.continuous"]
+
+
+class _Mechanisms(dict):
+    """A dict of mechanisms by name whose reads first import the built-in modules (once)."""
+
+    _loading = False
+    _loaded = False
+
+    def _load(self) -> None:
+        if self._loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            for module in BUILTIN_MODULES:
+                importlib.import_module(module)
+            self._loaded = True
+        finally:
+            self._loading = False
+
+    def __contains__(self, name) -> bool:
+        self._load()
+        return super().__contains__(name)
+
+    def __getitem__(self, name):
+        self._load()
+        return super().__getitem__(name)
+
+    def __iter__(self):
+        self._load()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
+
+    def keys(self):
+        self._load()
+        return super().keys()
+
+    def items(self):
+        self._load()
+        return super().items()
+
+    def values(self):
+        self._load()
+        return super().values()
+
+
+CLEARING: dict[str, Callable] = _Mechanisms()
 
 
 def _qualname(func: Callable) -> str:
@@ -30,12 +78,12 @@ def register_clearing(name: str) -> Callable[[Callable], Callable]:
     """
 
     def decorator(func: Callable) -> Callable:
-        existing = CLEARING.get(name)
+        existing = dict.get(CLEARING, name)
         if existing is not None and _qualname(existing) != _qualname(func):
             raise ValueError(
                 f"clearing mechanism {name!r} already registered by {_qualname(existing)}"
             )
-        CLEARING[name] = func
+        dict.__setitem__(CLEARING, name, func)
         return func
 
     return decorator
@@ -43,9 +91,6 @@ def register_clearing(name: str) -> Callable[[Callable], Callable]:
 
 def get_clearing(name: str) -> Callable:
     """Return the clearing function registered as ``name``."""
-    if name not in CLEARING:
-        for module in BUILTIN_MODULES:
-            importlib.import_module(module)
     try:
         return CLEARING[name]
     except KeyError:

@@ -1,6 +1,17 @@
-"""Real-time balancing with DER bids under the five SmartNet TSO-DSO coordination schemes
-(seed 004, INTRODUCTION: "five reference coordination schemes"; MODELLING ASPECTS, items
-4 Clearing and 5 Pricing), each a function registered by name in `TSO_DSO`.
+"""Real-time balancing with DER bids under SmartNet's TSO-DSO coordination schemes (seed 004,
+INTRODUCTION: "five reference coordination schemes"; MODELLING ASPECTS, items 4 Clearing and
+5 Pricing), each a function registered by name in `TSO_DSO`: `centralized`, `local`,
+`shared_balancing` and `common`.
+
+The fifth, the integrated flexibility market (TSO, DSO and commercial parties in one market
+maximising welfare), is not here. In real time the commercial parties' demand is their
+imbalance, which is price-inelastic: whatever they buy in the integrated market the TSO would
+otherwise activate for them, so welfare maximisation is `common`'s cost minimisation, with the
+same activations, prices and violations; only who pays whom differs, which the imbalance
+settlement already decides. Kept as a name, it gave results bit-identical to `common` under
+single pricing (12 of the 60 runs of the `tso_dso_coordination` study were duplicates). Its
+difference needs commercial parties with real-time flexibility of their own and a value for
+it, which no agent here has.
 
 Sign conventions (all schemes):
 
@@ -20,8 +31,8 @@ Sign conventions (all schemes):
   price, as `balancing.imbalance_prices` does).
 
 Costs are always as bid (producers, DER), plus emergency energy, plus the distribution
-violation left (MW over a branch limit, and MW-equivalents of voltage violations with the
-scaling of `clear_lfm`) at ``unresolved_cost``. On that common basis every sequential scheme's
+violation left, as the load the DSO's last resort would shed to restore it (`lfm.GridCuts`),
+at ``unresolved_cost``. On that common basis every sequential scheme's
 activations are a feasible point of the `common` LP, so `common` costs no more than any of them
 (see `common`).
 """
@@ -35,17 +46,15 @@ from types import SimpleNamespace
 import numpy as np
 import scipy.sparse as sp
 
-from environment.coupling import _cap, headroom
+from environment.grid.headroom import cap_to_room, headroom
 from environment.markets.balancing import BalancingOffers
 from environment.markets.lfm import (
-    ELASTIC,
     TOL,
     FlexOffers,
     GridCuts,
     GridLimits,
     clear_lfm,
     location_moves,
-    relief_offers,
     unresolved_mw,
 )
 from environment.solver import InfeasibleError, solve_lp
@@ -309,34 +318,27 @@ def _joint_lp(p: BalancingProblem, system: bool):
     e_row, e_coef = np.concatenate(e_row), np.concatenate(e_coef)
     n_fix = cost.size
 
-    # the DSO's last resort at every cleared MTU and location, in the grid rows only (it moves
-    # no energy the balance row sees): what DER cannot relieve is left as load to shed
-    relief = relief_offers(a_t, k_n, p.unresolved_cost) if lim is not None else None
+    # the DSO's last resort (`GridCuts`) enters the grid rows only: it moves no energy the
+    # balance row sees; what DER cannot relieve is left as load to shed
     cuts = None
     if lim is not None:
-        cols = FlexOffers.concat([der.take(idx), relief])
-        cuts = GridCuts(lim, cols)
+        cuts = GridCuts(lim, der.take(idx), relief_cost=p.unresolved_cost * dt)
         cuts.add_violations(lim.base_p, lim.base_w, np.abs(lim.base_p) > lim.p_lim() + TOL,
                             act)
-        cost = np.concatenate([cost, relief.price * dt])
-        upper = np.concatenate([upper, relief.mw])
-    n_all = cost.size
     rounds, converged = 0, True
     while True:
         r_n = 0 if cuts is None else cuts.n
-        n_el = len(cuts.e_unit) if cuts is not None and cuts.elastic else 0
-        width = n_all + n_el
+        n_x = 0 if cuts is None else cuts.n_extra
+        width = n_fix + n_x
         a_eq = sp.csr_array((e_coef, (e_row, np.arange(n_fix))), shape=(a_t.size, width))
         a_ub = b_ub = None
         if r_n:
-            grid = cuts.matrix(len(cols))
-            a_ub = sp.hstack([grid[:, :idx.size], sp.csr_array((r_n, n_fix - idx.size)),
-                              grid[:, idx.size:]], format="csr")
+            a_ub = sp.hstack([cuts.offer_matrix(idx.size), sp.csr_array((r_n, n_fix - idx.size)),
+                              cuts.extra_matrix(0)], format="csr")
             b_ub = cuts.rhs
-        c = cost if not n_el else np.concatenate(
-            [cost, p.unresolved_cost * dt * ELASTIC * cuts.e_unit])
+        c = cost if cuts is None else np.concatenate([cost, cuts.x_cost])
         bounds = np.column_stack([np.zeros(width), np.concatenate([upper,
-                                                                   np.full(n_el, np.inf)])])
+                                                                   np.full(n_x, np.inf)])])
         try:
             res = solve_lp(c, a_eq=a_eq, b_eq=rhs_eq, a_ub=a_ub, b_ub=b_ub, bounds=bounds,
                            what="TSO-DSO joint clearing" if system
@@ -344,7 +346,7 @@ def _joint_lp(p: BalancingProblem, system: bool):
         except InfeasibleError:
             if cuts is None or cuts.elastic:
                 raise
-            cuts.make_elastic(0.0)   # a limit no relief restores: let it stay broken, dearly
+            cuts.make_elastic()   # a limit no relief restores: let it stay broken, dearly
             continue
         rounds += 1
         acc = np.zeros(n)
@@ -352,17 +354,14 @@ def _joint_lp(p: BalancingProblem, system: bool):
         if cuts is None:
             break
         pf, w, over = lim.violations(location_moves(der, acc, t_n, k_n)
-                                     + location_moves(relief, res.x[n_fix:n_all], t_n, k_n))
+                                     + cuts.relief_moves(res.x[n_fix:]))
         if rounds >= MAX_ROUNDS:
             converged = not cuts.add_violations(pf, w, over, act)
             break
-        r_old = cuts.n
         if not cuts.add_violations(pf, w, over, act):
             break
-        if cuts.elastic:   # the new rows' slacks (the LP is rebuilt with them)
-            cuts.elastic_cols(0.0, r_old)
     x = res.x
-    slack = float(x[n_fix:n_all].sum() + cuts.elastic_mw(x[n_all:])) if cuts else 0.0
+    slack = cuts.unresolved_mw(x[n_fix:]) if cuts else 0.0
     if not converged:
         slack = max(slack, _unresolved(p, acc))
     out = SimpleNamespace(der=np.where(acc > TOL, acc, 0.0), slack=slack, rounds=rounds,
@@ -475,7 +474,7 @@ def local(p: BalancingProblem) -> BalancingResult:
     used, converged = _dso_lfm(p, der, p.limits)
     rest = der.with_mw(np.clip(der.mw - used, 0, None))
     if p.limits is not None:
-        rest = _cap(rest, headroom(p.limits, _moves(p, used)))
+        rest = cap_to_room(rest, headroom(p.limits, _moves(p, used)))
     tso = _tso_merit(p, p.need_mw - _net(der, used, p.t_n), rest)
     return _result(p, "local", tso, tso.der, used, _merit_paid(p, tso.der, used, tso.price),
                    _unresolved(p, used + tso.der),
@@ -550,18 +549,6 @@ def common(p: BalancingProblem) -> BalancingResult:
     balance and grid duals on its column), never less than its bid. The TSO/DSO split of DER
     MW is reporting only (`_split`)."""
     return _joint(p, "common")
-
-
-@register_scheme("integrated")
-def integrated(p: BalancingProblem) -> BalancingResult:
-    """Integrated flexibility market model (seed 004 INTRODUCTION, scheme 5): TSO, DSO and
-    commercial parties in one market maximising welfare (MODELLING ASPECTS 4 Clearing). In
-    real time the commercial demand is the BRPs' imbalance, which is price-inelastic; welfare
-    maximisation with inelastic demand is the `common` cost minimisation, so the quantities
-    and prices are the same. What differs is settlement: BRPs trade in this market, so their
-    imbalances settle at ``system_price`` (the market's marginal price) instead of the TSO's
-    imbalance price; the caller applies that when scheme == "integrated"."""
-    return _joint(p, "integrated")
 
 
 def tso_first(p: BalancingProblem) -> BalancingResult:

@@ -7,11 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from environment.markets.dayahead import clear_uniform_price
 from environment.markets.orders import OrderBook
-from environment.solver import InfeasibleError, solve_lp
 
 FLOW_TOL = 1e-7
 """MW of overload below which a line counts as within its limit (LP round-off)."""
@@ -53,17 +51,35 @@ class Network:
 
 
 def clear_zonal(owner: np.ndarray, price: np.ndarray, mw: np.ndarray, load_mw: float,
-                floor: float, cap: float) -> tuple[float, np.ndarray]:
+                floor: float, cap: float, tie_price: str = "midpoint") -> tuple[float, np.ndarray]:
     """Uniform-price merit order of the offer steps (`owner`, `price`, `mw`) against an
     inelastic load, lines ignored: the zonal day-ahead market. Returns the price and the
     accepted MW of each step."""
-    book = OrderBook.from_arrays(owner=np.append(owner, -1), mtu=np.zeros(len(mw) + 1, int),
-                                 price=np.append(price, cap), volume=np.append(-mw, load_mw),
-                                 n_mtu=1)
-    c = clear_uniform_price(book, 1, floor, cap)
-    if abs(c.volume[0] - load_mw) > 1e-6 * max(1.0, load_mw):
-        raise InfeasibleError(f"day-ahead: {load_mw:g} MW of load but {c.volume[0]:g} MW cleared")
-    return float(c.price[0]), -c.accepted[:-1]
+    prices, accepted = clear_zonal_periods(np.zeros(len(mw), int), owner, price, mw,
+                                           np.array([load_mw], float), floor, cap, tie_price)
+    return float(prices[0]), accepted
+
+
+def clear_zonal_periods(period: np.ndarray, owner: np.ndarray, price: np.ndarray,
+                        mw: np.ndarray, load_mw: np.ndarray, floor: float, cap: float,
+                        tie_price: str = "midpoint") -> tuple[np.ndarray, np.ndarray]:
+    """`clear_zonal` of every period in one call (the auction clears all its MTUs at once):
+    offer steps tagged with their `period`, one inelastic load per period. Returns the prices
+    (one per period) and the accepted MW of each step."""
+    n = len(load_mw)
+    book = OrderBook.from_arrays(owner=np.append(owner, np.full(n, -1)),
+                                 mtu=np.append(period, np.arange(n)),
+                                 price=np.append(price, np.full(n, cap)),
+                                 volume=np.append(-np.asarray(mw, float), load_mw), n_mtu=n)
+    c = clear_uniform_price(book, n, floor, cap, tie_price)
+    short = np.abs(c.volume - load_mw) > 1e-6 * np.maximum(1.0, load_mw)
+    if short.any():
+        from environment.solver import InfeasibleError
+
+        t = int(np.flatnonzero(short)[0])
+        raise InfeasibleError(f"day-ahead period {t}: {load_mw[t]:g} MW of load but "
+                              f"{c.volume[t]:g} MW cleared")
+    return c.price, -c.accepted[:len(mw)]
 
 
 @dataclass
@@ -82,6 +98,9 @@ def nodal_lp(net: Network, cost: np.ndarray, upper: np.ndarray, node: np.ndarray
 
     With x = output and injection0 = -load this is the cost-based nodal dispatch; with
     x = inc/dec volumes and injection0 = the day-ahead net injections it is redispatch."""
+    import scipy.sparse as sp
+
+    from environment.solver import solve_lp
     n_var, n_node = len(cost), len(net.nodes)
     place = sp.csr_array((sign, (node, np.arange(n_var))), shape=(n_node, n_var))
     a_eq = sp.csr_array(np.ones((1, n_node))) @ place

@@ -4,25 +4,42 @@ operator's redispatch market that makes the day-ahead dispatch feasible.
 
 It is a separate scenario kind from the distribution-grid `Scenario` because it shares none of
 its sections (no calendar, prosumers or simbench grid); the CLI tells them apart by `kind`.
-Errors are `ScenarioError`s whose lines name the field path and the value."""
+Both kinds are read the same way (environment/scenario_files.py: `extends`, list changes) and
+name the user's own series the same way, in `data:` (a load's `mw` or a producer's
+`marginal_cost_eur_mwh` may name one: wholesale demand, an import at a neighbour's price).
+Periods are hours; with `start` (or a series) they carry timestamps. A wholesale-only case is
+one node and no lines. Errors are `ScenarioError`s whose lines name the field path and the
+value."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from environment.errors import ScenarioError
 from environment.paths import assign
-from environment.scenario import ScenarioError, _format
+from environment.scenario_common import SeriesSpec, format_errors
+from environment.scenario_files import read_scenario_data, scenario_kind
+from environment.series import DataError, read_series, unit_kind
 
 NonNeg = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 Name = Annotated[str, Field(min_length=1)]
 TxStrategyParams = dict[str, float | str | list[float] | None]
 KIND = "transmission"
+PERIOD_MINUTES = 60
+DEFAULT_PERIODS = 24
 
 
 class _Model(BaseModel):
@@ -46,26 +63,34 @@ class Line(_Model):
 
 
 class TxProducer(_Model):
+    """A plant at a node; `marginal_cost_eur_mwh` is a number or the name of a price series
+    of `data` (an import at a neighbouring market's price, a fuel-indexed cost)."""
+
     name: Name
     node: Name
     capacity_mw: Positive
-    marginal_cost_eur_mwh: float
+    marginal_cost_eur_mwh: float | Name
     strategy: str = "truthful"
     strategy_params: TxStrategyParams = {}
 
 
 class Load(_Model):
-    """Inelastic demand at a node: one value for every period or one per period (MW; a period
-    is one hour, so MW and MWh per period are the same number)."""
+    """Inelastic demand at a node: one value for every period, one per period, or the name of
+    a series of `data` in a power or energy unit (MW; a period is one hour, so MW and MWh per
+    period are the same number)."""
 
     name: Name
     node: Name
-    mw: NonNeg | list[NonNeg]
+    mw: NonNeg | list[NonNeg] | Name
 
 
 class DayAhead(_Model):
+    """Zonal day-ahead auction; `tie_price` as in the distribution kind's
+    `markets.dayahead.tie_price` (marginal_offer: the most expensive accepted offer)."""
+
     price_floor: float = -500.0
     price_cap: float = 4000.0
+    tie_price: Literal["midpoint", "marginal_offer"] = "marginal_offer"
 
     @model_validator(mode="after")
     def _ordered(self) -> DayAhead:
@@ -88,10 +113,16 @@ class Redispatch(_Model):
 
 
 class TxScenario(_Model):
+    """`periods` hours from `start` (optional; default: the first series' start, else no
+    timestamps), repeated `episodes` times; `periods` defaults to what the series cover from
+    `start`, else 24."""
+
     kind: Literal["transmission"]
     name: Name = "transmission"
+    description: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
-    periods: Annotated[int, Field(ge=1, le=8784)] = 24
+    start: dt.datetime | None = None
+    periods: Annotated[int, Field(ge=1, le=8784)] | None = None
     episodes: Annotated[int, Field(ge=1)] = 1
     nodes: Annotated[list[Node], Field(min_length=1)]
     lines: list[Line] = []
@@ -99,18 +130,99 @@ class TxScenario(_Model):
     loads: Annotated[list[Load], Field(min_length=1)]
     day_ahead: DayAhead = DayAhead()
     redispatch: Redispatch = Redispatch()
+    data: dict[str, SeriesSpec] = {}
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _parse_start(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return dt.datetime.fromisoformat(v)
+            except ValueError as exc:
+                raise ValueError(f"not an ISO date and time (YYYY-MM-DDTHH:MM): {exc}") \
+                    from None
+        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            return dt.datetime.combine(v, dt.time())
+        return v
 
     @property
     def node_names(self) -> list[str]:
         return [n.name for n in self.nodes]
 
+    def series(self, name: str) -> np.ndarray:
+        """A series of `data` on the run's hours (MW, or EUR/MWh for prices)."""
+        spec = self.data[name]
+        s = read_series(name, spec.file, spec.column, spec.unit, spec.timestamp)
+        return s.window(self.start, self.periods, PERIOD_MINUTES)
+
+    def load_by_load(self) -> np.ndarray:
+        """(loads, periods) inelastic demand of each load, MW."""
+        return np.array([self.series(ld.mw) if isinstance(ld.mw, str)
+                         else np.broadcast_to(np.asarray(ld.mw, float), self.periods)
+                         for ld in self.loads])
+
     def load_mw(self) -> np.ndarray:
         """(periods, nodes) inelastic demand."""
         out = np.zeros((self.periods, len(self.nodes)))
         idx = {n: i for i, n in enumerate(self.node_names)}
-        for ld in self.loads:
-            out[:, idx[ld.node]] += np.broadcast_to(np.asarray(ld.mw, float), self.periods)
+        for ld, mw in zip(self.loads, self.load_by_load(), strict=True):
+            out[:, idx[ld.node]] += mw
         return out
+
+    def marginal_cost(self) -> np.ndarray:
+        """(periods, producers) marginal cost, EUR/MWh."""
+        return np.column_stack([
+            self.series(p.marginal_cost_eur_mwh) if isinstance(p.marginal_cost_eur_mwh, str)
+            else np.full(self.periods, float(p.marginal_cost_eur_mwh))
+            for p in self.producers])
+
+    def timestamps(self) -> list[dt.datetime] | None:
+        if self.start is None:
+            return None
+        return [self.start + dt.timedelta(minutes=PERIOD_MINUTES * t)
+                for t in range(self.periods)]
+
+    @model_validator(mode="after")
+    def _periods_from_data(self) -> TxScenario:
+        """Fill `start` and `periods` from the series named (frozen model: set once, here)."""
+        problems = []
+        used = [(f"loads[{i}].mw", ld.mw, "load") for i, ld in enumerate(self.loads)
+                if isinstance(ld.mw, str)]
+        used += [(f"producers[{i}].marginal_cost_eur_mwh", p.marginal_cost_eur_mwh, "price")
+                 for i, p in enumerate(self.producers) if isinstance(p.marginal_cost_eur_mwh, str)]
+        for name, spec in self.data.items():
+            from environment.series import check_spec
+
+            problems += check_spec(name, spec.file, spec.unit)
+        for where, name, use in used:
+            spec = self.data.get(name)
+            if spec is None:
+                problems.append(f"{where} = {name!r}: not a series of `data` (known: "
+                                f"{sorted(self.data)})")
+            elif not problems:
+                kind = unit_kind(spec.unit)
+                if (use == "load") != (kind in ("power", "energy")) or \
+                        (use == "price" and kind != "price"):
+                    problems.append(f"{where} = {name!r}: series in {spec.unit}; expected "
+                                    + ("a power or energy unit" if use == "load"
+                                       else "a price (EUR/MWh)"))
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        if used:
+            first = used[0][1]
+            spec = self.data[first]
+            try:
+                s = read_series(first, spec.file, spec.column, spec.unit, spec.timestamp)
+            except DataError as exc:
+                raise ValueError(str(exc)) from None
+            if self.start is None:
+                object.__setattr__(self, "start", s.start)
+            if self.periods is None:
+                hours = (s.end - self.start) / dt.timedelta(minutes=PERIOD_MINUTES)
+                object.__setattr__(self, "periods", max(1, int(hours)))
+        elif self.periods is None:
+            object.__setattr__(self, "periods", DEFAULT_PERIODS)
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> TxScenario:
@@ -153,8 +265,18 @@ class TxScenario(_Model):
             if isinstance(ld.mw, list) and len(ld.mw) not in (1, self.periods):
                 problems.append(f"loads[{i}].mw = <{len(ld.mw)} values>: expected one value or "
                                 f"periods = {self.periods}")
+        floor, cap = self.day_ahead.price_floor, self.day_ahead.price_cap
+        for i, p in enumerate(self.producers):
+            c = p.marginal_cost_eur_mwh
+            if not isinstance(c, str) and not floor <= c <= cap:
+                problems.append(f"producers[{i}].marginal_cost_eur_mwh = {c:g}: outside the "
+                                f"day-ahead price range [{floor:g}, {cap:g}]; its offer would be "
+                                "clipped to the range")
         if not problems:
-            problems += self._physics()
+            try:
+                problems += self._physics()
+            except DataError as exc:
+                problems.append(str(exc))
         if problems:
             raise ValueError("\n  ".join(problems))
         return self
@@ -168,10 +290,21 @@ class TxScenario(_Model):
         except ValueError as exc:
             problems.append(f"lines = <{len(self.lines)} lines>: {exc}")
         capacity = sum(p.capacity_mw for p in self.producers)
-        peak = float(self.load_mw().sum(1).max())
+        load = self.load_mw().sum(1)
+        peak = float(load.max())
         if peak > capacity:
-            problems.append(f"loads = peak {peak:g} MW: more than the producers' capacity "
+            when = "" if self.start is None else \
+                f" at {self.timestamps()[int(load.argmax())]:%Y-%m-%d %H:%M}"
+            problems.append(f"loads = peak {peak:g} MW{when}: more than the producers' capacity "
                             f"{capacity:g} MW, the day-ahead market cannot clear")
+        floor, cap = self.day_ahead.price_floor, self.day_ahead.price_cap
+        cost = self.marginal_cost()
+        for i, p in enumerate(self.producers):
+            if isinstance(p.marginal_cost_eur_mwh, str) and \
+                    not ((cost[:, i] >= floor) & (cost[:, i] <= cap)).all():
+                problems.append(f"producers[{i}].marginal_cost_eur_mwh = "
+                                f"{p.marginal_cost_eur_mwh!r}: the series leaves the day-ahead "
+                                f"price range [{floor:g}, {cap:g}]")
         return problems
 
 
@@ -182,37 +315,29 @@ def parse_tx_scenario(data: Any, source: str = "<dict>") -> TxScenario:
     try:
         return TxScenario.model_validate(data)
     except ValidationError as exc:
-        raise _format(exc, source) from None
+        raise format_errors(exc, source) from None
 
 
 def load_tx_scenario(path: str | Path) -> TxScenario:
+    """Read and validate a transmission scenario file (`extends` and `data` as for the
+    distribution kind)."""
     path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(f"scenario file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"invalid scenario {path}: not valid YAML: {exc}") from None
-    return parse_tx_scenario(data, str(path))
+    return parse_tx_scenario(read_scenario_data(path), str(path))
 
 
 def is_transmission(path: str | Path) -> bool:
     """Whether a scenario file is of the transmission kind (so the CLI runs it with this
     model rather than the distribution-grid one)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
+        return scenario_kind(read_scenario_data(path)) == KIND
+    except ScenarioError:
         return False
-    return isinstance(data, dict) and data.get("kind") == KIND
 
 
 def tx_with_overrides(s: TxScenario, overrides: dict[str, Any]) -> TxScenario:
     """A copy with dotted-path overrides, e.g. {"redispatch.price_cap": 60} or
     {"producers.2.strategy": "truthful"}."""
-    data = s.model_dump(mode="json", by_alias=True)
+    data = s.model_dump(mode="json", by_alias=True, exclude_none=True)
     for dotted, value in overrides.items():
         try:
             assign(data, dotted, value, new_keys=False)

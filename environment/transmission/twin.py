@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from environment.errors import ScenarioError
 from environment.transmission.model import TransmissionModel
 from environment.transmission.scenario import TxScenario, tx_with_overrides
 
@@ -16,14 +17,17 @@ from environment.transmission.scenario import TxScenario, tx_with_overrides
 class TwinReport:
     """All amounts EUR over the whole run, scenario minus truthful twin.
 
-    `gaming_profit` per producer (the made-truthful ones and everyone else, whose profits move
-    too), `by_class` the change of each ledger class's net income, `grid_operator_extra_cost`
-    the change of the redispatch bill, `consumer_bill_change` what consumers pay more (day-ahead
-    plus network charge), `welfare_lost` the extra fuel burnt (loads are inelastic, so welfare
-    is minus the fuel cost)."""
+    `gaming_profit` of each producer made truthful in the twin (the strategic ones: what
+    their strategy earned them); `other_producers` the profit change of everyone else (their
+    profits move too, but it is not their gaming); `by_class` the change of each ledger class's
+    net income, `grid_operator_extra_cost` the change of the redispatch bill,
+    `consumer_bill_change` what consumers pay more (day-ahead plus network charge),
+    `welfare_lost` the extra fuel burnt (loads are inelastic, so welfare is minus the fuel
+    cost)."""
 
     truthful: list[str]
     gaming_profit: pd.Series
+    other_producers: pd.Series
     by_class: pd.Series
     grid_operator_extra_cost: float
     consumer_bill_change: float
@@ -34,10 +38,16 @@ class TwinReport:
     def as_dict(self) -> dict:
         return {"truthful_in_twin": self.truthful,
                 "gaming_profit_eur": {k: float(v) for k, v in self.gaming_profit.items()},
+                "other_producers_profit_change_eur": {k: float(v) for k, v in
+                                                      self.other_producers.items()},
                 "by_class_eur": {k: float(v) for k, v in self.by_class.items()},
                 "grid_operator_extra_cost_eur": self.grid_operator_extra_cost,
                 "consumer_bill_change_eur": self.consumer_bill_change,
                 "welfare_lost_eur": self.welfare_lost}
+
+
+def strategic_producers(scenario: TxScenario) -> list[str]:
+    return [p.name for p in scenario.producers if p.strategy != "truthful"]
 
 
 def run_twin(scenario: TxScenario, truthful: list[str] | None = None,
@@ -45,11 +55,12 @@ def run_twin(scenario: TxScenario, truthful: list[str] | None = None,
     """Run `scenario` and its twin in which the producers named in `truthful` (default: all
     that are not truthful already) bid at cost; both with the same seed."""
     if truthful is None:
-        truthful = [p.name for p in scenario.producers if p.strategy != "truthful"]
+        truthful = strategic_producers(scenario)
     names = [p.name for p in scenario.producers]
     unknown = sorted(set(truthful) - set(names))
     if unknown:
-        raise ValueError(f"run_twin: unknown producers {unknown}; known: {names}")
+        raise ScenarioError(f"twin: {', '.join(unknown)}: no producer of that name in "
+                            f"scenario {scenario.name}; producers: {', '.join(names)}")
     changes = {}
     for i, name in enumerate(names):
         if name in truthful:
@@ -62,10 +73,11 @@ def run_twin(scenario: TxScenario, truthful: list[str] | None = None,
     delta = bal_run - bal_twin
     classes = run.ledger.account_classes()
     producers = delta[classes == "producer"]
+    gaming = producers[producers.index.isin(truthful)].reindex(truthful)
+    others = producers[~producers.index.isin(truthful)]
     by_class = delta.groupby(classes).sum()
-    rd_run = sum(r["redispatch_cost_eur"] for r in run.rows.periods)
-    rd_twin = sum(r["redispatch_cost_eur"] for r in twin.rows.periods)
-    fuel_run = sum(r["fuel_eur"] for r in run.rows.periods)
-    fuel_twin = sum(r["fuel_eur"] for r in twin.rows.periods)
-    return TwinReport(list(truthful), producers, by_class, rd_run - rd_twin,
-                      -float(by_class.get("consumer", 0.0)), fuel_run - fuel_twin, run, twin)
+    a, b = run.totals(), twin.totals()
+    return TwinReport(list(truthful), gaming, others, by_class,
+                      a["redispatch_cost_eur"] - b["redispatch_cost_eur"],
+                      -float(by_class.get("consumer", 0.0)), a["fuel_eur"] - b["fuel_eur"],
+                      run, twin)

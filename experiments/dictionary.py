@@ -1,0 +1,433 @@
+"""The data dictionary: every summary key and table column a run writes, with its unit, sign
+convention and definition, and a readable label.
+
+One source for docs/outputs.md (`python -m experiments.dictionary > docs/outputs.md`, checked
+by the tests), the reports' and figures' labels, and the browser view. A name with `<...>`
+parts stands for a family (`settlement.brps.<brp>.imbalance_cost_eur`); tests/test_dictionary.py
+fails for any key or column of a real run that no entry covers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+EUR, EUR_MWH, MWH, MW = "EUR", "EUR/MWh", "MWh", "MW"
+RECEIVED = "+ received, - paid (net over the run)"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    unit: str
+    definition: str
+    sign: str = ""
+    label: str = ""
+    count: bool = False     # a count of MTU-locations, rounds...: never below 0
+
+    @property
+    def pattern(self) -> re.Pattern:
+        return re.compile("^" + re.sub(r"<[^>]+>", r"[^.]+",
+                                       re.escape(self.name).replace(r"\<", "<")
+                                       .replace(r"\>", ">")) + "$")
+
+
+def E(name, unit, definition, sign="", label="", count=False) -> Entry:  # noqa: N802
+    return Entry(name, unit, definition, sign, label, count)
+
+
+CLASSES = "consumers, prosumers, producers, brps, aggregators, dso, tso, market_operators"
+
+SUMMARY: list[Entry] = [
+    # --- efficiency (issue 14) ---
+    E("system_cost_eur", EUR, "The run's system cost: producers' fuel for what they generated, "
+      "battery wear, emergency energy from outside, energy services not delivered and the "
+      "least load to shed for grid violations left, both at the value of lost load. Payments "
+      "between agents are transfers and cancel.", label="system cost"),
+    E("system_cost.<who>.fuel_eur", EUR, "Fuel of the run's or the planner's generation.",
+      label="fuel, <who>"),
+    E("system_cost.<who>.wear_eur", EUR, "Battery wear (aggregators' batteries).",
+      label="wear, <who>"),
+    E("system_cost.<who>.emergency_eur", EUR, "Emergency energy from outside the system, net of "
+      "what surplus taken earned.", label="emergency energy, <who>"),
+    E("system_cost.<who>.unserved_eur", EUR, "Energy services not delivered (EVs and heat pumps "
+      "short, load curtailed or disconnected) at the value of lost load.",
+      label="unserved energy, <who>"),
+    E("system_cost.<who>.violation_eur", EUR, "Grid violations left, as the least load to shed "
+      "that restores every limit, at the value of lost load.", label="violations, <who>"),
+    E("system_cost.<who>.other_external_eur", EUR, "Any other payment to the outside world."),
+    E("system_cost.<who>.total_eur", EUR, "The sum of the parts (run: = system_cost_eur; "
+      "planner: = planner_system_cost_eur).", label="system cost, <who>"),
+    E("truncation", "", "What the run cut short or clipped (empty: nothing), also warned once "
+      "per run."),
+    E("truncation.<kind>", "count or MWh", "lfm, tso_dso, planner: clearings or planner days "
+      "stopped at their round limit with a limit still violated (count); battery_cut_mwh: "
+      "battery set-points cut to keep states of charge within bounds; soc_clipped_mwh: energy "
+      "clipped at the state-of-charge bounds (MWh)."),
+    E("planner_system_cost_eur", EUR, "The perfect-foresight planner's system cost of the same "
+      "days, on the same basis.", label="planner's system cost"),
+    E("cost_efficiency", "share", "Planner's system cost over the run's, in (0, 1]; 1 is the "
+      "social optimum.", label="cost efficiency"),
+    # --- what ran ---
+    E("run.scenario", "", "Scenario name."), E("run.seed", "", "Random seed."),
+    E("run.id", "", "Run id: <name>-seed<S>-<length>-<hash of the resolved scenario and data>."),
+    E("run.source", "", "The scenario file the run was made from."),
+    E("run.overrides.<path>", "", "An override applied to the file (--set, --days, --seed), "
+      "dotted path; the description in config.yaml is the file's."),
+    E("run.days", "days", "Delivery days simulated."),
+    E("run.mtu_minutes", "min", "Market time unit."), E("run.start", "", "First delivery day "
+      "(transmission: first period, UTC where the data gave offsets)."),
+    E("run.grid", "", "simbench grid code."), E("run.prosumers", "count", "Households simulated.",
+                                                 count=True),
+    E("run.aggregated_devices.<device>", "count", "Devices under an aggregator's contract.",
+      count=True),
+    E("run.coupling", "", "Coupling scheme."), E("run.tso_dso_scheme", "", "TSO-DSO scheme."),
+    E("run.compensation", "", "Compensation regime."),
+    E("run.profile_year", "", "How simbench's 2016 profiles were read for another year."),
+    E("run.episodes", "count", "Transmission: repetitions of the periods.", count=True),
+    E("run.periods", "count", "Transmission: hourly periods per episode.", count=True),
+    E("run.nodes", "", "Transmission: node names."), E("run.lines", "", "Transmission: lines."),
+    # --- welfare ---
+    E("welfare_eur.<class>", EUR, f"Surplus of an agent class ({CLASSES}): value of the energy "
+      "it consumed plus its net ledger receipts.", RECEIVED, "welfare of <class>"),
+    E("welfare_eur.grid_violations", EUR, "Minus the cost of grid violations left unsolved "
+      "(load to shed at the value of load).", "always <= 0", "grid violations"),
+    E("welfare_eur.total", EUR, "Sum over classes: consumers' value of served energy less what "
+      "left the system (fuel, wear, emergency imports) and violations.", label="welfare, total"),
+    E("welfare_eur.external", EUR, "Net receipts of the outside world (fuel, wear, emergency "
+      "assistance); not part of the total.", RECEIVED, "outside world"),
+    E("grid_violation_cost_eur", EUR, "Cost of unsolved grid violations at the value of load.",
+      label="grid violation cost"),
+    E("load_to_shed_mwh", MWH, "Least curtailment that restores every grid limit, summed.",
+      label="load to shed"),
+    E("device_energy_shortfall_mwh", MWH, "Energy devices needed and did not get (EVs, heat "
+      "pumps), valued at the value of load.", label="device energy shortfall"),
+    # --- prices ---
+    E("da_price_eur_mwh.<stat>", EUR_MWH, "Day-ahead price over the run's MTUs (mean, min, max, "
+      "std).", label="day-ahead price (<stat>)"),
+    E("da_price_forecast_mae", EUR_MWH, "Mean absolute error of the D-1 price forecast.",
+      label="DA price forecast error"),
+    E("imbalance_price_eur_mwh.<stat>", EUR_MWH, "Imbalance price for short parties.",
+      label="imbalance price (<stat>)"),
+    # --- imbalance ---
+    E("imbalance.system_abs_mwh", MWH, "Absolute system imbalance before TSO activations.",
+      label="system imbalance"),
+    E("imbalance.activated_up_mwh", MWH, "Upward balancing energy activated by the TSO.",
+      label="balancing up"),
+    E("imbalance.activated_down_mwh", MWH, "Downward balancing energy activated.",
+      label="balancing down"),
+    E("imbalance.emergency_mwh", MWH, "Emergency assistance from outside (both directions).",
+      label="emergency energy"),
+    E("imbalance.by_party_abs_mwh.<party>", MWH, "Absolute imbalance of one balance "
+      "responsible party.", label="imbalance of <party>"),
+    # --- congestion ---
+    E("congestion.mtu_locations", "count", "MTUs times grid locations (the denominator).",
+      count=True),
+    E("congestion.<light>", "count", "MTU-locations by traffic light (green, yellow, red, "
+      "black).", label="<light> MTU-locations", count=True),
+    E("congestion.forecast_violations", "count", "MTU-locations the D-1 forecast violated.",
+      label="forecast violations", count=True),
+    E("congestion.forecast_violations_after_markets", "count", "... still violated after the "
+      "flexibility markets.", label="forecast violations after markets", count=True),
+    E("congestion.real_violations_before_dso", "count", "MTU-locations violated in real time "
+      "before the DSO's RED actions.", label="real violations before DSO", count=True),
+    E("congestion.real_violations_remaining", "count", "... after them.",
+      label="real violations remaining", count=True),
+    E("congestion.overload_mwh", MWH, "Energy above the loading limits, summed over locations.",
+      label="overload"),
+    E("congestion.max_loading", "share", "Highest branch loading (1 = rating).",
+      label="max loading"),
+    E("congestion.v_min_pu", "p.u.", "Lowest bus voltage."),
+    E("congestion.v_max_pu", "p.u.", "Highest bus voltage."),
+    E("energy.demand_mwh", MWH, "Energy consumed in the system.", label="demand"),
+    E("energy.max_abs_balance_residual_mw", MW, "Largest generation-demand mismatch (a check; "
+      "0 up to round-off)."),
+    E("ledger.exchange_max_abs_eur_per_mtu", EUR, "Largest net of the DA exchange in one MTU "
+      "(a check: 0)."),
+    E("ledger.rows", "count", "Ledger rows.", count=True),
+    # --- flexibility ---
+    E("flexibility.curtailed_mwh", MWH, "Energy curtailed by the DSO in RED.",
+      label="curtailed energy"),
+    E("flexibility.dso_cost.<market>_eur", EUR, "What the DSO paid in a market (lfm_da, lfm_id, "
+      "lfm_realtime: its real-time DER use, reservation: availability, red_compensation: "
+      "curtailment, direct_control: contracted devices it steered in RED).",
+      "+ paid by the DSO", "DSO cost: <market>"),
+    E("flexibility.dso_cost.implicit_tariff_revenue_eur", EUR, "Locational tariff revenue "
+      "(implicit LFM).", "+ received by the DSO"),
+    E("flexibility.dso_cost.total_eur", EUR, "All the DSO paid for flexibility and RED.",
+      "+ paid", "DSO flexibility cost"),
+    E("flexibility.volumes.<stage>_<buyer>_<dir>_mwh", MWH, "Flexibility bought per stage (da, "
+      "id), buyer (dso, platform, tso_held) and direction (up: less consumption / more "
+      "injection).", label="flexibility <stage> <buyer> <dir>"),
+    E("flexibility.<market>_avg_price_eur_mwh", EUR_MWH, "Volume-weighted price of a "
+      "flexibility market (lfm_da, lfm_id, platform); null without trades.",
+      label="<market> average price"),
+    E("flexibility.double_sold_mwh", MWH, "Flexibility sold to the DSO and the platform at once "
+      "(no coupling).", label="double-sold flexibility"),
+    E("flexibility.counteracting_mwh", MWH, "Platform trades against the DSO's purchases.",
+      label="counteracting trades"),
+    # --- settlement ---
+    E("settlement.brps.<brp>.imbalance_abs_mwh", MWH, "A supplier's absolute imbalance.",
+      label="imbalance of <brp>"),
+    E("settlement.brps.<brp>.imbalance_cost_eur", EUR, "What it paid for imbalance.",
+      "+ paid", "imbalance cost of <brp>"),
+    E("settlement.brps.<brp>.compensation_received_eur", EUR, "Compensation from independent "
+      "aggregators for energy moved out of its perimeter.", RECEIVED,
+      "compensation received by <brp>"),
+    E("settlement.brps.<brp>.sourcing_cost_eur", EUR, "Net cost of its energy (DA, intraday, "
+      "imbalance, platform, compensation).", "+ paid", "sourcing cost of <brp>"),
+    E("settlement.aggregators.<agg>.by_market_eur.<market>", EUR, "An aggregator's net receipts "
+      "per ledger market.", RECEIVED, "<agg> in <market>"),
+    E("settlement.aggregators.<agg>.compensation_paid_eur", EUR, "Compensation it paid "
+      "suppliers.", "+ paid", "compensation paid by <agg>"),
+    E("settlement.aggregators.<agg>.margin_eur", EUR, "Its margin after compensation.",
+      RECEIVED, "margin of <agg>"),
+    E("settlement.tso_balancing_cost_eur", EUR, "The TSO's net balancing cost.", "+ paid",
+      "TSO balancing cost"),
+    E("settlement.tso_imbalance_revenue_eur", EUR, "The TSO's imbalance revenue.", RECEIVED,
+      "TSO imbalance revenue"),
+    E("settlement.der_balancing_<dir>_mwh", MWH, "DER balancing energy for the TSO (up, down).",
+      label="DER balancing <dir>"),
+    E("settlement.der_dso_realtime_mwh", MWH, "DER activated by the DSO in real time."),
+    E("settlement.counteracting_tso_dso_mwh", MWH, "TSO activations that pushed a distribution "
+      "limit."),
+    E("settlement.realtime_<who>_cost_eur", EUR, "Real-time procurement cost of the TSO-DSO "
+      "scheme (tso, dso, procurement).", "+ paid"),
+    # --- planner ---
+    E("planner.welfare_eur", EUR, "The planner's welfare (value of served energy less cost)."),
+    E("planner.grid_constraints_added", "count", "Grid constraints the planner added.",
+      count=True),
+    E("planner.max_rounds", "count", "Most constraint rounds of a planner day.", count=True),
+    E("timing.wall_s", "s", "Wall time of the simulation.", label="wall time"),
+    E("timing.solver_s", "s", "Time in LP solvers.", label="solver time"),
+    E("timing.planner_s", "s", "Time in the planner.", label="planner time"),
+    E("timing.max_rss_mb", "MB", "Peak memory.", label="peak memory"),
+    # --- transmission ---
+    E("redispatch.mwh", MWH, "Transmission: energy redispatched upward (= downward).",
+      label="redispatch"),
+    E("redispatch.cost_eur", EUR, "Transmission: the grid operator's redispatch cost.",
+      "+ paid by the grid operator", "redispatch cost"),
+    E("fuel_eur", EUR, "Transmission: fuel burnt.", label="fuel cost"),
+    E("planner_fuel_eur", EUR, "Transmission: fuel of the grid-constrained optimum."),
+    E("welfare_loss_vs_planner_eur", EUR, "Transmission: extra fuel over the optimum."),
+    E("eur_by_class.<class>", EUR, "Transmission: net receipts per class.", RECEIVED),
+    E("eur_by_account.<account>", EUR, "Transmission: net receipts per account.", RECEIVED),
+    E("ledger_sum_eur", EUR, "Transmission: sum of all accounts (a check: 0)."),
+    E("twin.truthful_in_twin", "", "Producers bidding truthfully in the twin."),
+    E("twin.gaming_profit_eur.<producer>", EUR, "A strategic producer's profit over its "
+      "truthful twin (same seed).", "+ it gained", "gaming profit of <producer>"),
+    E("twin.other_producers_profit_change_eur.<producer>", EUR, "Profit change of a producer "
+      "that was not made truthful (not gaming profit).", "+ it gained"),
+    E("twin.by_class_eur.<class>", EUR, "Change of a class's net receipts.", "+ it gained"),
+    E("twin.grid_operator_extra_cost_eur", EUR, "Change of the redispatch bill.", "+ more paid"),
+    E("twin.consumer_bill_change_eur", EUR, "Change of what consumers pay (DA and network "
+      "charge).", "+ they pay more"),
+    E("twin.welfare_lost_eur", EUR, "Extra fuel burnt (loads are inelastic).", "+ lost"),
+    E("twin", "", "null: nobody strategic, no twin was run."),
+]
+
+LIGHTS = "0 GREEN, 1 YELLOW (forecast violation), 2 RED (real violation), 3 BLACK"
+TABLES: list[Entry] = [
+    E("<table>.timestamp", "", "Start of the MTU (or period)."),
+    E("<table>.mtu", "index", "MTU index from the first MTU of the run."),
+    E("series.day", "index", "Delivery day (0-based)."),
+    E("series.da_price", EUR_MWH, "Day-ahead price.", label="day-ahead"),
+    E("series.da_price_forecast", EUR_MWH, "Aggregators' D-1 fundamental forecast.",
+      label="day-ahead forecast (D-1)"),
+    E("series.da_volume_mwh", MWH, "Energy traded day-ahead.", label="day-ahead"),
+    E("series.da_curtailed_mwh", MWH, "Price-taking demand or must-run supply not cleared."),
+    E("series.id_price", EUR_MWH, "Intraday price (NaN: no trade).", label="intraday"),
+    E("series.id_volume_mwh", MWH, "Energy traded intraday.", label="intraday"),
+    E("series.system_short_mw", MW, "System imbalance before TSO activations.", "+ short",
+      "system short"),
+    E("series.dso_imbalance_mwh", MWH, "Energy the DSO moved in real time (its perimeter).",
+      "+ long"),
+    E("series.activated_<dir>_mw", MW, "TSO balancing activations (up, down).",
+      "both >= 0", "balancing <dir> (TSO)"),
+    E("series.emergency_<dir>_mw", MW, "Emergency assistance (up, down).", "both >= 0",
+      "emergency <dir>"),
+    E("series.der_balancing_up_mw", MW, "DER activated for the TSO.", "+ up, - down"),
+    E("series.der_dso_realtime_up_mw", MW, "DER activated by the DSO in real time.",
+      "+ up, - down"),
+    E("series.tso_dso_counteracting_mw", MW, "TSO activations pushing a distribution limit."),
+    E("series.imbalance_price_<side>", EUR_MWH, "Imbalance price paid short / received long.",
+      label="imbalance (<side>)"),
+    E("series.generation_mw", MW, "Realised generation."),
+    E("series.demand_mw", MW, "Realised consumption."),
+    E("series.system_load_mw", MW, "Rest of the system's load."),
+    E("series.prosumer_load_mw", MW, "Households' inflexible load."),
+    E("series.pv_mw", MW, "Households' PV."), E("series.ev_mw", MW, "EV charging."),
+    E("series.heat_pump_mw", MW, "Heat pumps."),
+    E("series.battery_mw", MW, "Home batteries.", "+ charging, - discharging"),
+    E("series.trafo_loading", "share", "Transformer loading (1 = rating)."),
+    E("series.max_loading", "share", "Highest branch loading."),
+    E("series.v_<end>_pu", "p.u.", "Lowest / highest bus voltage."),
+    E("series.load_to_shed_mw", MW, "Least load to shed (or injection to curtail) that "
+      "restores every violated grid limit in real time, counted once however many branches "
+      "in series a violation overloads."),
+    E("grid.location", "", "Grid location (the transformer or a feeder)."),
+    E("grid.light", "code", f"Traffic light: {LIGHTS}."),
+    E("grid.forecast_violated", "bool", "A limit violated in the D-1 forecast."),
+    E("grid.forecast_violated_after_markets", "bool", "... still after the flexibility "
+      "markets."),
+    E("grid.real_violated_before_dso", "bool", "A limit violated in real time before the DSO's "
+      "RED actions."),
+    E("grid.real_violated", "bool", "... after them."),
+    E("grid.forecast_max_loading", "share", "Highest forecast loading at the location."),
+    E("grid.max_loading", "share", "Highest realised loading at the location."),
+    E("grid.v_<end>_pu", "p.u.", "Lowest / highest voltage at the location."),
+    E("grid.overload_mw", MW, "Flow above the limit (the worst branch of the location)."),
+    E("grid.load_to_shed_mw", MW, "The least load to shed, by the location of the bus where it "
+      "is taken (sums to series.load_to_shed_mw)."),
+    E("positions.party", "", "Balance responsible party."), E("positions.class", "",
+                                                             "Its agent class."),
+    E("positions.position_mwh", MWH, "Market position.", "+ bought, - sold"),
+    E("positions.realised_mwh", MWH, "Metered net consumption.", "+ consumed, - produced"),
+    E("positions.perimeter_correction_mwh", MWH, "Correction of the perimeter for others' "
+      "activations."),
+    E("positions.activated_mwh", MWH, "Activations sold from its own perimeter.", "+ up"),
+    E("positions.balancing_mwh", MWH, "Balancing energy the TSO activated from a producer.",
+      "+ up (more output), - down"),
+    E("positions.imbalance_mwh", MWH, "Position less activations less consumption.",
+      "+ long (pays nothing, receives the long price), - short"),
+    E("aggregators.aggregator", "", "Aggregator."),
+    E("aggregators.baseline_mw", MW, "Declared baseline.", "+ consumption"),
+    E("aggregators.schedule_mw", MW, "Planned net consumption of its devices."),
+    E("aggregators.<dir>_mw", MW, "Flexibility it could offer (up, down).", "both >= 0"),
+    E("aggregators.missed_mw", MW, "Committed flexibility not delivered."),
+    E("aggregators.battery_throughput_mwh", MWH, "Energy through its batteries (charge plus "
+      "discharge), what battery wear is paid on."),
+    E("flex.stage", "", "Flexibility round: da (D-1) or id (intraday)."),
+    E("flex.location", "", "Grid location."),
+    E("flex.<buyer>_<dir>_mw", MW, "Flexibility bought by the DSO (LFM), the platform (BRPs) "
+      "or held for the TSO, up or down.", "both >= 0", "<buyer> <dir>"),
+    E("flex.lfm_price_<dir>", EUR_MWH, "LFM price at the location (NaN: nothing priced).",
+      label="LFM price <dir>"),
+    E("flex.platform_price", EUR_MWH, "Platform price."),
+    E("flex.double_sold_mw", MW, "Sold twice (no coupling)."),
+    E("flex.counteracting_mw", MW, "Platform trades against the DSO."),
+    E("days.day", "index", "Delivery day."),
+    E("days.curtailed_mwh", MWH, "RED curtailment of the day."),
+    E("days.balancing_unresolved_mw", MW, "Real-time excess over limits no scheme resolved."),
+    E("days.balancing_<who>", EUR, "Real-time procurement of the day (tso, dso, procurement).",
+      "+ paid"),
+    E("days.<stage>_rounds", "count", "Flexibility rounds of the day.", count=True),
+    E("days.<stage>_unresolved_mw", MW, "Excess over limits left after the rounds."),
+    E("days.<stage>_refused_mw", MW, "Trades refused for worsening a violation."),
+    E("ledger.payer", "", "Account that pays."), E("ledger.payee", "", "Account paid."),
+    E("ledger.market", "", "Market or payment kind (dayahead, intraday, lfm_da, lfm_id, "
+      "platform, balancing, imbalance, compensation, retail, feed_in, fuel, ...)."),
+    E("ledger.mwh", MWH, "Energy of the payment.", "with eur: a negative row flows the other way "
+      "(compensation: the supplier pays an aggregator that moved consumption above the "
+      "baseline)"),
+    E("ledger.price_eur_mwh", EUR_MWH, "Price of the row."),
+    E("ledger.eur", EUR, "mwh x price, paid by payer to payee.", "negative: payee pays payer"),
+    E("periods.step", "index", "Transmission: period index over the run."),
+    E("periods.episode", "index", "Transmission: episode."),
+    E("periods.period", "index", "Transmission: period within the episode (hours from start)."),
+    E("periods.da_price_eur_mwh", EUR_MWH, "Transmission: zonal day-ahead price."),
+    E("periods.load_mw", MW, "Transmission: inelastic demand."),
+    E("periods.redispatch_mw", MW, "Transmission: upward redispatch."),
+    E("periods.redispatch_cost_eur", EUR, "Transmission: redispatch cost.", "+ paid"),
+    E("periods.fuel_eur", EUR, "Transmission: fuel burnt."),
+    E("periods.flow_da_<line>_mw", MW, "Transmission: flow of the DA dispatch.", "+ from -> to"),
+    E("periods.redispatch_price_<node>_eur_mwh", EUR_MWH, "Transmission: nodal price of the "
+      "redispatch LP (NaN: none needed)."),
+    E("producers.step", "index", "Transmission: period index over the run."),
+    E("producers.episode", "index", "Transmission: episode."),
+    E("producers.period", "index", "Transmission: period within the episode."),
+    E("producers.producer", "", "Transmission: producer."),
+    E("producers.da_mw", MW, "Transmission: sold day-ahead."),
+    E("producers.inc_mw", MW, "Transmission: redispatched up (paid the inc price)."),
+    E("producers.dec_mw", MW, "Transmission: redispatched down (pays the dec price)."),
+    E("producers.final_mw", MW, "Transmission: output after redispatch."),
+    E("producers.inc_price_eur_mwh", EUR_MWH, "Transmission: inc price (bid or cleared)."),
+    E("producers.dec_price_eur_mwh", EUR_MWH, "Transmission: dec price."),
+    E("producers.markup_eur_mwh", EUR_MWH, "Transmission: a learner's markup (NaN: none)."),
+]
+
+
+@lru_cache(maxsize=4096)
+def entry(name: str) -> Entry | None:
+    """The entry documenting a summary path ("welfare_eur.total") or a table column
+    ("series.da_price"); None if none does."""
+    for e in (*SUMMARY, *TABLES):
+        if e.name == name:
+            return e
+    for e in (*SUMMARY, *TABLES):
+        if e.pattern.match(name):
+            return e
+    return None
+
+
+def label(name: str, with_unit: bool = True) -> str:
+    """A readable label: the entry's, its placeholders filled from `name`, with the unit."""
+    e = entry(name)
+    short = name.split(".")[-1]
+    if e is None:
+        return short.replace("_", " ")
+    text = e.label or _words(short)
+    m = e.pattern.match(name)
+    if m and "<" in text:
+        parts = dict(zip(re.findall(r"<([^>]+)>", e.name), _fills(e, name), strict=False))
+        text = re.sub(r"<([^>]+)>", lambda g: parts.get(g.group(1), g.group(0)), text)
+    unit = e.unit if e.unit not in ("", "count", "index", "code", "bool") else ""
+    return f"{text} ({unit})" if with_unit and unit else text
+
+
+def _fills(e: Entry, name: str) -> list[str]:
+    rx = "^" + re.sub(r"<[^>]+>", r"([^.]+?)", re.escape(e.name).replace(r"\<", "<")
+                      .replace(r"\>", ">")) + "$"
+    m = re.match(rx, name)
+    return [g.replace("_", " ") for g in m.groups()] if m else []
+
+
+def _words(short: str) -> str:
+    for suffix in ("_eur_mwh", "_eur", "_mwh", "_mw", "_pu", "_s"):
+        if short.endswith(suffix):
+            short = short[: -len(suffix)]
+            break
+    return short.replace("_", " ")
+
+
+def is_count(name: str) -> bool:
+    e = entry(name)
+    return bool(e and e.count)
+
+
+def undocumented(summary: dict, tables: dict) -> list[str]:
+    """Summary paths and table columns of a run that no entry covers."""
+    out = [p for p in _leaves(summary) if entry(p) is None]
+    out += [f"{t}.{c}" for t, df in tables.items() for c in df.columns
+            if entry(f"{t}.{c}") is None]
+    return out
+
+
+def _leaves(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if prefix.startswith("run.overrides."):
+            out.append(prefix.rstrip(".") + ".<path>")
+            break
+        out += _leaves(v, path + ".") if isinstance(v, dict) and v else [path]
+    return out
+
+
+def markdown() -> str:
+    """docs/outputs.md."""
+    lines = ["# Outputs of a run: the data dictionary", "",
+             "Generated from `experiments/dictionary.py` (`python -m experiments.dictionary > "
+             "docs/outputs.md`); the tests check that every summary key and table column of a "
+             "run is here. `<...>` stands for a name (an agent, a market, a class). Money: "
+             "every ledger row says that `payer` pays `eur` to `payee`; a negative amount "
+             "flows the other way. Energy signs are given per column.", ""]
+    for title, entries in (("summary.json", SUMMARY), ("Tables (Parquet)", TABLES)):
+        lines += [f"## {title}", "", "| name | unit | definition | sign |", "|---|---|---|---|"]
+        lines += [f"| `{e.name}` | {e.unit} | {e.definition} | {e.sign} |" for e in entries]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
