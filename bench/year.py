@@ -1,8 +1,9 @@
 """Benchmark: a full year at 15-minute MTUs on the default scenario (not a timed test).
 
-Prints wall time, time inside solvers (HiGHS, including Pyomo's hand-over for the planner),
-peak memory and the wall/solver ratio. The target is a year with 1,000 prosumers in <= 60 s on
-a 2-core machine, without the planner (which is timed per day separately with --planner-days).
+Prints wall time, time inside solvers (HiGHS), peak memory and the wall/solver ratio. The
+target is a year with 1,000 prosumers in <= 60 s on a 2-core machine, without the planner (which
+is timed per day separately with --planner-days; bench/planner.py sets it against the Pyomo
+statement it replaced).
 
     python bench/year.py [--prosumers 1000] [--days 365] [--repeats 3] [--planner-days 7]
                          [--foundation]
@@ -64,7 +65,7 @@ def main() -> int:
     if a.planner_days:
         p = one(a.prosumers, a.planner_days, True)
         print(f"  planner         {p['planner_s'] / a.planner_days:8.2f} s per day "
-              f"({a.planner_days} days, Pyomo build + HiGHS)")
+              f"({a.planner_days} days, building its inputs and the LP, HiGHS)")
     return 0
 
 

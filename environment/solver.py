@@ -69,8 +69,8 @@ def _highs():
 
 
 def highs_options() -> dict:
-    """The options every HiGHS instance of the process is given (Pyomo's for the planner as
-    well), once the first instance has checked them."""
+    """The options every HiGHS instance of the process is given (Pyomo's in the tests'
+    reference models as well), once the first instance has checked them."""
     if not _BANNER_SHOWN:
         _SPARE.append(_highs())
     return dict(HIGHS_OPTIONS)
@@ -173,6 +173,7 @@ class WarmLP:
         self.c, self.lower, self.upper = (np.array(v, float) for v in (c, lower, upper))
         self.row_lower, self.row_upper = (np.array(v, float) for v in (row_lower, row_upper))
         self.h = _SPARE.pop() if _SPARE else _highs()
+        self.presolve = presolve
         if not presolve:
             self.h.setOptionValue("presolve", "off")
         # the array form of passModel hands numpy buffers to HiGHS; filling a HighsLp's fields
@@ -240,8 +241,12 @@ class WarmLP:
             return a if b is None else b
         return np.union1d(a, b).astype(np.int32)
 
-    def solve(self, c=None, lower=None, upper=None, row_lower=None, row_upper=None):
-        """Apply what changed since the last solve and re-solve from its basis."""
+    def solve(self, c=None, lower=None, upper=None, row_lower=None, row_upper=None,
+              fallbacks: tuple = ()):
+        """Apply what changed since the last solve and re-solve from its basis. Should HiGHS
+        stop without an optimum, each option set of `fallbacks` (over the LP's own options,
+        which are restored afterwards) is tried in turn from scratch, without a basis: HiGHS
+        occasionally gives up on a grown LP that a cold solve under other options settles."""
         t0 = time.perf_counter()
         h = self.h
         if c is not None and (i := self._changed(self.c, c)) is not None:
@@ -259,8 +264,26 @@ class WarmLP:
                 h.changeRowsBounds(len(i), i, self.row_lower[i], self.row_upper[i])
         h.run()
         status = h.getModelStatus()
+        for options in fallbacks:
+            if status == highspy.HighsModelStatus.kOptimal:
+                break
+            status = self._cold_run(options)
         CLOCK.add(time.perf_counter() - t0)
         if status != highspy.HighsModelStatus.kOptimal:
             raise InfeasibleError(f"{self.what}: HiGHS status {h.modelStatusToString(status)}")
         sol = h.getSolution()
         return SimpleNamespace(x=np.asarray(sol.col_value), marginals=np.asarray(sol.row_dual))
+
+    def _cold_run(self, options: dict):
+        """One run without a basis under `options`; HiGHS's model status."""
+        h = self.h
+        h.clearSolver()
+        for key, value in options.items():
+            h.setOptionValue(key, value)
+        h.run()
+        status = h.getModelStatus()
+        h.resetOptions()
+        _quiet(h)
+        if not self.presolve:
+            h.setOptionValue("presolve", "off")
+        return status

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from environment.solver import WarmLP, solve_lp
+from environment.solver import InfeasibleError, WarmLP, solve_lp
 
 
 def _lp(seed: int, n: int = 30, m: int = 20):
@@ -55,6 +55,23 @@ def test_added_rows_and_columns_reach_the_full_lp_optimum():
                    upper=np.r_[upper, np.full(m - 10, np.inf)])
     assert np.r_[c, np.full(m - 10, 100.0)] @ x == pytest.approx(
         np.r_[c, np.full(m - 10, 100.0)] @ ref.x, abs=1e-9)
+
+
+def test_a_solve_without_optimum_is_retried_from_scratch_under_the_fallbacks():
+    """A re-solve that stops early (here at an iteration limit of 0, standing in for a
+    numerical failure) is tried again without a basis under each fallback in turn; the LP's
+    own options are back afterwards and without fallbacks the failure is raised."""
+    _, c, a, hi = _lp(5)
+    n, m = len(c), a.shape[0]
+    lp = WarmLP(c, a, np.full(m, -np.inf), hi, np.zeros(n), np.full(n, 2.0), presolve=False)
+    lp.h.setOptionValue("simplex_iteration_limit", 0)
+    with pytest.raises(InfeasibleError, match="Iteration limit"):
+        lp.solve()
+    x = lp.solve(fallbacks=({"simplex_iteration_limit": 10**6},)).x
+    ref = _cold(c, a, hi, np.full(n, 2.0)).x
+    assert c @ x == pytest.approx(c @ ref, abs=1e-9)
+    assert lp.h.getOptionValue("simplex_iteration_limit")[1] == 2**31 - 1   # HiGHS's default
+    assert lp.h.getOptionValue("presolve")[1] == "off"
 
 
 def _fresh_process(code: str) -> str:
