@@ -39,9 +39,9 @@ class Tso(mesa.Agent):
             up_p.append(np.full(t, up))
             dn_p.append(np.full(t, down))
             # a weather-driven plant can curtail what it actually produces and, where the
-            # day-ahead market took less than it has, offer the rest
+            # day-ahead market took less than it offers, offer the rest
             avail = p.available_mw(ctx)
-            up_q.append(np.clip(avail - sched, 0, None))
+            up_q.append(np.clip(p.strategy.offered_mw(p, avail) - sched, 0, None))
             dn_q.append(np.clip(np.minimum(sched, avail) if p.variable else sched, 0, None))
         return BalancingOffers(np.array(ids, int), np.array(up_p, float).reshape(-1, t),
                                np.array(up_q).reshape(-1, t), np.array(dn_p, float).reshape(-1, t),

@@ -368,11 +368,12 @@ def intraday(model, ctx) -> None:
             if p.variable:
                 avail = np.clip(p.available_mw(ctx) * (1 + s.error_share * err[p.error_key]),
                                 0, p.capacity)
-                dev = (sched - avail) * dt
-                books.append(deviation_orders(p.unique_id, dev, s, p.marginal_cost,
-                                              ctx.price_cap))
+                dev = (sched - p.strategy.offered_mw(p, avail)) * dt
+                books.append(deviation_orders(p.unique_id, dev, s,
+                                              p.strategy.sell_price(p), ctx.price_cap))
             else:
-                books.append(producer_orders(p, sched, p.available_mw(ctx), s, dt))
+                offered = p.strategy.offered_mw(p, p.available_mw(ctx))
+                books.append(producer_orders(p, sched, offered, s, dt, p.strategy.sell_price(p)))
         book = OrderBook.concat(books).arrived(clear, model.arrival_rng)
         if len(book) == 0:
             continue

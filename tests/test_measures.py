@@ -308,3 +308,24 @@ def test_efficiency_gap_is_split_by_cause():
     assert sum(v for k, v in p2.items() if k != "total_gap_eur") == \
         pytest.approx(p2["total_gap_eur"], abs=1e-9)
     assert p2["forecast_error_eur"] != 0.0
+
+
+def test_a_producers_withholding_holds_in_every_market():
+    """The nuclear plant (0.3 MW at 12 EUR/MWh, below every other price, so every market wants
+    all of it) withholds half of its capacity: it sells at most 0.15 MW x 0.25 h = 0.0375 MWh
+    per MTU over the day-ahead and intraday markets, and the TSO activates no more than that
+    either. Truthful, it sells all 0.075 MWh at most MTUs."""
+    def nuclear(run):
+        pos = run.tables["positions"]
+        return pos[pos["party"] == "nuclear"]
+
+    over = {"prosumers.0.count": 60, "producers.2.strategy": "markup",
+            "producers.2.strategy_params": {"withhold": 0.5, "markup_eur_mwh": 0.0}}
+    held = nuclear(run_scenario("default", days=1, overrides=over, planner=False,
+                                write=False, figures=False))
+    sold = -held["position_mwh"] + held["balancing_mwh"].clip(lower=0)
+    assert sold.max() <= 0.0375 + 1e-9
+    assert sold.max() == pytest.approx(0.0375)
+    free = nuclear(run_scenario("default", days=1, overrides={"prosumers.0.count": 60},
+                                planner=False, write=False, figures=False))
+    assert (-free["position_mwh"] > 0.0375 + 1e-6).mean() > 0.5

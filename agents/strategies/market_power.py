@@ -62,10 +62,11 @@ class MarkupAggregator(TruthfulAggregator):
 
 @register_strategy("producer", "markup")
 class MarkupProducer(TruthfulProducer):
-    """Offers day-ahead energy at marginal cost times (1 + `markup_share`) plus `markup_eur_mwh`
-    and withholds the share `withhold` of its available capacity; balancing energy is marked up
-    (and down) by `balancing_markup_eur_mwh` more (wholesale market power, for studies of how
-    much the flexibility markets discipline it)."""
+    """Offers energy (day-ahead and intraday) at marginal cost times (1 + `markup_share`) plus
+    `markup_eur_mwh` and withholds the share `withhold` of its available capacity from every
+    market (day-ahead, intraday and balancing); balancing energy is marked up (and down) by
+    `balancing_markup_eur_mwh` more (wholesale market power, for studies of how much the
+    flexibility markets discipline it)."""
 
     def __init__(self, markup_eur_mwh: float = 20.0, markup_share: float = 0.0,
                  withhold: float = 0.0, balancing_markup_eur_mwh: float = 20.0):
@@ -74,13 +75,12 @@ class MarkupProducer(TruthfulProducer):
         self.withhold = check_share("withhold", withhold)
         self.balancing_markup = float(balancing_markup_eur_mwh)
 
-    def da_orders(self, producer, ctx) -> OrderBook:
-        mwh = producer.forecast_available_mw(ctx) * ctx.dt_h * (1 - self.withhold)
-        n = len(mwh)
-        price = producer.marginal_cost + abs(producer.marginal_cost) * self.markup_share \
+    def offered_mw(self, producer, available_mw: np.ndarray) -> np.ndarray:
+        return available_mw * (1 - self.withhold)
+
+    def sell_price(self, producer) -> float:
+        return producer.marginal_cost + abs(producer.marginal_cost) * self.markup_share \
             + self.markup_eur_mwh
-        return OrderBook.from_arrays(owner=np.full(n, producer.unique_id), mtu=np.arange(n),
-                                     price=np.full(n, price), volume=-mwh, n_mtu=n)
 
     def balancing_prices(self, producer, up_markup: float, down_markdown: float):
         up, down = super().balancing_prices(producer, up_markup, down_markdown)

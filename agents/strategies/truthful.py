@@ -27,14 +27,23 @@ def inelastic_orders(owner: int, net_mwh: np.ndarray, floor: float, cap: float) 
 
 @register_strategy("producer", "truthful")
 class TruthfulProducer:
-    """Offers its forecast available capacity at marginal cost in DA, and its headroom
-    (up) and scheduled output (down) to the TSO at marginal cost plus/minus activation cost."""
+    """Offers its forecast available capacity at marginal cost in DA, the rest of it in
+    intraday, and its headroom (up) and scheduled output (down) to the TSO at marginal cost
+    plus/minus activation cost."""
+
+    def offered_mw(self, producer, available_mw: np.ndarray) -> np.ndarray:
+        """What of its available capacity it offers in every energy and balancing market."""
+        return available_mw
+
+    def sell_price(self, producer) -> float:
+        """EUR/MWh asked for energy (day-ahead and intraday)."""
+        return producer.marginal_cost
 
     def da_orders(self, producer, ctx) -> OrderBook:
-        mwh = producer.forecast_available_mw(ctx) * ctx.dt_h
+        mwh = self.offered_mw(producer, producer.forecast_available_mw(ctx)) * ctx.dt_h
         n = len(mwh)
         return OrderBook.from_arrays(owner=np.full(n, producer.unique_id), mtu=np.arange(n),
-                                     price=np.full(n, producer.marginal_cost), volume=-mwh,
+                                     price=np.full(n, self.sell_price(producer)), volume=-mwh,
                                      n_mtu=n)
 
     def balancing_prices(self, producer, up_markup: float, down_markdown: float):

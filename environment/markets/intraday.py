@@ -35,18 +35,19 @@ def sessions(cfg, mtu_per_day: int) -> list[Session]:
     return out
 
 
-def producer_orders(producer, scheduled_mw: np.ndarray, available_mw: np.ndarray,
-                    session: Session, dt_h: float) -> OrderBook:
-    """Truthful: sell remaining headroom and buy back scheduled output, both at marginal cost
-    (buying back at cost saves fuel), for the session's MTUs."""
+def producer_orders(producer, scheduled_mw: np.ndarray, offered_mw: np.ndarray,
+                    session: Session, dt_h: float, sell_price: float) -> OrderBook:
+    """Sell the headroom left of the capacity it offers at its strategy's `sell_price`, and buy
+    back scheduled output at marginal cost (buying back at cost saves fuel), for the session's
+    MTUs."""
     t = np.arange(session.first_mtu, len(scheduled_mw))
-    head = np.clip(available_mw[t] - scheduled_mw[t], 0, None) * dt_h
+    head = np.clip(offered_mw[t] - scheduled_mw[t], 0, None) * dt_h
     back = np.clip(scheduled_mw[t], 0, None) * dt_h
-    mc = producer.marginal_cost
     n = len(t)
     return OrderBook.from_arrays(
         owner=np.full(2 * n, producer.unique_id), mtu=np.concatenate([t, t]),
-        price=np.full(2 * n, mc), volume=np.concatenate([-head, back]), n_mtu=len(scheduled_mw))
+        price=np.r_[np.full(n, sell_price), np.full(n, producer.marginal_cost)],
+        volume=np.concatenate([-head, back]), n_mtu=len(scheduled_mw))
 
 
 def deviation_orders(owner: int, deviation_mwh: np.ndarray, session: Session, floor: float,
