@@ -8,7 +8,9 @@ demand): the system imbalance, the distribution grid's flows and, for shared bal
 distribution area's deviation from its agreed interface schedule. Activated DER become
 commitments: the aggregator re-plans with everything up to the end of the block fixed, so an
 activation changes device set-points and states of charge, and its rebound falls in later
-blocks, where it is part of the imbalance the next block balances.
+blocks, where it is part of the imbalance the next block balances. Under a scheme that
+respects distribution limits the DSO then previews the block again on the members' set-points
+and, while a limit of the block is still broken there, clears it again (`RECHECKS`).
 
 Producers' balancing energy is only tentative here: after realisation the TSO activates
 producers on what is left (`environment.model`), and the imbalance price is set by the
