@@ -8,7 +8,9 @@ demand): the system imbalance, the distribution grid's flows and, for shared bal
 distribution area's deviation from its agreed interface schedule. Activated DER become
 commitments: the aggregator re-plans with everything up to the end of the block fixed, so an
 activation changes device set-points and states of charge, and its rebound falls in later
-blocks, where it is part of the imbalance the next block balances.
+blocks, where it is part of the imbalance the next block balances. Under a scheme that
+respects distribution limits the DSO then previews the block again on the members' set-points
+and, while a limit of the block is still broken there, clears it again (`RECHECKS`).
 
 Producers' balancing energy is only tentative here: after realisation the TSO activates
 producers on what is left (`environment.model`), and the imbalance price is set by the
@@ -16,6 +18,8 @@ marginal bid activated in either pass.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -26,7 +30,7 @@ from environment.flexstage import (
     rebound_bounds,
 )
 from environment.grid.headroom import headroom
-from environment.markets.lfm import FlexOffers, location_moves
+from environment.markets.lfm import TOL, FlexOffers, location_moves
 from environment.markets.tso_dso import GRID_AWARE, TSO_DSO, BalancingProblem
 from environment.settlement import book_flexibility
 
@@ -45,48 +49,98 @@ def der_balancing(model, ctx) -> None:
     if not cfg.tso.der_balancing or not aggs:
         return
     scheme = TSO_DSO[cfg.markets.tso_dso_scheme]
+    aware = cfg.markets.tso_dso_scheme in GRID_AWARE
     cap = cfg.markets.flex_price_cap
     block = max(1, int(round(cfg.tso.der_block_hours / ctx.dt_h)))
-    preview = limits = None
+    preview = None
     for start in range(0, t_n, block):
         mtus = np.arange(start, min(t_n, start + block))
-        if preview is None:  # else nothing was activated in the last block: nothing changed
-            preview = model.preview_realtime(ctx)
-        need = np.zeros(t_n)
-        need[mtus] = preview["system_short"][mtus]
-        interface = np.zeros(t_n)
-        interface[mtus] = preview["area_net"][mtus] - ctx.interface_schedule[mtus]
-        der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus) for a in aggs])
-        if not len(der):
-            continue
-        der = der.with_mw(np.where(der.price <= cap, der.mw, 0.0))   # bids above the cap
-        if limits is None:
-            limits = grid_limits(model, model.dso.flow.solve(preview["p_bus"], preview["q_bus"]),
-                                 bus_flexibility(model, ctx))
-        problem = BalancingProblem(
-            need_mw=need, producers=preview["producer_offers"], der=der, limits=limits,
-            dt_h=ctx.dt_h, emergency_up_price=model.tso.cfg.emergency_price_eur_mwh,
-            emergency_down_price=model.tso.emergency_down_price,
-            unresolved_cost=cfg.markets.lfm.unresolved_cost_eur_mwh, interface_mw=interface,
-            mtus=mtus, price_cap=cap)
-        res = scheme(problem)
-        model.note_truncation("tso_dso", not res.converged)
-        activated = res.der_tso_mw + res.der_dso_mw
-        if (activated > 1e-9).any():
-            room = None
-            if cfg.markets.tso_dso_scheme in GRID_AWARE and limits is not None:
-                room = headroom(limits, location_moves(der, activated, t_n, k_n))
-            _apply(model, ctx, der, res, mtus, room)
-            preview = limits = None
-        _book(model, ctx, der, res)
-        used = np.zeros(t_n)
-        np.add.at(used, der.mtu, res.der_tso_mw)
-        ctx.der_price = np.where(used > 1e-9, res.system_price, ctx.der_price)
-        ctx.counteracting += res.counteracting_mw
-        for key, val in (("tso", res.tso_cost_eur), ("dso", res.dso_cost_eur),
-                         ("procurement", res.procurement_cost_eur),
-                         ("unresolved_mw", res.unresolved_mw)):
-            ctx.balancing_cost[key] += float(val)
+        left = None     # the last clearing's violation left (MW summed, EUR)
+        for rnd in range(1 + (RECHECKS if aware else 0)):
+            if preview is None:  # else nothing was activated since: nothing changed
+                preview = model.preview_realtime(ctx)
+            if rnd and not _violated(limits_of(model, ctx, preview), mtus):
+                break
+            res = _clear_block(model, ctx, scheme, preview, limits_of(model, ctx, preview),
+                               mtus, aggs, cap, aware)
+            if res is None:
+                break
+            # a re-check replaces the violation the last clearing left: count it once
+            left = (res.unresolved_mw, res.unresolved_mw * res.unresolved_eur_mw)
+            if not res.moved:
+                break
+            preview = None
+        if left is not None:
+            ctx.balancing_cost["unresolved_mw"] += float(left[0])
+            ctx.balancing_cost["procurement"] += float(left[1])
+
+
+def limits_of(model, ctx, preview: dict):
+    """The distribution grid around a preview's flows, kept with the preview."""
+    lim = preview.get("limits")
+    if lim is None:
+        lim = preview["limits"] = grid_limits(
+            model, model.dso.flow.solve(preview["p_bus"], preview["q_bus"]),
+            bus_flexibility(model, ctx))
+    return lim
+
+
+RECHECKS = 3
+"""Under a grid-aware scheme the DSO re-checks each block after its activations are applied:
+the aggregators' members deliver a re-planned pool only as far as their own envelopes allow
+(`Aggregator.setpoints`), so the flows they leave can differ from what the clearing saw. While
+a limit of the block is still broken on the members' set-points the block is cleared again
+against them, at most this many times (`centralized` leaves distribution limits to others and
+is cleared once)."""
+
+
+def _violated(limits, mtus: np.ndarray) -> bool:
+    """A branch or (non-slack) voltage limit broken at some MTU of `mtus` (beyond TOL)."""
+    p, w = limits.base_p[mtus], limits.base_w[mtus, 1:]
+    return bool((np.abs(p) > limits.p_lim()[mtus] + TOL).any()
+                or (w > limits.v_max[1:] ** 2 + TOL).any()
+                or (w < limits.v_min[1:] ** 2 - TOL).any())
+
+
+def _clear_block(model, ctx, scheme, preview: dict, limits, mtus: np.ndarray, aggs, cap: float,
+                 aware: bool):
+    """Clear one block against `preview`, apply and book it; the scheme's result with
+    ``moved`` (anything activated) and ``unresolved_eur_mw`` (what one MW of violation left
+    costs), or None without bids. Costs are added to `ctx.balancing_cost` but for the
+    violation left, which the caller counts once per block."""
+    cfg = model.config
+    t_n, k_n = ctx.n_mtu, model.grid.n_locations
+    need = np.zeros(t_n)
+    need[mtus] = preview["system_short"][mtus]
+    interface = np.zeros(t_n)
+    interface[mtus] = preview["area_net"][mtus] - ctx.interface_schedule[mtus]
+    der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus) for a in aggs])
+    if not len(der):
+        return None
+    der = der.with_mw(np.where(der.price <= cap, der.mw, 0.0))   # bids above the cap
+    problem = BalancingProblem(
+        need_mw=need, producers=preview["producer_offers"], der=der, limits=limits,
+        dt_h=ctx.dt_h, emergency_up_price=model.tso.cfg.emergency_price_eur_mwh,
+        emergency_down_price=model.tso.emergency_down_price,
+        unresolved_cost=cfg.markets.lfm.unresolved_cost_eur_mwh, interface_mw=interface,
+        mtus=mtus, price_cap=cap)
+    res = scheme(problem)
+    model.note_truncation("tso_dso", not res.converged)
+    activated = res.der_tso_mw + res.der_dso_mw
+    moved = bool((activated > 1e-9).any())
+    if moved:
+        room = headroom(limits, location_moves(der, activated, t_n, k_n)) if aware else None
+        _apply(model, ctx, der, res, mtus, room)
+    _book(model, ctx, der, res)
+    used = np.zeros(t_n)
+    np.add.at(used, der.mtu, res.der_tso_mw)
+    ctx.der_price = np.where(used > 1e-9, res.system_price, ctx.der_price)
+    ctx.counteracting += res.counteracting_mw
+    per_mw = problem.unresolved_cost * problem.dt_h
+    for key, val in (("tso", res.tso_cost_eur), ("dso", res.dso_cost_eur),
+                     ("procurement", res.procurement_cost_eur - per_mw * res.unresolved_mw)):
+        ctx.balancing_cost[key] += float(val)
+    return SimpleNamespace(moved=moved, unresolved_mw=res.unresolved_mw, unresolved_eur_mw=per_mw)
 
 
 def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,

@@ -66,7 +66,9 @@ MAX_ROUNDS = 50
 
 GRID_AWARE: set[str] = set()
 """Schemes that respect distribution limits: the DER they activate re-plan their rebound
-inside the grid headroom too (`environment.balancingstage`)."""
+inside the grid headroom too, and the DSO re-checks each block on the members' set-points,
+clearing it again while a limit of the block is broken (`environment.balancingstage`), so
+that they leave no more violation than `centralized` (tests/test_tso_dso_scenario.py)."""
 
 
 def register_scheme(name: str, grid_aware: bool = True):
