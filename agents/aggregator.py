@@ -177,6 +177,8 @@ class Aggregator(mesa.Agent):
                                 for k in self.pools}
         self.baseline = self.pool_baseline(ctx)
         self.committed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.forgone: dict[int, np.ndarray] = {}  # location -> MW missed of replaced targets
+        self._round = None  # (the DSO's validation, plan version, the round's offer boxes)
         shape = (self.model.grid.n_locations, t, 2)
         self.held = np.zeros(shape)       # held for the TSO (sequential coupling)
         self.reserved = np.zeros(shape)   # availability sold to the DSO at D-1
@@ -216,9 +218,13 @@ class Aggregator(mesa.Agent):
 
     def commit(self, location: int, mtus: np.ndarray, target_mw: np.ndarray) -> None:
         """Flexibility sold at `location`: its net consumption at the masked MTUs is fixed to
-        `target_mw` for the rest of the day (later re-plans keep every earlier commitment)."""
+        `target_mw` for the rest of the day (later re-plans keep every earlier commitment).
+        A new target at an MTU replaces what the plan reached there; what the plan missed of
+        the earlier one is kept in `forgone`, so that a miss stays counted (`missed_mw`)."""
         fixed, target = self.committed.setdefault(
             location, (np.zeros(self.n_mtu, bool), np.zeros(self.n_mtu)))
+        missed = self.plans[location]["missed"]
+        self.forgone[location] = self.forgone.get(location, 0.0) + np.where(mtus, missed, 0.0)
         target[mtus] = target_mw[mtus]
         fixed |= mtus
 
@@ -348,9 +354,11 @@ class Aggregator(mesa.Agent):
     def planned_net_mw(self) -> np.ndarray:
         return sum(self.location_net_mw().values(), np.zeros(self.n_mtu))
 
-    def missed_mw(self) -> np.ndarray:
-        """Committed flexibility the re-plan could not honour (MW per MTU)."""
-        return sum((p["missed"] for p in self.plans.values()), np.zeros(self.n_mtu))
+    def missed_mw(self, location: int | None = None) -> np.ndarray:
+        """Committed flexibility the re-plans could not honour (MW per MTU; at one location)."""
+        keys = self.plans if location is None else [location]
+        return sum((self.plans[k]["missed"] + self.forgone.get(k, 0.0) for k in keys),
+                   np.zeros(self.n_mtu))
 
     def flexibility(self, ctx, block: np.ndarray | None = None,
                     held: bool = True) -> dict[int, tuple[np.ndarray, np.ndarray]]:
