@@ -19,13 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from environment.flexstage import (
-    aggregators_present,
-    bus_flexibility,
-    grid_limits,
-    rebound_bounds,
-)
-from environment.grid.headroom import headroom
+from environment.flexstage import bus_flexibility, grid_limits, rebound_bounds, shared_headroom
 from environment.markets.lfm import FlexOffers, location_moves
 from environment.markets.tso_dso import GRID_AWARE, TSO_DSO, BalancingProblem
 from environment.settlement import book_flexibility
@@ -47,22 +41,26 @@ def der_balancing(model, ctx) -> None:
     scheme = TSO_DSO[cfg.markets.tso_dso_scheme]
     cap = cfg.markets.flex_price_cap
     block = max(1, int(round(cfg.tso.der_block_hours / ctx.dt_h)))
+    aware = cfg.markets.tso_dso_scheme in GRID_AWARE
     preview = limits = None
     for start in range(0, t_n, block):
         mtus = np.arange(start, min(t_n, start + block))
         if preview is None:  # else nothing was activated in the last block: nothing changed
             preview = model.preview_realtime(ctx)
+            limits = grid_limits(model, model.dso.flow.solve(preview["p_bus"], preview["q_bus"]),
+                                 bus_flexibility(model, ctx))
         need = np.zeros(t_n)
         need[mtus] = preview["system_short"][mtus]
         interface = np.zeros(t_n)
         interface[mtus] = preview["area_net"][mtus] - ctx.interface_schedule[mtus]
-        der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus) for a in aggs])
+        # under a scheme that respects distribution limits the rebound after the block must
+        # fit the headroom nothing activated leaves (the block's own moves are at its MTUs)
+        room = shared_headroom(model, limits, np.zeros((t_n, k_n, 2))) if aware else None
+        der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus, room=room)
+                                 for a in aggs])
         if not len(der):
             continue
         der = der.with_mw(np.where(der.price <= cap, der.mw, 0.0))   # bids above the cap
-        if limits is None:
-            limits = grid_limits(model, model.dso.flow.solve(preview["p_bus"], preview["q_bus"]),
-                                 bus_flexibility(model, ctx))
         problem = BalancingProblem(
             need_mw=need, producers=preview["producer_offers"], der=der, limits=limits,
             dt_h=ctx.dt_h, emergency_up_price=model.tso.cfg.emergency_price_eur_mwh,
@@ -73,10 +71,8 @@ def der_balancing(model, ctx) -> None:
         model.note_truncation("tso_dso", not res.converged)
         activated = res.der_tso_mw + res.der_dso_mw
         if (activated > 1e-9).any():
-            room = None
-            if cfg.markets.tso_dso_scheme in GRID_AWARE and limits is not None:
-                room = headroom(limits, location_moves(der, activated, t_n, k_n))
-            _apply(model, ctx, der, res, mtus, room)
+            _apply(model, ctx, der, res, mtus, shared_headroom(
+                model, limits, location_moves(der, activated, t_n, k_n)) if aware else None)
             preview = limits = None
         _book(model, ctx, der, res)
         used = np.zeros(t_n)
@@ -93,8 +89,8 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
            room: np.ndarray | None) -> None:
     """Activated DER become commitments; everything before the block's end is past. Under a
     scheme that respects distribution limits the rebound is re-planned inside the grid
-    headroom `room` (T, K, 2) left after the block's activations, shared among the
-    aggregators at a location (as in `flexstage._commit`).
+    headroom `room` (T, K, 2) left after the block's activations, each aggregator's share of
+    it at a location (as in `flexstage._commit`).
 
     `ctx.der_tso`/`ctx.der_dso` keep the MW activated per party (+ up). With a perimeter of
     its own, the aggregator's imbalance is corrected by both (`FlexMarketModel.corrections`):
@@ -103,7 +99,6 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
     t_n = ctx.n_mtu
     end = int(mtus[-1]) + 1
     slot = model.party_slot
-    present = aggregators_present(model)
     for agg in model.aggregators:
         mine = der.owner == agg.unique_id
         if not mine.any():
@@ -121,7 +116,7 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
             np.add.at(delta, der.mtu[sel], -der.direction[sel] * total[sel])
             past = np.arange(t_n) < end
             agg.commit(k, past, nets[k] + delta)
-            changed[k] = rebound_bounds(nets[k], room, k, present)
+            changed[k] = rebound_bounds(nets[k], room, k)
         agg.redispatch(ctx, changed)
         i = slot[agg.unique_id]
         for arr, mw in ((ctx.der_tso, res.der_tso_mw), (ctx.der_dso, res.der_dso_mw)):

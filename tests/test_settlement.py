@@ -29,7 +29,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_model import check_payments
 
-from agents.aggregator import _within
 from agents.tso import Tso
 from environment.balancingstage import _book
 from environment.ledger import Ledger
@@ -197,25 +196,6 @@ def test_der_balancing_offers_are_deliverable():
         missed += run.tables["aggregators"]["missed_mw"].sum() * 0.25
     assert activated > 0.5
     assert missed <= 0.1 * activated
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 5), st.floats(-1, 10)), min_size=1, max_size=12),
-       st.integers(0, 3))
-def test_block_budget_keeps_cumulative_energy_within_room(pairs, start):
-    mw = np.array([0.3, *[p[0] for p in pairs], 0.7])
-    room = np.array([9.0, *[p[1] for p in pairs], 9.0])
-    block = np.arange(1, len(mw) - 1)
-    out = _within(mw, room, block, 0.25)
-    assert (out >= 0).all() and (out <= np.clip(mw, 0, None) + 1e-12).all()
-    assert out[0] == 0.3 and out[-1] == 0.7
-    cum = np.cumsum(out[block]) * 0.25
-    assert (cum <= np.clip(room[block], 0, None) + 1e-9).all()
-    # earliest first: an MTU is cut only if the room it leaves is used up
-    for i, t in enumerate(block):
-        if out[t] < mw[t] - 1e-12:
-            left = np.clip(room[block[i:]], 0, None).min() - (cum[i - 1] if i else 0.0)
-            assert out[t] * 0.25 == pytest.approx(max(left, 0.0), abs=1e-9)
 
 
 def test_capacity_held_for_the_tso_is_offered_in_balancing_and_paid_every_round():
