@@ -409,21 +409,20 @@ class Aggregator(mesa.Agent):
     def open_round(self, ctx, offered: OfferRound) -> None:
         """A flexibility round opens (`OfferRound`): what it offers in it to the DSO and the
         platform (`flex_offers`, `reserved_offers`) is one set, deliverable together at the
-        MTUs it may be bought at: up to the DSO's request where the DSO may buy and, where it
-        sells energy on the platform in this round, all it can at the dearer half of the rest
-        (by the day-ahead price; the cheaper half takes the rebound). In a round where the
-        TSO holds capacity, each other MTU's own flexibility is offered too: nobody activates
-        it in the round."""
+        MTUs it may be bought at: up to the DSO's request where only the DSO may buy and,
+        where it sells energy on the platform in this round, all it can there and at every
+        other tradable MTU (the MTUs between take the rebound where the DSO does not buy:
+        offers spread over the day, each with room to be made up next to it; the platform may
+        buy any of them). In a round where the TSO holds
+        capacity, each other MTU's own flexibility is offered too: nobody activates it in the
+        round."""
         t_n = self.n_mtu
         tradable = np.arange(t_n) >= offered.after
         cap = np.where(tradable[:, None, None], offered.dso, 0.0)
         window = (cap > 1e-9).any((1, 2))
         if offered.platform and self.trades_energy:
-            rest = tradable & ~window
-            if rest.any():
-                sells = rest & (ctx.da_price > np.median(ctx.da_price[rest]))
-                cap[sells] = np.inf
-                window = window | sells
+            window = window | (tradable & (np.arange(t_n) % 2 == 0))
+            cap[window] = np.inf
         boxes = self.deliverable(ctx, window, offered.after, offered.room, cap)
         if offered.hold:
             each = self._each_mtu(ctx)

@@ -182,11 +182,11 @@ def test_der_balancing_moves_devices_and_keeps_states_of_charge_in_range():
 
 
 def test_der_balancing_offers_are_deliverable():
-    """Offers of a balancing block can all be activated at once: the re-plans honour nearly
-    every activation (before block budgets a third of the activated energy was missed). What
-    they miss comes from commitments of earlier rounds at MTUs a later offer moves again; over
-    three seeds of two days it is 0.063 of 1.30 MWh activated (4.8%; 7.7% before the D-1
-    plan priced its own impact, one seed reaching 15%)."""
+    """Offers of a balancing block can all be activated at once, with the rebound after the
+    block (`Aggregator.deliverable`): over three seeds of two days the re-plans miss nothing
+    of 1.09 MWh activated. (With each MTU's energy budgeted within the block but no rebound,
+    0.445 of 0.895 MWh were missed once a miss replaced by a later commitment stayed
+    counted, 4.8% when it did not.)"""
     activated = missed = 0.0
     for seed in (1, 2, 3):
         run = run_scenario(days=2, seed=seed, overrides={"prosumers.0.count": 80},
@@ -195,7 +195,7 @@ def test_der_balancing_offers_are_deliverable():
                       + run.summary["settlement"]["der_balancing_down_mwh"])
         missed += run.tables["aggregators"]["missed_mw"].sum() * 0.25
     assert activated > 0.5
-    assert missed <= 0.1 * activated
+    assert missed <= 0.01 * activated
 
 
 def test_capacity_held_for_the_tso_is_offered_in_balancing_and_paid_every_round():
