@@ -55,6 +55,9 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
     `markets.lfm.rounds` times (no platform in these re-checks) and only while the last round
     relieved at least `markets.lfm.min_relief` of the forecast excess over the limits (where
     what it bought is undone by the rebound or not delivered, buying it again would not help).
+    Each round opens with what the aggregators are told of it (`OfferRound`: the DSO's
+    request, `relief_request`; the platform; the TSO's holding; the headroom the re-plans are
+    held to), so that their offers in it are deliverable together (`Aggregator.open_round`).
     Returns the violations the DSO saw first, (T, K)."""
     cfg = model.config
     mk = cfg.markets
