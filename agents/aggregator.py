@@ -8,6 +8,7 @@ import mesa
 import numpy as np
 from numba import njit
 
+from agents.deliverable import OfferRound, each_mtu, location_boxes
 from agents.prosumer import Envelope
 from agents.strategies import agent_params, make_strategy
 from environment.markets.baseline import BASELINES, MARKETS, History, held_before
@@ -177,6 +178,8 @@ class Aggregator(mesa.Agent):
                                 for k in self.pools}
         self.baseline = self.pool_baseline(ctx)
         self.committed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.forgone: dict[int, np.ndarray] = {}  # location -> MW missed of replaced targets
+        self.round_boxes = None  # location -> (up, down) MW of the open round
         shape = (self.model.grid.n_locations, t, 2)
         self.held = np.zeros(shape)       # held for the TSO (sequential coupling)
         self.reserved = np.zeros(shape)   # availability sold to the DSO at D-1
@@ -216,9 +219,13 @@ class Aggregator(mesa.Agent):
 
     def commit(self, location: int, mtus: np.ndarray, target_mw: np.ndarray) -> None:
         """Flexibility sold at `location`: its net consumption at the masked MTUs is fixed to
-        `target_mw` for the rest of the day (later re-plans keep every earlier commitment)."""
+        `target_mw` for the rest of the day (later re-plans keep every earlier commitment).
+        A new target at an MTU replaces what the plan reached there; what the plan missed of
+        the earlier one is kept in `forgone`, so that a miss stays counted (`missed_mw`)."""
         fixed, target = self.committed.setdefault(
             location, (np.zeros(self.n_mtu, bool), np.zeros(self.n_mtu)))
+        missed = self.plans[location]["missed"]
+        self.forgone[location] = self.forgone.get(location, 0.0) + np.where(mtus, missed, 0.0)
         target[mtus] = target_mw[mtus]
         fixed |= mtus
 
@@ -245,11 +252,11 @@ class Aggregator(mesa.Agent):
         from environment.markets.lfm import FlexOffers
 
         parts = []
-        flex = self.flexibility(ctx, held=False)
-        for k, pair in flex.items():
+        for k, pair in self.round_boxes.items():
             for d, direction in ((0, 1), (1, -1)):
                 t = np.flatnonzero(self.reserved[k, :, d] > 1e-9)
-                mw = np.minimum(self.reserved[k, t, d], pair[d][t] + self.reserved[k, t, d])
+                mw = np.minimum(self.reserved[k, t, d],
+                                np.clip(pair[d][t] - self.withheld[k, t, d], 0, None))
                 parts.append(FlexOffers(np.full(len(t), self.unique_id), np.full(len(t), k), t,
                                         np.full(len(t), direction), mw,
                                         self.reserved_price[k, t, d]))
@@ -348,71 +355,103 @@ class Aggregator(mesa.Agent):
     def planned_net_mw(self) -> np.ndarray:
         return sum(self.location_net_mw().values(), np.zeros(self.n_mtu))
 
-    def missed_mw(self) -> np.ndarray:
-        """Committed flexibility the re-plan could not honour (MW per MTU)."""
-        return sum((p["missed"] for p in self.plans.values()), np.zeros(self.n_mtu))
+    def missed_mw(self, location: int | None = None) -> np.ndarray:
+        """Committed flexibility the re-plans could not honour (MW per MTU; at one location)."""
+        keys = self.plans if location is None else [location]
+        return sum((self.plans[k]["missed"] + self.forgone.get(k, 0.0) for k in keys),
+                   np.zeros(self.n_mtu))
 
-    def flexibility(self, ctx, block: np.ndarray | None = None,
-                    held: bool = True) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    def flexibility(self, ctx, held: bool = True) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Per location, MW it could move up (consume less) and down (consume more) around its
         plan each MTU, respecting power limits, state of charge and the devices' energy
-        envelopes at that MTU (intertemporal rebound is left to the re-plan).
+        envelopes at that MTU alone (what it could do there, not what it offers: offers are
+        deliverable together, `deliverable`). Availability sold to the DSO and capacity its
+        strategy withholds are never included; `held=False` leaves in the capacity held for
+        the TSO."""
+        return {k: self._less_kept(k, pair, held) for k, pair in self._each_mtu(ctx).items()}
 
-        With a `block` of MTUs (cleared together, as the TSO's balancing blocks are) the
-        offers are also deliverable together: each device kind's cumulative move up to any
-        MTU of the block stays within its energy room at that MTU (for batteries also within
-        what they can make up after the block to end the day at their starting charge), so
-        activating every offer of the block in full is feasible. Availability sold to the DSO
-        and capacity its strategy withholds are never included; `held=False` leaves in the
-        capacity held for the TSO (it is the TSO's market that uses it)."""
+    def _less_kept(self, k: int, pair: tuple, held: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(up, down) at location k less what is sold, withheld and (`held`) held for the TSO."""
+        kept = self.reserved[k] + self.withheld[k] + (self.held[k] if held else 0.0)
+        return np.clip(pair[0] - kept[:, 0], 0, None), np.clip(pair[1] - kept[:, 1], 0, None)
+
+    def _each_mtu(self, ctx) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        return {k: each_mtu(self.pools[k], p, ctx.dt_h) for k, p in self.plans.items()}
+
+    def deliverable(self, ctx, window: np.ndarray, after: int = 0,
+                    room: np.ndarray | None = None,
+                    cap: np.ndarray | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per location, MW up and down it can offer at the MTUs of `window` (T,) (zero
+        elsewhere; at most `cap` (T, K, 2) where given) such that any part of them, bought by
+        any buyer at any of those MTUs and locations, is delivered together with every
+        earlier commitment.
+
+        The rebound goes to the free MTUs (from `after` on, neither in the window nor
+        committed): per device kind, the energy moved stays within the kind's envelope (the
+        battery's charge, the EV's and heat pump's cumulative bounds) until spare power at
+        free MTUs has made it up, by the end of the day at the latest (the battery ends it at
+        its starting charge), and at free MTUs within the grid headroom `room` (T, K, 2:
+        less, more consumption; its share at each location) a coupled scheme holds the
+        re-plan to, shared over the kinds (`agents.deliverable`). Losses are counted at their
+        worst and buying everything is the worst case, so any part is deliverable. Reserved,
+        withheld and held capacity is not subtracted here."""
+        t_n = self.n_mtu
+        window = np.asarray(window, bool)
+        later = np.arange(t_n) >= after
         out = {}
-        dt = ctx.dt_h
         for k, p in self.plans.items():
-            pool = self.pools[k]
-            soc_before = np.concatenate([[pool.battery_soc], p["soc"][:-1]])
-            eta = pool.battery_eta
-            evc, hpc = np.cumsum(p["ev"]) * dt, np.cumsum(p["hp"]) * dt
-            parts = [
-                (np.minimum(p["ch"] + pool.battery_mw - p["dis"],
-                            p["ch"] + soc_before * eta / dt - p["dis"]),
-                 np.minimum(p["dis"] + pool.battery_mw - p["ch"],
-                            p["dis"] + (pool.battery_mwh - soc_before) / (eta * dt) - p["ch"]),
-                 p["soc"] * eta, (pool.battery_mwh - p["soc"]) / eta),
-                (np.minimum(p["ev"], np.clip((evc - pool.ev.lower) / dt, 0, None)),
-                 np.minimum(pool.ev.pmax - p["ev"], np.clip((pool.ev.upper - evc) / dt, 0, None)),
-                 evc - pool.ev.lower, pool.ev.upper - evc),
-                (np.minimum(p["hp"], np.clip((hpc - pool.hp.lower) / dt, 0, None)),
-                 np.minimum(pool.hp.pmax - p["hp"], np.clip((pool.hp.upper - hpc) / dt, 0, None)),
-                 hpc - pool.hp.lower, pool.hp.upper - hpc)]
-            if block is not None:
-                # the battery must also get back to its end-of-day charge after the block
-                after = slice(int(block.max()) + 1, None)
-                back_up = (pool.battery_mw - p["ch"][after] + p["dis"][after]).sum() * dt
-                back_down = (pool.battery_mw - p["dis"][after] + p["ch"][after]).sum() * dt
-                u, d, room_u, room_d = parts[0]
-                parts[0] = (u, d, np.minimum(room_u, back_up * eta ** 2),
-                            np.minimum(room_d, back_down * eta ** 2))
-                parts = [(_within(u, room_u, block, dt), _within(d, room_d, block, dt), 0, 0)
-                         for u, d, room_u, room_d in parts]
-            up, down = sum(u for u, _, _, _ in parts), sum(d for _, d, _, _ in parts)
-            kept = self.reserved[k] + self.withheld[k] + (self.held[k] if held else 0.0)
-            out[k] = (np.clip(up - kept[:, 0], 0, None), np.clip(down - kept[:, 1], 0, None))
+            fixed = self.committed[k][0] if k in self.committed else np.zeros(t_n, bool)
+            out[k] = location_boxes(self.pools[k], p, ctx.dt_h, window, later & ~window & ~fixed,
+                                    None if room is None else room[:, k],
+                                    None if cap is None else cap[:, k])
         return out
 
+    def open_round(self, ctx, offered: OfferRound) -> None:
+        """A flexibility round opens (`OfferRound`): what it offers in it to the DSO and the
+        platform (`flex_offers`, `reserved_offers`) is one set, deliverable together at the
+        MTUs it may be bought at: up to the DSO's request where only the DSO may buy and,
+        where it sells energy on the platform in this round, all it can there and at every
+        other tradable MTU (the MTUs between take the rebound where the DSO does not buy:
+        offers spread over the day, each with room to be made up next to it; the platform may
+        buy any of them). In a round where the TSO holds
+        capacity, each other MTU's own flexibility is offered too: nobody activates it in the
+        round."""
+        t_n = self.n_mtu
+        tradable = np.arange(t_n) >= offered.after
+        cap = np.where(tradable[:, None, None], offered.dso, 0.0)
+        window = (cap > 1e-9).any((1, 2))
+        if offered.platform and self.trades_energy:
+            window = window | (tradable & (np.arange(t_n) % 2 == 0))
+            cap[window] = np.inf
+        boxes = self.deliverable(ctx, window, offered.after, offered.room, cap)
+        if offered.hold:
+            each = self._each_mtu(ctx)
+            boxes = {k: tuple(np.where(window, b, e) for b, e in zip(pair, each[k], strict=True))
+                     for k, pair in boxes.items()}
+        self.round_boxes = boxes
+
     def flex_offers(self, ctx, locations: np.ndarray | None = None, balancing: bool = False,
-                    mtus: np.ndarray | None = None):
+                    mtus: np.ndarray | None = None, room: np.ndarray | None = None):
         """Location-tagged offers (one per location, MTU and direction) at the strategy's
-        price: for the LFM and the platform, or (`balancing`) for the TSO's balancing market,
-        against the day-ahead price, deliverable together over the block `mtus` and including
-        the capacity held for the TSO; `mtus` restricts them to some MTUs."""
+        price, deliverable together (`deliverable`): for the LFM and the platform, the open
+        round's (`open_round`), or (`balancing`) for the TSO's balancing market, against the
+        day-ahead price, over the block `mtus` with the rebound after it within the grid
+        headroom `room` (T, K, 2) the scheme holds re-plans to, including the capacity held
+        for the TSO; `mtus` restricts them to some MTUs."""
         from environment.markets.lfm import FlexOffers
 
         parts = []
-        flex = (self.flexibility(ctx, block=mtus, held=False) if balancing
-                else self.flexibility(ctx))
-        for k, (up, down) in flex.items():
+        if balancing:
+            flex = self.deliverable(ctx, np.isin(np.arange(self.n_mtu), mtus),
+                                    int(mtus.max()) + 1, room)
+        else:
+            if self.round_boxes is None:
+                raise RuntimeError(f"{self.name}: flexibility offered before a round opened")
+            flex = self.round_boxes
+        for k, pair in flex.items():
             if locations is not None and k not in locations:
                 continue
+            up, down = self._less_kept(k, pair, held=not balancing)
             t = len(up)
             for direction, mw in ((1, up), (-1, down)):
                 if balancing:  # asked per MWh moved: minus what it would pay for energy
@@ -539,21 +578,3 @@ class Aggregator(mesa.Agent):
             return self.realised_net - self.settlement_baseline.sum(0)
         return np.zeros_like(self.realised_net)
 
-
-def _within(mw: np.ndarray, room: np.ndarray, block: np.ndarray, dt: float) -> np.ndarray:
-    """`mw` with the MTUs of `block` cut so that their cumulative energy never exceeds `room`
-    (MWh available by the end of each MTU), earliest MTUs first; other MTUs are unchanged."""
-    out = np.clip(mw, 0, None).astype(float)
-    block = np.sort(block)
-    cap = np.minimum.accumulate(np.clip(room[block], 0, None)[::-1])[::-1]
-    _cut(out, block, np.ascontiguousarray(cap, dtype=float), float(dt))
-    return out
-
-
-@njit(cache=True)
-def _cut(out, block, cap, dt):
-    used = 0.0
-    for i in range(len(block)):
-        t = block[i]
-        out[t] = min(out[t], max(cap[i] - used, 0.0) / dt)
-        used += out[t] * dt

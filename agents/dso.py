@@ -12,6 +12,8 @@ import scipy.sparse as sp
 from environment.grid.lindistflow import LinDistFlow
 from environment.grid.shed import Shed, ShedMaps, least_shed
 
+LIMIT_TOL = 1e-9  # loading (share of rating) and voltage (p.u.) within which a limit holds
+
 
 class Light(IntEnum):
     GREEN = 0
@@ -85,9 +87,10 @@ class Dso(mesa.Agent):
                 v_hi[:, k] = v.max(1)
         band = margin / 10
         v_min_loc, v_max_loc = self._v_band
-        under = v_lo < v_min_loc + band
-        over = v_hi > v_max_loc - band
-        violated = (max_loading > limit) | under | over
+        # a clearing that brings a flow or voltage to its limit leaves it there up to rounding
+        under = v_lo < v_min_loc + band - LIMIT_TOL
+        over = v_hi > v_max_loc - band + LIMIT_TOL
+        violated = (max_loading > limit + LIMIT_TOL) | under | over
         # +1 where more consumption makes it worse (load-driven overload, undervoltage),
         # -1 where less does (reverse flow, overvoltage)
         direction = np.where(over, -1.0, np.where(under, 1.0, consuming))

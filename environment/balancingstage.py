@@ -24,12 +24,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from environment.flexstage import (
-    aggregators_present,
     bus_flexibility,
     grid_limits,
     rebound_bounds,
+    shared_headroom,
 )
-from environment.grid.headroom import headroom
 from environment.markets.lfm import TOL, FlexOffers, location_moves
 from environment.markets.tso_dso import GRID_AWARE, TSO_DSO, BalancingProblem
 from environment.settlement import book_flexibility
@@ -114,7 +113,11 @@ def _clear_block(model, ctx, scheme, preview: dict, limits, mtus: np.ndarray, ag
     need[mtus] = preview["system_short"][mtus]
     interface = np.zeros(t_n)
     interface[mtus] = preview["area_net"][mtus] - ctx.interface_schedule[mtus]
-    der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus) for a in aggs])
+    # under a scheme that respects distribution limits the rebound after the block must fit
+    # the headroom nothing activated leaves (the block's own moves are at its MTUs)
+    room = shared_headroom(model, limits, np.zeros((t_n, k_n, 2))) if aware else None
+    der = FlexOffers.concat([a.flex_offers(ctx, balancing=True, mtus=mtus, room=room)
+                             for a in aggs])
     if not len(der):
         return None
     der = der.with_mw(np.where(der.price <= cap, der.mw, 0.0))   # bids above the cap
@@ -129,8 +132,8 @@ def _clear_block(model, ctx, scheme, preview: dict, limits, mtus: np.ndarray, ag
     activated = res.der_tso_mw + res.der_dso_mw
     moved = bool((activated > 1e-9).any())
     if moved:
-        room = headroom(limits, location_moves(der, activated, t_n, k_n)) if aware else None
-        _apply(model, ctx, der, res, mtus, room)
+        _apply(model, ctx, der, res, mtus, shared_headroom(
+            model, limits, location_moves(der, activated, t_n, k_n)) if aware else None)
     _book(model, ctx, der, res)
     used = np.zeros(t_n)
     np.add.at(used, der.mtu, res.der_tso_mw)
@@ -147,8 +150,8 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
            room: np.ndarray | None) -> None:
     """Activated DER become commitments; everything before the block's end is past. Under a
     scheme that respects distribution limits the rebound is re-planned inside the grid
-    headroom `room` (T, K, 2) left after the block's activations, shared among the
-    aggregators at a location (as in `flexstage._commit`).
+    headroom `room` (T, K, 2) left after the block's activations, each aggregator's share of
+    it at a location (as in `flexstage._commit`).
 
     `ctx.der_tso`/`ctx.der_dso` keep the MW activated per party (+ up). With a perimeter of
     its own, the aggregator's imbalance is corrected by both (`FlexMarketModel.corrections`):
@@ -157,7 +160,6 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
     t_n = ctx.n_mtu
     end = int(mtus[-1]) + 1
     slot = model.party_slot
-    present = aggregators_present(model)
     for agg in model.aggregators:
         mine = der.owner == agg.unique_id
         if not mine.any():
@@ -175,7 +177,7 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
             np.add.at(delta, der.mtu[sel], -der.direction[sel] * total[sel])
             past = np.arange(t_n) < end
             agg.commit(k, past, nets[k] + delta)
-            changed[k] = rebound_bounds(nets[k], room, k, present)
+            changed[k] = rebound_bounds(nets[k], room, k)
         agg.redispatch(ctx, changed)
         i = slot[agg.unique_id]
         for arr, mw in ((ctx.der_tso, res.der_tso_mw), (ctx.der_dso, res.der_dso_mw)):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from agents.deliverable import OfferRound
 from agents.prosumer import DayProfiles
 from environment.coupling import COUPLING, FlexOutcome, FlexRound, clear_round
 from environment.grid.headroom import headroom
@@ -22,6 +23,7 @@ from environment.markets.lfm import (
     location_delta,
     location_moves,
     participation,
+    relief_request,
 )
 from environment.markets.orders import OrderBook
 from environment.settlement import book_auction, book_flexibility
@@ -53,6 +55,9 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
     `markets.lfm.rounds` times (no platform in these re-checks) and only while the last round
     relieved at least `markets.lfm.min_relief` of the forecast excess over the limits (where
     what it bought is undone by the rebound or not delivered, buying it again would not help).
+    Each round opens with what the aggregators are told of it (`OfferRound`: the DSO's
+    request, `relief_request`; the platform; the TSO's holding; the headroom the re-plans are
+    held to), so that their offers in it are deliverable together (`Aggregator.open_round`).
     Returns the violations the DSO saw first, (T, K)."""
     cfg = model.config
     mk = cfg.markets
@@ -73,13 +78,22 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
         regime = violated if regime_yellow is None else (violated | regime_yellow)
         fee = mk.lfm.reservation_eur_mw_h
         reserve = cfg.tso.der_reserve_mw if stage == "da" and cfg.tso.der_balancing else 0.0
+        limits = grid_limits(model, flows, bus_flexibility(model, ctx))
+        platform = mk.platform.enabled and i == 0 and requests is not None and len(requests) > 0
+        offered = OfferRound(relief_request(limits, np.flatnonzero(violated.any(1))),
+                             first_mtu, platform,
+                             i == 0 and reserve > 0 and any(
+                                 g.market == "tso" for g in COUPLING[mk.coupling].gates),
+                             rebound_room(model, limits, regime))
+        for agg in model.aggregators:
+            agg.open_round(ctx, offered)
         if stage == "da" and fee > 0:
-            _availability_round(model, ctx, flows, violated, regime, fee, excess)
+            _availability_round(model, ctx, limits, violated, regime, fee, excess)
             break   # nothing was activated: a re-check would see the same forecast
         reserved = None
         if stage == "id" and i == 0 and fee > 0:   # the DSO activates what it holds first
             reserved = FlexOffers.concat([a.reserved_offers(ctx) for a in model.aggregators])
-        _one_round(model, ctx, stage, flows, violated, regime,
+        _one_round(model, ctx, stage, limits, violated, regime,
                    requests if i == 0 else None, reserve if i == 0 else 0.0, excess,
                    reserved)
         if reserved is not None:
@@ -88,17 +102,38 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
     return first
 
 
-def _flex_round(model, ctx, flows, violated, regime, requests, tso_reserve, offers=None,
+def rebound_room(model, limits: GridLimits, regime: np.ndarray,
+                 moves: np.ndarray | None = None) -> np.ndarray | None:
+    """(T, K, 2) each aggregator's share of the grid headroom (`shared_headroom`) left after
+    a round's `moves` (none: what its offers' rebound may use at MTUs nothing is bought at),
+    where the scheme's later gates respect the grid and the round manages a YELLOW regime
+    `regime` (T, K): the re-plans after the round stay inside it. None where they are free."""
+    gates = COUPLING[model.config.markets.coupling].gates
+    if not (regime.any() and any(g.restriction != "none" for g in gates)):
+        return None
+    t_n, k_n = regime.shape
+    return shared_headroom(model, limits,
+                           np.zeros((t_n, k_n, 2)) if moves is None else moves)
+
+
+def shared_headroom(model, limits: GridLimits, moves: np.ndarray) -> np.ndarray:
+    """(T, K, 2) the grid headroom left after `moves` (`headroom`), split evenly among the
+    aggregators at each location."""
+    present = np.maximum(aggregators_present(model), 1.0)
+    return headroom(limits, moves) / present[None, :, None]
+
+
+def _flex_round(model, ctx, limits, violated, regime, requests, tso_reserve, offers=None,
                 reserved=None):
-    """The round as the coupling scheme clears it, from the aggregators' offers (priced by
-    their strategies, after they saw the round's published congestion and stage)."""
+    """The round as the coupling scheme clears it against the grid `limits`, from the
+    aggregators' offers (priced by their strategies, after they saw the round's published
+    congestion and stage)."""
     cfg = model.config
     mk = cfg.markets
     model.published_congestion = violated if mk.lfm.publish_congestion else None
     if offers is None:
         offers = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators
                                     if a.unique_id not in ctx.lfm_excluded])
-    limits = grid_limits(model, flows, bus_flexibility(model, ctx))
     r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
                   cfg.dso.conditional_yellow, tso_reserve,
@@ -106,10 +141,10 @@ def _flex_round(model, ctx, flows, violated, regime, requests, tso_reserve, offe
                   mk.flex_price_cap, reserved, mk.dayahead.tie_price)
     out = clear_round(COUPLING[mk.coupling], r)
     model.note_truncation("lfm", out.dso is not None and not out.dso.converged)
-    return out, limits
+    return out
 
 
-def _availability_round(model, ctx, flows, violated, regime, fee, excess) -> None:
+def _availability_round(model, ctx, limits, violated, regime, fee, excess) -> None:
     """Day-ahead LFM with availability payments (conditional products): the DSO reserves
     flexibility against its D-1 forecast, weighing each offer at its activation ask plus the
     availability fee per MW and hour, pays the fee on what it reserved, and activates from it
@@ -120,8 +155,8 @@ def _availability_round(model, ctx, flows, violated, regime, fee, excess) -> Non
         else None
     asks = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators
                               if a.unique_id not in ctx.lfm_excluded])
-    out, _ = _flex_round(model, ctx, flows, violated, regime, None, 0.0,
-                         asks.with_price(asks.price + fee))
+    out = _flex_round(model, ctx, limits, violated, regime, None, 0.0,
+                      asks.with_price(asks.price + fee))
     if out.dso is None:
         _record_round(model, ctx, "da_availability", out, ctx.n_mtu, excess)
         return
@@ -139,14 +174,12 @@ def _availability_round(model, ctx, flows, violated, regime, fee, excess) -> Non
     _record_round(model, ctx, "da_availability", out, ctx.n_mtu, excess)
 
 
-def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_reserve, excess,
+def _one_round(model, ctx, stage, limits, violated, regime, requests, tso_reserve, excess,
                reserved=None):
-    cfg = model.config
-    mk = cfg.markets
     t_n, k_n = ctx.n_mtu, model.grid.n_locations
     ctx.flex_stage = stage
-    out, limits = _flex_round(model, ctx, flows, violated, regime, requests, tso_reserve,
-                              reserved=reserved)
+    out = _flex_round(model, ctx, limits, violated, regime, requests, tso_reserve,
+                      reserved=reserved)
     moved = np.zeros((t_n, k_n, 2))
     if out.dso is not None:
         ctx.dso_bought = ctx.dso_bought + location_delta(out.dso_offers, out.dso.accepted_mw,
@@ -160,10 +193,7 @@ def _one_round(model, ctx, stage, flows, violated, regime, requests, tso_reserve
     if len(out.platform_offers):
         moved += location_moves(out.platform_offers, out.platform_accepted_mw, t_n, k_n)
     # a scheme whose later gates respect the grid re-plans the rebound inside the headroom
-    coupled = regime.any() and any(g.restriction != "none"
-                                   for g in COUPLING[mk.coupling].gates)
-    room = headroom(limits, moved) if coupled else None
-    _commit(model, ctx, out, room)
+    _commit(model, ctx, out, rebound_room(model, limits, regime, moved))
     _book_round(model, ctx, stage, out)
     _record_round(model, ctx, stage, out, t_n, excess)
     return out
@@ -217,13 +247,13 @@ def aggregators_present(model) -> np.ndarray:
     return present
 
 
-def rebound_bounds(net: np.ndarray, room: np.ndarray | None, k: int,
-                   present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(net_max, net_min) for a re-plan of location k around its net plan `net`: its share of
-    the grid headroom `room` (T, K, 2), or unbounded without one."""
+def rebound_bounds(net: np.ndarray, room: np.ndarray | None,
+                   k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(net_max, net_min) for a re-plan of location k around its net plan `net`: within its
+    share of the grid headroom `room` (T, K, 2, `shared_headroom`), or unbounded without one."""
     if room is None:
         return np.full(len(net), np.inf), np.full(len(net), -np.inf)
-    return net + room[:, k, 1] / present[k], net - room[:, k, 0] / present[k]
+    return net + room[:, k, 1], net - room[:, k, 0]
 
 
 def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
@@ -233,7 +263,6 @@ def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
     cannot overload another; uncoupled markets know nothing of the grid."""
     t_n = ctx.n_mtu
     slot = model.party_slot
-    present = aggregators_present(model)
     for agg in model.aggregators:
         changed = {}
         nets = agg.location_net_mw()
@@ -241,7 +270,7 @@ def _commit(model, ctx, out: FlexOutcome, room: np.ndarray | None) -> None:
             delta = _activation_delta(out, agg.unique_id, t_n, k)
             if np.abs(delta).max() > 1e-9:
                 agg.commit(k, np.abs(delta) > 1e-9, nets[k] + delta)
-                changed[k] = rebound_bounds(nets[k], room, k, present)
+                changed[k] = rebound_bounds(nets[k], room, k)
         if changed:
             agg.redispatch(ctx, changed)
         if len(out.platform_offers):

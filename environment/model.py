@@ -710,8 +710,8 @@ class FlexMarketModel(mesa.Model):
             sold = ctx.dso_sold.get(agg.unique_id)
             if sold is None:
                 continue
-            missed = sum((np.minimum(p["missed"], sold[:, k].sum(1))
-                          for k, p in agg.plans.items()), np.zeros(ctx.n_mtu))
+            missed = sum((np.minimum(agg.missed_mw(k), sold[:, k].sum(1))
+                          for k in agg.plans), np.zeros(ctx.n_mtu))
             self.ledger.pay(agg.account, self.dso.account, "lfm_penalty",
                             ctx.mtu0 + np.arange(ctx.n_mtu), missed * ctx.dt_h, pen)
 

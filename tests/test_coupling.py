@@ -25,8 +25,11 @@ def _vol(run, key):
 
 
 def test_no_coupling_platform_counteracts_the_dso(conflict):
+    """The platform buys every other MTU's flexibility (offers deliverable together, the
+    rebound between them): 0.045 MWh down, of which 0.003 against the DSO (0.09 and 0.02
+    when each MTU was offered alone)."""
     nc = conflict["no_coupling"].summary["flexibility"]
-    assert nc["counteracting_mwh"] > 0.01
+    assert nc["counteracting_mwh"] > 0.002
     for c in ("conditional", "sequential"):
         assert nc["counteracting_mwh"] > 2 * conflict[c].summary["flexibility"]["counteracting_mwh"]
     # what the platform undid, the DSO buys again in the intraday round
@@ -190,11 +193,11 @@ def test_prequalified_large_prosumers_sell_directly_in_the_lfm(default_data):
 def test_dso_rechecks_stop_once_a_round_no_longer_relieves(monkeypatch):
     """A winter day on the 1,000-household feeder, where flexibility runs short: the DSO's
     re-checks buy again only while the last round cut the forecast excess over the limits
-    (the load to shed) by `min_relief` of it (0: by anything). Here the rebound and
-    non-delivery undo much of what later rounds buy: the day-ahead excess goes 25.3, 23.7,
-    23.2, 23.1 MW over the rounds (6.4, 2.1 and 0.6% relief), so with 5% the stage stops
-    after its second round, with 0 it runs all four (heat pumps in 45 % of homes, as when
-    these figures were taken)."""
+    (the load to shed) by `min_relief` of it (0: by anything). Here every offer is
+    deliverable with its rebound and the rebound has little room: the day-ahead excess goes
+    25.3, 24.3, 23.9, 23.7 MW over the rounds (4.0, 1.6 and 0.85% relief), so with 1% the
+    stage stops after its third round, with 0 it runs all four (heat pumps in 45 % of homes, as
+    when these figures were taken)."""
     from environment import flexstage
 
     real = flexstage._one_round
@@ -216,11 +219,11 @@ def test_dso_rechecks_stop_once_a_round_no_longer_relieves(monkeypatch):
         return {stage: [r["excess_mw"] for ctx in days for r in ctx.round_stats
                         if r["stage"] == stage] for stage in ("da", "id")}
 
-    ruled, every = rounds(0.05), rounds(0.0)
-    for min_relief, seen in ((0.05, ruled), (0.0, every)):
+    ruled, every = rounds(0.01), rounds(0.0)
+    for min_relief, seen in ((0.01, ruled), (0.0, every)):
         for excess in seen.values():
             assert excess and excess[0] > 0
             for before, after in zip(excess[:-1], excess[1:], strict=True):
                 assert after <= (1 - min_relief) * before + 1e-9
     assert len(every["da"]) == 4
-    assert len(ruled["da"]) == 2
+    assert len(ruled["da"]) == 3

@@ -102,3 +102,15 @@ USER_PATH = ["experiments/" + n for n in (
 def test_modules_stay_under_500_lines(path):
     n = len((ROOT / path).read_text().splitlines())
     assert n <= 500, f"{path}: {n} lines"
+
+
+def test_no_merge_conflict_markers_are_committed():
+    """A merge resolved in a hurry once left its markers in the README; no text file under
+    version control may carry one."""
+    files = subprocess.run(["git", "ls-files", "*.py", "*.md", "*.yaml", "*.toml", "*.txt",
+                            "Makefile"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    marked = [f for f in files if (ROOT / f).exists() and any(
+        line.startswith(("<<<<<<< ", ">>>>>>> ")) for line in
+        (ROOT / f).read_text(errors="replace").splitlines())]
+    assert marked == []

@@ -29,7 +29,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_model import check_payments
 
-from agents.aggregator import _within
 from agents.tso import Tso
 from environment.balancingstage import _book
 from environment.ledger import Ledger
@@ -183,11 +182,11 @@ def test_der_balancing_moves_devices_and_keeps_states_of_charge_in_range():
 
 
 def test_der_balancing_offers_are_deliverable():
-    """Offers of a balancing block can all be activated at once: the re-plans honour nearly
-    every activation (before block budgets a third of the activated energy was missed). What
-    they miss comes from commitments of earlier rounds at MTUs a later offer moves again; over
-    three seeds of two days it is 0.063 of 1.30 MWh activated (4.8%; 7.7% before the D-1
-    plan priced its own impact, one seed reaching 15%)."""
+    """Offers of a balancing block can all be activated at once, with the rebound after the
+    block (`Aggregator.deliverable`): over three seeds of two days the re-plans miss nothing
+    of 1.09 MWh activated. (With each MTU's energy budgeted within the block but no rebound,
+    0.445 of 0.895 MWh were missed once a miss replaced by a later commitment stayed
+    counted, 4.8% when it did not.)"""
     activated = missed = 0.0
     for seed in (1, 2, 3):
         run = run_scenario(days=2, seed=seed, overrides={"prosumers.0.count": 80},
@@ -196,26 +195,7 @@ def test_der_balancing_offers_are_deliverable():
                       + run.summary["settlement"]["der_balancing_down_mwh"])
         missed += run.tables["aggregators"]["missed_mw"].sum() * 0.25
     assert activated > 0.5
-    assert missed <= 0.1 * activated
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 5), st.floats(-1, 10)), min_size=1, max_size=12),
-       st.integers(0, 3))
-def test_block_budget_keeps_cumulative_energy_within_room(pairs, start):
-    mw = np.array([0.3, *[p[0] for p in pairs], 0.7])
-    room = np.array([9.0, *[p[1] for p in pairs], 9.0])
-    block = np.arange(1, len(mw) - 1)
-    out = _within(mw, room, block, 0.25)
-    assert (out >= 0).all() and (out <= np.clip(mw, 0, None) + 1e-12).all()
-    assert out[0] == 0.3 and out[-1] == 0.7
-    cum = np.cumsum(out[block]) * 0.25
-    assert (cum <= np.clip(room[block], 0, None) + 1e-9).all()
-    # earliest first: an MTU is cut only if the room it leaves is used up
-    for i, t in enumerate(block):
-        if out[t] < mw[t] - 1e-12:
-            left = np.clip(room[block[i:]], 0, None).min() - (cum[i - 1] if i else 0.0)
-            assert out[t] * 0.25 == pytest.approx(max(left, 0.0), abs=1e-9)
+    assert missed <= 0.01 * activated
 
 
 def test_capacity_held_for_the_tso_is_offered_in_balancing_and_paid_every_round():

@@ -154,6 +154,35 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
     return flow_mw, w_mw
 
 
+def relief_request(limits: GridLimits, mtus: np.ndarray | None = None) -> np.ndarray:
+    """(T, K, 2) the most the DSO's clearing (`clear_lfm`, acting at `mtus`; default: all) may
+    buy at each location, less (0) and more (1) consumption: at an MTU that breaks a limit,
+    the MW that alone would restore the limit it relieves most (its excess over one MW's
+    effect there; the least-cost relief never buys more of it), zero where it relieves none.
+    What a DSO's flexibility request states (USEF's FlexRequest per congestion point)."""
+    t_n, k_n = limits.base_p.shape[0], limits.flow_per_mw.shape[1]
+    out = np.zeros((t_n, k_n, 2))
+    act = np.ones(t_n, bool) if mtus is None else np.isin(np.arange(t_n), mtus)
+    p, w = limits.base_p, limits.base_w
+    w_lo, w_hi = limits.v_min ** 2, limits.v_max ** 2
+    excess = np.abs(p) - limits.p_lim()
+    low, high = w_lo - w, w - w_hi
+    low[:, 0] = high[:, 0] = 0.0   # the slack bus
+    sub = np.flatnonzero(act & ((excess > TOL).any(1) | (low > TOL).any(1)
+                                | (high > TOL).any(1)))
+    if not len(sub):
+        return out
+    sign = np.array([-1.0, 1.0])[None, None, :, None]   # a MW less (0) or more (1) consumption
+    for gap, effect in ((excess[sub], sign * limits.flow_per_mw[sub]
+                         * -np.sign(p[sub])[:, None, None, :]),
+                        (low[sub], sign * limits.w_per_mw[sub]),
+                        (high[sub], -sign * limits.w_per_mw[sub])):
+        gap = np.where(gap > TOL, gap, 0.0)[:, None, None, :]
+        mw = np.divide(gap, effect, out=np.zeros(effect.shape), where=effect > 1e-12)
+        out[sub] = np.maximum(out[sub], mw.max(-1))
+    return out
+
+
 def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str = "pay_as_bid",
               price_cap: float | None = None, unresolved_cost: float = 10_000.0,
               mtus: np.ndarray | None = None) -> LfmResult:
