@@ -163,10 +163,11 @@ def test_balancing_asks_follow_the_perimeter_and_the_regime():
     """Producers' convention (EUR/MWh asked for up, paid for down): lambda_t (the energy made
     up later, where the perimeter is its own) + direction x 20 + o_t. Under `none` the energy
     is the supplier's: +-20 alone; under `central` lambda_t +- 20 as before; under
-    `corrected` at MTU 0: 40 + 60 +- 20 = 120 / 80, i.e. the other MTU's price +- 20."""
+    `corrected` at MTU 0: 40 + 60 +- 20 = 120 / 80, i.e. the later MTU's price +- 20. In real
+    time the rebound can only come later: at the last MTU nothing is netted, 100 +- 20."""
     strategy, ctx = TruthfulAggregator(), SimpleNamespace(da_price=LAMBDA)
     for regime, up, down in (("none", [20, 20], [-20, -20]), ("central", [60, 120], [20, 80]),
-                             ("corrected", [120, 60], [80, 20])):
+                             ("corrected", [120, 120], [80, 80])):
         agg = _aggregator(regime)
         np.testing.assert_allclose(strategy.balancing_prices(agg, ctx, 1, LAMBDA), up)
         np.testing.assert_allclose(strategy.balancing_prices(agg, ctx, -1, LAMBDA), down)

@@ -14,8 +14,9 @@ lambda_t. Net, a MWh moved out of the suppliers' perimeters at t costs it
 Its devices shift energy, they do not destroy it: a battery ends the day where it started, EVs
 and heat pumps still get their energy, so the MWh comes back (the rebound) at other MTUs of the
 day, where it is settled the other way. Not knowing where the re-plan will put it, the
-aggregator expects it at the mean of w over the day's other MTUs. What it owes per MWh moved
-up (less consumption) at t is therefore
+aggregator expects it at the mean of w over the day's other MTUs (over the later ones in
+real-time balancing, whose re-plans fix everything up to the block's end). What it owes per
+MWh moved up (less consumption) at t is therefore
 
     o_t = w_t - mean_{s != t} w_s      (and -o_t per MWh moved down).
 
@@ -50,18 +51,25 @@ def transfer_price(settlement, energy_component: float, da_price: np.ndarray) ->
 
 
 def owed_per_mwh(settlement, energy_component: float, corrected: bool,
-                 da_price: np.ndarray) -> np.ndarray:
+                 da_price: np.ndarray, later: bool = False) -> np.ndarray:
     """(T,) o_t: EUR the aggregator owes, net of the rebound and of the energy's value in its
-    own perimeter, per MWh moved up at each MTU (module docstring)."""
+    own perimeter, per MWh moved up at each MTU (module docstring). `later`: the rebound can
+    only fall after t (real-time balancing: the re-plan fixes everything up to the block's
+    end), at the mean of the later MTUs; at the last MTU, where nothing is left to make it up
+    in, nothing is netted (o_t = 0)."""
     lam = np.asarray(da_price, float)
     w = transfer_price(settlement, energy_component, lam) - (lam if corrected else 0.0)
     t = len(w)
     if t < 2:
         return np.zeros(t)
-    return w - (w.sum() - w) / (t - 1)
+    if not later:
+        return w - (w.sum() - w) / (t - 1)
+    n_after = np.arange(t - 1, -1, -1)
+    after = np.concatenate([np.cumsum(w[::-1])[::-1][1:], [0.0]])
+    return np.where(n_after > 0, w - after / np.maximum(n_after, 1), 0.0)
 
 
-def owed(agg, ctx) -> np.ndarray:
+def owed(agg, ctx, later: bool = False) -> np.ndarray:
     """(T,) o_t for aggregator `agg` on the day of `ctx` (zeros but for independent ones)."""
     t = len(ctx.da_price)
     if agg.kind != "independent":
@@ -71,7 +79,8 @@ def owed(agg, ctx) -> np.ndarray:
     share = np.bincount(members, minlength=len(model.brps)) / max(len(members), 1)
     component = float(sum(s * b.energy_component for s, b in zip(share, model.brps,
                                                                  strict=True)))
-    return owed_per_mwh(model.config.settlement, component, agg.corrected, ctx.da_price)
+    return owed_per_mwh(model.config.settlement, component, agg.corrected, ctx.da_price,
+                        later)
 
 
 def exposed(agg) -> bool:

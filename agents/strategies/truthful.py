@@ -103,7 +103,7 @@ class TruthfulAggregator:
         a perimeter of its own (no perimeter correction) the energy is the supplier's: it asks
         the activation cost alone."""
         energy = prices if exposed(agg) else 0.0
-        return energy + direction * agg.activation_cost + owed(agg, ctx)
+        return energy + direction * agg.activation_cost + owed(agg, ctx, later=True)
 
     def baseline(self, agg, ctx, expected_mw: np.ndarray) -> np.ndarray:
         """The baseline it declares to the suppliers: the one its moves will be measured
