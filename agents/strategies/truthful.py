@@ -89,8 +89,8 @@ class TruthfulAggregator:
         and of the energy's value in its own perimeter (`compensation.owed`: + per MWh up,
         - per MWh down), never below zero (a move that pays for itself is asked nothing more).
         Where that exceeds what the market may pay (`markets.flex_price_cap`) the offer is
-        withheld (`Aggregator.flex_offers`). `location`: the grid location of the pool the
-        offers come from."""
+        withheld (`environment.flexstage._flex_round`, as real-time balancing does).
+        `location`: the grid location of the pool the offers come from."""
         return np.maximum(agg.activation_cost + direction * owed(agg, ctx), 0.0)
 
     def balancing_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
