@@ -171,3 +171,18 @@ def test_balancing_asks_follow_the_perimeter_and_the_regime():
         agg = _aggregator(regime)
         np.testing.assert_allclose(strategy.balancing_prices(agg, ctx, 1, LAMBDA), up)
         np.testing.assert_allclose(strategy.balancing_prices(agg, ctx, -1, LAMBDA), down)
+
+
+def test_real_time_nets_the_rebound_over_later_mtus_only():
+    """Four MTUs at 40, 100, 70 and 10 EUR/MWh under `corrected` (110): w = 110 - lambda =
+    (70, 10, 40, 100). Over the day's other MTUs o_0 = 70 - 50 = 20; in real time the rebound
+    of MTU 0 falls in MTUs 1-3 (the same 20), of MTU 1 in MTUs 2-3: 10 - 70 = -60, of MTU 2
+    in MTU 3: 40 - 100 = -60, and the last MTU nets nothing: 0."""
+    s = Settlement(compensation="corrected")
+    lam = np.array([40.0, 100.0, 70.0, 10.0])
+    np.testing.assert_allclose(owed_per_mwh(s, 110.0, True, lam, later=True),
+                               [20.0, -60.0, -60.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(owed_per_mwh(s, 110.0, True, lam),
+                               [70 - 50, 10 - 70, 40 - 60, 100 - 40], atol=1e-9)
+    np.testing.assert_allclose(owed_per_mwh(Settlement(compensation="central"), 110.0, True,
+                                            lam, later=True), 0.0, atol=1e-9)
