@@ -69,11 +69,10 @@ def owed_per_mwh(settlement, energy_component: float, corrected: bool,
     return np.where(n_after > 0, w - after / np.maximum(n_after, 1), 0.0)
 
 
-def owed(agg, ctx, later: bool = False) -> np.ndarray:
-    """(T,) o_t for aggregator `agg` on the day of `ctx` (zeros but for independent ones)."""
-    t = len(ctx.da_price)
-    if agg.kind != "independent":
-        return np.zeros(t)
+def owed(agg, ctx, later: bool = False) -> np.ndarray | float:
+    """(T,) o_t for aggregator `agg` on the day of `ctx` (0 but for independent ones)."""
+    if not independent(agg):
+        return 0.0
     model = agg.model
     members = model.fleet.brp[agg.members]
     share = np.bincount(members, minlength=len(model.brps)) / max(len(members), 1)
@@ -83,7 +82,11 @@ def owed(agg, ctx, later: bool = False) -> np.ndarray:
                         later)
 
 
+def independent(agg) -> bool:
+    return getattr(agg, "kind", None) == "independent"
+
+
 def exposed(agg) -> bool:
     """Whether the energy it moves is its own (a perimeter to trade and settle it in): an
     independent aggregator without perimeter correction leaves it to the supplier."""
-    return agg.kind != "independent" or agg.corrected
+    return not independent(agg) or agg.corrected

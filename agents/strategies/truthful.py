@@ -91,7 +91,8 @@ class TruthfulAggregator:
         Where that exceeds what the market may pay (`markets.flex_price_cap`) the offer is
         withheld (`environment.flexstage._flex_round`, as real-time balancing does).
         `location`: the grid location of the pool the offers come from."""
-        return np.maximum(agg.activation_cost + direction * owed(agg, ctx), 0.0)
+        return np.maximum(np.full(len(prices), float(agg.activation_cost))
+                          + direction * owed(agg, ctx), 0.0)
 
     def balancing_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
         """Balancing energy at its opportunity cost, in the producers' convention (EUR/MWh
