@@ -160,7 +160,10 @@ def test_prequalified_large_prosumers_sell_directly_in_the_lfm(default_data):
     """A prequalified group's members are not enrolled by aggregators; each sells its own
     location-tagged flexibility to the DSO and earns it on its own (prosumer) account. They ask
     less than the aggregator (15 against 20 EUR/MWh) and branches are limited to 85% of their
-    rating, so that the DSO has congestion to buy away and buys theirs first."""
+    rating, so that the DSO has congestion to buy away and buys theirs first. Each is an
+    independent seller in its supplier's perimeter: under `central` compensation it owes
+    nothing net and asks its activation cost alone (under a flat price it would add the
+    shift's energy value, tests/test_compensation.py)."""
     from environment.scenario import parse_scenario
     from experiments.run import run_scenario
 
@@ -173,6 +176,7 @@ def test_prequalified_large_prosumers_sell_directly_in_the_lfm(default_data):
     default_data["prosumers"][0]["count"] = 160
     default_data["calendar"]["days"] = 2
     default_data["grid"]["loading_limit"] = 0.85
+    default_data["settlement"]["compensation"] = "central"
     run = run_scenario(parse_scenario(default_data), planner=False, write=False, figures=False)
     model = run.model
     direct = [a for a in model.aggregators if a.agent_class == "prosumers"]

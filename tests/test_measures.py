@@ -73,10 +73,13 @@ def scheme_runs():
     """The counteracting designed case without coupling (violations reach real time) under
     every TSO-DSO scheme, 1 day. Before bids were capped and priced at one location's value,
     `common` paid a real-time DSO purchase 39,566 EUR/MWh here (the sum of several grid
-    rows' slack duals) and `local` 4,020 (a bid above the 4,000 cap)."""
+    rows' slack duals) and `local` 4,020 (a bid above the 4,000 cap). Under `central`
+    compensation, where the independent aggregator owes nothing net and bids its activation
+    cost (DA price +- it in real time; tests/test_compensation.py)."""
     return {s: run_scenario("coupling_conflict", days=1,
                             overrides={"markets.tso_dso_scheme": s,
-                                       "markets.coupling": "no_coupling"},
+                                       "markets.coupling": "no_coupling",
+                                       "settlement.compensation": "central"},
                             planner=False, write=False, figures=False) for s in SCHEMES}
 
 
@@ -112,10 +115,13 @@ def test_no_bid_is_paid_above_its_markets_cap_in_shipped_scenarios(name):
 def test_a_cap_below_the_asks_buys_nothing_above_it():
     """With an LFM cap of 15 EUR/MWh, below the aggregator's 20 EUR/MWh activation ask in the
     LFM, the DSO buys nothing there; in real time it pays no DER bid above 15 either (a
-    downward bid asks the activation cost less the DA price, which can fall below it)."""
+    downward bid asks the activation cost less the DA price, which can fall below it). Under
+    `central` compensation, where its asks are its activation cost (under a flat price it adds
+    the shift's energy value, which can take an ask below the cap)."""
     run = run_scenario("coupling_conflict", days=1,
                        overrides={"markets.lfm.price_cap": 15.0, "markets.coupling": "no_coupling",
-                                  "markets.tso_dso_scheme": "common"},
+                                  "markets.tso_dso_scheme": "common",
+                                  "settlement.compensation": "central"},
                        planner=False, write=False, figures=False)
     led = run.ledger
     bought = led[led["market"].isin(FLEX_MARKETS[:3]) & (led["payer"] == "dso")]

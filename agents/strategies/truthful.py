@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse as sp
 
+from agents.strategies.compensation import exposed, owed
 from agents.strategies.registry import register_strategy
 from environment.markets.dayahead import VOLUME_TOL
 from environment.markets.orders import OrderBook
@@ -92,18 +93,27 @@ class TruthfulAggregator:
 
     def flex_prices(self, agg, ctx, direction: int, prices: np.ndarray,
                     location: int | None = None) -> np.ndarray:
-        """Flexibility offered at its activation cost: the energy it moves is rebalanced in
-        the intraday market at the aggregator's own risk. `location`: the grid location of
-        the pool the offers come from."""
-        return np.full(len(prices), agg.activation_cost)
+        """Flexibility offered at its cost per MWh moved: the activation cost plus, for an
+        independent aggregator, what it owes under the compensation regime net of the rebound
+        and of the energy's value in its own perimeter (`compensation.owed`: + per MWh up,
+        - per MWh down), never below zero (a move that pays for itself is asked nothing more).
+        Where that exceeds what the market may pay (`markets.flex_price_cap`) the offer is
+        withheld (`environment.flexstage._flex_round`, as real-time balancing does).
+        `location`: the grid location of the pool the offers come from."""
+        return np.maximum(np.full(len(prices), float(agg.activation_cost))
+                          + direction * owed(agg, ctx), 0.0)
 
     def balancing_prices(self, agg, ctx, direction: int, prices: np.ndarray) -> np.ndarray:
         """Balancing energy at its opportunity cost, in the producers' convention (EUR/MWh
         asked for upward energy, paid for downward energy): shifted consumption is made up
         later at about the day-ahead price, so upward energy (consuming less now) is offered
         at that price plus the activation cost, downward energy bought at it less the
-        activation cost."""
-        return prices + direction * agg.activation_cost
+        activation cost. An independent aggregator adds what it owes under the compensation
+        regime (`compensation.owed`, the same sign both ways in this convention), and without
+        a perimeter of its own (no perimeter correction) the energy is the supplier's: it asks
+        the activation cost alone."""
+        energy = prices if exposed(agg) else 0.0
+        return energy + direction * agg.activation_cost + owed(agg, ctx, later=True)
 
     def baseline(self, agg, ctx, expected_mw: np.ndarray) -> np.ndarray:
         """The baseline it declares to the suppliers: the one its moves will be measured
