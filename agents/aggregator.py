@@ -221,11 +221,14 @@ class Aggregator(mesa.Agent):
         """Flexibility sold at `location`: its net consumption at the masked MTUs is fixed to
         `target_mw` for the rest of the day (later re-plans keep every earlier commitment).
         A new target at an MTU replaces what the plan reached there; what the plan missed of
-        the earlier one is kept in `forgone`, so that a miss stays counted (`missed_mw`)."""
+        the earlier one is kept in `forgone`, so that a miss stays counted (`missed_mw`). Only
+        at MTUs already committed: elsewhere the plan's slack is against the grid headroom its
+        re-plans keep to, not against anything sold."""
         fixed, target = self.committed.setdefault(
             location, (np.zeros(self.n_mtu, bool), np.zeros(self.n_mtu)))
         missed = self.plans[location]["missed"]
-        self.forgone[location] = self.forgone.get(location, 0.0) + np.where(mtus, missed, 0.0)
+        self.forgone[location] = self.forgone.get(location, 0.0) + np.where(mtus & fixed, missed,
+                                                                            0.0)
         target[mtus] = target_mw[mtus]
         fixed |= mtus
 

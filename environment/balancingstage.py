@@ -29,7 +29,7 @@ from environment.flexstage import (
     rebound_bounds,
     shared_headroom,
 )
-from environment.markets.lfm import TOL, FlexOffers, location_moves
+from environment.markets.lfm import FlexOffers, location_moves
 from environment.markets.tso_dso import GRID_AWARE, TSO_DSO, BalancingProblem
 from environment.settlement import book_flexibility
 
@@ -61,7 +61,7 @@ def der_balancing(model, ctx) -> None:
             if rnd and not _violated(limits_of(model, ctx, preview), mtus):
                 break
             res = _clear_block(model, ctx, scheme, preview, limits_of(model, ctx, preview),
-                               mtus, aggs, cap, aware)
+                               mtus, aggs, cap, aware, tso_need=rnd == 0)
             if res is None:
                 break
             # a re-check replaces the violation the last clearing left: count it once
@@ -95,22 +95,22 @@ is cleared once)."""
 
 def _violated(limits, mtus: np.ndarray) -> bool:
     """A branch or (non-slack) voltage limit broken at some MTU of `mtus` (beyond TOL)."""
-    p, w = limits.base_p[mtus], limits.base_w[mtus, 1:]
-    return bool((np.abs(p) > limits.p_lim()[mtus] + TOL).any()
-                or (w > limits.v_max[1:] ** 2 + TOL).any()
-                or (w < limits.v_min[1:] ** 2 - TOL).any())
+    return bool(limits.broken()[mtus].any())
 
 
 def _clear_block(model, ctx, scheme, preview: dict, limits, mtus: np.ndarray, aggs, cap: float,
-                 aware: bool):
+                 aware: bool, tso_need: bool = True):
     """Clear one block against `preview`, apply and book it; the scheme's result with
     ``moved`` (anything activated) and ``unresolved_eur_mw`` (what one MW of violation left
     costs), or None without bids. Costs are added to `ctx.balancing_cost` but for the
-    violation left, which the caller counts once per block."""
+    violation left, which the caller counts once per block. A re-check (`tso_need` False)
+    clears for the DSO alone: the preview adds the TSO's earlier activations back to the
+    system imbalance, and the need they met must not be bought twice."""
     cfg = model.config
     t_n, k_n = ctx.n_mtu, model.grid.n_locations
     need = np.zeros(t_n)
-    need[mtus] = preview["system_short"][mtus]
+    if tso_need:
+        need[mtus] = preview["system_short"][mtus]
     interface = np.zeros(t_n)
     interface[mtus] = preview["area_net"][mtus] - ctx.interface_schedule[mtus]
     # under a scheme that respects distribution limits the rebound after the block must fit

@@ -159,7 +159,7 @@ def _dso_stage(r: FlexRound, offers: FlexOffers, moves: np.ndarray) -> LfmResult
     limits, act = r.limits, r.yellow.any(1)
     if moves.any():
         limits = limits.after(moves)
-        act = act | limits.violations(np.zeros_like(moves))[2].any(1)
+        act = act | limits.broken()
     if not r.lfm.enabled or not act.any():
         return None
     return clear_lfm(offers, limits, r.dt_h, r.lfm.pricing, r.price_cap,

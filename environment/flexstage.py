@@ -134,9 +134,6 @@ def _flex_round(model, ctx, limits, violated, regime, requests, tso_reserve, off
     if offers is None:
         offers = FlexOffers.concat([a.flex_offers(ctx) for a in model.aggregators
                                     if a.unique_id not in ctx.lfm_excluded])
-    # an ask above what the market may pay (its cost, compensation owed included) would lose
-    # money at any price it can get: withheld, as in real-time balancing
-    offers = offers.with_mw(np.where(offers.price <= mk.flex_price_cap, offers.mw, 0.0))
     r = FlexRound(limits, violated, regime, ctx.dso_bought, offers, ctx.da_price,
                   requests or OrderBook.empty(), ctx.dt_h, mk.lfm, mk.platform,
                   cfg.dso.conditional_yellow, tso_reserve,

@@ -289,7 +289,8 @@ def _flex_map(t_n: int, b_n: int, n: int, blocks: list) -> sp.csr_array:
 
 class _GridLimits:
     """The LinDistFlow limits checked after each round: branch loading (in the direction of
-    the flow) and bus voltages outside the band, each added once, as rows over net
+    the flow) and bus voltages outside the band, each added once per direction (a later round
+    may push a flow past its limit the other way), as rows over net
     consumption per bus (`coef @ p[t] <= bound`), the fixed consumption moved to the bound."""
 
     def __init__(self, day: PlannerDay, flow, v_min, v_max, loading_limit: float):
@@ -299,7 +300,7 @@ class _GridLimits:
         self.s_max = flow.grid.s_max_mva * loading_limit
         self.v_min, self.v_max = np.asarray(v_min, float), np.asarray(v_max, float)
         t_n, b_n = day.fixed_bus_mw.shape
-        self.line_added = np.zeros((t_n, self.down.shape[0]), bool)
+        self.line_added = np.zeros((2, t_n, self.down.shape[0]), bool)   # forward, reverse
         self.volt_added = np.zeros((2, t_n, b_n), bool)   # under-, overvoltage
 
     def violated(self, p: np.ndarray):
@@ -316,9 +317,12 @@ class _GridLimits:
         """sign p_branch <= the active power left beside the reactive flow under the
         limit, sign the direction of the violating flow."""
         p_lim = np.sqrt(np.clip(self.s_max[None, :] ** 2 - res.q_mvar ** 2, 0, None))
-        t, line = np.nonzero((np.abs(res.p_mw) > p_lim + TOL) & ~self.line_added)
-        self.line_added[t, line] = True
-        sign = np.where(res.p_mw[t, line] > 0, 1.0, -1.0)
+        over = np.stack([res.p_mw > p_lim + TOL, res.p_mw < -p_lim - TOL])
+        side, t, line = np.nonzero(over & ~self.line_added)
+        order = np.lexsort((line, t))             # MTU-major, as the other rows
+        side, t, line = side[order], t[order], line[order]
+        self.line_added[side, t, line] = True
+        sign = np.where(side == 0, 1.0, -1.0)
         return t, sign[:, None] * self.down[line], p_lim[t, line]
 
     def _voltage_rows(self, res) -> tuple:

@@ -125,7 +125,7 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
             w = res.v_pu ** 2
             lines = [(int(t), int(line)) for t, line in
                      zip(*np.nonzero(np.abs(res.p_mw) > p_lim + TOL), strict=True)
-                     if ("l", int(t), int(line)) not in added]
+                     if ("l", int(t), int(line), res.p_mw[t, line] > 0) not in added]
             volts = [(int(t), int(bus), sign) for sign, mask in
                      ((1.0, w < v_min[None, :] ** 2 - TOL), (-1.0, w > v_max[None, :] ** 2 + TOL))
                      for t, bus in zip(*np.nonzero(mask), strict=True)
@@ -136,7 +136,7 @@ def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
                 converged = False
                 break
             for t, line in lines:
-                added.add(("l", t, line))
+                added.add(("l", t, line, res.p_mw[t, line] > 0))
                 buses = np.flatnonzero(sens_d[line])
                 v = relief(t)
                 fixed = float(day.fixed_bus_mw[t, buses].sum())

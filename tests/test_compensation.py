@@ -115,9 +115,12 @@ def test_asks_price_in_what_the_regime_owes(regime, ask_up):
     o = owed_per_mwh(Settlement(compensation=regime), 110.0,
                      Settlement(compensation=regime).corrects_perimeter, LAMBDA)
     np.testing.assert_allclose(o, [ask_up - COST_A, COST_A - ask_up], atol=1e-9)
-    a = offers.owner == 7
-    np.testing.assert_allclose(offers.price[a], np.maximum(
-        COST_A + offers.direction[a] * o[offers.mtu[a]], 0.0), atol=1e-9)
+    # by hand: up at MTU 0 and down at MTU 1 ask `ask_up`; the other two 20 - (ask_up - 20),
+    # clipped at 0 (none and central: 20 each; the flat prices: 80 and 0)
+    other = max(40.0 - ask_up, 0.0)
+    for mtu, direction, ask in ((0, 1, ask_up), (0, -1, other), (1, 1, other), (1, -1, ask_up)):
+        sel = (offers.owner == 7) & (offers.mtu == mtu) & (offers.direction == direction)
+        assert offers.price[sel][0] == pytest.approx(ask, abs=1e-9), (mtu, direction)
 
 
 def test_activation_happens_under_none_and_central_not_under_corrected():
@@ -164,10 +167,11 @@ def test_balancing_asks_follow_the_perimeter_and_the_regime():
     up later, where the perimeter is its own) + direction x 20 + o_t. Under `none` the energy
     is the supplier's: +-20 alone; under `central` lambda_t +- 20 as before; under
     `corrected` at MTU 0: 40 + 60 +- 20 = 120 / 80, i.e. the later MTU's price +- 20. In real
-    time the rebound can only come later: at the last MTU nothing is netted, 100 +- 20."""
+    time the rebound can only come later: at the last MTU nothing is netted and it owes the
+    whole w = 110 - 100 = 10: 100 + 10 +- 20 = 130 / 90."""
     strategy, ctx = TruthfulAggregator(), SimpleNamespace(da_price=LAMBDA)
     for regime, up, down in (("none", [20, 20], [-20, -20]), ("central", [60, 120], [20, 80]),
-                             ("corrected", [120, 120], [80, 80])):
+                             ("corrected", [120, 130], [80, 90])):
         agg = _aggregator(regime)
         np.testing.assert_allclose(strategy.balancing_prices(agg, ctx, 1, LAMBDA), up)
         np.testing.assert_allclose(strategy.balancing_prices(agg, ctx, -1, LAMBDA), down)
@@ -177,11 +181,11 @@ def test_real_time_nets_the_rebound_over_later_mtus_only():
     """Four MTUs at 40, 100, 70 and 10 EUR/MWh under `corrected` (110): w = 110 - lambda =
     (70, 10, 40, 100). Over the day's other MTUs o_0 = 70 - 50 = 20; in real time the rebound
     of MTU 0 falls in MTUs 1-3 (the same 20), of MTU 1 in MTUs 2-3: 10 - 70 = -60, of MTU 2
-    in MTU 3: 40 - 100 = -60, and the last MTU nets nothing: 0."""
+    in MTU 3: 40 - 100 = -60, and the last MTU nets nothing: it owes w = 100."""
     s = Settlement(compensation="corrected")
     lam = np.array([40.0, 100.0, 70.0, 10.0])
     np.testing.assert_allclose(owed_per_mwh(s, 110.0, True, lam, later=True),
-                               [20.0, -60.0, -60.0, 0.0], atol=1e-9)
+                               [20.0, -60.0, -60.0, 100.0], atol=1e-9)
     np.testing.assert_allclose(owed_per_mwh(s, 110.0, True, lam),
                                [70 - 50, 10 - 70, 40 - 60, 100 - 40], atol=1e-9)
     np.testing.assert_allclose(owed_per_mwh(Settlement(compensation="central"), 110.0, True,

@@ -468,8 +468,8 @@ def test_baseline_inflation_profits_under_a_declared_baseline_and_loses_under_hi
     owns against the inflated baseline, so the twins activate differently (prosumers -15.7,
     DSO +1.5, outside energy +2.7); with asks that ignored it the transfer was exact, +115.5
     and -115.5. Historical baseline (4 of 5): its moves are measured
-    against its metered history; the phantom energy it sold is its own imbalance: -15.8 EUR.
-    Under the `corrected` compensation the declared inflation loses too (-79.6 EUR: it pays
+    against its metered history; the phantom energy it sold is its own imbalance: -17.5 EUR.
+    Under the `corrected` compensation the declared inflation loses too (-97.6 EUR: it pays
     the suppliers' energy component, 110, for every phantom MWh it sold at about 80)."""
     declared = _inflation_twin("declared", "none")
     assert declared.gaming_profit_eur["flexco"] > 50.0

@@ -56,7 +56,7 @@ def owed_per_mwh(settlement, energy_component: float, corrected: bool,
     own perimeter, per MWh moved up at each MTU (module docstring). `later`: the rebound can
     only fall after t (real-time balancing: the re-plan fixes everything up to the block's
     end), at the mean of the later MTUs; at the last MTU, where nothing is left to make it up
-    in, nothing is netted (o_t = 0)."""
+    in, it owes the whole w_t (an EV or heat pump left short by it is not made up today)."""
     lam = np.asarray(da_price, float)
     w = transfer_price(settlement, energy_component, lam) - (lam if corrected else 0.0)
     t = len(w)
@@ -66,7 +66,7 @@ def owed_per_mwh(settlement, energy_component: float, corrected: bool,
         return w - (w.sum() - w) / (t - 1)
     n_after = np.arange(t - 1, -1, -1)
     after = np.concatenate([np.cumsum(w[::-1])[::-1][1:], [0.0]])
-    return np.where(n_after > 0, w - after / np.maximum(n_after, 1), 0.0)
+    return np.where(n_after > 0, w - after / np.maximum(n_after, 1), w)
 
 
 def owed(agg, ctx, later: bool = False) -> np.ndarray | float:

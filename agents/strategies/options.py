@@ -102,8 +102,11 @@ class Arbitrage(TruthfulAggregator):
         return np.maximum(base, self.value["lfm"])
 
     def balancing_prices(self, agg, ctx, direction, prices):
+        """The truthful bid (energy it owns, compensation owed) with the learned margin in
+        place of the activation cost where it is larger."""
         margin = max(agg.activation_cost, self.value["balancing"])
-        return prices + direction * margin
+        return super().balancing_prices(agg, ctx, direction, prices) \
+            + direction * (margin - agg.activation_cost)
 
     def end_of_day(self, agg, result) -> None:
         if self._mark is None:

@@ -97,8 +97,7 @@ class TruthfulAggregator:
         independent aggregator, what it owes under the compensation regime net of the rebound
         and of the energy's value in its own perimeter (`compensation.owed`: + per MWh up,
         - per MWh down), never below zero (a move that pays for itself is asked nothing more).
-        Where that exceeds what the market may pay (`markets.flex_price_cap`) the offer is
-        withheld (`environment.flexstage._flex_round`, as real-time balancing does).
+        The LFM buys no ask above its price cap (`clear_lfm`); the platform has none.
         `location`: the grid location of the pool the offers come from."""
         return np.maximum(np.full(len(prices), float(agg.activation_cost))
                           + direction * owed(agg, ctx), 0.0)

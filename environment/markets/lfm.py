@@ -125,6 +125,13 @@ class GridLimits:
         w = self.base_w + np.einsum("tkd,tkdb->tb", signed, self.w_per_mw)
         return p, w, np.abs(p) > self.p_lim() + TOL
 
+    def broken(self) -> np.ndarray:
+        """(T,) whether a branch or (non-slack) voltage limit is broken at each MTU beyond TOL,
+        at the base flows."""
+        w = self.base_w[:, 1:]
+        return ((np.abs(self.base_p) > self.p_lim() + TOL).any(1)
+                | (w > self.v_max[1:] ** 2 + TOL).any(1) | (w < self.v_min[1:] ** 2 - TOL).any(1))
+
     def after(self, moves: np.ndarray) -> GridLimits:
         """The same grid around the flows left after activations `moves`."""
         p, w, _ = self.violations(moves)
@@ -158,8 +165,11 @@ def relief_request(limits: GridLimits, mtus: np.ndarray | None = None) -> np.nda
     """(T, K, 2) the most the DSO's clearing (`clear_lfm`, acting at `mtus`; default: all) may
     buy at each location, less (0) and more (1) consumption: at an MTU that breaks a limit,
     the MW that alone would restore the limit it relieves most (its excess over one MW's
-    effect there; the least-cost relief never buys more of it), zero where it relieves none.
-    What a DSO's flexibility request states (USEF's FlexRequest per congestion point)."""
+    effect there), zero where it relieves none. What a DSO's flexibility request states
+    (USEF's FlexRequest per congestion point). Enough wherever one limit binds per MTU; where
+    the DSO also restores a second limit with a move that worsens the first (an overvoltage
+    fixed by consuming more behind an overloaded line) the first needs more than this, and
+    the difference is left unresolved (`LfmResult.unresolved_mw`, counted as load to shed)."""
     t_n, k_n = limits.base_p.shape[0], limits.flow_per_mw.shape[1]
     out = np.zeros((t_n, k_n, 2))
     act = np.ones(t_n, bool) if mtus is None else np.isin(np.arange(t_n), mtus)
