@@ -139,8 +139,8 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
     can move less (0) or more (1) at that MTU; uniform where a location has none."""
     t_n = weights.shape[0]
     ptdf_k, r_k, buses_k = flow.location_maps
-    flow_mw = np.empty((t_n, grid.n_locations, 2, ptdf_k[0].shape[1]))
-    w_mw = np.empty((t_n, grid.n_locations, 2, r_k[0].shape[1]))
+    flow_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus - 1))
+    w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
     w = np.ascontiguousarray(np.moveaxis(weights, 2, 1), dtype=float)   # (T, 2, B)
     for k, buses in enumerate(buses_k):
         wk = w[:, :, buses]
@@ -149,6 +149,11 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
         # only the location's own buses carry weight: multiplying by their rows alone skips
         # the zeros of the other buses; one 2-D product, not one per MTU
         flat = spread.reshape(2 * t_n, len(buses))
+        if ptdf_k[k] is None:   # tree sweeps (large grids): linear in the buses
+            f_k, w_k = flow.location_effects(flat, buses)
+            flow_mw[:, k] = f_k.reshape(t_n, 2, -1)
+            w_mw[:, k] = w_k.reshape(t_n, 2, -1)
+            continue
         flow_mw[:, k] = (flat @ ptdf_k[k]).reshape(t_n, 2, -1)
         w_mw[:, k] = (flat @ r_k[k]).reshape(t_n, 2, -1)
     return flow_mw, w_mw
