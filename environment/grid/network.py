@@ -2,7 +2,8 @@
 
 A pandapower net is turned into a tree rooted at the slack (ext_grid) bus. Internal buses are
 numbered in depth-first preorder, so every subtree is a contiguous index range and branch ``l``
-always feeds bus ``l + 1``; the downstream matrix (built on first use) and the DSO locations follow from that tree.
+always feeds bus ``l + 1``; the downstream matrix (built on first use) and the DSO locations
+follow from that tree.
 """
 
 from __future__ import annotations
