@@ -42,6 +42,11 @@ def test_sweeps_by_hand():
     np.testing.assert_allclose(common[np.array([4])],
                                [[0.0, 0.1, 0.1, 0.4, 0.8]])
     np.testing.assert_array_equal(t.subtree_rows([0, 2]), [[0, 1, 1, 1, 1], [0, 0, 0, 1, 1]])
+    # the paths to bus 2: buses 0, 1, 2 and branches 0, 1; buses 3 and 4 hang off bus 1
+    span = t.span(np.array([2]))
+    np.testing.assert_array_equal(span.nodes, [0, 1, 2])
+    np.testing.assert_array_equal(span.branches, [0, 1])
+    np.testing.assert_array_equal(span.nodes[span.nearest], [0, 1, 2, 1, 1])
     with pytest.raises(ValueError):
         RadialSweeps(np.array([-1, 2, 0]))   # a parent numbered after its child
 

@@ -111,6 +111,7 @@ class LinDistFlow:
             maps += (self._ptdf, self._R, self._X)
         else:
             self.sweeps = RadialSweeps(parent)
+            self._spans = {}   # location buses -> the span of their paths (Span)
         for a in maps:
             a.setflags(write=False)
 
@@ -130,17 +131,25 @@ class LinDistFlow:
                 [np.ascontiguousarray(-2.0 * self._R[b]) for b in buses_k], buses_k)
 
     def location_effects(self, spread: np.ndarray, buses: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
-        """(N, L) flow and (N, B) squared-voltage change of ``spread`` (N, n) MW more
-        consumption at ``buses``: ``spread @ ptdf[buses]`` and ``spread @ -2 R[buses]``."""
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Branches, their (N, n_l) flow change and the (N, B) squared-voltage change of
+        ``spread`` (N, n) MW more consumption at ``buses``: ``spread @ ptdf[buses]`` and
+        ``spread @ -2 R[buses]``. Under tree sweeps only the branches on the buses' paths from
+        the slack (the only flows that move), in time linear in them plus one gather per bus."""
         if self.dense:
-            return spread @ self._ptdf[buses], spread @ (-2.0 * self._R[buses])
-        y = np.zeros((self.grid.n_bus, spread.shape[0]))
-        y[buses] = spread.T
-        flow = self.sweeps.down_sum(y)
-        drop = self.sweeps.path_sum(flow * self._r[:, None])
+            return (np.arange(self.grid.n_branch), spread @ self._ptdf[buses],
+                    spread @ (-2.0 * self._R[buses]))
+        key = np.asarray(buses, dtype=np.int64).tobytes()
+        span = self._spans.get(key)
+        if span is None:
+            span = self._spans[key] = self.sweeps.span(buses)
+        y = np.zeros((len(span.nodes), spread.shape[0]))
+        y[span.at] = spread.T
+        flow = span.sweeps.down_sum(y)
+        drop = span.sweeps.path_sum(flow * self._r[span.branches, None])
         drop *= -2.0
-        return flow.T, drop.T
+        return (span.branches, np.ascontiguousarray(flow.T),
+                np.take(np.ascontiguousarray(drop.T), span.nearest, axis=1))
 
     def sensitivities(self) -> Sensitivities:
         """Linear flow and squared-voltage maps for optimisation models (read-only arrays).

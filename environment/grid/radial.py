@@ -69,6 +69,10 @@ class RadialSweeps:
             out[buses] = out[up] + z[buses - 1]
         return out
 
+    def span(self, buses: np.ndarray) -> Span:
+        """The subtree made of the paths from the slack to ``buses``."""
+        return Span(self, buses)
+
     def path_mask(self, buses: np.ndarray) -> np.ndarray:
         """(n, L) True on the branches of each bus's path from the slack."""
         buses = np.asarray(buses, dtype=np.int64).ravel()
@@ -121,3 +125,31 @@ class CommonPath:
         rows = np.asarray(key, dtype=np.int64)
         out = self.sweeps.path_rows(self.weights, rows.ravel())
         return out.reshape(*rows.shape, self.sweeps.n_bus)
+
+
+class Span:
+    """The buses on the paths from the slack to some buses (a location's): what one MW there
+    flows through. Consumption at those buses moves only the flows of the span's branches
+    (``branches``), and the squared voltage of any other bus as much as that of its nearest
+    ancestor in the span (``nearest``): the sweeps run over the span alone."""
+
+    def __init__(self, tree: RadialSweeps, buses: np.ndarray):
+        buses = np.asarray(buses, dtype=np.int64)
+        inside = np.zeros(tree.n_bus, dtype=bool)
+        inside[0] = True
+        cur = np.unique(buses)
+        while len(cur):
+            inside[cur] = True
+            up = tree.parent[cur]
+            cur = np.unique(up[(up >= 0) & ~inside[np.maximum(up, 0)]])
+        nodes = np.flatnonzero(inside)
+        pos = np.cumsum(inside) - 1
+        sub_parent = np.where(nodes > 0, pos[tree.parent[nodes]], -1)
+        nearest = np.zeros(tree.n_bus, dtype=np.int64)
+        for level, up, _, _ in tree.levels:
+            nearest[level] = np.where(inside[level], level, nearest[up])
+        self.nodes = nodes
+        self.sweeps = RadialSweeps(sub_parent)
+        self.at = pos[buses]                 # the buses' rows in the span
+        self.branches = nodes[1:] - 1        # the span's branches (global index)
+        self.nearest = pos[nearest]          # per bus: its nearest ancestor's row in the span

@@ -149,9 +149,10 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
         # only the location's own buses carry weight: multiplying by their rows alone skips
         # the zeros of the other buses; one 2-D product, not one per MTU
         flat = spread.reshape(2 * t_n, len(buses))
-        if ptdf_k[k] is None:   # tree sweeps (large grids): linear in the buses
-            f_k, w_k = flow.location_effects(flat, buses)
-            flow_mw[:, k] = f_k.reshape(t_n, 2, -1)
+        if ptdf_k[k] is None:   # tree sweeps (large grids): only the flows that move
+            branches, f_k, w_k = flow.location_effects(flat, buses)
+            flow_mw[:, k] = 0.0
+            flow_mw[:, k][..., branches] = f_k.reshape(t_n, 2, -1)
             w_mw[:, k] = w_k.reshape(t_n, 2, -1)
             continue
         flow_mw[:, k] = (flat @ ptdf_k[k]).reshape(t_n, 2, -1)
