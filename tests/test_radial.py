@@ -66,7 +66,8 @@ def test_flow_by_hand_both_ways():
         np.testing.assert_allclose(res.v_pu[0] ** 2, 1.0 - w_drop)
 
 
-@pytest.fixture(scope="module", params=["1-LV-semiurb5--2-sw", "1-LV-rural3--2-sw"])
+@pytest.fixture(scope="module",
+                params=["1-LV-semiurb5--2-sw", "1-LV-rural3--2-sw", "1-MV-rural--2-sw"])
 def both(request):
     grid = load_simbench_grid(request.param)
     assert grid.n_bus <= DENSE_MAX_BUS
@@ -111,6 +112,7 @@ def test_participation_and_shed_match_the_dense_maps(both):
 
     # a day loaded until branches and voltages break: the least load to shed is the same
     p = np.abs(rng.normal(0.0, 0.05, (8, grid.n_bus)))
+    p /= dense.solve(p, 0.2 * p).loading.max()     # the most loaded branch at its rating
     res = dense.solve(p, 0.2 * p)
     p_lim = np.broadcast_to(0.5 * grid.s_max_mva, res.p_mw.shape)
     w_lo, w_hi = np.full(grid.n_bus, 0.95 ** 2), np.full(grid.n_bus, 1.05 ** 2)
