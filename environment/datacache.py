@@ -41,6 +41,7 @@ def code_digest(build: Callable) -> str:
             sources.append(inspect.getsource(obj))
         except (OSError, TypeError):
             return
+        obj = inspect.unwrap(obj)   # an lru_cache'd function: follow what it wraps
         code = getattr(obj, "__code__", None)
         names = set(code.co_names) if code is not None else set()
         if code is not None:

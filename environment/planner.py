@@ -295,12 +295,10 @@ class _GridLimits:
 
     def __init__(self, day: PlannerDay, flow, v_min, v_max, loading_limit: float):
         self.flow, self.fixed, self.q = flow, day.fixed_bus_mw, day.q_bus_mvar
-        self.sens = flow.sensitivities()
-        self.down = np.asarray(flow.grid.downstream, float)
         self.s_max = flow.grid.s_max_mva * loading_limit
         self.v_min, self.v_max = np.asarray(v_min, float), np.asarray(v_max, float)
         t_n, b_n = day.fixed_bus_mw.shape
-        self.line_added = np.zeros((2, t_n, self.down.shape[0]), bool)   # forward, reverse
+        self.line_added = np.zeros((2, t_n, b_n - 1), bool)   # forward, reverse
         self.volt_added = np.zeros((2, t_n, b_n), bool)   # under-, overvoltage
 
     def violated(self, p: np.ndarray):
@@ -323,7 +321,7 @@ class _GridLimits:
         side, t, line = side[order], t[order], line[order]
         self.line_added[side, t, line] = True
         sign = np.where(side == 0, 1.0, -1.0)
-        return t, sign[:, None] * self.down[line], p_lim[t, line]
+        return t, sign[:, None] * self.flow.downstream_rows(line), p_lim[t, line]
 
     def _voltage_rows(self, res) -> tuple:
         """w = w0 - 2 (R p + X q) within the band: sign (R p)[bus] <= sign ((w0 - edge^2) / 2
@@ -336,6 +334,6 @@ class _GridLimits:
         self.volt_added[side, t, bus] = True
         sign = np.where(side == 0, 1.0, -1.0)
         edge = np.where(side == 0, self.v_min[bus], self.v_max[bus])
-        limit = (self.sens.w0[bus] - edge ** 2) / 2 \
-            - np.einsum("kb,kb->k", self.sens.X[bus], self.q[t])
-        return t, sign[:, None] * self.sens.R[bus], sign * limit
+        limit = (self.flow.w0[bus] - edge ** 2) / 2 \
+            - np.einsum("kb,kb->k", self.flow.x_rows(bus), self.q[t])
+        return t, sign[:, None] * self.flow.r_rows(bus), sign * limit

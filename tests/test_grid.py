@@ -386,6 +386,9 @@ def test_random_radial_nets_match_brute_force_and_ac(data):
 
     p, q = _bus_pq(net, grid)
     res = LinDistFlow(grid).solve(p, q)
+    sweep = LinDistFlow(grid, dense=False).solve(p, q)   # tree sweeps, as on large grids
+    np.testing.assert_allclose(sweep.v_pu, res.v_pu, rtol=1e-12)
+    np.testing.assert_allclose(sweep.p_mw, res.p_mw, rtol=1e-12, atol=1e-15)
     v_ac, p_ac, _ = _run_ac(net, grid)
     np.testing.assert_allclose(res.v_pu[0], v_ac, atol=0.005)
     np.testing.assert_allclose(res.p_mw[0], p_ac, atol=0.03 * np.abs(p_ac).max() + 1e-4)

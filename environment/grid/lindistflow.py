@@ -3,6 +3,11 @@
 Branch flows are sums of downstream consumption and squared voltages fall by
 ``2 (r P + x Q)`` per branch, so a whole year of quarter hours is a few matrix products; the same
 linear maps are handed to LP-based agents (DSO, planner) as constraints.
+
+Small grids (at most ``DENSE_MAX_BUS`` buses, every LV feeder simbench ships) use dense
+bus-by-branch matrices: BLAS products are the fastest there. Larger ones (simbench's MV+LV
+grids, 9,102 buses) use tree sweeps (``environment.grid.radial``): time and memory linear in the
+number of buses, rows of the maps computed when an LP asks for them.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from functools import cached_property
 import numpy as np
 
 from environment.grid.network import Grid
+from environment.grid.radial import CommonPath, RadialSweeps
 
 DEFAULT_CHUNK = 8760
+DENSE_MAX_BUS = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,19 +82,37 @@ class Violations:
 
 
 class LinDistFlow:
-    """Precomputed LinDistFlow for one grid; ``solve`` is vectorised over MTUs."""
+    """Precomputed LinDistFlow for one grid; ``solve`` is vectorised over MTUs.
 
-    def __init__(self, grid: Grid, chunk_size: int = DEFAULT_CHUNK):
+    ``dense`` (default: at most ``DENSE_MAX_BUS`` buses, or a grid without ``parent_bus``)
+    keeps the (B, L) and (B, B) maps in memory; otherwise every map is a tree sweep."""
+
+    def __init__(self, grid: Grid, chunk_size: int = DEFAULT_CHUNK, dense: bool | None = None):
         self.grid = grid
         self.chunk_size = int(chunk_size)
-        d = np.asarray(grid.downstream, dtype=float)
-        self._ptdf = np.ascontiguousarray(d.T)
-        self._R = d.T @ (grid.r_pu[:, None] * d)
-        self._X = d.T @ (grid.x_pu[:, None] * d)
+        parent = getattr(grid, "parent_bus", None)
+        if dense is None:
+            dense = parent is None or grid.n_bus <= DENSE_MAX_BUS
+        elif not dense and parent is None:
+            raise ValueError("tree sweeps need the grid's parent_bus")
+        self.dense = bool(dense)
         self._w0 = np.asarray(grid.v0_pu, dtype=float) ** 2
         with np.errstate(divide="ignore"):
             self._inv_s_max = np.where(grid.s_max_mva > 0, 1.0 / grid.s_max_mva, 0.0)
-        for a in (self._ptdf, self._R, self._X, self._w0, self._inv_s_max):
+        self._r = np.array(grid.r_pu, dtype=float)
+        self._x = np.array(grid.x_pu, dtype=float)
+        maps = (self._w0, self._inv_s_max, self._r, self._x)
+        if self.dense:
+            self.sweeps = None
+            d = np.asarray(grid.downstream, dtype=float)
+            self._ptdf = np.ascontiguousarray(d.T)
+            self._R = d.T @ (grid.r_pu[:, None] * d)
+            self._X = d.T @ (grid.x_pu[:, None] * d)
+            maps += (self._ptdf, self._R, self._X)
+        else:
+            self.sweeps = RadialSweeps(parent)
+            self._spans = {}   # location buses -> the span of their paths (Span)
+        for a in maps:
             a.setflags(write=False)
 
     @cached_property
@@ -95,17 +120,82 @@ class LinDistFlow:
         """Per grid location: the rows of the flow map and of the squared-voltage map
         (-2 R) for the buses an activation there spreads over (all its buses but the slack,
         unless that is all it has), and those buses. The LFM's participation factors multiply
-        only these rows."""
+        only these rows. The map rows are None under tree sweeps."""
         buses_k = []
         for k in range(self.grid.n_locations):
             buses = np.flatnonzero(self.grid.bus_location == k)
             buses_k.append(buses[buses != 0] if len(buses) > 1 else buses)
+        if not self.dense:
+            return [None] * len(buses_k), [None] * len(buses_k), buses_k
         return ([np.ascontiguousarray(self._ptdf[b]) for b in buses_k],
                 [np.ascontiguousarray(-2.0 * self._R[b]) for b in buses_k], buses_k)
 
+    def location_effects(self, spread: np.ndarray, buses: np.ndarray, flow_out: np.ndarray,
+                         w_out: np.ndarray) -> None:
+        """Write the flow change ``spread @ ptdf[buses]`` (into ``flow_out`` (T, 2, L)) and the
+        squared-voltage change ``spread @ -2 R[buses]`` (into ``w_out`` (T, 2, B)) of
+        ``spread`` (2T, n) MW more consumption at ``buses``. Under tree sweeps only the
+        branches on the buses' paths from the slack are written (the only flows that move:
+        ``flow_out`` must hold zeros elsewhere), in time linear in them plus a gather per bus
+        for the voltages."""
+        t_n = flow_out.shape[0]
+        if self.dense:
+            flow_out[:] = (spread @ self._ptdf[buses]).reshape(t_n, 2, -1)
+            w_out[:] = (spread @ (-2.0 * self._R[buses])).reshape(t_n, 2, -1)
+            return
+        key = np.asarray(buses, dtype=np.int64).tobytes()
+        span = self._spans.get(key)
+        if span is None:
+            span = self._spans[key] = self.sweeps.span(buses)
+        y = np.zeros((len(span.nodes), spread.shape[0]))
+        y[span.at] = spread.T
+        flow = span.sweeps.down_sum(y)
+        drop = span.sweeps.path_sum(flow * self._r[span.branches, None])
+        drop *= -2.0
+        flow_out[..., span.branches] = flow.T.reshape(t_n, 2, -1)
+        drop = np.ascontiguousarray(drop.T)
+        for t in range(t_n):   # each MTU's (2, B) block is contiguous in w_out
+            np.take(drop[2 * t : 2 * t + 2], span.nearest, axis=1, out=w_out[t])
+
     def sensitivities(self) -> Sensitivities:
-        """Linear flow and squared-voltage maps for optimisation models (read-only arrays)."""
-        return Sensitivities(ptdf=self._ptdf, R=self._R, X=self._X, w0=self._w0)
+        """Linear flow and squared-voltage maps for optimisation models (read-only arrays).
+
+        Dense (B, L) and (B, B) arrays: under tree sweeps they are built on each call, which
+        large grids should avoid (``downstream_rows``, ``r_rows``, ``x_rows`` give rows)."""
+        if self.dense:
+            return Sensitivities(ptdf=self._ptdf, R=self._R, X=self._X, w0=self._w0)
+        every = np.arange(self.grid.n_bus)
+        return Sensitivities(ptdf=np.ascontiguousarray(self.downstream_rows(every[:-1]).T),
+                             R=self.r_rows(every), X=self.x_rows(every), w0=self._w0)
+
+    @property
+    def w0(self) -> np.ndarray:
+        """(B,) squared no-load voltages."""
+        return self._w0
+
+    def downstream_rows(self, branches) -> np.ndarray:
+        """(n, B) rows of the downstream matrix: 1 on the buses each branch feeds."""
+        if self.dense:
+            return self._ptdf.T[branches]
+        return self.sweeps.subtree_rows(branches)
+
+    def r_rows(self, buses) -> np.ndarray:
+        """(n, B) rows of R (common-path resistance): squared voltages fall by 2 R p."""
+        return self._R[buses] if self.dense else self.sweeps.path_rows(self._r, buses)
+
+    def x_rows(self, buses) -> np.ndarray:
+        """(n, B) rows of X (common-path reactance)."""
+        return self._X[buses] if self.dense else self.sweeps.path_rows(self._x, buses)
+
+    def common_r(self):
+        """R, read as ``R[rows, cols]`` elementwise: the (B, B) array or a ``CommonPath``."""
+        return self._R if self.dense else CommonPath(self.sweeps, self._r)
+
+    def subtree_end(self) -> np.ndarray:
+        """(L,) one past the last bus each branch feeds (subtrees are contiguous)."""
+        if self.dense:
+            return np.arange(1, self.grid.n_bus) + np.asarray(self._ptdf.T, bool).sum(1)
+        return self.sweeps.end[1:].copy()
 
     def _as_2d(self, a, name: str) -> np.ndarray:
         a = np.atleast_2d(np.asarray(a, dtype=float))
@@ -131,14 +221,23 @@ class LinDistFlow:
         step = max(self.chunk_size, 1)
         for start in range(0, n_t, step):
             sl = slice(start, start + step)
-            np.matmul(p[sl], self._ptdf, out=flow_p[sl])
-            np.matmul(q[sl], self._ptdf, out=flow_q[sl])
+            if self.dense:
+                np.matmul(p[sl], self._ptdf, out=flow_p[sl])
+                np.matmul(q[sl], self._ptdf, out=flow_q[sl])
+            else:
+                flow_p[sl] = self.sweeps.down_sum(p[sl].T).T
+                flow_q[sl] = self.sweeps.down_sum(q[sl].T).T
             np.multiply(flow_p[sl], flow_p[sl], out=loading[sl])
             loading[sl] += flow_q[sl] * flow_q[sl]
             np.sqrt(loading[sl], out=loading[sl])
             loading[sl] *= self._inv_s_max
-            w = p[sl] @ self._R
-            w += q[sl] @ self._X
+            if self.dense:
+                w = p[sl] @ self._R
+                w += q[sl] @ self._X
+            else:
+                drop = flow_p[sl].T * self._r[:, None]
+                drop += flow_q[sl].T * self._x[:, None]
+                w = np.ascontiguousarray(self.sweeps.path_sum(drop).T)
             w *= -2.0
             w += self._w0
             np.sqrt(np.maximum(w, 0.0, out=w), out=v[sl])

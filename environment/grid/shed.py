@@ -39,17 +39,17 @@ TOL = 1e-6
 @dataclass(frozen=True)
 class ShedMaps:
     """The radial structure the measure needs: branch l feeds the contiguous bus range
-    [first[l], end[l]) (buses are in depth-first preorder), and the common-path resistance R."""
+    [first[l], end[l]) (buses are in depth-first preorder), and the common-path resistance R
+    (read as ``r[rows, cols]``)."""
 
     first: np.ndarray
     end: np.ndarray
-    r: np.ndarray
+    r: object
 
     @classmethod
     def of(cls, grid, flow) -> ShedMaps:
-        first = np.arange(1, grid.n_bus)
-        end = first + np.asarray(grid.downstream, bool).sum(1)
-        return cls(first, end, flow.sensitivities().R)
+        # R is read elementwise: the (B, B) array, or by tree sweeps on large grids
+        return cls(np.arange(1, grid.n_bus), flow.subtree_end(), flow.common_r())
 
     def flow_effect(self, branch: np.ndarray, bus: np.ndarray) -> np.ndarray:
         """1 where one MW shed at `bus` lowers the flow of `branch` by one MW (elementwise)."""

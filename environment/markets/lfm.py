@@ -146,8 +146,11 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
     can move less (0) or more (1) at that MTU; uniform where a location has none."""
     t_n = weights.shape[0]
     ptdf_k, r_k, buses_k = flow.location_maps
-    flow_mw = np.empty((t_n, grid.n_locations, 2, ptdf_k[0].shape[1]))
-    w_mw = np.empty((t_n, grid.n_locations, 2, r_k[0].shape[1]))
+    # under tree sweeps a location moves only the flows on its paths: the rest stays zero, on
+    # pages never written (np.zeros)
+    new = np.empty if getattr(flow, "dense", True) else np.zeros
+    flow_mw = new((t_n, grid.n_locations, 2, grid.n_bus - 1))
+    w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
     w = np.ascontiguousarray(np.moveaxis(weights, 2, 1), dtype=float)   # (T, 2, B)
     for k, buses in enumerate(buses_k):
         wk = w[:, :, buses]
@@ -156,6 +159,9 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
         # only the location's own buses carry weight: multiplying by their rows alone skips
         # the zeros of the other buses; one 2-D product, not one per MTU
         flat = spread.reshape(2 * t_n, len(buses))
+        if ptdf_k[k] is None:   # tree sweeps (large grids): only the flows that move
+            flow.location_effects(flat, buses, flow_mw[:, k], w_mw[:, k])
+            continue
         flow_mw[:, k] = (flat @ ptdf_k[k]).reshape(t_n, 2, -1)
         w_mw[:, k] = (flat @ r_k[k]).reshape(t_n, 2, -1)
     return flow_mw, w_mw

@@ -1,0 +1,155 @@
+"""Tree sweeps on a radial grid: LinDistFlow in time and memory linear in the number of buses.
+
+Buses are numbered in depth-first preorder (``environment.grid.network``): bus 0 is the slack,
+branch ``l`` feeds bus ``l + 1``, every parent has a lower number than its children and every
+subtree is the contiguous range ``[j, end[j])``. Then
+
+* a branch flow is the sum of the consumption below it: a backward sweep, deepest level first,
+  adds each bus's subtree sum to its parent's (``down_sum``);
+* a squared voltage falls along the path from the slack: a forward sweep, shallowest level
+  first, adds each branch's drop to its parent bus's value (``path_sum``);
+* an entry of the common-path resistance ``R[a, b]`` (``R = D' diag(r) D`` with ``D`` the
+  dense branch-by-bus downstream matrix) is the path resistance of the buses' deepest common
+  ancestor (``common``), and a row of ``R`` is one forward sweep (``path_rows``).
+
+Each sweep is a handful of numpy operations per depth level (51 levels on the 9,102 buses of
+simbench's MV+LV grid), vectorised over MTUs; no (B, L) matrix is ever formed. Arrays are in
+bus-major layout, (B, N) or (L, N), so that a level's rows are contiguous."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class RadialSweeps:
+    """Levels of a preorder-numbered tree given by ``parent`` (``parent[0] = -1``)."""
+
+    def __init__(self, parent: np.ndarray):
+        parent = np.asarray(parent, dtype=np.int64)
+        n = len(parent)
+        if n < 1 or parent[0] != -1 or (n > 1 and not (parent[1:] < np.arange(1, n)).all()):
+            raise ValueError("parent must describe a tree numbered in depth-first preorder")
+        depth = np.zeros(n, dtype=np.int64)
+        size = np.ones(n, dtype=np.int64)
+        for j in range(1, n):
+            depth[j] = depth[parent[j]] + 1
+        for j in range(n - 1, 0, -1):
+            size[parent[j]] += size[j]
+        self.parent = parent
+        self.depth = depth
+        self.end = np.arange(n) + size
+        # per depth level: its buses (in preorder, so grouped by parent, parents increasing),
+        # their parents, the distinct parents and where each parent's children start
+        self.levels = []
+        order = np.argsort(depth, kind="stable")
+        bounds = np.searchsorted(depth[order], np.arange(1, depth.max() + 2))
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            buses = order[lo:hi]
+            up = parent[buses]
+            starts = np.flatnonzero(np.r_[True, up[1:] != up[:-1]])
+            self.levels.append((buses, up, up[starts], starts))
+
+    @property
+    def n_bus(self) -> int:
+        return len(self.parent)
+
+    def down_sum(self, y: np.ndarray) -> np.ndarray:
+        """(L, N) sum over each branch's downstream buses of ``y`` (B, N)."""
+        acc = np.array(y, dtype=float, copy=True)
+        for buses, _, up, starts in reversed(self.levels):
+            acc[up] += np.add.reduceat(acc[buses], starts, axis=0)
+        return acc[1:]
+
+    def path_sum(self, z: np.ndarray) -> np.ndarray:
+        """(B, N) sum of ``z`` (L, N) over the branches on each bus's path from the slack."""
+        z = np.asarray(z, dtype=float)
+        out = np.empty((self.n_bus, *z.shape[1:]))
+        out[0] = 0.0
+        for buses, up, _, _ in self.levels:
+            out[buses] = out[up] + z[buses - 1]
+        return out
+
+    def span(self, buses: np.ndarray) -> Span:
+        """The subtree made of the paths from the slack to ``buses``."""
+        return Span(self, buses)
+
+    def path_mask(self, buses: np.ndarray) -> np.ndarray:
+        """(n, L) True on the branches of each bus's path from the slack."""
+        buses = np.asarray(buses, dtype=np.int64).ravel()
+        mask = np.zeros((len(buses), self.n_bus - 1), dtype=bool)
+        row, u = np.arange(len(buses)), buses.copy()
+        while (live := u > 0).any():
+            mask[row[live], u[live] - 1] = True
+            u[live] = self.parent[u[live]]
+        return mask
+
+    def path_rows(self, weights: np.ndarray, buses: np.ndarray) -> np.ndarray:
+        """(n, B) rows ``buses`` of ``D' diag(weights) D``: entry b of row a sums ``weights``
+        (L,) over the branches common to the paths of a and b."""
+        z = self.path_mask(buses) * np.asarray(weights, dtype=float)[None, :]
+        return np.ascontiguousarray(self.path_sum(z.T).T)
+
+    def ancestor(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Deepest common ancestor of buses ``a`` and ``b`` (elementwise)."""
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+        u, b = a.ravel().copy(), b.ravel()
+        while (out := ~((u <= b) & (b < self.end[u]))).any():
+            u[out] = self.parent[u[out]]
+        return u.reshape(a.shape)
+
+    def subtree_rows(self, branches: np.ndarray) -> np.ndarray:
+        """(n, B) rows ``branches`` of the downstream matrix: 1 on the buses the branch feeds."""
+        branches = np.asarray(branches, dtype=np.int64).ravel()
+        cols = np.arange(self.n_bus)
+        first = branches + 1
+        return ((cols >= first[:, None]) & (cols < self.end[first][:, None])).astype(float)
+
+
+class CommonPath:
+    """``R[a, b]`` of ``D' diag(weights) D`` read elementwise (``R[rows, cols]``) or by rows
+    (``R[rows]``) without forming the (B, B) matrix."""
+
+    def __init__(self, sweeps: RadialSweeps, weights: np.ndarray):
+        self.sweeps = sweeps
+        self.weights = np.asarray(weights, dtype=float)
+        self.to_bus = sweeps.path_sum(self.weights)   # path weight from the slack per bus
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.sweeps.n_bus, self.sweeps.n_bus)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            a, b = key
+            return self.to_bus[self.sweeps.ancestor(a, b)]
+        rows = np.asarray(key, dtype=np.int64)
+        out = self.sweeps.path_rows(self.weights, rows.ravel())
+        return out.reshape(*rows.shape, self.sweeps.n_bus)
+
+
+class Span:
+    """The buses on the paths from the slack to some buses (a location's): what one MW there
+    flows through. Consumption at those buses moves only the flows of the span's branches
+    (``branches``), and the squared voltage of any other bus as much as that of its nearest
+    ancestor in the span (``nearest``): the sweeps run over the span alone."""
+
+    def __init__(self, tree: RadialSweeps, buses: np.ndarray):
+        buses = np.asarray(buses, dtype=np.int64)
+        inside = np.zeros(tree.n_bus, dtype=bool)
+        inside[0] = True
+        cur = np.unique(buses)
+        while len(cur):
+            inside[cur] = True
+            up = tree.parent[cur]
+            cur = np.unique(up[(up >= 0) & ~inside[np.maximum(up, 0)]])
+        nodes = np.flatnonzero(inside)
+        pos = np.cumsum(inside) - 1
+        sub_parent = np.where(nodes > 0, pos[tree.parent[nodes]], -1)
+        nearest = np.zeros(tree.n_bus, dtype=np.int64)
+        for level, up, _, _ in tree.levels:
+            nearest[level] = np.where(inside[level], level, nearest[up])
+        self.nodes = nodes
+        self.sweeps = RadialSweeps(sub_parent)
+        self.at = pos[buses]                 # the buses' rows in the span
+        self.branches = nodes[1:] - 1        # the span's branches (global index)
+        self.nearest = pos[nearest]          # per bus: its nearest ancestor's row in the span
