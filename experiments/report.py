@@ -317,8 +317,23 @@ class Report(FigureSections):
         self.save_table(pd.DataFrame(rows), f"compare_{slug(a['name'])}",
                         title=f"{a['name']}: each level against {level_label(ref)} (differences "
                               "paired on seed and the other axes)")
+        self.md.append(self._clear_differences(a, rows, level_label(ref)))
         if self.figures:
             self._compare_figure(a, pd.DataFrame(rows), level_label(ref))
+
+    @staticmethod
+    def _clear_differences(a: dict, rows: list[dict], ref: str) -> str:
+        """The paired differences whose 95 % interval excludes 0, in words: what the study
+        can say about the axis over its seeds."""
+        key = f"diff_vs_{ref}"
+        clear = [r for r in rows if key in r and r["pairs"] > 1
+                 and (r["diff_lo95"] > 0 or r["diff_hi95"] < 0)]
+        head = f"Against {ref}, the paired 95 % interval excludes 0 for "
+        if not clear:
+            return head + "no metric: over these seeds the axis makes no clear difference.\n"
+        return head + f"{len(clear)} of {sum(key in r for r in rows)}:\n\n" + "\n".join(
+            f"- {metric_label(r['metric'])}, {r[a['name']]}: {r[key]:+.4g} "
+            f"[{r['diff_lo95']:.4g}, {r['diff_hi95']:.4g}]" for r in clear) + "\n"
 
     def _sensitivity(self) -> None:
         s = self.describe["sample"]

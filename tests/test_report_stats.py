@@ -39,3 +39,21 @@ def test_labels_are_words():
     assert metric_label("welfare_eur.total") == "welfare, total (EUR)"
     assert param_label("aggregators.0.enrolment") == "aggregators[0] enrolment"
     assert param_label("tso.up_markup_eur_mwh") == "tso up markup (EUR/MWh)"
+
+
+def test_the_report_names_the_differences_whose_interval_excludes_zero():
+    """Of three paired differences only the one whose interval lies above 0 is named; with
+    none such the report says the axis makes no clear difference over the seeds."""
+    from experiments.report import Report
+
+    rows = [{"metric": "cost_efficiency", "c": "none", "runs": 3},
+            {"metric": "cost_efficiency", "c": "central", "diff_vs_none": 0.05,
+             "diff_lo95": 0.03, "diff_hi95": 0.07, "pairs": 9},
+            {"metric": "welfare_eur.dso", "c": "central", "diff_vs_none": -1.0,
+             "diff_lo95": -3.0, "diff_hi95": 1.0, "pairs": 9},
+            {"metric": "welfare_eur.brps", "c": "central", "diff_vs_none": -1.0,
+             "diff_lo95": -3.0, "diff_hi95": -0.5, "pairs": 1}]
+    text = Report._clear_differences({"name": "c"}, rows, "none")
+    assert "excludes 0 for 1 of 3" in text and "central: +0.05 [0.03, 0.07]" in text
+    assert "dso" not in text and "brps" not in text
+    assert "no metric" in Report._clear_differences({"name": "c"}, rows[2:3], "none")
