@@ -119,4 +119,4 @@ def test_every_shipped_study_states_its_run_time():
 
     for path in shipped_studies():
         head = "\n".join(ln for ln in path.read_text().splitlines() if ln.startswith("#"))
-        assert re.search(r"\d+ (minutes|min)|\d+ hours?", head), path.name
+        assert re.search(r"\d+ (s|seconds?|minutes?|min|hours?)\b", head), path.name
