@@ -129,9 +129,11 @@ def _coerce(v: Any, sql_type: str) -> Any:
 
 
 def clean_json(v: Any) -> Any:
-    """NaN and infinities as null (JSON has no such numbers)."""
+    """NaN and infinities as null (JSON has no such numbers); dates as ISO text."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if isinstance(v, dt.date):
+        return v.isoformat()
     if isinstance(v, dict):
         return {str(k): clean_json(x) for k, x in v.items()}
     if isinstance(v, list | tuple):

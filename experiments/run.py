@@ -6,9 +6,11 @@ experiments/store.py, never over another run's folder unless asked."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import resource
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,14 +85,18 @@ def execute(plan: RunPlan, *, progress: bool = False, figures: bool = True,
 
         bar = tqdm(total=s.calendar.days, unit="day",
                    desc=f"{s.name}: reading grid and profiles, building agents")
-    try:
-        model = FlexMarketModel(s)
-        if bar is not None:
-            bar.set_description(f"simulating {s.name}")
-        model.run(progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    # warnings raised under a progress bar would print into its line: kept until it closes
+    with warnings.catch_warnings(record=bar is not None) as held:
+        try:
+            model = FlexMarketModel(s)
+            if bar is not None:
+                bar.set_description(f"simulating {s.name}")
+            model.run(progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    for w in held or ():
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     tables = model.tables()
     tables["ledger"] = model.ledger.frame()
     wall = time.perf_counter() - t0
@@ -110,7 +116,9 @@ def run_context(plan: RunPlan, calendar) -> dict:
     """What the summary says of how the run came about: its id, the file it came from, the
     overrides applied to it and how simbench's profile year was read."""
     out = {"id": plan.run_id, "source": plan.source,
-           "overrides": {k: v for k, v in plan.overrides.items()}}
+           # a `--set` value YAML reads as a date is written as its ISO text
+           "overrides": {k: v.isoformat() if isinstance(v, dt.date) else v
+                         for k, v in plan.overrides.items()}}
     mapping = calendar.profile_mapping()
     if mapping:
         out["profile_year"] = mapping

@@ -100,3 +100,19 @@ def test_writing_refuses_a_folder_with_results(tmp_path):
         pass
     assert check_output_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
     assert not (tmp_path / "new").exists()
+
+
+def test_a_date_given_on_the_command_line_is_written_as_text(tmp_path):
+    """`--set calendar.start=2016-01-06` reaches the run as a date (YAML reads it so); the
+    summary states the override as ISO text instead of failing to write summary.json after the
+    whole simulation, and the bar's warnings are kept until it closes."""
+    import datetime
+
+    from experiments.run import run_scenario
+
+    out = tmp_path / "run"
+    run_scenario(days=1, out=out, planner=False, figures=False, progress=True,
+                 overrides={"prosumers.0.count": 20,
+                            "calendar.start": datetime.date(2016, 1, 6)})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["overrides"]["calendar.start"] == "2016-01-06"
