@@ -29,6 +29,7 @@ import pandas as pd
 from agents.aggregator import Aggregator
 from agents.brp import Brp, SystemLoadBrp
 from agents.dso import Dso
+from agents.party import Party
 from agents.producer import Producer
 from agents.prosumer import DayProfiles, Envelope, Prosumer, ProsumerFleet
 from agents.strategies import known, make_strategy
@@ -237,8 +238,10 @@ class FlexMarketModel(mesa.Model):
         self.dso = Dso(self, self.grid, s.grid, s.dso, self.fleet.bus)
         self.tso = Tso(self, s.tso, s.markets.dayahead.price_floor)
         self.prosumers = [Prosumer(self, self.fleet, i) for i in range(self.fleet.n)]
-        for a in [*self.brps, self.system_brp, *self.aggregators, *self.producers, self.dso,
-                  self.tso]:
+        # the balance responsible parties, in the order they were created: suppliers, the
+        # system load's, aggregators, producers (the rows of every per-party array)
+        self.parties = self.agents.select(agent_type=Party)
+        for a in [*self.parties, self.dso, self.tso]:
             a.account = self.ledger.account(a.name, a.agent_class)
         base = len(self.ledger.names)
         for i in range(self.fleet.n):
@@ -308,11 +311,6 @@ class FlexMarketModel(mesa.Model):
                 self.fleet.enrol(agg.index, 1.0, list(cfg.devices), self.rng,
                                  np.arange(f.n) == i)
 
-    @property
-    def parties(self) -> list:
-        """Balance responsible parties, in a fixed order."""
-        return [*self.brps, self.system_brp, *self.aggregators, *self.producers]
-
     def _context(self, day: int) -> DayContext:
         f, cal = self.fleet, self.calendar
         t, dt = cal.mtu_per_day, cal.mtu_hours
@@ -356,7 +354,7 @@ class FlexMarketModel(mesa.Model):
         demand without flexibility (the aggregators' devices at their baselines)."""
         demand = self.system_brp.forecast_mw(ctx) + ctx.retail_net_forecast.sum(0)
         demand = demand + sum(a.pool_baseline(ctx) for a in self.aggregators)
-        offers = OrderBook.concat([p.strategy.da_orders(p, ctx) for p in self.producers])
+        offers = OrderBook.concat([p.da_orders(ctx) for p in self.producers])
         return SupplyCurve(offers, demand * ctx.dt_h, ctx.price_floor, ctx.price_cap)
 
     def price_forecast(self, ctx: DayContext, supply: SupplyCurve | None = None) -> np.ndarray:
@@ -465,7 +463,7 @@ class FlexMarketModel(mesa.Model):
         """(parties, T) MW of real-time activations (+ up: consumed less) that count as sold
         by the parties with a perimeter of their own: their imbalance is measured against
         their market position less these."""
-        own = np.array([getattr(p, "trades_energy", False) for p in self.parties])
+        own = np.array([p.trades_energy for p in self.parties])
         return np.where(own[:, None], ctx.der_tso + ctx.der_dso, 0.0)
 
     def preview_realtime(self, ctx) -> dict:
@@ -498,7 +496,7 @@ class FlexMarketModel(mesa.Model):
         supply = self.supply_forecast(ctx)
         prices_fc = self.price_forecast(ctx, supply)
         adders = self._schedule_aggregators(ctx, supply)
-        book = OrderBook.concat([p.strategy.da_orders(p, ctx) for p in parties]).arrived(
+        book = OrderBook.concat(parties.map("da_orders", ctx)).arrived(
             self.clear_da, self.arrival_rng)
         clearing = self.clear_da(book, t, ctx.price_floor, ctx.price_cap)
         ctx.da_price = clearing.price
