@@ -283,7 +283,7 @@ class FlexMarketModel(mesa.Model):
         return {"system_short": (metered - ctx.position + realtime.corrections(self, ctx)).sum(0)
                 - ctx.dso_realtime_mw,
                 "p_bus": dso.nodal(net), "q_bus": dso.reactive(dso.nodal(prof.load + real["hp"])),
-                "area_net": net.sum(0), "producer_offers": realtime.producer_offers(self, ctx)}
+                "area_net": net.sum(0), "producer_offers": self.tso.producer_offers(ctx)}
 
     def open_day(self, day: int) -> DayContext:
         """The day's context: realised profiles, the forecast errors drawn for the day and the

@@ -33,13 +33,6 @@ def corrections(model, ctx) -> np.ndarray:
     return np.where(own[:, None], ctx.der_tso + ctx.der_dso, 0.0)
 
 
-def producer_offers(model, ctx):
-    """The producers' balancing offers around their day-ahead schedules."""
-    scheduled = {p.unique_id: -ctx.position[i] for i, p in enumerate(model.parties)
-                 if isinstance(p, Producer)}
-    return model.tso.collect_offers(model.producers, scheduled, ctx)
-
-
 def realise(model, ctx) -> RealTime:
     """The day in real time, up to the TSO's last activation and the traffic light."""
     f, dt = model.fleet, ctx.dt_h
@@ -74,7 +67,7 @@ def realise(model, ctx) -> RealTime:
     # balancing energy closes what is physically left: market positions net to zero, so
     # that is the metered net consumption after DER activations.
     system_short = -imbalance_mw.sum(0) - dso_imbalance
-    offers = producer_offers(model, ctx)
+    offers = model.tso.producer_offers(ctx)
     act, p_short, p_long = model.tso.balance(offers, realised.sum(0), ctx.da_price,
                                              system_short, ctx.der_price)
     balancing = np.zeros((len(model.parties), ctx.n_mtu))   # producers' (MW, + up)
