@@ -94,7 +94,9 @@ USER_PATH = ["experiments/" + n for n in (
     "viz.py", "viz_model.py", "viz_grid.py", "viz_markets.py", "viz_panels.py", "plots.py",
     "transmission_run.py")] + ["environment/" + n for n in (
         "scenario.py", "scenario_files.py", "scenario_checks.py", "series.py", "yamlio.py",
-        "profiles.py", "datacache.py", "calendar.py", "transmission/model.py",
+        "profiles.py", "datacache.py", "calendar.py", "model.py", "day.py",
+        "dayaheadstage.py", "realtime.py", "settlement.py", "records.py", "planner_inputs.py",
+        "inputs.py", "transmission/model.py",
         "transmission/scenario.py", "transmission/twin.py")]
 
 
