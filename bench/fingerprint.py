@@ -37,9 +37,10 @@ def table_digest(df: pd.DataFrame) -> str:
 
 def transmission_tables(path: Path, days: int) -> dict[str, pd.DataFrame]:
     """A transmission scenario's tables (its twin too when someone is strategic)."""
+    from experiments.transmission_run import resolve_tx
+
     from environment.transmission.model import TransmissionModel
     from environment.transmission.twin import run_twin, strategic_producers
-    from experiments.transmission_run import resolve_tx
 
     s, _ = resolve_tx(path, episodes=min(days, 3))
     if strategic_producers(s):

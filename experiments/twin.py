@@ -5,7 +5,7 @@ every difference comes from the strategies. The profit a strategic agent makes o
 truthful twin is its gaming profit; the changes of every class's profit show who pays for it,
 and the welfare difference what the economy as a whole lost.
 
-Welfare (experiments.metrics.welfare_split) is the classes' net ledger receipts plus the value
+Welfare (experiments.statistics.welfare_split) is the classes' net ledger receipts plus the value
 of the energy consumers and prosumers were served, less the cost of unsolved grid violations.
 The ledger sums to zero over all accounts, the outside world (`external`: fuel, wear,
 emergency assistance) included, so
@@ -24,29 +24,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from environment.errors import InputError
 from environment.scenario import ScenarioError, with_overrides
-from experiments.headline import num, signed
-from experiments.metrics import CLASSES
+from environment.transmission.scenario import TxScenario
+from experiments.headline import num, signed, twin_lines
 from experiments.plan import resolve
 from experiments.run import RunResult, run_scenario
+from experiments.statistics import CLASSES, profit_by_market
 from experiments.store import write_run
 
 ROLES = ("brps", "aggregators", "producers")
 EXOGENOUS = ("system_load_mw", "prosumer_load_mw", "pv_mw")
-
-
-def profit_by_market(run: RunResult) -> pd.DataFrame:
-    """Net EUR each account received per market: columns account, class, market, eur."""
-    led = run.tables["ledger"]
-    classes = run.model.ledger.account_classes()
-    flows = pd.concat([
-        pd.DataFrame({"account": led["payee"].astype(str), "market": led["market"].astype(str),
-                      "eur": led["eur"]}),
-        pd.DataFrame({"account": led["payer"].astype(str), "market": led["market"].astype(str),
-                      "eur": -led["eur"]})])
-    out = flows.groupby(["account", "market"])["eur"].sum().reset_index()
-    out.insert(1, "class", out["account"].map(classes))
-    return out
 
 
 def strategic_agents(scenario) -> list[str]:
@@ -134,13 +122,17 @@ class TwinReport:
 
 def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = None,
              seed: int | None = None, overrides: dict | None = None,
-             planner: bool | None = False, out: str | Path | None = None) -> TwinReport:
+             planner: bool | None = False, out: str | Path | None = None
+             ) -> TwinReport | TransmissionTwin:
     """Run `scenario` and its truthful twin for `agents` (default: every agent whose strategy
-    is not truthful) with the same seed; compare profits, transfers and welfare.
+    is not truthful) with the same seed; compare profits, transfers and welfare. A
+    transmission scenario's twin is `environment.transmission.twin`'s (producers only).
 
     Raises RuntimeError if the twins did not see the same realisations (a strategy drew from
     the model's random generator)."""
     s = resolve(scenario, days, seed, overrides)
+    if isinstance(s, TxScenario):
+        return transmission_twin(s, agents, out)
     agents = strategic_agents(s) if agents is None else list(agents)
     twin = truthful_twin(s, agents)
     kw = {"planner": planner, "write": False, "figures": False}
@@ -149,7 +141,8 @@ def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = No
     if not same:
         raise RuntimeError(f"twin runs of {s.name} saw different realisations: a strategy of "
                            f"{agents} must not draw from the model's random generator")
-    pa, pb = profit_by_market(game), profit_by_market(fair)
+    pa = profit_by_market(game.ledger, game.model.ledger.account_classes())
+    pb = profit_by_market(fair.ledger, fair.model.ledger.account_classes())
     keys = ["account", "class", "market"]
     by_agent = pa.merge(pb, on=keys, how="outer", suffixes=("_s", "_t")).fillna(
         {"eur_s": 0.0, "eur_t": 0.0}).rename(columns={"eur_s": "strategic", "eur_t": "truthful"})
@@ -176,3 +169,43 @@ def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = No
 def _valued(run: RunResult) -> float:
     v = run.scenario.value_of_load_eur_mwh
     return v * sum(run.model.valued_energy_mwh().values())
+
+
+@dataclass
+class TransmissionTwin:
+    """A transmission scenario against its truthful twin: what `flexmarkets twin` prints and
+    writes (twin.json, profit_by_agent.csv, profit_by_class.csv)."""
+
+    summary: dict
+
+    def write(self, out: str | Path) -> Path:
+        t = self.summary
+
+        def files(folder: Path) -> None:
+            (folder / "twin.json").write_text(json.dumps(t, indent=2, default=float))
+            rows = [{"account": k, "class": "producer", "change_eur": v}
+                    for k, v in {**t["gaming_profit_eur"],
+                                 **t["other_producers_profit_change_eur"]}.items()]
+            pd.DataFrame(rows).to_csv(folder / "profit_by_agent.csv", index=False)
+            pd.Series(t["by_class_eur"], name="change_eur").rename_axis("class").to_csv(
+                folder / "profit_by_class.csv")
+
+        return write_run(Path(out), files)
+
+    def lines(self, name: str, out=None) -> list[str]:
+        return twin_lines(self.summary) + ([f"  report in {out}"] if out else [])
+
+
+def transmission_twin(s: TxScenario, agents: list[str] | None,
+                      out: str | Path | None = None) -> TransmissionTwin:
+    from environment.transmission.twin import run_twin as run_tx_twin
+    from environment.transmission.twin import strategic_producers
+
+    if agents is None and not strategic_producers(s):
+        raise InputError(f"twin of {s.name}: every producer is truthful; name producers to "
+                         "compare with --agents, or make one strategic with --set "
+                         "producers.N.strategy=incdec")
+    report = TransmissionTwin(run_tx_twin(s, agents).as_dict())
+    if out is not None:
+        report.write(out)
+    return report

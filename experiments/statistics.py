@@ -1,12 +1,112 @@
-"""What a run reports: welfare and its split, prices, imbalance, congestion, ledger checks."""
+"""Every figure a run reports, computed from its tables: the one reading surface for results.
+
+`distribution_summary` and `transmission_summary` build summary.json (the figures studies,
+reports, `compare` and the catalog read by dotted path); the functions below them compute its
+parts, and the view's and the twin's figures (profit by class and market, gaming profit) come
+from here too, so a figure has one definition. Names, units, signs and definitions of every
+key are in experiments/dictionary.py."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
 
 CLASSES = ["consumers", "prosumers", "producers", "brps", "aggregators", "dso", "tso",
            "market_operators"]
+
+
+def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
+    """summary.json of a distribution-grid run: efficiency first (the run's system cost against
+    the planner's), then welfare by class, prices, imbalance, congestion, flexibility,
+    settlement and checks."""
+    from environment.model import EXCHANGE
+
+    s, cal = model.config, model.calendar
+    dt = cal.mtu_hours
+    series = tables["series"]
+    ledger = tables["ledger"]
+    value = model.valued_energy_mwh()
+    v = s.value_of_load_eur_mwh
+    violation_mwh = float(series["load_to_shed_mw"].sum() * dt)
+    violation_cost = violation_mwh * v
+    welfare = welfare_split(ledger, model.ledger.account_classes(),
+                            pd.Series({k: q * v for k, q in value.items()}), violation_cost)
+    cost = system_cost(ledger, model.shortfall_mwh, violation_mwh, v)
+    out: dict = {"system_cost_eur": cost["total_eur"]}
+    if model.planner_days:
+        planner = planner_system_cost(model.planner_days, v)
+        out["planner_system_cost_eur"] = planner["total_eur"]
+        out["cost_efficiency"] = efficiency(planner["total_eur"], cost["total_eur"])
+        out["system_cost"] = {"run": cost, "planner": planner}
+    else:
+        out["system_cost"] = {"run": cost}
+    out["run"] = {"scenario": s.name, "seed": s.seed, "days": cal.days,
+                  "mtu_minutes": cal.mtu_minutes, "start": str(cal.start),
+                  "grid": s.grid.simbench_code, "prosumers": model.fleet.n,
+                  "aggregated_devices": {k: int(m.sum()) for k, m in
+                                         model.fleet.enrolled.items()},
+                  "coupling": s.markets.coupling, "tso_dso_scheme": s.markets.tso_dso_scheme,
+                  "compensation": s.settlement.compensation}
+    out.update({
+        "welfare_eur": welfare,
+        "grid_violation_cost_eur": violation_cost,
+        "load_to_shed_mwh": violation_mwh,
+        "device_energy_shortfall_mwh": model.shortfall_mwh,
+        **summarise(series, tables["grid"], tables["positions"], dt),
+        "ledger": ledger_checks(ledger, cal.n_mtu, EXCHANGE),
+        "flexibility": flexibility(tables.get("flex"), ledger, model.dso.name, dt,
+                                   float(tables["days"]["curtailed_mwh"].sum())),
+        "settlement": settlement(ledger, tables["positions"], series, tables["days"],
+                                 [b.name for b in model.brps], [a.name for a in model.aggregators],
+                                 model.tso.name, dt),
+        "truncation": dict(model.truncated),
+    })
+    if model.planner_days:
+        out["planner"] = {
+            "welfare_eur": v * model.service_mwh - sum(d.cost for d in model.planner_days),
+            "grid_constraints_added": sum(d.grid_constraints for d in model.planner_days),
+            "max_rounds": max(d.rounds for d in model.planner_days),
+        }
+    return out
+
+
+def transmission_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
+    """summary.json of a transmission run, under the distribution kind's names where the
+    quantity is the same: its system cost is the fuel burnt (no storage, emergency energy or
+    unserved load in this kind), the planner's the fuel of the grid-constrained optimum."""
+    from environment.transmission.scenario import PERIOD_MINUTES
+
+    periods, ledger = tables["periods"], tables["ledger"]
+    bal = model.ledger.balances()
+    classes = model.ledger.account_classes()
+    tot = model.totals()
+    fuel = tot["fuel_eur"]
+    planner = model.planner_cost_eur
+    s = model.config
+    return {
+        "system_cost_eur": fuel,
+        "planner_system_cost_eur": planner,
+        "cost_efficiency": efficiency(planner, fuel),
+        "system_cost": {"run": {"fuel_eur": fuel, "total_eur": fuel},
+                        "planner": {"fuel_eur": planner, "total_eur": planner}},
+        "welfare_loss_vs_planner_eur": fuel - planner,
+        "run": {"scenario": s.name, "seed": s.seed, "episodes": s.episodes,
+                "periods": s.periods, "mtu_minutes": PERIOD_MINUTES,
+                "start": None if s.start is None else str(s.start),
+                "nodes": list(model.net.nodes), "lines": list(model.net.lines)},
+        "da_price_eur_mwh": price_stats(periods["da_price_eur_mwh"]),
+        "redispatch": {"mwh": tot["redispatch_mw"], "cost_eur": tot["redispatch_cost_eur"]},
+        "eur_by_class": {k: float(v) for k, v in bal.groupby(classes).sum().items()},
+        "eur_by_account": {k: float(v) for k, v in bal.items()},
+        "ledger": {"rows": int(len(ledger)), "sum_eur": float(bal.sum())},
+    }
+
+
+def efficiency(planner_eur: float, run_eur: float) -> float | None:
+    """The planner's system cost over the run's (1: the run reached the optimum)."""
+    return planner_eur / run_eur if run_eur > 0 else None
 
 
 def welfare_split(ledger: pd.DataFrame, classes: pd.Series, value: pd.Series,
@@ -82,44 +182,55 @@ def price_stats(s: pd.Series) -> dict[str, float]:
             "std": float(s.std(ddof=0))}
 
 
+def system_imbalance_mwh(series: pd.DataFrame, dt_h: float) -> float:
+    """The system's absolute imbalance over the MTUs so far, MWh."""
+    return float(series["system_short_mw"].abs().sum() * dt_h)
+
+
 def summarise(series: pd.DataFrame, grid: pd.DataFrame, positions: pd.DataFrame,
               dt_h: float) -> dict:
+    """Prices, imbalance, congestion and energy of a distribution-grid run."""
     imb = positions.groupby("party")["imbalance_mwh"].agg(lambda x: float(np.abs(x).sum()))
-    light_counts = grid["light"].value_counts().to_dict()
     return {
         "da_price_eur_mwh": price_stats(series["da_price"]),
         "da_price_forecast_mae": float((series["da_price"] - series["da_price_forecast"])
                                        .abs().mean()),
         "imbalance_price_eur_mwh": price_stats(series["imbalance_price_short"]),
         "imbalance": {
-            "system_abs_mwh": float(series["system_short_mw"].abs().sum() * dt_h),
+            "system_abs_mwh": system_imbalance_mwh(series, dt_h),
             "activated_up_mwh": float(series["activated_up_mw"].sum() * dt_h),
             "activated_down_mwh": float(series["activated_down_mw"].sum() * dt_h),
             "emergency_mwh": float((series["emergency_up_mw"] + series["emergency_down_mw"])
                                    .sum() * dt_h),
             "by_party_abs_mwh": {k: float(v) for k, v in imb.items()},
         },
-        "congestion": {
-            "mtu_locations": int(len(grid)),
-            "green": int(light_counts.get(0, 0)),
-            "yellow": int(light_counts.get(1, 0)),
-            "red": int(light_counts.get(2, 0)),
-            "black": int(light_counts.get(3, 0)),
-            "forecast_violations": int(grid["forecast_violated"].sum()),
-            "forecast_violations_after_markets":
-                int(grid["forecast_violated_after_markets"].sum()),
-            "real_violations_before_dso": int(grid["real_violated_before_dso"].sum()),
-            "real_violations_remaining": int(grid["real_violated"].sum()),
-            "overload_mwh": float(grid["overload_mw"].sum() * dt_h),
-            "max_loading": float(grid["max_loading"].max()),
-            "v_min_pu": float(grid["v_min_pu"].min()),
-            "v_max_pu": float(grid["v_max_pu"].max()),
-        },
+        "congestion": congestion(grid, dt_h),
         "energy": {
             "demand_mwh": float(series["demand_mw"].sum() * dt_h),
             "max_abs_balance_residual_mw": float((series["generation_mw"]
                                                   - series["demand_mw"]).abs().max()),
         },
+    }
+
+
+def congestion(grid: pd.DataFrame, dt_h: float) -> dict:
+    """Traffic-light counts over MTU-locations, violations at each stage, loading, voltages."""
+    light_counts = grid["light"].value_counts().to_dict()
+    return {
+        "mtu_locations": int(len(grid)),
+        "green": int(light_counts.get(0, 0)),
+        "yellow": int(light_counts.get(1, 0)),
+        "red": int(light_counts.get(2, 0)),
+        "black": int(light_counts.get(3, 0)),
+        "forecast_violations": int(grid["forecast_violated"].sum()),
+        "forecast_violations_after_markets":
+            int(grid["forecast_violated_after_markets"].sum()),
+        "real_violations_before_dso": int(grid["real_violated_before_dso"].sum()),
+        "real_violations_remaining": int(grid["real_violated"].sum()),
+        "overload_mwh": float(grid["overload_mw"].sum() * dt_h),
+        "max_loading": float(grid["max_loading"].max()),
+        "v_min_pu": float(grid["v_min_pu"].min()),
+        "v_max_pu": float(grid["v_max_pu"].max()),
     }
 
 
@@ -207,4 +318,69 @@ def settlement(ledger: pd.DataFrame, positions: pd.DataFrame, series: pd.DataFra
     for key in ("tso", "dso", "procurement"):
         col = f"balancing_{key}"
         out[f"realtime_{key}_cost_eur"] = float(days[col].sum()) if col in days else 0.0
+    return out
+
+
+MARKET_ORDER = ["dayahead", "intraday", "lfm", "lfm_reservation", "platform", "balancing",
+                "balancing_emergency", "imbalance", "red_compensation", "retail", "feed_in",
+                "network_tariff", "aggregator_energy", "flexibility_fee", "fuel", "battery_wear"]
+GAMING = re.compile(r"gaming|arbitrage|inc_?dec", re.IGNORECASE)
+"""How `profit_table` orders markets, and the names that mark a gaming or arbitrage profit."""
+
+
+def profit_table(ledger: pd.DataFrame, classes: pd.Series) -> pd.DataFrame:
+    """Net receipts (EUR, received minus paid) by agent class (rows) and market (columns)."""
+    if ledger.empty:
+        return pd.DataFrame()
+    market = ledger["market"].astype(str).to_numpy()
+    eur = ledger["eur"].to_numpy(float)
+    long = pd.DataFrame({
+        "class": np.concatenate([ledger["payee"].astype(str).map(classes).to_numpy(object),
+                                 ledger["payer"].astype(str).map(classes).to_numpy(object)]),
+        "market": np.concatenate([market, market]),
+        "eur": np.concatenate([eur, -eur])})
+    table = long.pivot_table(index="class", columns="market", values="eur", aggfunc="sum",
+                             fill_value=0.0)
+    table.index.name, table.columns.name = "class", "market"
+    rows = [c for c in [*CLASSES, "external"] if c in table.index]
+    rows += [c for c in table.index if c not in rows]
+    cols = [m for m in MARKET_ORDER if m in table.columns]
+    cols += sorted(m for m in table.columns if m not in cols)
+    table = table.loc[rows, cols]
+    return table.loc[table.abs().sum(axis=1) > 1e-9, table.abs().sum(axis=0) > 1e-9]
+
+
+def gaming_profit(tables: dict[str, pd.DataFrame], profits: pd.DataFrame) -> dict[str, float]:
+    """Gaming / arbitrage profit by who earned it, where the model records it: a ledger market
+    or a table column whose name says gaming, arbitrage or inc-dec."""
+    out: dict[str, float] = {}
+    for m in [c for c in profits.columns if GAMING.search(str(c))]:
+        for cls, v in profits[m].items():
+            if abs(v) > 1e-9:
+                out[f"{cls} ({m})"] = out.get(f"{cls} ({m})", 0.0) + float(v)
+    for name, df in tables.items():
+        if name == "ledger" or df is None:
+            continue
+        for c in df.columns:
+            if GAMING.search(str(c)) and pd.api.types.is_numeric_dtype(df[c]):
+                key = next((k for k in ("aggregator", "party", "class") if k in df.columns),
+                           None)
+                if key:
+                    for who, v in df.groupby(key)[c].sum().items():
+                        out[f"{who} ({c})"] = float(v)
+                else:
+                    out[f"{name}.{c}"] = float(df[c].sum())
+    return out
+
+
+def profit_by_market(led: pd.DataFrame, classes: pd.Series) -> pd.DataFrame:
+    """Net EUR each account received per market: columns account, class, market, eur (the
+    twin's comparison)."""
+    flows = pd.concat([
+        pd.DataFrame({"account": led["payee"].astype(str), "market": led["market"].astype(str),
+                      "eur": led["eur"]}),
+        pd.DataFrame({"account": led["payer"].astype(str), "market": led["market"].astype(str),
+                      "eur": -led["eur"]})])
+    out = flows.groupby(["account", "market"])["eur"].sum().reset_index()
+    out.insert(1, "class", out["account"].map(classes))
     return out
