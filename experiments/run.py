@@ -119,13 +119,14 @@ def simulate_distribution(plan: RunPlan, progress: bool) -> tuple[object, dict, 
 
 def simulate_transmission(plan: RunPlan, progress: bool) -> tuple[object, dict, dict]:
     """The transmission model run, and its truthful twin when some producer is strategic."""
-    from environment.transmission.twin import run_twin, strategic_producers
-    from experiments.statistics import transmission_summary
+    from environment.transmission.twin import run_pair, strategic_producers
+    from experiments.statistics import transmission_summary, transmission_twin_summary
 
     s = plan.scenario
     if strategic_producers(s):
-        report = run_twin(s)
-        model, twin = report.run, report.as_dict()
+        pair = run_pair(s)
+        model = pair.run
+        twin = transmission_twin_summary(pair.run, pair.twin, pair.truthful)
     else:
         from environment.transmission.model import TransmissionModel
 

@@ -5,15 +5,17 @@ every difference comes from the strategies. The profit a strategic agent makes o
 truthful twin is its gaming profit; the changes of every class's profit show who pays for it,
 and the welfare difference what the economy as a whole lost.
 
-Welfare (experiments.statistics.welfare_split) is the classes' net ledger receipts plus the value
-of the energy consumers and prosumers were served, less the cost of unsolved grid violations.
-The ledger sums to zero over all accounts, the outside world (`external`: fuel, wear,
-emergency assistance) included, so
+Welfare (experiments.statistics.welfare_split) is the classes' net ledger receipts plus the
+value of the energy consumers and prosumers were served, less the cost of unsolved grid
+violations. The ledger sums to zero over all accounts, the outside world (`external`: fuel,
+wear, emergency assistance) included, so
 
     change of welfare = sum over classes of the change of profit (net receipts)
                         + change of valued energy - change of violation cost
 
-and the profit changes of all classes and `external` sum to zero: the transfers."""
+and the profit changes of all classes and `external` sum to zero: the transfers. The
+comparison's figures are computed in experiments/statistics.py (`twin_comparison`,
+`transmission_twin_summary`); this module runs the twins and reports them."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from environment.transmission.scenario import TxScenario
 from experiments.headline import num, signed, twin_lines
 from experiments.plan import resolve
 from experiments.run import RunResult, run_scenario
-from experiments.statistics import CLASSES, profit_by_market
+from experiments.statistics import transmission_twin_summary, twin_comparison
 from experiments.store import write_run
 
 ROLES = ("brps", "aggregators", "producers")
@@ -126,7 +128,7 @@ def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = No
              ) -> TwinReport | TransmissionTwin:
     """Run `scenario` and its truthful twin for `agents` (default: every agent whose strategy
     is not truthful) with the same seed; compare profits, transfers and welfare. A
-    transmission scenario's twin is `environment.transmission.twin`'s (producers only).
+    transmission scenario's twin compares producers only (`transmission_twin`).
 
     Raises RuntimeError if the twins did not see the same realisations (a strategy drew from
     the model's random generator)."""
@@ -141,34 +143,13 @@ def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = No
     if not same:
         raise RuntimeError(f"twin runs of {s.name} saw different realisations: a strategy of "
                            f"{agents} must not draw from the model's random generator")
-    pa = profit_by_market(game.ledger, game.model.ledger.account_classes())
-    pb = profit_by_market(fair.ledger, fair.model.ledger.account_classes())
-    keys = ["account", "class", "market"]
-    by_agent = pa.merge(pb, on=keys, how="outer", suffixes=("_s", "_t")).fillna(
-        {"eur_s": 0.0, "eur_t": 0.0}).rename(columns={"eur_s": "strategic", "eur_t": "truthful"})
-    by_agent["change"] = by_agent["strategic"] - by_agent["truthful"]
-    by_class = by_agent.groupby("class")[["strategic", "truthful", "change"]].sum()
-    per_agent = by_agent.groupby("account")["change"].sum()
-    gaming = {a: float(per_agent.get(a, 0.0)) for a in agents}
-    wg, wf = game.summary["welfare_eur"], fair.summary["welfare_eur"]
-    valued = _valued(game) - _valued(fair)
-    violations = game.summary["grid_violation_cost_eur"] - fair.summary["grid_violation_cost_eur"]
-    change = wg["total"] - wf["total"]
-    receipts = float(by_class["change"].reindex(CLASSES, fill_value=0.0).sum())
-    welfare = {"strategic": wg["total"], "truthful": wf["total"], "change": change,
-               "lost": -change, "valued_energy_change": valued,
-               "violation_cost_change": violations}
-    report = TwinReport(agents, by_agent.sort_values(keys).reset_index(drop=True), by_class,
-                        gaming, welfare, change - (receipts + valued - violations), same,
-                        (game, fair))
+    f = twin_comparison(game, fair, agents)
+    report = TwinReport(agents, f["by_agent"], f["by_class"], f["gaming_profit_eur"],
+                        f["welfare"], f["identity_residual_eur"], same, (game, fair))
     if out is not None:
         report.write(out)
     return report
 
-
-def _valued(run: RunResult) -> float:
-    v = run.scenario.value_of_load_eur_mwh
-    return v * sum(run.model.valued_energy_mwh().values())
 
 
 @dataclass
@@ -198,14 +179,14 @@ class TransmissionTwin:
 
 def transmission_twin(s: TxScenario, agents: list[str] | None,
                       out: str | Path | None = None) -> TransmissionTwin:
-    from environment.transmission.twin import run_twin as run_tx_twin
-    from environment.transmission.twin import strategic_producers
+    from environment.transmission.twin import run_pair, strategic_producers
 
     if agents is None and not strategic_producers(s):
         raise InputError(f"twin of {s.name}: every producer is truthful; name producers to "
                          "compare with --agents, or make one strategic with --set "
                          "producers.N.strategy=incdec")
-    report = TransmissionTwin(run_tx_twin(s, agents).as_dict())
+    pair = run_pair(s, agents)
+    report = TransmissionTwin(transmission_twin_summary(pair.run, pair.twin, pair.truthful))
     if out is not None:
         report.write(out)
     return report

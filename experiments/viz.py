@@ -35,7 +35,6 @@ from experiments.viz_markets import (
     profit_figure,
     volume_columns,
     volume_figure,
-    with_flexibility,
 )
 from experiments.viz_model import (
     CONTROLS,
@@ -69,7 +68,7 @@ __all__ = ["CONTROLS", "DEFAULT_SCENARIO", "SEED_MAX", "Control", "ControlState"
            "control_states", "current_mtu", "default_settings", "grid_figure",
            "grid_layout_xy", "grid_state", "parse_seed", "peak_mtu", "png", "price_columns",
            "price_figure", "profit_figure", "scenario_names", "scenario_path",
-           "volume_columns", "volume_figure", "with_flexibility"]
+           "volume_columns", "volume_figure"]
 
 # The view is served on the loopback address over http, where Solara falls back to a lax
 # session cookie and says so in 15 lines for every page load; that fallback is right here.

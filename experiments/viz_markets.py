@@ -2,9 +2,10 @@
 so far, and who earns what (pure functions of the run's tables).
 
 The local flexibility market's trades live in the `flex` table (one row per MTU, stage and
-location); `with_flexibility` folds them into per-MTU columns beside the series table's, so the
-LFM shows up wherever it traded: the price the DSO paid (volume-weighted over locations) and
-the energy it bought, day-ahead and intraday, and the BRPs' platform purchases."""
+location); `experiments.statistics.with_flexibility` folds them into per-MTU columns beside the
+series table's, so the LFM shows up wherever it traded: the price the DSO paid
+(volume-weighted over locations) and the energy it bought, day-ahead and intraday, and the
+BRPs' platform purchases."""
 
 from __future__ import annotations
 
@@ -20,32 +21,6 @@ from matplotlib.figure import Figure
 from experiments.figstyle import time_axis
 
 STAGES = {"da": "day-ahead", "id": "intraday"}
-
-
-def with_flexibility(series: pd.DataFrame, flex: pd.DataFrame | None,
-                     dt_h: float) -> pd.DataFrame:
-    """`series` plus, per MTU: lfm_<stage>_price (EUR/MWh the DSO paid, volume-weighted over
-    locations; NaN where it bought nothing), lfm_<stage>_up_mwh / _down_mwh (energy bought) and
-    platform_up_mwh / platform_down_mwh."""
-    out = series.copy()
-    if flex is None or flex.empty:
-        return out
-    f = flex.assign(up=flex["dso_up_mw"] * dt_h, down=flex["dso_down_mw"] * dt_h,
-                    pay=np.nan_to_num(flex["lfm_price_up"]) * flex["dso_up_mw"] * dt_h
-                    + np.nan_to_num(flex["lfm_price_down"]) * flex["dso_down_mw"] * dt_h,
-                    p_up=flex["platform_up_mw"] * dt_h, p_down=flex["platform_down_mw"] * dt_h)
-    for stage in STAGES:
-        g = f[f["stage"] == stage].groupby("mtu")[["up", "down", "pay"]].sum()
-        g = g.reindex(out["mtu"], fill_value=0.0)
-        vol = (g["up"] + g["down"]).to_numpy()
-        out[f"lfm_{stage}_price"] = np.where(vol > 0, g["pay"].to_numpy() / np.where(vol > 0,
-                                                                                   vol, 1), np.nan)
-        out[f"lfm_{stage}_up_mwh"] = g["up"].to_numpy()
-        out[f"lfm_{stage}_down_mwh"] = g["down"].to_numpy()
-    p = f.groupby("mtu")[["p_up", "p_down"]].sum().reindex(out["mtu"], fill_value=0.0)
-    out["platform_up_mwh"] = p["p_up"].to_numpy()
-    out["platform_down_mwh"] = p["p_down"].to_numpy()
-    return out
 
 
 def lfm_caption(frame: pd.DataFrame) -> str:

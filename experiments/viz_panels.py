@@ -20,6 +20,7 @@ from experiments.statistics import (
     price_stats,
     profit_table,
     system_imbalance_mwh,
+    with_flexibility,
 )
 from experiments.viz_grid import grid_figure, grid_state, png
 from experiments.viz_markets import (
@@ -27,7 +28,6 @@ from experiments.viz_markets import (
     price_figure,
     profit_figure,
     volume_figure,
-    with_flexibility,
 )
 from experiments.viz_model import (
     SettingsRef,

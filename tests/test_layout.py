@@ -112,6 +112,22 @@ def test_the_import_graph_sees_lazy_and_function_level_imports():
     assert "environment.model" in graph["experiments.run"]          # inside simulate_distribution
 
 
+def test_every_project_import_names_a_module_of_this_checkout():
+    """An import of a removed module must fail here: the editable install of another checkout
+    would otherwise serve it silently (bench and tests included)."""
+    mods = _modules()
+    files = [*mods.values(), *(ROOT / "bench").glob("*.py"), *(ROOT / "tests").glob("*.py")]
+    stale = []
+    for p in files:
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and
+                     node.level == 0 else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            stale += [f"{p.relative_to(ROOT)}: {n}" for n in names
+                      if n.split(".")[0] in PACKAGES and n not in mods]
+    assert stale == []
+
+
 def _private_uses(m: str, tree: ast.AST, mods: dict[str, Path]) -> list[str]:
     """`from a.b import _x`, and `mod._x` on a name bound to another module of the project."""
     found, aliases = [], {}

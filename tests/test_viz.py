@@ -392,7 +392,7 @@ def test_lfm_trades_reach_the_price_and_volume_panels():
     flex = tables["flex"]
     bought = float((flex["dso_up_mw"] + flex["dso_down_mw"]).sum() * model.calendar.mtu_hours)
     assert bought > 0
-    frame = viz.with_flexibility(tables["series"], flex, model.calendar.mtu_hours)
+    frame = statistics.with_flexibility(tables["series"], flex, model.calendar.mtu_hours)
     vols = [c for c in frame.columns if c.startswith("lfm_") and c.endswith("_mwh")]
     assert frame[vols].to_numpy().sum() == pytest.approx(bought)
     assert frame["lfm_da_price"].notna().any()
@@ -404,5 +404,5 @@ def test_lfm_trades_reach_the_price_and_volume_panels():
     from experiments.viz_panels import market_frame  # what the panels draw
 
     assert market_frame(model)[vols].to_numpy().sum() == pytest.approx(bought)
-    quiet = viz.with_flexibility(tables["series"], None, 0.25)
+    quiet = statistics.with_flexibility(tables["series"], None, 0.25)
     assert lfm_caption(quiet) == "LFM: the DSO bought no flexibility so far"
