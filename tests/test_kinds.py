@@ -76,3 +76,17 @@ def test_one_twin_path_for_a_transmission_scenario(tmp_path):
     assert set(rep.summary["gaming_profit_eur"]) == {"north_gas", "south_ccgt"}
     assert (tmp_path / "t" / "twin.json").is_file()
     assert rep.lines("two_node_incdec", tmp_path / "t")[-1] == f"  report in {tmp_path / 't'}"
+
+
+def test_a_transmission_run_loads_no_distribution_grid_stack():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from experiments.run import run_scenario; "
+            "run_scenario('wholesale_week', write=False); "
+            "print(','.join(m for m in ('pandapower', 'simbench', 'numba', 'environment.model') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
