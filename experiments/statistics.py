@@ -213,35 +213,6 @@ def summarise(series: pd.DataFrame, grid: pd.DataFrame, positions: pd.DataFrame,
     }
 
 
-LFM_STAGES = ("da", "id")
-
-
-def with_flexibility(series: pd.DataFrame, flex: pd.DataFrame | None,
-                     dt_h: float) -> pd.DataFrame:
-    """`series` plus, per MTU: lfm_<stage>_price (EUR/MWh the DSO paid, volume-weighted over
-    locations; NaN where it bought nothing), lfm_<stage>_up_mwh / _down_mwh (energy bought) and
-    platform_up_mwh / platform_down_mwh."""
-    out = series.copy()
-    if flex is None or flex.empty:
-        return out
-    f = flex.assign(up=flex["dso_up_mw"] * dt_h, down=flex["dso_down_mw"] * dt_h,
-                    pay=np.nan_to_num(flex["lfm_price_up"]) * flex["dso_up_mw"] * dt_h
-                    + np.nan_to_num(flex["lfm_price_down"]) * flex["dso_down_mw"] * dt_h,
-                    p_up=flex["platform_up_mw"] * dt_h, p_down=flex["platform_down_mw"] * dt_h)
-    for stage in LFM_STAGES:
-        g = f[f["stage"] == stage].groupby("mtu")[["up", "down", "pay"]].sum()
-        g = g.reindex(out["mtu"], fill_value=0.0)
-        vol = (g["up"] + g["down"]).to_numpy()
-        out[f"lfm_{stage}_price"] = np.where(vol > 0, g["pay"].to_numpy() / np.where(vol > 0,
-                                                                                   vol, 1), np.nan)
-        out[f"lfm_{stage}_up_mwh"] = g["up"].to_numpy()
-        out[f"lfm_{stage}_down_mwh"] = g["down"].to_numpy()
-    p = f.groupby("mtu")[["p_up", "p_down"]].sum().reindex(out["mtu"], fill_value=0.0)
-    out["platform_up_mwh"] = p["p_up"].to_numpy()
-    out["platform_down_mwh"] = p["p_down"].to_numpy()
-    return out
-
-
 def congestion(grid: pd.DataFrame, dt_h: float) -> dict:
     """Traffic-light counts over MTU-locations, violations at each stage, loading, voltages."""
     light_counts = grid["light"].value_counts().to_dict()
@@ -298,6 +269,35 @@ def flexibility(flex: pd.DataFrame | None, ledger: pd.DataFrame, dso: str, dt_h:
                                               if energy > 0 else None)
     out["double_sold_mwh"] = float(flex["double_sold_mw"].sum() * dt_h)
     out["counteracting_mwh"] = float(flex["counteracting_mw"].sum() * dt_h)
+    return out
+
+
+LFM_STAGES = ("da", "id")
+
+
+def with_flexibility(series: pd.DataFrame, flex: pd.DataFrame | None,
+                     dt_h: float) -> pd.DataFrame:
+    """`series` plus, per MTU: lfm_<stage>_price (EUR/MWh the DSO paid, volume-weighted over
+    locations; NaN where it bought nothing), lfm_<stage>_up_mwh / _down_mwh (energy bought) and
+    platform_up_mwh / platform_down_mwh."""
+    out = series.copy()
+    if flex is None or flex.empty:
+        return out
+    f = flex.assign(up=flex["dso_up_mw"] * dt_h, down=flex["dso_down_mw"] * dt_h,
+                    pay=np.nan_to_num(flex["lfm_price_up"]) * flex["dso_up_mw"] * dt_h
+                    + np.nan_to_num(flex["lfm_price_down"]) * flex["dso_down_mw"] * dt_h,
+                    p_up=flex["platform_up_mw"] * dt_h, p_down=flex["platform_down_mw"] * dt_h)
+    for stage in LFM_STAGES:
+        g = f[f["stage"] == stage].groupby("mtu")[["up", "down", "pay"]].sum()
+        g = g.reindex(out["mtu"], fill_value=0.0)
+        vol = (g["up"] + g["down"]).to_numpy()
+        out[f"lfm_{stage}_price"] = np.where(vol > 0, g["pay"].to_numpy() / np.where(vol > 0,
+                                                                                   vol, 1), np.nan)
+        out[f"lfm_{stage}_up_mwh"] = g["up"].to_numpy()
+        out[f"lfm_{stage}_down_mwh"] = g["down"].to_numpy()
+    p = f.groupby("mtu")[["p_up", "p_down"]].sum().reindex(out["mtu"], fill_value=0.0)
+    out["platform_up_mwh"] = p["p_up"].to_numpy()
+    out["platform_down_mwh"] = p["p_down"].to_numpy()
     return out
 
 
