@@ -47,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from environment.grid.headroom import cap_to_room, headroom
-from environment.markets.balancing import BalancingOffers
+from environment.markets.balancing import BalancingOffers, merit_order
 from environment.markets.lfm import (
     TOL,
     FlexOffers,
@@ -184,24 +184,6 @@ def _net(der: FlexOffers, mw: np.ndarray, t_n: int) -> np.ndarray:
     return np.bincount(der.mtu, der.direction * mw, minlength=t_n)
 
 
-def _merit(t: np.ndarray, cost: np.ndarray, mw: np.ndarray, need: np.ndarray):
-    """Activate candidates cheapest first per MTU (ties in candidate order) until need[t]; the
-    marginal (highest activated) cost per MTU, NaN where nothing was activated."""
-    t_n = len(need)
-    order = np.lexsort((np.arange(len(t)), cost, t))
-    ts, ms = t[order], mw[order]
-    cs = np.cumsum(ms)
-    start = np.searchsorted(ts, np.arange(t_n))
-    before = cs - ms - np.concatenate([[0.0], cs])[start][ts]
-    a = np.clip(need[ts] - before, 0, ms)
-    act = np.zeros(len(t))
-    act[order] = a
-    marginal = np.full(t_n, -np.inf)
-    used = a > 1e-12
-    np.maximum.at(marginal, ts[used], cost[order][used])
-    return act, np.where(np.isfinite(marginal), marginal, np.nan)
-
-
 def _tso_merit(p: BalancingProblem, need: np.ndarray, der: FlexOffers | None):
     """The TSO's merit order over producers and (optionally) DER bids for `need` (T,), with
     emergency energy when offers run out (as `balancing.activate`). Ties: producers first."""
@@ -220,7 +202,7 @@ def _tso_merit(p: BalancingProblem, need: np.ndarray, der: FlexOffers | None):
         t = np.concatenate([pt, der.mtu[mine]])
         cost = np.concatenate([prod_cost.ravel(), der.price[mine]])
         mw = np.concatenate([np.where(act[pt], prod_mw.ravel(), 0.0), der.mw[mine]])
-        a, marginal = _merit(t, cost, mw, np.clip(sgn * need, 0, None))
+        a, marginal = merit_order(t, cost, mw, np.clip(sgn * need, 0, None), running_sum=True)
         der_mw = np.zeros(len(der))
         der_mw[mine] = a[pt.size:]
         sides.append((a[:pt.size].reshape(p_n, t_n), der_mw, marginal))
@@ -514,7 +496,8 @@ def _split(p: BalancingProblem, der_mw: np.ndarray) -> np.ndarray:
     vol = np.clip(np.minimum(s * p.need_mw, s * _net(der, der_mw, t_n)), 0, None)
     mine = der.direction == s[der.mtu]
     tso = np.zeros(len(der))
-    tso[mine] = _merit(der.mtu[mine], der.price[mine], der_mw[mine], vol)[0]
+    tso[mine] = merit_order(der.mtu[mine], der.price[mine], der_mw[mine], vol,
+                            running_sum=True)[0]
     return tso
 
 
