@@ -100,7 +100,12 @@ USER_PATH = ["experiments/" + n for n in (
         "transmission/scenario.py", "transmission/twin.py")]
 
 
-@pytest.mark.parametrize("path", USER_PATH)
+MARKETS_AND_GRID = ["environment/markets/" + n for n in (
+    "balancing.py", "tso_dso.py", "tso_dso_problem.py", "tso_dso_lp.py")] + [
+    "environment/grid/" + n for n in ("network.py", "from_pandapower.py")]
+
+
+@pytest.mark.parametrize("path", USER_PATH + MARKETS_AND_GRID)
 def test_modules_stay_under_500_lines(path):
     n = len((ROOT / path).read_text().splitlines())
     assert n <= 500, f"{path}: {n} lines"

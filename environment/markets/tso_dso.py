@@ -194,7 +194,7 @@ def _dso_lfm(p: BalancingProblem, der: FlexOffers, limits: GridLimits | None):
 def local(p: BalancingProblem) -> BalancingResult:
     """Local AS market model (seed 004 INTRODUCTION, scheme 2): the DSO first relieves its
     grid in a local market (`clear_lfm`, only where the base violates a limit); the remaining
-    bids, capped to the grid headroom its purchases leave (`coupling.headroom`, the local
+    bids, capped to the grid headroom its purchases leave (`grid.headroom.headroom`, the local
     stand-in for SmartNet's aggregated curve that "takes into account its own grid
     constraints"), go to the TSO's merit order with the producers. The DSO's net energy is
     part of the imbalance the TSO then balances. Respects distribution limits in both stages
