@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
+from environment.grid.from_pandapower import load_simbench_grid
 from environment.grid.lindistflow import LinDistFlow
-from environment.grid.network import load_simbench_grid
 from environment.markets.lfm import FlexOffers, GridLimits, clear_lfm, participation
 from environment.solver import CLOCK
 

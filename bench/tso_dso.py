@@ -16,7 +16,8 @@ import numpy as np
 
 from bench.lfm import case
 from environment.markets.balancing import BalancingOffers
-from environment.markets.tso_dso import TSO_DSO, BalancingProblem, delivered, tso_first
+from environment.markets.tso_dso import TSO_DSO, tso_first
+from environment.markets.tso_dso_problem import BalancingProblem, delivered
 from environment.solver import CLOCK
 
 

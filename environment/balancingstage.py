@@ -30,7 +30,8 @@ from environment.flexstage import (
     shared_headroom,
 )
 from environment.markets.lfm import FlexOffers, location_moves
-from environment.markets.tso_dso import GRID_AWARE, TSO_DSO, BalancingProblem
+from environment.markets.tso_dso import GRID_AWARE, TSO_DSO
+from environment.markets.tso_dso_problem import BalancingProblem
 from environment.settlement import book_flexibility
 
 

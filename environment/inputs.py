@@ -9,7 +9,8 @@ from types import MappingProxyType
 from agents.strategies import known, make_strategy
 from environment.coupling import COUPLING
 from environment.datacache import cached
-from environment.grid.network import Grid, load_simbench_grid, simbench_net
+from environment.grid.from_pandapower import load_simbench_grid, simbench_net
+from environment.grid.network import Grid
 from environment.markets.registry import CLEARING
 from environment.markets.tso_dso import TSO_DSO
 from environment.profiles import simbench_profiles

@@ -38,10 +38,10 @@ def test_changed_derivation_code_builds_a_new_entry(tmp_path, monkeypatch):
 
 def test_the_digest_follows_project_functions_the_build_calls():
     from environment import inputs
-    from environment.grid import network
+    from environment.grid import from_pandapower
 
     digest = datacache.code_digest(inputs._grid_and_households)
-    assert digest != datacache.code_digest(network.load_simbench_grid)
+    assert digest != datacache.code_digest(from_pandapower.load_simbench_grid)
     assert len(digest) == 12
 
 

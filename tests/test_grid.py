@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from environment.grid.lindistflow import LinDistFlow, violations
-from environment.grid.network import (
-    TRAFO_LOCATION,
+from environment.grid.from_pandapower import (
     grid_from_pandapower,
     load_simbench_grid,
     simbench_net,
 )
+from environment.grid.lindistflow import LinDistFlow, violations
+from environment.grid.network import TRAFO_LOCATION
 
 LV_CODES = ["1-LV-semiurb5--2-sw", "1-LV-rural3--2-sw"]
 MV_CODE = "1-MV-rural--2-sw"

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from environment.grid.from_pandapower import load_simbench_grid
 from environment.grid.lindistflow import DENSE_MAX_BUS, LinDistFlow
-from environment.grid.network import load_simbench_grid
 from environment.grid.radial import CommonPath, RadialSweeps
 from environment.grid.shed import ShedMaps, least_shed
 from environment.markets.lfm import participation

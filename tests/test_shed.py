@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from environment.grid.from_pandapower import grid_from_pandapower
 from environment.grid.lindistflow import LinDistFlow
-from environment.grid.network import grid_from_pandapower
 from environment.grid.shed import ShedMaps, least_shed
 from environment.solver import solve_lp
 

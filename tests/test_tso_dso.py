@@ -14,12 +14,8 @@ from test_lfm import offers, one_branch
 
 from environment.markets.balancing import BalancingOffers
 from environment.markets.lfm import FlexOffers, GridLimits
-from environment.markets.tso_dso import (
-    TSO_DSO,
-    BalancingProblem,
-    delivered,
-    tso_first,
-)
+from environment.markets.tso_dso import TSO_DSO, tso_first
+from environment.markets.tso_dso_problem import BalancingProblem, delivered
 
 DT = 0.25
 SCHEMES = ["centralized", "local", "shared_balancing", "common"]

@@ -4,7 +4,7 @@ One MTU of 15 minutes (dt = 0.25 h). One distribution branch, limit 1.0 MW; loca
 behind it (one MW more consumption there adds 1 MW to its flow), location 1 does not. The
 system is long by 1 MW (need -1.0), and that surplus is the distribution area's own: it
 consumes 1 MW less than its interface schedule (interface_mw -1.0, what `shared_balancing`'s
-DSO answers for). Offers (the balancing conventions of `environment.markets.tso_dso`):
+DSO answers for). Offers (the balancing conventions of `environment.markets.tso_dso_problem`):
 
 * producers: down at 30 EUR/MWh (they are paid 30 to produce less; down_price -30) and 40,
   2 MW each; up at 50 and 70;
@@ -50,7 +50,8 @@ import pytest
 from test_lfm import offers, one_branch
 from test_tso_dso import producers
 
-from environment.markets.tso_dso import TSO_DSO, BalancingProblem, delivered, tso_first
+from environment.markets.tso_dso import TSO_DSO, tso_first
+from environment.markets.tso_dso_problem import BalancingProblem, delivered
 
 DT = 0.25
 AWARE = ("local", "shared_balancing", "common")

@@ -34,23 +34,50 @@ class Activation:
     marginal_down: np.ndarray
 
 
-def _merit(prices: np.ndarray, mw: np.ndarray, need: np.ndarray):
-    """Activate the cheapest first (ties by provider order) until `need` MW are met per MTU."""
-    prices = np.broadcast_to(np.asarray(prices, float).reshape(len(mw), -1), mw.shape)
-    order = np.argsort(prices, axis=0, kind="stable")
-    mw_sorted = np.take_along_axis(mw, order, 0)
-    before = np.cumsum(mw_sorted, axis=0) - mw_sorted
-    act_sorted = np.clip(need[None, :] - before, 0, mw_sorted)
-    act = np.zeros_like(mw)
-    np.put_along_axis(act, order, act_sorted, 0)
-    used = act_sorted > 1e-12
-    marginal = np.full(need.shape, np.nan)
-    any_used = used.any(axis=0)
-    last = used.shape[0] - 1 - np.argmax(used[::-1], axis=0)
-    p_sorted = np.take_along_axis(prices, order, 0)
-    cols = np.flatnonzero(any_used)
-    marginal[cols] = p_sorted[last[cols], cols]
+def merit_order(mtu: np.ndarray, price: np.ndarray, mw: np.ndarray, need: np.ndarray,
+                running_sum: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Activate candidates cheapest first per MTU until `need` (T,) MW are met: MW per candidate,
+    and the marginal price per MTU (that of the last candidate accepted, the highest), NaN
+    where nothing was accepted. Candidate i offers `mw[i]` MW at `price[i]` in MTU `mtu[i]`;
+    ties go by candidate order.
+
+    `running_sum` is the order of the floating-point sum of the MW offered before a candidate,
+    the one thing in which the TSO-DSO schemes' merit order differed from the TSO's: False sums
+    per MTU from zero (`activate`); True keeps one running total over the MTUs in order and
+    subtracts the total reached at the candidate's MTU (`tso_dso`). The two agree to rounding,
+    but the last bits decide whether a remainder of ~1e-13 MW is activated, so each caller keeps
+    its order and every shipped scenario its tables."""
+    t_n = len(need)
+    order = np.lexsort((np.arange(len(mtu)), price, mtu))
+    ts, ms = mtu[order], mw[order]
+    start = np.searchsorted(ts, np.arange(t_n + 1))
+    if running_sum:
+        cs = np.cumsum(ms)
+        before = cs - ms - np.concatenate([[0.0], cs])[start[:-1]][ts]
+    else:
+        rank = np.arange(len(ts)) - start[ts]
+        column = np.zeros((int(np.diff(start).max(initial=0)), t_n))
+        column[rank, ts] = ms
+        before = np.cumsum(column, axis=0)[rank, ts] - ms
+    act_sorted = np.clip(need[ts] - before, 0, ms)
+    act = np.zeros(len(mtu))
+    act[order] = act_sorted
+    used = np.flatnonzero(act_sorted > 1e-12)
+    last = np.full(t_n, -1)
+    np.maximum.at(last, ts[used], used)
+    marginal = np.full(t_n, np.nan)
+    cols = np.flatnonzero(last >= 0)
+    marginal[cols] = price[order][last[cols]]
     return act, marginal
+
+
+def _merit_by_provider(prices: np.ndarray, mw: np.ndarray, need: np.ndarray):
+    """`merit_order` on offers of P providers over T MTUs: prices (P,) or (P, T), MW (P, T)."""
+    p_n, t_n = mw.shape
+    prices = np.broadcast_to(np.asarray(prices, float).reshape(p_n, -1), mw.shape)
+    act, marginal = merit_order(np.tile(np.arange(t_n), p_n), prices.ravel(),
+                                np.asarray(mw, float).ravel(), need)
+    return act.reshape(p_n, t_n), marginal
 
 
 def activate(offers: BalancingOffers, system_short_mw: np.ndarray, emergency_up_price: float,
@@ -58,8 +85,8 @@ def activate(offers: BalancingOffers, system_short_mw: np.ndarray, emergency_up_
     """`system_short_mw` > 0: the system lacks energy (upward activation); < 0: surplus."""
     need_up = np.clip(system_short_mw, 0, None)
     need_down = np.clip(-system_short_mw, 0, None)
-    up, m_up = _merit(offers.up_price, offers.up_mw, need_up)
-    down, m_down = _merit(-offers.down_price, offers.down_mw, need_down)
+    up, m_up = _merit_by_provider(offers.up_price, offers.up_mw, need_up)
+    down, m_down = _merit_by_provider(-offers.down_price, offers.down_mw, need_down)
     em_up = np.clip(need_up - up.sum(0), 0, None)
     em_down = np.clip(need_down - down.sum(0), 0, None)
     m_up = np.where(em_up > 1e-12, emergency_up_price, m_up)
