@@ -228,7 +228,7 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
         matrix = None
     lp = pool.lp if warm else None
     if lp is None or lp.key != key:
-        a = matrix(*key) if matrix else _cleared_matrix([pool], supply, dt_h)
+        a = matrix(*key) if matrix else _replan_matrix(pool, supply, dt_h)
         lp = WarmLP(c, a, row_lower, row_upper, lower, upper, what="aggregator schedule",
                     key=key, presolve=matrix is not None)
         if warm:
@@ -237,6 +237,22 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
     else:
         x = lp.solve(c, lower, upper, row_lower, row_upper).x
     return _unpack(x, t)
+
+
+_REPLAN: dict = {}   # (T, efficiency, MTU hours) -> (offers, `_cleared_matrix` of one pool)
+
+
+def _replan_matrix(pool, supply, dt_h: float):
+    """`_cleared_matrix` of one pool against `supply`: the same for every pool of the same
+    efficiency re-planned against the same offers (an aggregator's pools, all day), so it is
+    built once for them (the offers are immutable: kept and compared by identity)."""
+    key = (len(supply.demand_mwh), pool.battery_eta, dt_h)
+    kept = _REPLAN.get(key)
+    if kept is None or kept[0] is not supply.offers:
+        if len(_REPLAN) >= 16:
+            _REPLAN.clear()
+        kept = _REPLAN[key] = (supply.offers, _cleared_matrix([pool], supply, dt_h))
+    return kept[1]
 
 
 def plan_pools(pools: dict, supply, dt_h: float, degradation: float,
