@@ -8,7 +8,7 @@ import mesa
 import numpy as np
 from numba import njit
 
-from agents.deliverable import OfferRound, each_mtu, location_boxes
+from agents.deliverable import OfferRound, each_mtu, kinds, location_boxes
 from agents.prosumer import Envelope
 from agents.strategies import agent_params, make_strategy
 from environment.markets.baseline import BASELINES, MARKETS, History, held_before
@@ -109,6 +109,7 @@ class Aggregator(mesa.Agent):
         self._split: dict[int, tuple] = {}  # location -> (plan, EV and HP split per member)
         self._masks: dict = {}
         self._layout: dict = {}  # (location, kind) -> (envelope, members' pmax, upper, lower)
+        self._kinds: dict = {}   # location -> (pool, plan, its `kinds`), see `_kinds_of`
         self.split_loss_eur: dict[int, float] = {}  # day -> EUR (`_adopt`)
 
     @property
@@ -406,8 +407,18 @@ class Aggregator(mesa.Agent):
             fixed = self.committed[k][0] if k in self.committed else np.zeros(t_n, bool)
             out[k] = location_boxes(self.pools[k], p, ctx.dt_h, window, later & ~window & ~fixed,
                                     None if room is None else room[:, k],
-                                    None if cap is None else cap[:, k])
+                                    None if cap is None else cap[:, k], self._kinds_of(ctx, k))
         return out
+
+    def _kinds_of(self, ctx, k: int) -> list[tuple]:
+        """The device kinds of location k's pool around its current plan (`kinds`): every
+        round and balancing block asks for them, and they change only with the pool (built
+        each day) or the plan (a new dict on every re-plan), both compared by identity."""
+        pool, plan = self.pools[k], self.plans[k]
+        kept = self._kinds.get(k)
+        if kept is None or kept[0] is not pool or kept[1] is not plan:
+            kept = self._kinds[k] = (pool, plan, kinds(pool, plan, ctx.dt_h))
+        return kept[2]
 
     def open_round(self, ctx, offered: OfferRound) -> None:
         """A flexibility round opens (`OfferRound`): what it offers in it to the DSO and the
