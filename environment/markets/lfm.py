@@ -194,7 +194,8 @@ def relief_request(limits: GridLimits, mtus: np.ndarray | None = None) -> np.nda
                                             else flip[t, j][:, None, None])
         mw = np.divide(gap[t, j][:, None, None], effect, out=np.zeros(effect.shape),
                        where=effect > 1e-12)
-        np.maximum.at(out, t, mw)
+        first = np.flatnonzero(np.diff(t, prepend=-1))   # t ascends (row-major nonzero)
+        out[t[first]] = np.maximum(out[t[first]], np.maximum.reduceat(mw, first))
     return out
 
 
