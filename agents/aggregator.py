@@ -110,6 +110,8 @@ class Aggregator(mesa.Agent):
         self._masks: dict = {}
         self._layout: dict = {}  # (location, kind) -> (envelope, members' pmax, upper, lower)
         self._kinds: dict = {}   # location -> (pool, plan, its `kinds`), see `_kinds_of`
+        self.owed_kept = None    # (day-ahead prices, answers) of `compensation.owed`
+        self.brp_share = None    # its members' shares per supplier (`compensation.owed`)
         self.split_loss_eur: dict[int, float] = {}  # day -> EUR (`_adopt`)
 
     @property
