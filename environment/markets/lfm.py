@@ -372,7 +372,6 @@ class GridCuts:
         """Add a row for every violated branch and bus limit that has none yet, at the MTUs
         `active` (default: all the limits hold), and the columns they open; returns how many
         rows."""
-        line_sign = np.where(p > 0, 1.0, -1.0)
         line = over & ~np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])
         lo = (w < self.w_lo - TOL) & ~self.has_v[..., 0]
         hi = (w > self.w_hi + TOL) & ~self.has_v[..., 1]
@@ -381,6 +380,9 @@ class GridCuts:
             line &= active[:, None]
             lo &= active[:, None]
             hi &= active[:, None]
+        if not (line.any() or lo.any() or hi.any()):   # the usual last round: nothing new
+            return 0
+        line_sign = np.where(p > 0, 1.0, -1.0)
         found = []   # (location, MTU, order, kind, element, sign)
         for order, (mask, where) in enumerate(((line, self.lim.branch_location),
                                                (lo, self.lim.bus_location),
@@ -449,11 +451,12 @@ class GridCuts:
         first `rows` rows."""
         n = self.n_extra - col0
         return (self.x_cost[col0:], np.zeros(n), np.full(n, np.inf),
-                self.extra_matrix(0, col0)[:rows])
+                self.extra_matrix(0, col0, rows))
 
-    def extra_matrix(self, row0: int, col0: int = 0) -> sp.csr_array:
-        """Entries of the columns `col0`.. on rows `row0`.."""
-        rows = np.arange(row0, self.n)
+    def extra_matrix(self, row0: int, col0: int = 0, row1: int | None = None) -> sp.csr_array:
+        """Entries of the columns `col0`.. on rows `row0`..`row1` (default: every row)."""
+        row1 = self.n if row1 is None else row1
+        rows = np.arange(row0, row1)
         xt, xk, xd, xr = self.x_t[col0:], self.x_k[col0:], self.x_d[col0:], self.x_row[col0:]
         relief = np.flatnonzero(xr < 0)
         ri, ci = pairs(self.t[rows], xt[relief], self.has_r.shape[0])
@@ -461,11 +464,11 @@ class GridCuts:
         eff = self._eff[rows[ri], xk[ci], xd[ci]]
         val = -self.sign[rows[ri]] * np.where(xd[ci] == 0, 1.0, -1.0) * eff
         nz = np.abs(val) > 0
-        el = np.flatnonzero((xr >= row0) & (xr < self.n))
+        el = np.flatnonzero((xr >= row0) & (xr < row1))
         return sp.csr_array((np.concatenate([val[nz], -np.ones(len(el))]),
                              (np.concatenate([ri[nz], xr[el] - row0]),
                               np.concatenate([ci[nz], el]))),
-                            shape=(self.n - row0, len(xt)))
+                            shape=(row1 - row0, len(xt)))
 
     def _add(self, t, kind, j, sign) -> None:
         lim = self.lim
