@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from agents.deliverable import OfferRound, each_mtu, location_boxes
+from agents.deliverable import OfferRound, each_mtu, kinds, location_boxes
 from agents.party import Party
 from agents.prosumer import Envelope
 from agents.strategies import agent_params, make_strategy
@@ -69,6 +69,21 @@ def _split(pmax, upper, lower, total, dt_h):
     return out
 
 
+def _kinds_of(agg, ctx, k: int) -> list[tuple]:
+    """The device kinds of location k's pool around its current plan (`kinds`), kept in
+    `agg._kinds` where it has one: every round and balancing block asks for them, and they
+    change only with the pool (built each day) or the plan (a new dict on every re-plan),
+    both compared by identity."""
+    pool, plan = agg.pools[k], agg.plans[k]
+    cache = getattr(agg, "_kinds", None)
+    if cache is None:
+        return kinds(pool, plan, ctx.dt_h)
+    kept = cache.get(k)
+    if kept is None or kept[0] is not pool or kept[1] is not plan:
+        kept = cache[k] = (pool, plan, kinds(pool, plan, ctx.dt_h))
+    return kept[2]
+
+
 class Aggregator(Party):
     """Pools the batteries, EVs and heat pumps of its contracted prosumers, one pool per grid
     location (so its flexibility can be offered with a location tag), and pays each prosumer a
@@ -109,6 +124,9 @@ class Aggregator(Party):
         self._split: dict[int, tuple] = {}  # location -> (plan, EV and HP split per member)
         self._masks: dict = {}
         self._layout: dict = {}  # (location, kind) -> (envelope, members' pmax, upper, lower)
+        self._kinds: dict = {}   # location -> (pool, plan, its `kinds`) (`_kinds_of`)
+        self.owed_kept = None    # (day-ahead prices, answers) of `compensation.owed`
+        self.brp_share = None    # its members' shares per supplier (`compensation.owed`)
         self.split_loss_eur: dict[int, float] = {}  # day -> EUR (`_adopt`)
 
     @property
@@ -406,7 +424,7 @@ class Aggregator(Party):
             fixed = self.committed[k][0] if k in self.committed else np.zeros(t_n, bool)
             out[k] = location_boxes(self.pools[k], p, ctx.dt_h, window, later & ~window & ~fixed,
                                     None if room is None else room[:, k],
-                                    None if cap is None else cap[:, k])
+                                    None if cap is None else cap[:, k], _kinds_of(self, ctx, k))
         return out
 
     def open_round(self, ctx, offered: OfferRound) -> None:

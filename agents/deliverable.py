@@ -61,19 +61,21 @@ def kinds(pool, plan: dict, dt_h: float) -> list[tuple]:
 
 
 def location_boxes(pool, plan: dict, dt_h: float, window: np.ndarray, free: np.ndarray,
-                   room: np.ndarray | None = None,
-                   cap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   room: np.ndarray | None = None, cap: np.ndarray | None = None,
+                   parts: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(up, down) MW one location's pool can offer at the `window` MTUs (zero elsewhere),
     at most `cap` (T, 2: up, down; None: no cap), deliverable together with its rebound at
     the `free` MTUs, there within the grid headroom `room` (T, 2: less, more consumption;
-    None: unbounded) shared over its device kinds. The earliest MTUs are served first."""
+    None: unbounded) shared over its device kinds. The earliest MTUs are served first.
+    `parts`: the pool's `kinds` around this plan where the caller keeps them (read only)."""
     t_n = len(window)
     cap = np.full((t_n, 2), np.inf) if cap is None else cap
     grid = [np.full(t_n, np.inf) if room is None
             else np.ascontiguousarray(np.clip(room[:, d], 0, None), dtype=float)
             for d in (0, 1)]
     up, down = np.zeros(t_n), np.zeros(t_n)
-    for less, more, low, high, gain, loss in kinds(pool, plan, dt_h):
+    for less, more, low, high, gain, loss in (kinds(pool, plan, dt_h) if parts is None
+                                              else parts):
         fall, rise = np.zeros(t_n), np.zeros(t_n)   # worst-case state paths of this kind
         for offered, power, drain, span, other, g, path, opposite, most in (
                 (up, less, more, low, high, grid[1], fall, rise, cap[:, 0]),

@@ -461,12 +461,12 @@ def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
     parts, weights = [], np.zeros((t_n, model.grid.n_bus, 2))
     t_idx, k_idx = (a.ravel() for a in np.meshgrid(np.arange(t_n), np.arange(k_n),
                                                    indexing="ij"))
+    at_k = {}   # (tier, d) -> (T, K) MW it can move per location
     for i, tier in enumerate(tiers):
         for d, direction, arr in ((0, 1, tier.up), (1, -1, tier.down)):
-            at_k = np.zeros((t_n, k_n))
-            np.add.at(at_k.T, loc, arr)
+            at_k[i, d] = _by_location(loc, arr, k_n)
             parts.append(FlexOffers(np.full(t_n * k_n, i), k_idx, t_idx,
-                                    np.full(t_n * k_n, direction), at_k.ravel(),
+                                    np.full(t_n * k_n, direction), at_k[i, d].ravel(),
                                     np.full(t_n * k_n, tier.price)))
             weights[..., d] += dso.nodal(arr)
     lfm = clear_lfm(FlexOffers.concat(parts), grid_limits(model, res, weights), dt,
@@ -475,9 +475,8 @@ def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
     acc = lfm.accepted_mw.reshape(len(tiers), 2, t_n, k_n)
     for i, tier in enumerate(tiers):
         for d, arr in ((0, tier.up), (1, tier.down)):
-            at_k = np.zeros((t_n, k_n))
-            np.add.at(at_k.T, loc, arr)
-            share = np.divide(acc[i, d], at_k, out=np.zeros((t_n, k_n)), where=at_k > 0)
+            share = np.divide(acc[i, d], at_k[i, d], out=np.zeros((t_n, k_n)),
+                              where=at_k[i, d] > 0)
             moved = arr * share.T[loc]          # (N, T) MW moved per prosumer
             out[tier.booked] += moved.sum(1) * dt
             tier.apply(real, prof, moved, d)
@@ -490,6 +489,19 @@ def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
         m = loc == k
         for arr in (prof.load, prof.pv, real["battery"], real["ev"], real["hp"]):
             arr[m, t] = 0.0
+    return out
+
+
+@njit(cache=True)
+def _by_location(loc, arr, k_n):
+    """(T, K) the rows of `arr` (N, T) summed per location `loc` (N,), in row order from
+    zero: the sums `np.add.at` makes, without its per-element dispatch."""
+    n, t_n = arr.shape
+    out = np.zeros((t_n, k_n))
+    for i in range(n):
+        k = loc[i]
+        for t in range(t_n):
+            out[t, k] += arr[i, t]
     return out
 
 

@@ -70,16 +70,36 @@ def owed_per_mwh(settlement, energy_component: float, corrected: bool,
 
 
 def owed(agg, ctx, later: bool = False) -> np.ndarray | float:
-    """(T,) o_t for aggregator `agg` on the day of `ctx` (0 but for independent ones)."""
+    """(T,) o_t for aggregator `agg` on the day of `ctx` (0 but for independent ones), read
+    only. Asked per location, direction and round, it is kept per aggregator for the day's
+    prices (compared by identity) and everything else it reads."""
     if not independent(agg):
         return 0.0
     model = agg.model
-    members = model.fleet.brp[agg.members]
-    share = np.bincount(members, minlength=len(model.brps)) / max(len(members), 1)
-    component = float(sum(s * b.energy_component for s, b in zip(share, model.brps,
-                                                                 strict=True)))
-    return owed_per_mwh(model.config.settlement, component, agg.corrected, ctx.da_price,
-                        later)
+    settlement = model.config.settlement
+    key = (later, agg.corrected, settlement.compensation, settlement.contractual_price_eur_mwh,
+           settlement.regulated_price_eur_mwh,
+           tuple(b.energy_component for b in model.brps))
+    kept = getattr(agg, "owed_kept", None)
+    if kept is None or kept[0] is not ctx.da_price or key not in kept[1]:
+        if kept is None or kept[0] is not ctx.da_price:
+            kept = agg.owed_kept = (ctx.da_price, {})
+        component = float(sum(s * c for s, c in zip(_brp_share(agg), key[-1], strict=True)))
+        o = owed_per_mwh(settlement, component, agg.corrected, ctx.da_price, later)
+        o.flags.writeable = False
+        kept[1][key] = o
+    return kept[1][key]
+
+
+def _brp_share(agg) -> np.ndarray:
+    """Its members' shares per supplier (contracts are fixed once the model is built)."""
+    share = getattr(agg, "brp_share", None)
+    if share is None:
+        model = agg.model
+        members = model.fleet.brp[agg.members]
+        share = agg.brp_share = (np.bincount(members, minlength=len(model.brps))
+                                 / max(len(members), 1))
+    return share
 
 
 def independent(agg) -> bool:

@@ -228,7 +228,7 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
         matrix = None
     lp = pool.lp if warm else None
     if lp is None or lp.key != key:
-        a = matrix(*key) if matrix else _cleared_matrix([pool], supply, dt_h)
+        a = matrix(*key) if matrix else _replan_matrix(pool, supply, dt_h)
         lp = WarmLP(c, a, row_lower, row_upper, lower, upper, what="aggregator schedule",
                     key=key, presolve=matrix is not None)
         if warm:
@@ -237,6 +237,43 @@ def schedule_pool(pool, prices: np.ndarray, dt_h: float, degradation: float,
     else:
         x = lp.solve(c, lower, upper, row_lower, row_upper).x
     return _unpack(x, t)
+
+
+_REPLAN: dict = {}   # (T, MTU hours) -> (offers, {efficiency: `_cleared_matrix` of one pool})
+
+
+def _replan_matrix(pool, supply, dt_h: float):
+    """`_cleared_matrix` of one pool against `supply`, built once per offer book (an
+    aggregator's pools re-plan against the same one all day; books are immutable, kept and
+    compared by identity): a pool of another efficiency gets a copy with its own entries
+    (`_with_efficiency`)."""
+    t = len(supply.demand_mwh)
+    kept = _REPLAN.get((t, dt_h))
+    if kept is None or kept[0] is not supply.offers:
+        if len(_REPLAN) >= 16:
+            _REPLAN.clear()
+        kept = _REPLAN[(t, dt_h)] = (supply.offers, {})
+    mats = kept[1]
+    a = mats.get(pool.battery_eta)
+    if a is None:
+        a = mats[pool.battery_eta] = (
+            _with_efficiency(next(iter(mats.values())), t, pool.battery_eta, dt_h) if mats
+            else _cleared_matrix([pool], supply, dt_h))
+    return a
+
+
+def _with_efficiency(a, t: int, eta: float, dt_h: float):
+    """A copy of a one-pool `_cleared_matrix` (CSC) for efficiency `eta`: only the charge and
+    discharge entries of the state-of-charge rows (the first T) depend on it, and they hold
+    the values `_pool_matrices` gives them (its scalar times the identity's ones)."""
+    a = a.copy()
+    end = a.indptr[2 * t]   # the charge and discharge columns come first
+    col = np.repeat(np.arange(2 * t), np.diff(a.indptr[:2 * t + 1]))
+    soc = a.indices[:end] < t
+    data = a.data[:end]
+    data[soc & (col < t)] = -eta * dt_h
+    data[soc & (col >= t)] = dt_h / eta
+    return a
 
 
 def plan_pools(pools: dict, supply, dt_h: float, degradation: float,

@@ -27,7 +27,10 @@ def headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
 
 
 def _headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
-    p, w, _ = limits.violations(moves)
+    # without moves the flows are the base ones: adding their zero effect (finite maps) could
+    # only turn a -0.0 into 0.0, which no margin below tells apart
+    p, w = (limits.violations(moves)[:2] if moves.any()
+            else (limits.base_p, limits.base_w))
     t_n, k_n = moves.shape[:2]
     out = np.full((t_n, k_n, 2), np.inf)
     p_lim = limits.p_lim()

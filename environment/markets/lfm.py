@@ -180,22 +180,22 @@ def relief_request(limits: GridLimits, mtus: np.ndarray | None = None) -> np.nda
     out = np.zeros((t_n, k_n, 2))
     act = np.ones(t_n, bool) if mtus is None else np.isin(np.arange(t_n), mtus)
     p, w = limits.base_p, limits.base_w
-    w_lo, w_hi = limits.v_min ** 2, limits.v_max ** 2
     excess = np.abs(p) - limits.p_lim()
-    low, high = w_lo - w, w - w_hi
+    low, high = limits.v_min ** 2 - w, w - limits.v_max ** 2
     low[:, 0] = high[:, 0] = 0.0   # the slack bus
-    sub = np.flatnonzero(act & ((excess > TOL).any(1) | (low > TOL).any(1)
-                                | (high > TOL).any(1)))
-    if not len(sub):
-        return out
-    sign = np.array([-1.0, 1.0])[None, None, :, None]   # a MW less (0) or more (1) consumption
-    for gap, effect in ((excess[sub], sign * limits.flow_per_mw[sub]
-                         * -np.sign(p[sub])[:, None, None, :]),
-                        (low[sub], sign * limits.w_per_mw[sub]),
-                        (high[sub], -sign * limits.w_per_mw[sub])):
-        gap = np.where(gap > TOL, gap, 0.0)[:, None, None, :]
-        mw = np.divide(gap, effect, out=np.zeros(effect.shape), where=effect > 1e-12)
-        out[sub] = np.maximum(out[sub], mw.max(-1))
+    sign = np.array([-1.0, 1.0])   # a MW less (0) or more (1) consumption
+    # only broken limits ask for relief: the maps are read at those (MTU, element) pairs alone
+    for gap, maps, flip in ((excess, limits.flow_per_mw, -np.sign(p)),
+                            (low, limits.w_per_mw, 1.0), (high, limits.w_per_mw, -1.0)):
+        t, j = np.nonzero((gap > TOL) & act[:, None])
+        if not len(t):
+            continue
+        effect = sign * maps[t, :, :, j] * (flip if np.isscalar(flip)
+                                            else flip[t, j][:, None, None])
+        mw = np.divide(gap[t, j][:, None, None], effect, out=np.zeros(effect.shape),
+                       where=effect > 1e-12)
+        first = np.flatnonzero(np.diff(t, prepend=-1))   # t ascends (row-major nonzero)
+        out[t[first]] = np.maximum(out[t[first]], np.maximum.reduceat(mw, first))
     return out
 
 
@@ -334,6 +334,7 @@ class GridCuts:
         self.j = np.zeros(0, int)
         self.sign = np.zeros(0)
         self.rhs = np.zeros(0)
+        self._eff = np.zeros((0, limits.flow_per_mw.shape[1], 2))
         # per round: row, column (usable offer), coefficient
         self._entries = ([np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)])
         # the columns after the offers, in the order made: relief at (MTU, location, d: 0 up,
@@ -355,9 +356,13 @@ class GridCuts:
     def effects(self, rows: np.ndarray) -> np.ndarray:
         """(rows, K, 2) effect of one MW at each location and direction on each row's flow or
         squared voltage."""
-        out = np.empty((len(rows), self.lim.flow_per_mw.shape[1], 2))
-        line = self.kind[rows] == 0
-        t, j = self.t[rows], self.j[rows]
+        return self._eff[rows]
+
+    def _gather(self, t: np.ndarray, kind: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """(rows, K, 2) `effects` of new rows, read once from the maps: the rows' effects are
+        asked for again every round (strided gathers from (T, K, 2, L) maps)."""
+        out = np.empty((len(t), self.lim.flow_per_mw.shape[1], 2))
+        line = kind == 0
         out[line] = self.lim.flow_per_mw[t[line], :, :, j[line]]
         out[~line] = self.lim.w_per_mw[t[~line], :, :, j[~line]]
         return out
@@ -367,7 +372,6 @@ class GridCuts:
         """Add a row for every violated branch and bus limit that has none yet, at the MTUs
         `active` (default: all the limits hold), and the columns they open; returns how many
         rows."""
-        line_sign = np.where(p > 0, 1.0, -1.0)
         line = over & ~np.where(p > 0, self.has_l[..., 1], self.has_l[..., 0])
         lo = (w < self.w_lo - TOL) & ~self.has_v[..., 0]
         hi = (w > self.w_hi + TOL) & ~self.has_v[..., 1]
@@ -376,6 +380,9 @@ class GridCuts:
             line &= active[:, None]
             lo &= active[:, None]
             hi &= active[:, None]
+        if not (line.any() or lo.any() or hi.any()):   # the usual last round: nothing new
+            return 0
+        line_sign = np.where(p > 0, 1.0, -1.0)
         found = []   # (location, MTU, order, kind, element, sign)
         for order, (mask, where) in enumerate(((line, self.lim.branch_location),
                                                (lo, self.lim.bus_location),
@@ -444,23 +451,24 @@ class GridCuts:
         first `rows` rows."""
         n = self.n_extra - col0
         return (self.x_cost[col0:], np.zeros(n), np.full(n, np.inf),
-                self.extra_matrix(0, col0)[:rows])
+                self.extra_matrix(0, col0, rows))
 
-    def extra_matrix(self, row0: int, col0: int = 0) -> sp.csr_array:
-        """Entries of the columns `col0`.. on rows `row0`.."""
-        rows = np.arange(row0, self.n)
+    def extra_matrix(self, row0: int, col0: int = 0, row1: int | None = None) -> sp.csr_array:
+        """Entries of the columns `col0`.. on rows `row0`..`row1` (default: every row)."""
+        row1 = self.n if row1 is None else row1
+        rows = np.arange(row0, row1)
         xt, xk, xd, xr = self.x_t[col0:], self.x_k[col0:], self.x_d[col0:], self.x_row[col0:]
         relief = np.flatnonzero(xr < 0)
         ri, ci = pairs(self.t[rows], xt[relief], self.has_r.shape[0])
         ci = relief[ci]
-        eff = self.effects(rows[ri])[np.arange(len(ri)), xk[ci], xd[ci]]
+        eff = self._eff[rows[ri], xk[ci], xd[ci]]
         val = -self.sign[rows[ri]] * np.where(xd[ci] == 0, 1.0, -1.0) * eff
         nz = np.abs(val) > 0
-        el = np.flatnonzero((xr >= row0) & (xr < self.n))
+        el = np.flatnonzero((xr >= row0) & (xr < row1))
         return sp.csr_array((np.concatenate([val[nz], -np.ones(len(el))]),
                              (np.concatenate([ri[nz], xr[el] - row0]),
                               np.concatenate([ci[nz], el]))),
-                            shape=(self.n - row0, len(xt)))
+                            shape=(row1 - row0, len(xt)))
 
     def _add(self, t, kind, j, sign) -> None:
         lim = self.lim
@@ -491,6 +499,7 @@ class GridCuts:
         self.j = np.concatenate([self.j, j])
         self.sign = np.concatenate([self.sign, sign])
         self.rhs = np.concatenate([self.rhs, bound - base])
+        self._eff = np.concatenate([self._eff, self._gather(t, kind, j)])
 
     def offer_matrix(self, n_u: int, start: int = 0) -> sp.csr_array:
         """Rows `start`.. over the usable offers."""
