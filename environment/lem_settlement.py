@@ -48,7 +48,7 @@ def peer_supply_mw(ctx) -> np.ndarray:
 
 
 def record_lem(model, ctx) -> None:
-    """The `lem` table: per MTU and LEM area, energy matched and settled, its value, the
+    """The `lem_areas` table: per MTU and LEM area, energy matched and settled, its value, the
     area's consumption and the parts of it from the households' own generation and from peers,
     and the grid locations where YELLOW paused the LEM."""
     lem, market, rt, dt = ctx.lem, model.lem, ctx.realtime, ctx.dt_h
@@ -68,7 +68,7 @@ def record_lem(model, ctx) -> None:
         for k in range(lem.paused.shape[1]):
             areas = np.unique(market.area[market.location == k])
             paused[areas] += lem.paused[:, k]
-    model.records.setdefault("lem", []).append(pd.DataFrame({
+    model.records.setdefault("lem_areas", []).append(pd.DataFrame({
         "mtu": ctx.mtu0 + np.tile(np.arange(t), a),
         "area": np.repeat(np.arange(a), t),
         "matched_mwh": per_area(np.clip(lem.matched_mw, 0, None) * dt),

@@ -171,7 +171,7 @@ def test_red_stops_trading_where_the_scenario_cancels():
         np.testing.assert_allclose(m.lem.trade(ctx).matched_mw[:, 0], [0.002, 0.002, -0.004])
         settle_lem(m, ctx)
         np.testing.assert_allclose(ctx.lem.settled_mw[:, 0], want)
-        assert m.records["lem"][0]["traded_mwh"].sum() == pytest.approx(sum(want[:2]))
+        assert m.records["lem_areas"][0]["traded_mwh"].sum() == pytest.approx(sum(want[:2]))
 
 
 def test_markup_strategy_shades_both_sides():
@@ -217,3 +217,63 @@ def test_bad_input_is_refused_at_load(default_scenario, key, value, message):
     with pytest.raises(ScenarioError) as err:
         with_overrides(default_scenario, {key: value})
     assert message in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def lem_run():
+    """The shipped `lem` scenario, one day, 120 households."""
+    from experiments.run import run_scenario
+
+    return run_scenario("lem", days=1, overrides={"prosumers.0.count": 120}, planner=False,
+                        write=False, figures=False)
+
+
+def test_shipped_scenario_reports_and_balances(lem_run):
+    """Every key documented; the ledger balances; the LEMO's `lem` rows net to zero and its
+    balance is its fees; traded volume in the summary is the buyers' `lem` MWh and half of all
+    `lem` rows' MWh (buyer and seller legs); tariff revenue shifted = (70 - 30) x the MWh at
+    the local tariff; self-consumption with peers is above the share without them."""
+    from experiments import dictionary
+
+    r = lem_run
+    assert dictionary.undocumented(r.summary, r.tables) == []
+    s, led = r.summary["lem"], r.tables["ledger"]
+    assert s["traded_mwh"] > 0
+    lem_rows = led[led.market == "lem"]
+    assert lem_rows.mwh.sum() == pytest.approx(2 * s["traded_mwh"])
+    op = lem_rows[lem_rows.payee == "lem_operator"].eur.sum() \
+        - lem_rows[lem_rows.payer == "lem_operator"].eur.sum()
+    assert op == pytest.approx(0.0, abs=1e-9)
+    fees = led[led.market == "lem_fee"]
+    assert s["lemo_fee_revenue_eur"] == pytest.approx(5.0 * fees.mwh.sum())
+    assert fees.mwh.sum() == pytest.approx(2 * s["traded_mwh"])
+    local = led[led.market == "network_tariff_local"].mwh.sum()
+    assert s["tariff_revenue_shifted_eur"] == pytest.approx(40.0 * local)
+    assert s["self_consumption_share"] > s["self_consumption_share_without_lem"]
+    eur = led.groupby("payer", observed=True).eur.sum().sub(
+        led.groupby("payee", observed=True).eur.sum(), fill_value=0)
+    assert abs(eur.sum()) < 1e-6
+
+
+def test_lem_off_leaves_the_physics_and_moves_only_bills(lem_run):
+    """The same seed with the LEM off: the same day-ahead prices, metered grid and traffic
+    light (the LEM moves no device); the suppliers' retail MWh differ by the energy traded."""
+    from experiments.run import run_scenario
+
+    off = run_scenario("lem", days=1, overrides={"prosumers.0.count": 120,
+                                                 "markets.lem.enabled": False},
+                       planner=False, write=False, figures=False)
+    on = lem_run
+    assert "lem" not in off.summary and "lem_areas" not in off.tables
+    np.testing.assert_array_equal(on.tables["series"]["da_price"],
+                                  off.tables["series"]["da_price"])
+    np.testing.assert_array_equal(on.tables["grid"]["light"], off.tables["grid"]["light"])
+
+    def retail(r):
+        led = r.tables["ledger"]
+        return led[led.market == "retail"].mwh.sum() + led[led.market == "feed_in"].mwh.sum()
+
+    # per household and MTU |net| - |net - traded| <= |traded|: each MWh traded leaves at
+    # most one MWh of a supplier's bill (retail or feed-in), less where forecasts missed
+    assert retail(off) - retail(on) > 0
+    assert retail(off) - retail(on) <= 2 * on.summary["lem"]["traded_mwh"] + 1e-9
