@@ -3,16 +3,16 @@ the day-ahead schedules, every participating household's home energy manager pos
 forecast net surplus (ask) or deficit (bid) per MTU, the LEMO clears each LEM area and MTU,
 and the matched energy is settled after real time (`environment.lem_settlement`).
 
-Traffic light (D4.3 6.3.5 "Coordination between Flexibility Requesting Parties" and the TLC
-of 2.x: GREEN the LEM runs; YELLOW with an explicit LFM the LFM opens and the LEM pauses,
-with an implicit LFM it runs on under the DSO's locational grid prices; RED/BLACK the DSO
-takes control and market activity stops): with `markets.lfm` on and `markets.implicit` off,
-a household's orders at an MTU where its location (or a location upstream of it, the
-transformer) is YELLOW are not entered; with `markets.implicit` on, its trades pay the
-locational grid price the DSO set (`ctx.adders`) and its manager prices that in; with
-neither, YELLOW changes nothing. RED and BLACK are known only in real time, after the D-1
-clearing: trades matched at an MTU-location that turned RED/BLACK are settled as matched or
-cancelled (`markets.lem.red`; `cancel_red`).
+Traffic light (D4.3 6.3.5 "Coordination between Flexibility Requesting Parties" and the
+Traffic Light Concept of its executive summary: GREEN the LEM runs; YELLOW with an explicit
+LFM the LFM opens and the LEM pauses, with an implicit LFM it runs on under the DSO's
+locational grid prices; RED/BLACK the DSO takes control and market activity stops): with
+`markets.lfm` on and `markets.implicit` off, a household's orders at an MTU where its
+location (or a location upstream of it, the transformer) is YELLOW are not entered; with
+`markets.implicit` on, its trades pay the locational grid price the DSO set (`ctx.adders`)
+and its manager prices that in; with neither, YELLOW changes nothing. RED and BLACK are
+known only in real time, after the D-1 clearing: trades matched at an MTU-location that
+turned RED/BLACK are settled as matched or cancelled (`markets.lem.red`; `cancel_red`).
 
 Scope (D4.3 6.1.4 "Local Scope", 6.3.4 "Definition of Local Scope": liquidity wants a large
 area, precision a small one): `feeder` = one DSO location (a feeder leaving the substation),

@@ -277,3 +277,18 @@ def test_lem_off_leaves_the_physics_and_moves_only_bills(lem_run):
     # most one MWh of a supplier's bill (retail or feed-in), less where forecasts missed
     assert retail(off) - retail(on) > 0
     assert retail(off) - retail(on) <= 2 * on.summary["lem"]["traded_mwh"] + 1e-9
+
+
+def test_yellow_pauses_in_a_congested_run():
+    """The default January street congests its feeders on the evening peak (YELLOW at D-1
+    under the explicit LFM): with the LEM on per feeder, every paused area-MTU trades nothing
+    and the pauses are counted in the summary."""
+    from experiments.run import run_scenario
+
+    r = run_scenario("default", days=1, overrides={"markets.lem.enabled": True},
+                     planner=False, write=False, figures=False)
+    t = r.tables["lem_areas"]
+    paused = t[t.paused_locations > 0]
+    assert len(paused) > 0 and r.summary["lem"]["paused_mtu_locations"] == len(paused)
+    assert paused.matched_mwh.sum() == 0.0
+    assert t.matched_mwh.sum() > 0
