@@ -54,6 +54,7 @@ class DayContext:
                                                      # DSO bought from it in the LFM
     tso_offers: dict = field(default_factory=dict)   # aggregator id -> FlexOffers held for TSO
     round_stats: list = field(default_factory=list)  # per flexibility round: its figures
+    lem: object = field(default=None)                # `lemstage.LemDay` (None: no LEM)
     final_flags: dict = field(default=None)          # (T, K) flags after the markets
     interface_schedule: np.ndarray = field(default=None)  # (T,) agreed TSO-DSO exchange MW
     # real-time DER balancing (`balancingstage.der_balancing`)

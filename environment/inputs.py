@@ -33,6 +33,15 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
             except ValueError as exc:
                 problems.append(f"{role}[{i}].strategy_params = {dict(item.strategy_params)}: "
                                 f"{exc}")
+    lem = s.markets.lem
+    if lem.strategy not in known("hems"):
+        problems.append(f"markets.lem.strategy = {lem.strategy!r}: unknown strategy; known: "
+                        f"{known('hems')}")
+    else:
+        try:
+            make_strategy("hems", lem.strategy, **lem.strategy_params)
+        except ValueError as exc:
+            problems.append(f"markets.lem.strategy_params = {dict(lem.strategy_params)}: {exc}")
     for path, name in (("markets.dayahead.clearing", s.markets.dayahead.clearing),
                        ("markets.intraday.clearing", s.markets.intraday.clearing)):
         if name not in CLEARING:

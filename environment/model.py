@@ -7,7 +7,8 @@ publishes on the day's context (`environment.day.DayContext`) what the gates aft
    forecast (with the implicit LFM, against locational grid tariffs the DSO sets).
 2. D-1 gate closure (`dayaheadstage.auction`): every party's orders, one auction.
 3. D-1 afternoon: the DSO validates the schedules on the grid (`Dso.validate`: traffic light
-   per MTU and location); the day-ahead LFM under the coupling scheme (`flexstage`).
+   per MTU and location); the local electricity market under that light (`lemstage`); the
+   day-ahead LFM under the coupling scheme (`flexstage`).
 4. Day D: intraday sessions with improving forecasts (`flexstage.intraday`), the first also
    with the intraday LFM and the BRPs' flexibility platform.
 5. Real time: DER balancing block by block (`balancingstage`); realisation, the DSO's
@@ -43,6 +44,7 @@ from environment.day import DayContext, DayResult
 from environment.forecast import draw_day_errors
 from environment.inputs import load_grid, validate_references
 from environment.ledger import Ledger
+from environment.lemstage import LocalMarket
 from environment.markets.dayahead import SupplyCurve
 from environment.markets.orders import OrderBook
 from environment.markets.registry import get_clearing
@@ -137,6 +139,7 @@ class FlexMarketModel(mesa.Model):
         self.clear_da = with_tie_price(get_clearing(s.markets.dayahead.clearing),
                                        s.markets.dayahead.tie_price)
         self.clear_id = get_clearing(s.markets.intraday.clearing)
+        self.lem = LocalMarket(self) if s.markets.lem.enabled else None
         self.day = 0
         self.records: dict[str, list] = {}
         self.valued = {"prosumers": 0.0, "consumers": 0.0}
@@ -319,6 +322,8 @@ class FlexMarketModel(mesa.Model):
         dayaheadstage.plan(self, ctx)
         dayaheadstage.auction(self, ctx)
         self.dso.validate(ctx)
+        if self.lem is not None:
+            self.lem.trade(ctx)
         if mk.lfm.enabled:
             flexstage.flex_round(self, ctx, "da", ctx.retail_net_forecast, ctx.forecast)
         if mk.intraday.enabled:

@@ -25,6 +25,7 @@ from environment.scenario_markets import (  # noqa: F401  (the schema's public n
     DayAhead,
     ImplicitLfm,
     Intraday,
+    Lem,
     Lfm,
     Markets,
     Platform,

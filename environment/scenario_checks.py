@@ -12,7 +12,8 @@ from environment.series import UNITS, check_spec, unit_kind
 
 LOAD_UNITS = ("power", "energy", "share")
 RESERVED_ACCOUNTS = frozenset({"external", "da_exchange", "id_exchange", "flex_platform",
-                               "lfm_operator", "settlement_entity", "system_consumers", "dso",
+                               "lfm_operator", "lem_operator", "settlement_entity",
+                               "system_consumers", "dso",
                                "tso"})
 """Ledger accounts the model opens itself (tests/test_scenario.py checks the list against a
 built model); an agent of the scenario cannot take these names."""
@@ -74,6 +75,11 @@ def economic_problems(s) -> list[str]:
                         f"markets.lfm.unresolved_cost_eur_mwh = "
                         f"{s.markets.lfm.unresolved_cost_eur_mwh:g}; the DSO would pay "
                         "more for flexibility than a violation left unresolved costs it")
+    lem, tariff = s.markets.lem, s.dso.network_tariff_eur_mwh
+    if lem.local_tariff_eur_mwh > tariff:
+        problems.append(f"markets.lem.local_tariff_eur_mwh = {lem.local_tariff_eur_mwh:g}: "
+                        f"above dso.network_tariff_eur_mwh = {tariff:g}; the local tariff "
+                        "is the reduced one for energy from peers")
     return problems
 
 def data_problems(s) -> list[str]:

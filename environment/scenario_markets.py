@@ -107,6 +107,33 @@ class Platform(_Model):
     brp_premium_eur_mwh: NonNeg = 30.0
 
 
+class Lem(_Model):
+    """PARITY's local electricity market (seed 003, D4.3 6.3.2-6.3.5; `environment.lemstage`):
+    participating households trade their forecast surplus and deficit peer to peer, D-1,
+    per LEM area (`scope`: `feeder`, `transformer` or `region`) and MTU.
+
+    `clearing`: `double_auction` (uniform price per area and MTU) or `continuous` (pay-as-bid
+    matching in a seeded random arrival order). `fee_eur_mwh`: the LEMO's fee per MWh traded,
+    paid by each side (`fee_side: each`) or by the buyer or seller alone.
+    `local_tariff_eur_mwh`: the network tariff a buyer pays on energy bought from peers instead
+    of `dso.network_tariff_eur_mwh`. `participation`: share of households with a home energy
+    manager on the platform. `strategy` (`hems` role, agents/strategies/hems.py) prices their
+    orders. `red`: what happens to trades matched at an MTU-location that turns RED or BLACK in
+    real time: `settle` them as matched, or `cancel` them (the other side of the area is cut
+    back pro rata so that every area stays balanced)."""
+
+    enabled: bool = False
+    clearing: Literal["double_auction", "continuous"] = "double_auction"
+    scope: Literal["feeder", "transformer", "region"] = "feeder"
+    fee_eur_mwh: NonNeg = 0.0
+    fee_side: Literal["each", "buyer", "seller"] = "each"
+    local_tariff_eur_mwh: NonNeg = 0.0
+    participation: Share = 1.0
+    strategy: str = "truthful"
+    strategy_params: dict[str, float] = {}
+    red: Literal["settle", "cancel"] = "settle"
+
+
 class Markets(_Model):
     dayahead: DayAhead = DayAhead()
     coupling: str = "conditional"
@@ -115,6 +142,7 @@ class Markets(_Model):
     implicit: ImplicitLfm = ImplicitLfm()
     intraday: Intraday = Intraday()
     platform: Platform = Platform()
+    lem: Lem = Lem()
 
     @property
     def flex_price_cap(self) -> float:

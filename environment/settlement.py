@@ -8,6 +8,7 @@ import numpy as np
 
 from agents.producer import Producer
 from environment.ledger import Ledger
+from environment.lem_settlement import peer_supply_mw, settle_lem
 
 # accounts of the market operators and the outside world every run holds
 EXTERNAL = "external"
@@ -92,6 +93,8 @@ def settle_day(model, ctx) -> None:
         if isinstance(p, Producer):
             led.pay(p.account, led.id(EXTERNAL), "fuel", mtus,
                     (rt.balancing[i] - rt.realised[i]) * dt, p.marginal_cost)
+    if ctx.lem is not None:
+        settle_lem(model, ctx)
     settle_retail(model, ctx)
     settle_compensation(model, ctx)
     settle_non_delivery(model, ctx)
@@ -156,7 +159,8 @@ def _enrolled(f, real: dict, kinds=("battery", "ev", "heat_pump")) -> np.ndarray
 
 
 def settle_retail(model, ctx) -> None:
-    """Daily bills per prosumer: supplier import and feed-in, network tariff on grid import,
+    """Daily bills per prosumer: supplier import and feed-in (less what the LEM settled),
+    network tariff on grid import (the local one on energy from peers),
     aggregator energy and flexibility fees, locational tariffs (implicit LFM) and RED
     compensation."""
     led, f, dt, grid = model.ledger, model.fleet, ctx.dt_h, model.grid
@@ -167,6 +171,8 @@ def settle_retail(model, ctx) -> None:
     inside = np.isin(f.aggregator, [a.index for a in model.aggregators
                                     if a.in_supplier_perimeter])
     net = ctx.retail_net + np.where(inside[:, None], _enrolled(f, real), 0.0)
+    if ctx.lem is not None:   # the supplier covers only what the LEM did not
+        net = net - ctx.lem.settled_mw
     imp = np.clip(net, 0, None).sum(1) * dt
     exp = np.clip(-net, 0, None).sum(1) * dt
     brp_acct = np.array([b.account for b in model.brps])[f.brp]
@@ -175,7 +181,13 @@ def settle_retail(model, ctx) -> None:
     pa = model.prosumer_account
     led.pay(pa, brp_acct, "retail", day_mtu, imp, retail)
     led.pay(brp_acct, pa, "feed_in", day_mtu, exp, feed)
-    grid_import = np.clip(rt.prosumer_net, 0, None).sum(1) * dt
+    grid_import = np.clip(rt.prosumer_net, 0, None)
+    if ctx.lem is not None:   # energy from peers pays the local tariff instead of the full one
+        local = peer_supply_mw(ctx)
+        grid_import = grid_import - local
+        led.pay(pa, dso.account, "network_tariff_local", day_mtu, local.sum(1) * dt,
+                model.config.markets.lem.local_tariff_eur_mwh)
+    grid_import = grid_import.sum(1) * dt
     led.pay(pa, dso.account, "network_tariff", day_mtu, grid_import, dso.tariff)
     sysb = model.system_brp
     sys_mwh = sysb.realised_mw(ctx).sum() * dt

@@ -212,6 +212,33 @@ SUMMARY: list[Entry] = [
       label="redispatch"),
     E("redispatch.cost_eur", EUR, "Transmission: the grid operator's redispatch cost.",
       "+ paid by the grid operator", "redispatch cost"),
+    # --- local electricity market (issue 21; only with markets.lem.enabled) ---
+    E("lem.traded_mwh", MWH, "Energy households bought from peers on the LEM and settled "
+      "(after RED/BLACK cancellations), each MWh counted once.", "", "LEM volume"),
+    E("lem.matched_mwh", MWH, "Energy matched D-1, before RED/BLACK cancellations."),
+    E("lem.mean_price_eur_mwh", EUR_MWH, "Volume-weighted mean price of the settled trades "
+      "(null: none).", label="LEM price"),
+    E("lem.price_sd_eur_mwh", EUR_MWH, "Volume-weighted standard deviation of the area-MTU "
+      "prices around the mean: the price spread across areas and MTUs (null: no trade).",
+      label="LEM price spread"),
+    E("lem.self_consumption_share", "share", "Households' consumption covered by their own "
+      "generation behind the meter or by energy bought from peers of their area (up to what "
+      "they imported), over their consumption (grid import plus own generation used).",
+      label="self-consumption incl. peers"),
+    E("lem.self_consumption_share_without_lem", "share", "The same without the peers' part: "
+      "own generation used behind the meter over consumption (what it is with the LEM off, "
+      "which moves no device).", label="self-consumption, own only"),
+    E("lem.lemo_fee_revenue_eur", EUR, "Fees the LEM operator collected (ledger market "
+      "lem_fee).", "+ received by the LEMO", "LEMO fees"),
+    E("lem.tariff_revenue_shifted_eur", EUR, "Network tariff the DSO did not collect because "
+      "energy came from peers: (full - local tariff) x MWh at the local tariff.",
+      "+ lost by the DSO", "tariff revenue shifted"),
+    E("lem.paused_mtu_locations", "count", "Grid MTU-locations where YELLOW paused the LEM "
+      "(explicit LFM).", count=True),
+    E("lem.congested_mtu_locations", "count", "MTU-locations whose traffic light was YELLOW, "
+      "RED or BLACK in the run with the LEM. The LEM moves no device, so the run without it "
+      "(markets.lem.enabled: false, same seed) has the same physical congestion; the lem_scope "
+      "study reports the difference.", count=True),
     E("welfare_loss_vs_planner_eur", EUR, "Transmission: extra fuel over the optimum "
       "(system_cost_eur - planner_system_cost_eur)."),
     E("eur_by_class.<class>", EUR, "Transmission: net receipts per class.", RECEIVED),
@@ -317,9 +344,21 @@ TABLES: list[Entry] = [
     E("days.<stage>_rounds", "count", "Flexibility rounds of the day.", count=True),
     E("days.<stage>_unresolved_mw", MW, "Excess over limits left after the rounds."),
     E("days.<stage>_refused_mw", MW, "Trades refused for worsening a violation."),
+    E("lem_areas.area", "index", "LEM area (markets.lem.scope: feeder, transformer area or "
+      "region), numbered from 0."),
+    E("lem_areas.matched_mwh", MWH, "Bought from peers in the area, matched D-1."),
+    E("lem_areas.traded_mwh", MWH, "Bought from peers in the area, settled."),
+    E("lem_areas.traded_eur", EUR, "What buyers paid sellers for it (before fees)."),
+    E("lem_areas.consumption_mwh", MWH, "Households' grid import plus own generation used."),
+    E("lem_areas.own_generation_mwh", MWH, "Own generation used behind the meter."),
+    E("lem_areas.peer_supply_mwh", MWH, "Grid import that came from peers (paid the local "
+      "tariff)."),
+    E("lem_areas.paused_locations", "count", "Grid locations of the area where YELLOW paused the "
+      "LEM.", count=True),
     E("ledger.payer", "", "Account that pays."), E("ledger.payee", "", "Account paid."),
     E("ledger.market", "", "Market or payment kind (dayahead, intraday, lfm_da, lfm_id, "
-      "platform, balancing, imbalance, compensation, retail, feed_in, fuel, ...)."),
+      "platform, balancing, imbalance, compensation, retail, feed_in, fuel, lem, lem_fee, "
+      "lem_grid_price, network_tariff, network_tariff_local, ...)."),
     E("ledger.mwh", MWH, "Energy of the payment.", "with eur: a negative row flows the other way "
       "(compensation: the supplier pays an aggregator that moved consumption above the "
       "baseline)"),

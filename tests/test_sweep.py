@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = {"calendar.days": 1, "prosumers.0.count": 40, "planner.enabled": False}
 METRICS = ["welfare_eur.total", "congestion.red", "imbalance.system_abs_mwh"]
 SHIPPED = {"flex_penetration", "pricing_sensitivity", "coupling_compensation",
-         "tso_dso_coordination", "lfm_price_cap_gaming", "intraday_design"}
+         "tso_dso_coordination", "lfm_price_cap_gaming", "intraday_design", "lem_scope"}
 
 
 def study_file(tmp_path: Path, name: str = "s", **spec) -> Path:

@@ -2,6 +2,7 @@
 
 from agents.strategies import (  # noqa: F401
     gaming,
+    hems,
     learning,
     market_power,
     options,

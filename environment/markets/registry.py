@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-BUILTIN_MODULES: list[str] = ["environment.markets.dayahead", "environment.markets.continuous"]
+BUILTIN_MODULES: list[str] = ["environment.markets.dayahead", "environment.markets.continuous",
+                              "environment.markets.lem"]
 
 
 class _Mechanisms(dict):
