@@ -368,7 +368,10 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
+        from environment.markets.wholesale_region import scenario_problems
+
         problems = name_problems(self) + economic_problems(self) + data_problems(self)
+        problems += scenario_problems(self)
         total = sum(b.customer_share for b in self.brps)
         if abs(total - 1.0) > 1e-9:
             shares = [b.customer_share for b in self.brps]
