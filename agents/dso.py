@@ -49,8 +49,14 @@ class Dso(mesa.Agent):
         bus_loc[0] = -1
         self._buses = [np.flatnonzero(bus_loc == k) for k in range(k_n)]
         self.shed_maps = ShedMaps.of(grid, self.flow)
+        # EUR paid per location in the LFM and in RED, for the summary by level
+        self.cost_by_location = np.zeros(k_n)
         self._v_band = (np.array([self.v_min[grid.bus_location == k].max() for k in range(k_n)]),
                         np.array([self.v_max[grid.bus_location == k].min() for k in range(k_n)]))
+
+    def charge(self, location: np.ndarray, eur: np.ndarray) -> None:
+        """Count what the DSO paid for flexibility at each `location` (index per entry)."""
+        np.add.at(self.cost_by_location, location, eur)
 
     def nodal(self, per_prosumer: np.ndarray) -> np.ndarray:
         """(N, T) prosumer powers -> (T, B) bus powers."""

@@ -38,6 +38,7 @@ from environment.calendar import Calendar
 from environment.coupling import COUPLING
 from environment.datacache import cached
 from environment.forecast import draw_day_errors
+from environment.grid.levels import by_level
 from environment.grid.network import Grid, load_simbench_grid, simbench_net
 from environment.ledger import Ledger
 from environment.markets import wholesale_region
@@ -183,7 +184,8 @@ def _load_grid(s: Scenario):
     try:
         fields, loads = cached(f"grid-{code}", lambda: _grid_and_households(code))
         mapped = {k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in fields.items()}
-        return Grid(**mapped), loads
+        grid = Grid(**mapped)
+        return (by_level(grid) if s.grid.locations == "levels" else grid), loads
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise ScenarioError(f"invalid scenario {s.name}:\n  grid.simbench_code = "
                             f"{s.grid.simbench_code!r}: {exc}") from None

@@ -145,6 +145,19 @@ SUMMARY: list[Entry] = [
     E("ledger.exchange_max_abs_eur_per_mtu", EUR, "Largest net of the DA exchange in one MTU "
       "(a check: 0)."),
     E("ledger.rows", "count", "Ledger rows.", count=True),
+    # --- levels (grid.locations: levels) ---
+    E("levels.<level>.locations", "count", "DSO locations at a voltage level (HV/MV "
+      "substation, MV lines, MV/LV transformers, LV lines; per MV feeder), with "
+      "grid.locations: levels.", label="locations at <level>", count=True),
+    E("levels.<level>.<light>", "count", "MTU-locations of the level by traffic light (yellow, "
+      "red, black).", label="<light> MTU-locations at <level>", count=True),
+    E("levels.<level>.lfm_mwh", MWH, "Flexibility the DSO bought at the level's locations "
+      "(both directions, day-ahead and intraday rounds).", label="LFM volume at <level>"),
+    E("levels.<level>.dso_cost_eur", EUR, "What the DSO paid at the level's locations (LFM and "
+      "RED: compensation and direct control).", "+ paid by the DSO", "DSO cost at <level>"),
+    E("levels.dso_cost_unlocated_eur", EUR, "The rest of the DSO's flexibility cost, tied to no "
+      "location (availability payments, real-time DER activations).", "+ paid by the DSO",
+      "DSO cost without a location"),
     # --- flexibility ---
     E("flexibility.curtailed_mwh", MWH, "Energy curtailed by the DSO in RED.",
       label="curtailed energy"),

@@ -21,6 +21,7 @@ from environment.model import EXCHANGE, FlexMarketModel
 from environment.scenario import Scenario, dump_scenario
 from environment.scenario_files import find_scenario
 from environment.solver import CLOCK
+from experiments.levels import levels_summary
 from experiments.metrics import (
     flexibility,
     ledger_checks,
@@ -169,6 +170,9 @@ def build_summary(model: FlexMarketModel, tables: dict[str, pd.DataFrame]) -> di
                                  model.tso.name, dt),
         "truncation": dict(model.truncated),
     })
+    if s.grid.locations == "levels":
+        out["levels"] = levels_summary(model, tables,
+                                       out["flexibility"]["dso_cost"]["total_eur"])
     if model.planner_days:
         out["planner"] = {
             "welfare_eur": v * model.service_mwh - sum(d.cost for d in model.planner_days),
