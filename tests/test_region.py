@@ -4,6 +4,9 @@ day reports the DSO's view per voltage level, with locations at each."""
 
 from __future__ import annotations
 
+import pytest
+
+from environment.errors import ScenarioError
 from environment.scenario import load_scenario
 from environment.scenario_files import find_scenario
 from experiments import dictionary
@@ -31,3 +34,27 @@ def test_a_reduced_region_day_reports_every_level():
     assert n == len(r.model.grid.locations) == r.summary["congestion"]["mtu_locations"] // 24
     assert r.summary["run"]["prosumers"] == 1500
     assert dictionary.undocumented(r.summary, r.tables) == []
+
+
+
+def test_levels_split_feeders_and_connections_each_uses_every_point_once():
+    import numpy as np
+
+    from agents.prosumer import _household_buses
+    from environment.model import FlexMarketModel, _load_grid
+    from environment.scenario import with_overrides
+
+    base = load_scenario(find_scenario("default"))
+    feeders = FlexMarketModel(with_overrides(base, {"prosumers.0.count": 10}))
+    s = with_overrides(base, {"grid.locations": "levels", "prosumers.0.connections": "each",
+                              "prosumers.0.count": 92})
+    m = FlexMarketModel(s)
+    # an LV grid: the substation, and each feeder's lines at the LV level
+    assert m.grid.locations == ("trafo", *(f"{n}-LV" for n in feeders.grid.locations[1:]))
+    grid, loads = _load_grid(s)
+    buses, _, profiles = _household_buses(grid, loads)
+    assert len(buses) == 92
+    np.testing.assert_array_equal(m.fleet.bus, buses)      # each point once, in grid order
+    assert list(m.fleet.load_profile_names) == list(profiles)
+    with pytest.raises(ScenarioError, match="count = 93: connections 'each'.* has 92"):
+        FlexMarketModel(with_overrides(s, {"prosumers.0.count": 93}))
