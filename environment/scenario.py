@@ -385,7 +385,7 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
-        from environment.markets.wholesale_region import scenario_problems
+        from environment.markets.price_series import scenario_problems
 
         problems = name_problems(self) + economic_problems(self) + data_problems(self)
         problems += scenario_problems(self)
