@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import mesa
 import numpy as np
 from numba import njit
 
 from agents.deliverable import OfferRound, each_mtu, location_boxes
+from agents.party import Party
 from agents.prosumer import Envelope
 from agents.strategies import agent_params, make_strategy
 from environment.markets.baseline import BASELINES, MARKETS, History, held_before
@@ -69,7 +69,7 @@ def _split(pmax, upper, lower, total, dt_h):
     return out
 
 
-class Aggregator(mesa.Agent):
+class Aggregator(Party):
     """Pools the batteries, EVs and heat pumps of its contracted prosumers, one pool per grid
     location (so its flexibility can be offered with a location tag), and pays each prosumer a
     flexibility fee per device and day.

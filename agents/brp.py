@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
+from agents.party import Party
 from agents.strategies import agent_params, make_strategy
 
 
-class Brp(mesa.Agent):
+class Brp(Party):
     """Supplier of a set of prosumers (retail contracts); balance responsible for their
     metered consumption outside the devices an aggregator controls."""
 
@@ -52,7 +52,7 @@ class Brp(mesa.Agent):
         return out
 
 
-class SystemLoadBrp(mesa.Agent):
+class SystemLoadBrp(Party):
     """Supplier of the rest of the wholesale system's demand (an exogenous published profile)."""
 
     agent_class = "brps"

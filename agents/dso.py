@@ -1,5 +1,6 @@
-"""The DSO: owns the distribution grid model, forecasts flows from schedules, sets the traffic
-light per MTU and location, and collects network tariffs. Its markets come later."""
+"""The DSO: owns the distribution grid model, validates the day-ahead schedules on it, sets
+the traffic light per MTU and location, and collects network tariffs. Its purchases in the
+flexibility markets are cleared in `environment.flexstage` and `environment.balancingstage`."""
 
 from __future__ import annotations
 
@@ -57,6 +58,35 @@ class Dso(mesa.Agent):
     def charge(self, location: np.ndarray, eur: np.ndarray) -> None:
         """Count what the DSO paid for flexibility at each `location` (index per entry)."""
         np.add.at(self.cost_by_location, location, eur)
+
+    def validate(self, ctx) -> None:
+        """D-1 afternoon: the schedules after the auction on the grid; where one breaks a
+        limit the location is under the YELLOW regime for the day, and (with
+        `markets.lfm.exclude_position_changers`) the aggregators whose plan moved towards
+        such a congestion are kept out of the day's LFM."""
+        m = self.model
+        _, _, ctx.da_flags = m.forecast_grid(ctx, ctx.retail_net_forecast, ctx.forecast)
+        ctx.yellow = ctx.da_flags["violated"]
+        if m.config.markets.lfm.exclude_position_changers:
+            ctx.lfm_excluded = self.position_changers(ctx, m.aggregators)
+
+    def position_changers(self, ctx, aggregators) -> frozenset:
+        """Aggregators whose D-1 plan at a forecast-congested MTU-location (or one upstream of
+        it) moved towards the congestion, compared with a cost-based plan of the same pool
+        against the same prices: the footprint of inc-dec gaming."""
+        yellow, worse = ctx.da_flags["violated"], ctx.da_flags["direction"]
+        served = np.unique(self.grid.bus_location[self.model.fleet.bus])
+        upstream = np.setdiff1d(np.arange(self.grid.n_locations), served)
+        out = set()
+        for agg in aggregators:
+            refs = agg.reference_net(ctx)
+            for k, net in agg.location_net_mw().items():
+                cols = [k, *upstream]
+                moved = (net - refs[k])[:, None] * worse[:, cols]
+                if (yellow[:, cols] & (moved > 1e-6)).any():
+                    out.add(agg.unique_id)
+                    break
+        return frozenset(out)
 
     def nodal(self, per_prosumer: np.ndarray) -> np.ndarray:
         """(N, T) prosumer powers -> (T, B) bus powers."""

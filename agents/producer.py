@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import mesa
 import numpy as np
 
+from agents.party import Party
 from agents.strategies import agent_params, make_strategy
 
 
-class Producer(mesa.Agent):
+class Producer(Party):
     agent_class = "producers"
 
     def __init__(self, model, cfg, profile_index: int | None):

@@ -26,15 +26,18 @@ class Tso(mesa.Agent):
         self.cfg = cfg
         self.emergency_down_price = price_floor
 
-    def collect_offers(self, producers, schedules_mw: dict[int, np.ndarray], ctx):
+    def producer_offers(self, ctx) -> BalancingOffers:
+        """The producers' balancing offers around their day-ahead schedules, priced by their
+        strategies."""
+        m = self.model
         ids, up_p, up_q, dn_p, dn_q = [], [], [], [], []
         t = ctx.n_mtu
-        for p in producers:
+        for p in m.producers:
             if not p.offers_balancing:
                 continue
             up, down = p.strategy.balancing_prices(p, self.cfg.up_markup_eur_mwh,
                                                    self.cfg.down_markdown_eur_mwh)
-            sched = schedules_mw[p.unique_id]
+            sched = -ctx.position[m.party_slot[p.unique_id]]
             ids.append(p.unique_id)
             up_p.append(np.full(t, up))
             dn_p.append(np.full(t, down))

@@ -38,13 +38,13 @@ def table_digest(df: pd.DataFrame) -> str:
 def transmission_tables(path: Path, days: int) -> dict[str, pd.DataFrame]:
     """A transmission scenario's tables (its twin too when someone is strategic)."""
     from environment.transmission.model import TransmissionModel
-    from environment.transmission.twin import run_twin, strategic_producers
-    from experiments.transmission_run import resolve_tx
+    from environment.transmission.twin import run_pair, strategic_producers
+    from experiments.plan import resolve
 
-    s, _ = resolve_tx(path, episodes=min(days, 3))
+    s = resolve(path, episodes=min(days, 3))
     if strategic_producers(s):
-        report = run_twin(s)
-        return {**report.run.tables(), **{f"twin_{k}": v for k, v in report.twin.tables().items()}}
+        pair = run_pair(s)
+        return {**pair.run.tables(), **{f"twin_{k}": v for k, v in pair.twin.tables().items()}}
     return TransmissionModel(s).run().tables()
 
 

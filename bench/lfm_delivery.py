@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout's code
 
-import environment.model as model_module  # noqa: E402
+from environment import settlement  # noqa: E402
 from experiments.run import run_scenario  # noqa: E402
 
 SCHEMES = ("no_coupling", "conditional", "sequential")
@@ -35,11 +35,11 @@ def _location_missed(agg, k: int) -> np.ndarray:
 
 def measure(scheme: str, days: int, prosumers: int, start: str) -> dict:
     tally = {"dso_sold_mwh": 0.0, "missed_of_dso_mwh": 0.0, "missed_all_mwh": 0.0}
-    settle = model_module.FlexMarketModel._settle_non_delivery
+    settle = settlement.settle_non_delivery
 
-    def spy(self, ctx):
+    def spy(model, ctx):
         dt = ctx.dt_h
-        for agg in self.aggregators:
+        for agg in model.aggregators:
             sold = ctx.dso_sold.get(agg.unique_id)
             for k in agg.plans:
                 miss = _location_missed(agg, k)
@@ -49,9 +49,9 @@ def measure(scheme: str, days: int, prosumers: int, start: str) -> dict:
                         np.minimum(miss, sold[:, k].sum(1)).sum()) * dt
             if sold is not None:
                 tally["dso_sold_mwh"] += float(sold.sum()) * dt
-        return settle(self, ctx)
+        return settle(model, ctx)
 
-    model_module.FlexMarketModel._settle_non_delivery = spy
+    settlement.settle_non_delivery = spy
     try:
         t0 = time.perf_counter()
         run = run_scenario(None, days=days, overrides={
@@ -59,7 +59,7 @@ def measure(scheme: str, days: int, prosumers: int, start: str) -> dict:
             "markets.coupling": scheme}, planner=False, write=False, figures=False)
         wall = time.perf_counter() - t0
     finally:
-        model_module.FlexMarketModel._settle_non_delivery = settle
+        settlement.settle_non_delivery = settle
     flex = run.tables.get("flex")
     plat = 0.0 if flex is None else float(
         (flex["platform_up_mw"] + flex["platform_down_mw"]).sum()) * 0.25

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's code and its Pyomo reference
 
-import environment.model  # noqa: E402  (first: it sets BLAS to one thread before numpy loads)
+import environment.planner_inputs  # noqa: E402  (first: it sets BLAS to one thread before numpy loads)
 
 # isort: split
 import numpy as np  # noqa: E402
@@ -48,13 +48,13 @@ def planner_days(prosumers: int, days: int, start: str) -> list[tuple]:
         calls.append(args)
         return solve_day(*args)
 
-    real, environment.model.solve_day = environment.model.solve_day, record
+    real, environment.planner_inputs.solve_day = environment.planner_inputs.solve_day, record
     try:
         run_scenario(None, days=days, overrides={"prosumers.0.count": prosumers,
                                                  "calendar.start": start},
                      planner=True, write=False, figures=False, progress=False)
     finally:
-        environment.model.solve_day = real
+        environment.planner_inputs.solve_day = real
     return calls
 
 

@@ -117,12 +117,17 @@ def _check_same(old: Path, new: Path) -> None:
 
     a = pd.read_parquet(old / "periods.parquet")["da_price_eur_mwh"].to_numpy()
     b = pd.read_parquet(new / "periods.parquet")["da_price_eur_mwh"].to_numpy()
-    fa = json.loads((old / "summary.json").read_text())["fuel_eur"]
-    fb = json.loads((new / "summary.json").read_text())["fuel_eur"]
+    fa, fb = _fuel(old), _fuel(new)
     if len(a) != len(b) or not np.allclose(a, b, rtol=0, atol=1e-9) or abs(fa - fb) > 1e-3:
         sys.exit(f"old and new disagree: {len(a)} vs {len(b)} prices, max difference "
                  f"{np.abs(a - b).max() if len(a) == len(b) else 'n/a'}, fuel {fa} vs {fb}")
     print(f"old and new agree: {len(a)} prices equal to 1e-9, fuel {fb:,.2f} EUR")
+
+
+def _fuel(run: Path) -> float:
+    """The run's fuel cost; a checkout older than the shared summary keys names it fuel_eur."""
+    s = json.loads((run / "summary.json").read_text())
+    return s["system_cost_eur"] if "system_cost_eur" in s else s["fuel_eur"]
 
 
 if __name__ == "__main__":

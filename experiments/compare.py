@@ -20,7 +20,7 @@ from experiments.headline import num, signed
 SHOWN = 40
 HEADLINE = ["cost_efficiency", "system_cost_eur", "welfare_eur.total", "da_price_eur_mwh.mean",
             "imbalance.system_abs_mwh", "congestion.red", "flexibility.dso_cost.total_eur",
-            "fuel_eur", "redispatch.cost_eur"]
+            "redispatch.cost_eur"]
 
 
 def find_run(ref: str, results: Path) -> Path:

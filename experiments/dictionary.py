@@ -43,7 +43,8 @@ SUMMARY: list[Entry] = [
     E("system_cost_eur", EUR, "The run's system cost: producers' fuel for what they generated, "
       "battery wear, emergency energy from outside, energy services not delivered and the "
       "least load to shed for grid violations left, both at the value of lost load. Payments "
-      "between agents are transfers and cancel.", label="system cost"),
+      "between agents are transfers and cancel. Transmission: the fuel burnt (its only part).",
+      label="system cost"),
     E("system_cost.<who>.fuel_eur", EUR, "Fuel of the run's or the planner's generation.",
       label="fuel, <who>"),
     E("system_cost.<who>.wear_eur", EUR, "Battery wear (aggregators' batteries).",
@@ -65,17 +66,20 @@ SUMMARY: list[Entry] = [
       "battery set-points cut to keep states of charge within bounds; soc_clipped_mwh: energy "
       "clipped at the state-of-charge bounds (MWh)."),
     E("planner_system_cost_eur", EUR, "The perfect-foresight planner's system cost of the same "
-      "days, on the same basis.", label="planner's system cost"),
+      "days, on the same basis (transmission: the fuel of the grid-constrained optimum).",
+      label="planner's system cost"),
     E("cost_efficiency", "share", "Planner's system cost over the run's, in (0, 1]; 1 is the "
       "social optimum.", label="cost efficiency"),
     # --- what ran ---
     E("run.scenario", "", "Scenario name."), E("run.seed", "", "Random seed."),
     E("run.id", "", "Run id: <name>-seed<S>-<length>-<hash of the resolved scenario and data>."),
     E("run.source", "", "The scenario file the run was made from."),
+    E("run.overrides", "", "The overrides applied to the file, by dotted path (empty: none)."),
     E("run.overrides.<path>", "", "An override applied to the file (--set, --days, --seed), "
       "dotted path; the description in config.yaml is the file's."),
     E("run.days", "days", "Delivery days simulated."),
-    E("run.mtu_minutes", "min", "Market time unit."), E("run.start", "", "First delivery day "
+    E("run.mtu_minutes", "min", "Market time unit (transmission: 60, an hourly period)."),
+    E("run.start", "", "First delivery day "
       "(transmission: first period, UTC where the data gave offsets)."),
     E("run.grid", "", "simbench grid code."), E("run.prosumers", "count", "Households simulated.",
                                                  count=True),
@@ -145,6 +149,7 @@ SUMMARY: list[Entry] = [
     E("ledger.exchange_max_abs_eur_per_mtu", EUR, "Largest net of the DA exchange in one MTU "
       "(a check: 0)."),
     E("ledger.rows", "count", "Ledger rows.", count=True),
+    E("ledger.sum_eur", EUR, "Transmission: sum of all accounts' balances (a check: 0)."),
     # --- levels (grid.locations: levels) ---
     E("levels.<level>.locations", "count", "DSO locations at a voltage level (HV/MV "
       "substation, MV lines, MV/LV transformers, LV lines; per MV feeder), with "
@@ -220,12 +225,10 @@ SUMMARY: list[Entry] = [
       label="redispatch"),
     E("redispatch.cost_eur", EUR, "Transmission: the grid operator's redispatch cost.",
       "+ paid by the grid operator", "redispatch cost"),
-    E("fuel_eur", EUR, "Transmission: fuel burnt.", label="fuel cost"),
-    E("planner_fuel_eur", EUR, "Transmission: fuel of the grid-constrained optimum."),
-    E("welfare_loss_vs_planner_eur", EUR, "Transmission: extra fuel over the optimum."),
+    E("welfare_loss_vs_planner_eur", EUR, "Transmission: extra fuel over the optimum "
+      "(system_cost_eur - planner_system_cost_eur)."),
     E("eur_by_class.<class>", EUR, "Transmission: net receipts per class.", RECEIVED),
     E("eur_by_account.<account>", EUR, "Transmission: net receipts per account.", RECEIVED),
-    E("ledger_sum_eur", EUR, "Transmission: sum of all accounts (a check: 0)."),
     E("twin.truthful_in_twin", "", "Producers bidding truthfully in the twin."),
     E("twin.gaming_profit_eur.<producer>", EUR, "A strategic producer's profit over its "
       "truthful twin (same seed).", "+ it gained", "gaming profit of <producer>"),

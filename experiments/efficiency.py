@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from experiments.statistics import efficiency
+
 PERFECT_FORECASTS = {"forecast.load_error_sd": 0.0, "forecast.pv_error_sd": 0.0,
                      "forecast.wind_error_sd": 0.0, "forecast.idiosyncratic_sd": 0.0,
                      "forecast.load_bias": 0.0}
@@ -49,7 +51,7 @@ class Decomposition:
 
     @property
     def summary(self) -> dict:
-        return {"cost_efficiency": self.planner / self.run if self.run > 0 else None,
+        return {"cost_efficiency": efficiency(self.planner, self.run),
                 "system_cost_eur": {"run": self.run, "perfect_forecasts": self.perfect_forecasts,
                                     "truthful": self.truthful,
                                     "truthful_perfect_forecasts": self.truthful_perfect,

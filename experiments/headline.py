@@ -34,6 +34,11 @@ def _overrides(run: dict) -> list[str]:
 
 
 def run_lines(s: dict, out_dir=None) -> list[str]:
+    """The summary of a run of either kind (a transmission run's names its periods)."""
+    return (tx_lines if "periods" in s["run"] else distribution_lines)(s, out_dir)
+
+
+def distribution_lines(s: dict, out_dir=None) -> list[str]:
     """The summary of a distribution-grid run: efficiency first when the planner ran."""
     run = s["run"]
     lines = [f"run {run.get('id', run['scenario'])}: {run['days']} days from {run['start']}, "
@@ -73,8 +78,8 @@ def tx_lines(s: dict, out_dir=None) -> list[str]:
     lines += _overrides(run)
     p = s["da_price_eur_mwh"]
     lines.append(f"  DA price mean {num(p['mean'])} EUR/MWh (min {num(p['min'])}, max "
-                 f"{num(p['max'])}); fuel {num(s['fuel_eur'])} EUR, planner "
-                 f"{num(s['planner_fuel_eur'])} EUR")
+                 f"{num(p['max'])}); fuel {num(s['system_cost_eur'])} EUR, planner "
+                 f"{num(s['planner_system_cost_eur'])} EUR")
     rd = s["redispatch"]
     lines.append(f"  redispatch {num(rd['mwh'])} MWh costing {num(rd['cost_eur'])} EUR"
                  if run.get("lines") else "  no lines: no redispatch")

@@ -1,9 +1,9 @@
-"""The handlers of `flexmarkets run`, `twin` and `scenarios`.
+"""The handlers of `flexmarkets run`, `twin` and `scenarios`, one path for both kinds of
+scenario.
 
-Each one reads and validates its scenario, decides its kind and checks its output folder
-first, prints what it is about to do, and only then imports the model it needs: a
-distribution-grid run never loads the transmission model, a transmission run never loads
-pandapower, simbench or numba."""
+Each one reads and validates its scenario and checks its output folder first
+(experiments/plan.py), prints what it is about to do, and only then imports the model of the
+scenario's kind (experiments/run.py, experiments/twin.py)."""
 
 from __future__ import annotations
 
@@ -12,39 +12,19 @@ import json
 import shutil
 import textwrap
 
-from environment.errors import InputError
-from environment.scenario_files import (
-    describe,
-    find_scenario,
-    read_scenario_data,
-    scenario_kind,
-    shipped_scenarios,
-)
+from environment.scenario_files import describe, find_scenario, shipped_scenarios
 from experiments.headline import run_lines
 from experiments.overrides import parse_sets
-
-
-def _kind(args: argparse.Namespace):
-    overrides = parse_sets(args.set)
-    path = find_scenario(args.scenario)
-    return path, scenario_kind(read_scenario_data(path)), overrides
+from experiments.plan import TRANSMISSION, kind_of, plan_run
 
 
 def run_command(args: argparse.Namespace) -> int:
-    path, kind, overrides = _kind(args)
-    if kind == "transmission":
-        from experiments.transmission_run import run_command as run_tx
-
-        return run_tx(args, path, overrides)
-    if args.episodes is not None:
-        raise InputError(f"--episodes {args.episodes}: only transmission scenarios have "
-                         f"episodes; {path} is a distribution-grid scenario (use --days)")
-    if args.no_planner:
+    overrides = parse_sets(args.set)
+    path = find_scenario(args.scenario)
+    if args.no_planner and kind_of(path) != TRANSMISSION:
         overrides["planner.enabled"] = False
-    from experiments.plan import plan_run
-
-    plan = plan_run(path, days=args.days, seed=args.seed, overrides=overrides, out=args.out,
-                    overwrite=args.overwrite)
+    plan = plan_run(path, days=args.days, seed=args.seed, overrides=overrides,
+                    episodes=args.episodes, out=args.out, overwrite=args.overwrite)
     print(plan.headline(), flush=True)
     from experiments.run import execute
 
@@ -57,20 +37,16 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def twin_command(args: argparse.Namespace) -> int:
-    path, kind, overrides = _kind(args)
+    path = find_scenario(args.scenario)
     agents = [a for a in args.agents.split(",") if a] if args.agents else None
     if args.out:
         from experiments.store import check_output_dir
 
         check_output_dir(args.out, "--out", must_be_new=True)
-    if kind == "transmission":
-        from experiments.transmission_run import twin_command as twin_tx
-
-        return twin_tx(args, path, overrides, agents)
     from experiments.twin import run_twin
 
     print(f"twin of {path.stem}: the scenario and its truthful twin, same seed", flush=True)
-    rep = run_twin(path, agents, days=args.days, seed=args.seed, overrides=overrides,
+    rep = run_twin(path, agents, days=args.days, seed=args.seed, overrides=parse_sets(args.set),
                    out=args.out)
     print("\n".join(rep.lines(path.stem, args.out)))
     return 0

@@ -62,7 +62,6 @@ from environment.scenario import (
     Scenario,
     ScenarioError,
     load_scenario,
-    parse_scenario,
     with_overrides,
 )
 from environment.scenario_files import find_scenario
@@ -78,7 +77,6 @@ from experiments.study_schema import (
     StudyError,
     StudyFile,
     canonical_json,
-    check_metrics,
     check_path,
     column_name,
     draw_sample,
@@ -469,32 +467,3 @@ def load_study(study: str | Path | dict, *, overrides: dict | None = None,
                  axes=axes, points=points, seeds=seeds, runs=runs, metrics=metrics,
                  metric_columns=metric_columns, tables=spec.tables, figures=spec.figures,
                  sample=ax.sample, extra_overrides=dict(overrides or {}))
-
-
-
-def dry_check(study: Study) -> tuple[list[str], dict[str, float]]:
-    """Simulate the first design point for two days, as the study runs it, and check the metric
-    paths against its summary; returns the warnings and the timing of the model's set-up, its
-    first day and its second (a warm day: the basis of the study's time estimate)."""
-    import time
-
-    from environment.model import FlexMarketModel
-    from experiments.run import build_summary
-
-    data = study.scenario_data(study.runs[0])
-    full_days = data["calendar"]["days"]
-    data["calendar"] = {**data["calendar"], "days": min(2, full_days)}
-    t0 = time.perf_counter()
-    model = FlexMarketModel(parse_scenario(data, "dry run"))
-    marks = [time.perf_counter()]
-    while model.running:
-        model.step()
-        marks.append(time.perf_counter())
-    tables = model.tables()
-    tables["ledger"] = model.ledger.frame()
-    summary = build_summary(model, tables)
-    steps = [b - a for a, b in zip(marks, marks[1:], strict=False) if b - a > 0]
-    timing = {"build_s": marks[0] - t0, "first_day_s": steps[0], "day_s": steps[-1],
-              "days": full_days}
-    return check_metrics(study.metrics, summary), timing
-

@@ -185,7 +185,7 @@ def _sweep(args: argparse.Namespace) -> int:
     _preflight(args.study, Path(args.results))
     from experiments.catalog import CatalogBusy
     from experiments.store import check_output_dir
-    from experiments.study import dry_check, load_study
+    from experiments.study import load_study
     from experiments.study_schema import StudyError
     from experiments.sweep import (
         INTERRUPTED,
@@ -211,6 +211,8 @@ def _sweep(args: argparse.Namespace) -> int:
         study = load_study(args.study, overrides=overrides)
         check_output_dir(Path(args.results) / study.name, "results folder")
         if args.dry_run:
+            from experiments.sweep_runners import dry_check
+
             return _dry_run(study, Path(args.results), dry_check, args.workers)
         if starter is not None:
             starter.join()

@@ -63,6 +63,36 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+# --- the dry run: the first design point for two days ------------------------------------
+
+
+def dry_check(study: Study) -> tuple[list[str], dict[str, float]]:
+    """Simulate the first design point for two days, as the study runs it, and check the metric
+    paths against its summary; returns the warnings and the timing of the model's set-up, its
+    first day and its second (a warm day: the basis of the study's time estimate)."""
+    from environment.model import FlexMarketModel
+    from environment.scenario import parse_scenario
+    from experiments.statistics import distribution_summary
+    from experiments.study_schema import check_metrics
+
+    data = study.scenario_data(study.runs[0])
+    full_days = data["calendar"]["days"]
+    data["calendar"] = {**data["calendar"], "days": min(2, full_days)}
+    t0 = time.perf_counter()
+    model = FlexMarketModel(parse_scenario(data, "dry run"))
+    marks = [time.perf_counter()]
+    while model.running:
+        model.step()
+        marks.append(time.perf_counter())
+    tables = model.tables()
+    tables["ledger"] = model.ledger.frame()
+    summary = distribution_summary(model, tables)
+    steps = [b - a for a, b in zip(marks, marks[1:], strict=False) if b - a > 0]
+    timing = {"build_s": marks[0] - t0, "first_day_s": steps[0], "day_s": steps[-1],
+              "days": full_days}
+    return check_metrics(study.metrics, summary), timing
+
+
 # --- the task, run in a worker ---------------------------------------------------------------
 
 

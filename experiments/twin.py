@@ -5,15 +5,17 @@ every difference comes from the strategies. The profit a strategic agent makes o
 truthful twin is its gaming profit; the changes of every class's profit show who pays for it,
 and the welfare difference what the economy as a whole lost.
 
-Welfare (experiments.metrics.welfare_split) is the classes' net ledger receipts plus the value
-of the energy consumers and prosumers were served, less the cost of unsolved grid violations.
-The ledger sums to zero over all accounts, the outside world (`external`: fuel, wear,
-emergency assistance) included, so
+Welfare (experiments.statistics.welfare_split) is the classes' net ledger receipts plus the
+value of the energy consumers and prosumers were served, less the cost of unsolved grid
+violations. The ledger sums to zero over all accounts, the outside world (`external`: fuel,
+wear, emergency assistance) included, so
 
     change of welfare = sum over classes of the change of profit (net receipts)
                         + change of valued energy - change of violation cost
 
-and the profit changes of all classes and `external` sum to zero: the transfers."""
+and the profit changes of all classes and `external` sum to zero: the transfers. The
+comparison's figures are computed in experiments/statistics.py (`twin_comparison`,
+`transmission_twin_summary`); this module runs the twins and reports them."""
 
 from __future__ import annotations
 
@@ -24,29 +26,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from environment.errors import InputError
 from environment.scenario import ScenarioError, with_overrides
-from experiments.headline import num, signed
-from experiments.metrics import CLASSES
+from environment.transmission.scenario import TxScenario
+from experiments.headline import num, signed, twin_lines
 from experiments.plan import resolve
 from experiments.run import RunResult, run_scenario
+from experiments.statistics import transmission_twin_summary, twin_comparison
 from experiments.store import write_run
 
 ROLES = ("brps", "aggregators", "producers")
 EXOGENOUS = ("system_load_mw", "prosumer_load_mw", "pv_mw")
-
-
-def profit_by_market(run: RunResult) -> pd.DataFrame:
-    """Net EUR each account received per market: columns account, class, market, eur."""
-    led = run.tables["ledger"]
-    classes = run.model.ledger.account_classes()
-    flows = pd.concat([
-        pd.DataFrame({"account": led["payee"].astype(str), "market": led["market"].astype(str),
-                      "eur": led["eur"]}),
-        pd.DataFrame({"account": led["payer"].astype(str), "market": led["market"].astype(str),
-                      "eur": -led["eur"]})])
-    out = flows.groupby(["account", "market"])["eur"].sum().reset_index()
-    out.insert(1, "class", out["account"].map(classes))
-    return out
 
 
 def strategic_agents(scenario) -> list[str]:
@@ -134,13 +124,17 @@ class TwinReport:
 
 def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = None,
              seed: int | None = None, overrides: dict | None = None,
-             planner: bool | None = False, out: str | Path | None = None) -> TwinReport:
+             planner: bool | None = False, out: str | Path | None = None
+             ) -> TwinReport | TransmissionTwin:
     """Run `scenario` and its truthful twin for `agents` (default: every agent whose strategy
-    is not truthful) with the same seed; compare profits, transfers and welfare.
+    is not truthful) with the same seed; compare profits, transfers and welfare. A
+    transmission scenario's twin compares producers only (`transmission_twin`).
 
     Raises RuntimeError if the twins did not see the same realisations (a strategy drew from
     the model's random generator)."""
     s = resolve(scenario, days, seed, overrides)
+    if isinstance(s, TxScenario):
+        return transmission_twin(s, agents, out)
     agents = strategic_agents(s) if agents is None else list(agents)
     twin = truthful_twin(s, agents)
     kw = {"planner": planner, "write": False, "figures": False}
@@ -149,30 +143,50 @@ def run_twin(scenario, agents: list[str] | None = None, *, days: int | None = No
     if not same:
         raise RuntimeError(f"twin runs of {s.name} saw different realisations: a strategy of "
                            f"{agents} must not draw from the model's random generator")
-    pa, pb = profit_by_market(game), profit_by_market(fair)
-    keys = ["account", "class", "market"]
-    by_agent = pa.merge(pb, on=keys, how="outer", suffixes=("_s", "_t")).fillna(
-        {"eur_s": 0.0, "eur_t": 0.0}).rename(columns={"eur_s": "strategic", "eur_t": "truthful"})
-    by_agent["change"] = by_agent["strategic"] - by_agent["truthful"]
-    by_class = by_agent.groupby("class")[["strategic", "truthful", "change"]].sum()
-    per_agent = by_agent.groupby("account")["change"].sum()
-    gaming = {a: float(per_agent.get(a, 0.0)) for a in agents}
-    wg, wf = game.summary["welfare_eur"], fair.summary["welfare_eur"]
-    valued = _valued(game) - _valued(fair)
-    violations = game.summary["grid_violation_cost_eur"] - fair.summary["grid_violation_cost_eur"]
-    change = wg["total"] - wf["total"]
-    receipts = float(by_class["change"].reindex(CLASSES, fill_value=0.0).sum())
-    welfare = {"strategic": wg["total"], "truthful": wf["total"], "change": change,
-               "lost": -change, "valued_energy_change": valued,
-               "violation_cost_change": violations}
-    report = TwinReport(agents, by_agent.sort_values(keys).reset_index(drop=True), by_class,
-                        gaming, welfare, change - (receipts + valued - violations), same,
-                        (game, fair))
+    f = twin_comparison(game, fair, agents)
+    report = TwinReport(agents, f["by_agent"], f["by_class"], f["gaming_profit_eur"],
+                        f["welfare"], f["identity_residual_eur"], same, (game, fair))
     if out is not None:
         report.write(out)
     return report
 
 
-def _valued(run: RunResult) -> float:
-    v = run.scenario.value_of_load_eur_mwh
-    return v * sum(run.model.valued_energy_mwh().values())
+
+@dataclass
+class TransmissionTwin:
+    """A transmission scenario against its truthful twin: what `flexmarkets twin` prints and
+    writes (twin.json, profit_by_agent.csv, profit_by_class.csv)."""
+
+    summary: dict
+
+    def write(self, out: str | Path) -> Path:
+        t = self.summary
+
+        def files(folder: Path) -> None:
+            (folder / "twin.json").write_text(json.dumps(t, indent=2, default=float))
+            rows = [{"account": k, "class": "producer", "change_eur": v}
+                    for k, v in {**t["gaming_profit_eur"],
+                                 **t["other_producers_profit_change_eur"]}.items()]
+            pd.DataFrame(rows).to_csv(folder / "profit_by_agent.csv", index=False)
+            pd.Series(t["by_class_eur"], name="change_eur").rename_axis("class").to_csv(
+                folder / "profit_by_class.csv")
+
+        return write_run(Path(out), files)
+
+    def lines(self, name: str, out=None) -> list[str]:
+        return twin_lines(self.summary) + ([f"  report in {out}"] if out else [])
+
+
+def transmission_twin(s: TxScenario, agents: list[str] | None,
+                      out: str | Path | None = None) -> TransmissionTwin:
+    from environment.transmission.twin import run_pair, strategic_producers
+
+    if agents is None and not strategic_producers(s):
+        raise InputError(f"twin of {s.name}: every producer is truthful; name producers to "
+                         "compare with --agents, or make one strategic with --set "
+                         "producers.N.strategy=incdec")
+    pair = run_pair(s, agents)
+    report = TransmissionTwin(transmission_twin_summary(pair.run, pair.twin, pair.truthful))
+    if out is not None:
+        report.write(out)
+    return report

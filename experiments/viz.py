@@ -30,14 +30,11 @@ from agents.dso import Light
 from environment.errors import ScenarioError
 from experiments.viz_grid import GridState, grid_figure, grid_layout_xy, grid_state, png
 from experiments.viz_markets import (
-    gaming_profit,
     price_columns,
     price_figure,
     profit_figure,
-    profit_table,
     volume_columns,
     volume_figure,
-    with_flexibility,
 )
 from experiments.viz_model import (
     CONTROLS,
@@ -68,10 +65,10 @@ from experiments.viz_panels import (
 
 __all__ = ["CONTROLS", "DEFAULT_SCENARIO", "SEED_MAX", "Control", "ControlState", "GridState",
            "Light", "Page", "SettingsRef", "ViewModel", "ViewSettings", "build_scenario",
-           "control_states", "current_mtu", "default_settings", "gaming_profit", "grid_figure",
+           "control_states", "current_mtu", "default_settings", "grid_figure",
            "grid_layout_xy", "grid_state", "parse_seed", "peak_mtu", "png", "price_columns",
-           "price_figure", "profit_figure", "profit_table", "scenario_names", "scenario_path",
-           "volume_columns", "volume_figure", "with_flexibility"]
+           "price_figure", "profit_figure", "scenario_names", "scenario_path",
+           "volume_columns", "volume_figure"]
 
 # The view is served on the loopback address over http, where Solara falls back to a lax
 # session cookie and says so in 15 lines for every page load; that fallback is right here.

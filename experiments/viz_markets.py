@@ -2,9 +2,10 @@
 so far, and who earns what (pure functions of the run's tables).
 
 The local flexibility market's trades live in the `flex` table (one row per MTU, stage and
-location); `with_flexibility` folds them into per-MTU columns beside the series table's, so the
-LFM shows up wherever it traded: the price the DSO paid (volume-weighted over locations) and
-the energy it bought, day-ahead and intraday, and the BRPs' platform purchases."""
+location); `experiments.statistics.with_flexibility` folds them into per-MTU columns beside the
+series table's, so the LFM shows up wherever it traded: the price the DSO paid
+(volume-weighted over locations) and the energy it bought, day-ahead and intraday, and the
+BRPs' platform purchases."""
 
 from __future__ import annotations
 
@@ -18,35 +19,8 @@ from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
 from experiments.figstyle import time_axis
-from experiments.metrics import CLASSES
 
 STAGES = {"da": "day-ahead", "id": "intraday"}
-
-
-def with_flexibility(series: pd.DataFrame, flex: pd.DataFrame | None,
-                     dt_h: float) -> pd.DataFrame:
-    """`series` plus, per MTU: lfm_<stage>_price (EUR/MWh the DSO paid, volume-weighted over
-    locations; NaN where it bought nothing), lfm_<stage>_up_mwh / _down_mwh (energy bought) and
-    platform_up_mwh / platform_down_mwh."""
-    out = series.copy()
-    if flex is None or flex.empty:
-        return out
-    f = flex.assign(up=flex["dso_up_mw"] * dt_h, down=flex["dso_down_mw"] * dt_h,
-                    pay=np.nan_to_num(flex["lfm_price_up"]) * flex["dso_up_mw"] * dt_h
-                    + np.nan_to_num(flex["lfm_price_down"]) * flex["dso_down_mw"] * dt_h,
-                    p_up=flex["platform_up_mw"] * dt_h, p_down=flex["platform_down_mw"] * dt_h)
-    for stage in STAGES:
-        g = f[f["stage"] == stage].groupby("mtu")[["up", "down", "pay"]].sum()
-        g = g.reindex(out["mtu"], fill_value=0.0)
-        vol = (g["up"] + g["down"]).to_numpy()
-        out[f"lfm_{stage}_price"] = np.where(vol > 0, g["pay"].to_numpy() / np.where(vol > 0,
-                                                                                   vol, 1), np.nan)
-        out[f"lfm_{stage}_up_mwh"] = g["up"].to_numpy()
-        out[f"lfm_{stage}_down_mwh"] = g["down"].to_numpy()
-    p = f.groupby("mtu")[["p_up", "p_down"]].sum().reindex(out["mtu"], fill_value=0.0)
-    out["platform_up_mwh"] = p["p_up"].to_numpy()
-    out["platform_down_mwh"] = p["p_down"].to_numpy()
-    return out
 
 
 def lfm_caption(frame: pd.DataFrame) -> str:
@@ -67,10 +41,6 @@ def lfm_caption(frame: pd.DataFrame) -> str:
             f"{pay / total:.1f} EUR/MWh on average")
 
 
-MARKET_ORDER = ["dayahead", "intraday", "lfm", "lfm_reservation", "platform", "balancing",
-                "balancing_emergency", "imbalance", "red_compensation", "retail", "feed_in",
-                "network_tariff", "aggregator_energy", "flexibility_fee", "fuel", "battery_wear"]
-GAMING = re.compile(r"gaming|arbitrage|inc_?dec", re.IGNORECASE)
 
 
 def price_columns(columns: Sequence[str]) -> dict[str, list[str]]:
@@ -222,51 +192,6 @@ def volume_figure(series: pd.DataFrame, dt_h: float, marker=None) -> Figure:
     _mark(ax2, marker)
     _time_axis(ax2, ts)
     return fig
-
-
-def profit_table(ledger: pd.DataFrame, classes: pd.Series) -> pd.DataFrame:
-    """Net receipts (EUR, received minus paid) by agent class (rows) and market (columns)."""
-    if ledger.empty:
-        return pd.DataFrame()
-    market = ledger["market"].astype(str).to_numpy()
-    eur = ledger["eur"].to_numpy(float)
-    long = pd.DataFrame({
-        "class": np.concatenate([ledger["payee"].astype(str).map(classes).to_numpy(object),
-                                 ledger["payer"].astype(str).map(classes).to_numpy(object)]),
-        "market": np.concatenate([market, market]),
-        "eur": np.concatenate([eur, -eur])})
-    table = long.pivot_table(index="class", columns="market", values="eur", aggfunc="sum",
-                             fill_value=0.0)
-    table.index.name, table.columns.name = "class", "market"
-    rows = [c for c in [*CLASSES, "external"] if c in table.index]
-    rows += [c for c in table.index if c not in rows]
-    cols = [m for m in MARKET_ORDER if m in table.columns]
-    cols += sorted(m for m in table.columns if m not in cols)
-    table = table.loc[rows, cols]
-    return table.loc[table.abs().sum(axis=1) > 1e-9, table.abs().sum(axis=0) > 1e-9]
-
-
-def gaming_profit(tables: dict[str, pd.DataFrame], profits: pd.DataFrame) -> dict[str, float]:
-    """Gaming / arbitrage profit by who earned it, where the model records it: a ledger market
-    or a table column whose name says gaming, arbitrage or inc-dec."""
-    out: dict[str, float] = {}
-    for m in [c for c in profits.columns if GAMING.search(str(c))]:
-        for cls, v in profits[m].items():
-            if abs(v) > 1e-9:
-                out[f"{cls} ({m})"] = out.get(f"{cls} ({m})", 0.0) + float(v)
-    for name, df in tables.items():
-        if name == "ledger" or df is None:
-            continue
-        for c in df.columns:
-            if GAMING.search(str(c)) and pd.api.types.is_numeric_dtype(df[c]):
-                key = next((k for k in ("aggregator", "party", "class") if k in df.columns),
-                           None)
-                if key:
-                    for who, v in df.groupby(key)[c].sum().items():
-                        out[f"{who} ({c})"] = float(v)
-                else:
-                    out[f"{name}.{c}"] = float(df[c].sum())
-    return out
 
 
 def profit_figure(table: pd.DataFrame, title: str = "") -> Figure:

@@ -14,15 +14,20 @@ import solara
 from mesa.visualization.utils import force_update, update_counter
 
 from environment.model import FlexMarketModel
+from experiments.statistics import (
+    congestion,
+    gaming_profit,
+    price_stats,
+    profit_table,
+    system_imbalance_mwh,
+    with_flexibility,
+)
 from experiments.viz_grid import grid_figure, grid_state, png
 from experiments.viz_markets import (
-    gaming_profit,
     lfm_caption,
     price_figure,
     profit_figure,
-    profit_table,
     volume_figure,
-    with_flexibility,
 )
 from experiments.viz_model import (
     SettingsRef,
@@ -191,17 +196,16 @@ def SummaryPanel(model: ViewModel):
         if st.reason is None and not st.path.startswith("aggregators."):
             lines.append(f"{st.label.lower()}: {st.current}")
     if "series" in tables:
-        se, gr = tables["series"], tables["grid"]
-        lights = gr["light"].value_counts()
-        imbalance_mwh = se["system_short_mw"].abs().sum() * model.calendar.mtu_hours
+        se, dt_h = tables["series"], model.calendar.mtu_hours
+        price, c = price_stats(se["da_price"]), congestion(tables["grid"], dt_h)
         lines += [
-            f"day-ahead price: mean {se['da_price'].mean():.1f}, "
-            f"min {se['da_price'].min():.1f}, max {se['da_price'].max():.1f} EUR/MWh",
-            f"system imbalance: {imbalance_mwh:.2f} MWh (absolute)",
-            f"traffic light, MTU × location: {lights.get(0, 0)} green, {lights.get(1, 0)} "
-            f"yellow, {lights.get(2, 0)} red, {lights.get(3, 0)} black",
-            f"max branch loading {gr['max_loading'].max() * 100:.0f} %, voltage "
-            f"{gr['v_min_pu'].min():.3f}–{gr['v_max_pu'].max():.3f} p.u.",
+            f"day-ahead price: mean {price['mean']:.1f}, "
+            f"min {price['min']:.1f}, max {price['max']:.1f} EUR/MWh",
+            f"system imbalance: {system_imbalance_mwh(se, dt_h):.2f} MWh (absolute)",
+            f"traffic light, MTU × location: {c['green']} green, {c['yellow']} "
+            f"yellow, {c['red']} red, {c['black']} black",
+            f"max branch loading {c['max_loading'] * 100:.0f} %, voltage "
+            f"{c['v_min_pu']:.3f}–{c['v_max_pu']:.3f} p.u.",
         ]
         profits = profit_table(tables["ledger"], model.ledger.account_classes())
         gaming = gaming_profit(tables, profits)

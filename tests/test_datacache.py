@@ -37,10 +37,10 @@ def test_changed_derivation_code_builds_a_new_entry(tmp_path, monkeypatch):
 
 
 def test_the_digest_follows_project_functions_the_build_calls():
-    import environment.model as model
+    from environment import inputs
     from environment.grid import network
 
-    digest = datacache.code_digest(model._grid_and_households)
+    digest = datacache.code_digest(inputs._grid_and_households)
     assert digest != datacache.code_digest(network.load_simbench_grid)
     assert len(digest) == 12
 

@@ -286,27 +286,27 @@ def test_the_dso_gets_what_it_bought_in_a_congested_january(scheme):
     """Two January days with 1,000 households on the default grid (congested most of the
     day): the aggregator sells the DSO flexibility and misses under 1 % of it (the full
     14-day figures: bench/lfm_delivery.py)."""
-    import environment.model as model_module
+    from environment import settlement
 
     sold = missed = 0.0
-    settle = model_module.FlexMarketModel._settle_non_delivery
+    settle = settlement.settle_non_delivery
 
-    def spy(self, ctx):
+    def spy(model, ctx):
         nonlocal sold, missed
-        for agg in self.aggregators:
+        for agg in model.aggregators:
             got = ctx.dso_sold.get(agg.unique_id)
             if got is not None:
                 sold += got.sum() * ctx.dt_h
                 missed += sum(np.minimum(agg.missed_mw(k), got[:, k].sum(1)).sum()
                               for k in agg.plans) * ctx.dt_h
-        return settle(self, ctx)
+        return settle(model, ctx)
 
-    model_module.FlexMarketModel._settle_non_delivery = spy
+    settlement.settle_non_delivery = spy
     try:
         run_scenario(days=2, overrides={"prosumers.0.count": 1000, "markets.coupling": scheme,
                                         "calendar.start": "2016-01-11"},
                      planner=False, write=False, figures=False)
     finally:
-        model_module.FlexMarketModel._settle_non_delivery = settle
+        settlement.settle_non_delivery = settle
     assert sold > 0.05
     assert missed < 0.01 * sold

@@ -41,12 +41,28 @@ def test_help_and_a_malformed_set_answer_at_once(argv, code):
     assert "Traceback" not in loaded
 
 
-def _graph() -> dict[str, set[str]]:
+PACKAGES = ("agents", "environment", "experiments", "results")
+LAZY_IMPORTERS = {"import_module", "_lazy"}
+"""Calls whose literal first argument names a module they import (importlib's, and the CLI's
+handlers imported when their command runs)."""
+
+
+def _modules() -> dict[str, Path]:
     mods = {}
-    for pkg in ("environment", "agents", "experiments"):
-        for p in (ROOT / pkg).rglob("*.py"):
+    for pkg in PACKAGES:
+        for p in (ROOT / pkg).rglob("*.py") if (ROOT / pkg).is_dir() else ():
             name = ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
             mods[name] = p
+    return mods
+
+
+def _call_name(node: ast.Call) -> str:
+    f = node.func
+    return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
     graph = {m: set() for m in mods}
     for m, p in mods.items():
         for node in ast.walk(ast.parse(p.read_text())):
@@ -58,12 +74,16 @@ def _graph() -> dict[str, set[str]]:
                         graph[m].add(target)
             elif isinstance(node, ast.Import):
                 graph[m] |= {a.name for a in node.names if a.name in mods and a.name != m}
+            elif isinstance(node, ast.Call) and _call_name(node) in LAZY_IMPORTERS \
+                    and node.args and isinstance(node.args[0], ast.Constant) \
+                    and node.args[0].value in mods and node.args[0].value != m:
+                graph[m].add(node.args[0].value)
     return graph
 
 
 def test_no_import_circles():
-    """Imports anywhere in a module (also inside functions) count: a lazy import that closes
-    a circle still ties the modules together."""
+    """Imports anywhere in a module (also inside functions, and the CLI's lazy handlers) count:
+    a lazy import that closes a circle still ties the modules together."""
     graph = _graph()
     state: dict[str, int] = {}
     path: list[str] = []
@@ -86,22 +106,121 @@ def test_no_import_circles():
             assert cycle is None, " -> ".join(cycle)
 
 
-USER_PATH = ["experiments/" + n for n in (
-    "cli.py", "run_cli.py", "run.py", "plan.py", "store.py", "headline.py", "compare.py",
-    "dictionary.py", "catalog.py", "study.py", "study_schema.py", "sweep.py", "sweep_cli.py",
-    "sweep_runners.py", "sweep_dask.py", "runs_cli.py", "report.py", "report_stats.py",
-    "report_figures.py",
-    "viz.py", "viz_model.py", "viz_grid.py", "viz_markets.py", "viz_panels.py", "plots.py",
-    "transmission_run.py")] + ["environment/" + n for n in (
-        "scenario.py", "scenario_files.py", "scenario_checks.py", "series.py", "yamlio.py",
-        "profiles.py", "datacache.py", "calendar.py", "transmission/model.py",
-        "transmission/scenario.py", "transmission/twin.py")]
+def test_the_import_graph_sees_lazy_and_function_level_imports():
+    graph = _graph()
+    assert "experiments.run_cli" in graph["experiments.cli"]        # _lazy("experiments.run_cli")
+    assert "environment.model" in graph["experiments.run"]          # inside simulate_distribution
 
 
-@pytest.mark.parametrize("path", USER_PATH)
-def test_modules_stay_under_500_lines(path):
-    n = len((ROOT / path).read_text().splitlines())
-    assert n <= 500, f"{path}: {n} lines"
+def test_every_project_import_names_a_module_of_this_checkout():
+    """An import of a removed module must fail here: the editable install of another checkout
+    would otherwise serve it silently (bench and tests included)."""
+    mods = _modules()
+    files = [*mods.values(), *(ROOT / "bench").glob("*.py"), *(ROOT / "tests").glob("*.py")]
+    stale = []
+    for p in files:
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and
+                     node.level == 0 else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            stale += [f"{p.relative_to(ROOT)}: {n}" for n in names
+                      if n.split(".")[0] in PACKAGES and n not in mods]
+    assert stale == []
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """What a module binds at its top level (also inside top-level if/try/with blocks)."""
+    names: set[str] = set()
+    body = list(tree.body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For):
+            body += [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", []),
+                     *(h for x in getattr(node, "handlers", []) for h in x.body)]
+    return names
+
+
+def test_every_name_imported_from_a_project_module_exists():
+    """`from experiments.run import build_summary` after build_summary moved fails here, not
+    when the one command that imports it lazily runs."""
+    mods = _modules()
+    files = [*mods.values(), *(ROOT / "bench").glob("*.py"), *(ROOT / "tests").glob("*.py")]
+    defined = {m: _top_level_names(ast.parse(p.read_text())) for m, p in mods.items()}
+    missing = []
+    for p in files:
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in mods \
+                    and "__getattr__" not in defined[node.module]:
+                missing += [f"{p.relative_to(ROOT)}: from {node.module} import {a.name}"
+                            for a in node.names if a.name != "*"
+                            and f"{node.module}.{a.name}" not in mods
+                            and a.name not in defined[node.module]]
+    assert missing == []
+
+
+def _private_uses(m: str, tree: ast.AST, mods: dict[str, Path]) -> list[str]:
+    """`from a.b import _x`, and `mod._x` on a name bound to another module of the project."""
+    found, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in mods and node.module != m:
+            for a in node.names:
+                if f"{node.module}.{a.name}" in mods:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                elif a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"{m}: from {node.module} import {a.name}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name in mods and a.name != m:
+                    aliases[a.asname or a.name] = a.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") \
+                and not node.attr.startswith("__"):
+            target = ast.unparse(node.value)
+            if aliases.get(target, target) in mods and aliases.get(target, target) != m:
+                found.append(f"{m}: {aliases.get(target, target)}.{node.attr}")
+    return found
+
+
+PRIVATE_ALLOWED: set[str] = set()
+"""Private names still used across modules (none: keep it so)."""
+
+
+def test_no_private_name_is_used_across_modules():
+    mods = _modules()
+    found = {u for m, p in mods.items() for u in _private_uses(m, ast.parse(p.read_text()), mods)}
+    assert sorted(found - PRIVATE_ALLOWED) == []
+    assert sorted(PRIVATE_ALLOWED - found) == [], "cleared: drop them from PRIVATE_ALLOWED"
+
+
+def test_the_private_name_check_finds_both_forms():
+    tree = ast.parse("from environment.flexstage import _commit\n"
+                     "import environment.coupling as coupling\ncoupling._cap(1)\n")
+    assert _private_uses("experiments.x", tree, _modules()) == [
+        "experiments.x: from environment.flexstage import _commit",
+        "experiments.x: environment.coupling._cap"]
+
+
+MAX_LINES = 500
+LONG_ALLOWED = {
+    # being split on other branches (issue 17, structure); shrink this as they merge
+    "agents/aggregator.py", "environment/markets/tso_dso.py",
+    "environment/flexstage.py", "environment/grid/network.py", "environment/markets/lfm.py",
+}
+
+
+def test_no_module_is_over_500_lines():
+    """Every module of the package (tests aside), but those on LONG_ALLOWED."""
+    long = {str(p.relative_to(ROOT)): n for p in _modules().values()
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert {k: v for k, v in long.items() if k not in LONG_ALLOWED} == {}
+    assert sorted(LONG_ALLOWED - set(long)) == [], "now short: drop them from LONG_ALLOWED"
 
 
 def test_no_merge_conflict_markers_are_committed():

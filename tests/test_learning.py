@@ -11,7 +11,8 @@ import pytest
 
 from agents.strategies import make_strategy
 from agents.strategies.learning import MarkupLearner, RothErev
-from environment.transmission import TransmissionModel, parse_tx_scenario
+from environment.transmission.model import TransmissionModel
+from environment.transmission.scenario import parse_tx_scenario
 
 MARKUPS = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
 

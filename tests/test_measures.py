@@ -195,16 +195,16 @@ def test_states_of_charge_follow_the_delivered_power_through_a_disconnection(mon
     efficiency, discharging over it), recomputed here from the recorded trajectory, and never
     leaves [0, capacity]: no phantom energy."""
     import environment.model as model_module
+    from environment import records
 
     seen = {}
-    record = model_module.FlexMarketModel._record
+    record = records.record_day
 
-    def spy(self, ctx, *args):
-        real = args[8]
-        seen[ctx.day] = (self.fleet.soc.copy(), real["battery"].copy())
-        return record(self, ctx, *args)
+    def spy(model, ctx):
+        seen[ctx.day] = (model.fleet.soc.copy(), ctx.realtime.real["battery"].copy())
+        return record(model, ctx)
 
-    monkeypatch.setattr(model_module.FlexMarketModel, "_record", spy)
+    monkeypatch.setattr(records, "record_day", spy)
     starts = {}
     step = model_module.FlexMarketModel.step
 

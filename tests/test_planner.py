@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from planner_pyomo import solve_day as pyomo_solve_day
 
-import environment.model
+import environment.planner_inputs
 from environment.grid.lindistflow import LinDistFlow
 from environment.planner import PlannerDay, solve_day
 from experiments.run import run_scenario
@@ -38,7 +38,7 @@ def planner_inputs() -> dict:
                 calls.append(args)
                 return solve_day(*args)
 
-            mp.setattr(environment.model, "solve_day", record)
+            mp.setattr(environment.planner_inputs, "solve_day", record)
             run_scenario(scenario, days=1, overrides=overrides, planner=True, write=False,
                          figures=False)
             inputs[name] = calls[0]

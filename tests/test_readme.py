@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from environment.scenario import load_scenario
-from environment.transmission import load_tx_scenario
+from environment.transmission.scenario import load_tx_scenario
 from experiments.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent

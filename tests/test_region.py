@@ -41,7 +41,8 @@ def test_levels_split_feeders_and_connections_each_uses_every_point_once():
     import numpy as np
 
     from agents.prosumer import _household_buses
-    from environment.model import FlexMarketModel, _load_grid
+    from environment.inputs import load_grid
+    from environment.model import FlexMarketModel
     from environment.scenario import with_overrides
 
     base = load_scenario(find_scenario("default"))
@@ -51,7 +52,7 @@ def test_levels_split_feeders_and_connections_each_uses_every_point_once():
     m = FlexMarketModel(s)
     # an LV grid: the substation, and each feeder's lines at the LV level
     assert m.grid.locations == ("trafo", *(f"{n}-LV" for n in feeders.grid.locations[1:]))
-    grid, loads = _load_grid(s)
+    grid, loads = load_grid(s)
     buses, _, profiles = _household_buses(grid, loads)
     assert len(buses) == 92
     np.testing.assert_array_equal(m.fleet.bus, buses)      # each point once, in grid order

@@ -34,8 +34,8 @@ from environment.balancingstage import _book
 from environment.ledger import Ledger
 from environment.markets.balancing import Activation, BalancingOffers, imbalance_prices
 from environment.markets.lfm import FlexOffers
-from environment.model import SETTLEMENT_ENTITY
 from environment.scenario import ScenarioError
+from environment.settlement import SETTLEMENT_ENTITY
 from experiments.run import run_scenario
 
 BASE = {"prosumers.0.count": 120, "markets.intraday.enabled": False,

@@ -22,6 +22,7 @@ from test_model import (
 
 from agents.strategies import STRATEGIES, known, make_strategy
 from environment.scenario import ScenarioError
+from environment.settlement import settle_non_delivery
 from experiments.run import run_scenario
 
 AGG = "aggregators.0"
@@ -140,7 +141,7 @@ def test_non_delivery_penalty_is_booked():
     sold[4, (k + 1) % model.grid.n_locations, 1] = 1.0  # elsewhere: no penalty
     ctx = SimpleNamespace(n_mtu=t_n, mtu0=10_000, dt_h=0.25, dso_sold={agg.unique_id: sold})
     mark = model.ledger.mark()
-    model._settle_non_delivery(ctx)
+    settle_non_delivery(model, ctx)
     rows = model.ledger.rows_since(mark)
     assert [r[2] for r in rows] == ["lfm_penalty"]
     payer, payee, _, mtu, mwh, price, eur = rows[0]

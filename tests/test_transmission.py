@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 
 from environment.scenario import ScenarioError
 from environment.solver import solve_lp
-from environment.transmission import TransmissionModel, parse_tx_scenario
+from environment.transmission.model import TransmissionModel
 from environment.transmission.network import Network, clear_zonal, nodal_lp
-from environment.transmission.twin import run_twin
+from environment.transmission.scenario import parse_tx_scenario
+from environment.transmission.twin import run_pair
 from experiments.run import scenario_path
+from experiments.statistics import transmission_summary, transmission_twin_summary
 
 # Node A exports: cheap a_base (20), a_mid (40) and a_gamer (60); node B imports, with b_peak
 # (50). Loads A 50, B 100 MW; line A->B 40 MW.
@@ -47,6 +49,13 @@ def hand(**changes):
     return parse_tx_scenario(d)
 
 
+def twin(scenario) -> dict:
+    """The scenario against its truthful twin: the figures summary.json holds under `twin`, and
+    the two models under `pair`."""
+    pair = run_pair(scenario)
+    return {**transmission_twin_summary(pair.run, pair.twin, pair.truthful), "pair": pair}
+
+
 def producer_rows(model):
     return model.tables()["producers"].set_index("producer")
 
@@ -73,7 +82,8 @@ def test_truthful_hand_case():
     assert bal["a_base"] == pytest.approx(100 * 40 - 10 * 20 - 90 * 20, abs=1e-6)
     assert bal["grid_operator"] == pytest.approx(0, abs=1e-6)
     assert abs(bal.sum()) < 1e-6
-    assert m.summary()["welfare_loss_vs_planner_eur"] == pytest.approx(0, abs=1e-6)
+    assert transmission_summary(m, m.tables())["welfare_loss_vs_planner_eur"] == \
+        pytest.approx(0, abs=1e-6)
 
 
 def test_incdec_hand_case_pay_as_bid():
@@ -83,19 +93,20 @@ def test_incdec_hand_case_pay_as_bid():
     30 at 25, a_base 10 at 20; inc b_peak 60 at 50: 3000 - 800 - 750 - 200 = 1250 EUR.
     a_gamer earns 30 x (40 - 25) = 450 without producing; the operator pays 450 more and passes
     it to consumers; the final dispatch is unchanged, so no welfare is lost."""
-    r = run_twin(hand())
-    assert r.truthful == ["a_gamer"]
-    assert r.gaming_profit["a_gamer"] == pytest.approx(450, abs=1e-6)
-    assert r.other_producers.abs().max() < 1e-6  # rivals lose and gain nothing
-    assert r.grid_operator_extra_cost == pytest.approx(450, abs=1e-6)
-    assert r.consumer_bill_change == pytest.approx(450, abs=1e-6)
-    assert r.welfare_lost == pytest.approx(0, abs=1e-6)
-    rows = producer_rows(r.run)
+    r = twin(hand())
+    assert r["truthful_in_twin"] == ["a_gamer"]
+    assert r["gaming_profit_eur"]["a_gamer"] == pytest.approx(450, abs=1e-6)
+    rivals = r["other_producers_profit_change_eur"]
+    assert max(map(abs, rivals.values())) < 1e-6  # rivals lose and gain nothing
+    assert r["grid_operator_extra_cost_eur"] == pytest.approx(450, abs=1e-6)
+    assert r["consumer_bill_change_eur"] == pytest.approx(450, abs=1e-6)
+    assert r["welfare_lost_eur"] == pytest.approx(0, abs=1e-6)
+    rows = producer_rows(r["pair"].run)
     np.testing.assert_allclose(rows["da_mw"], [100, 20, 30, 0], atol=1e-6)
     np.testing.assert_allclose(rows["dec_mw"], [10, 20, 30, 0], atol=1e-6)
     assert rows.loc["a_gamer", "dec_price_eur_mwh"] == pytest.approx(25)
-    assert r.run.tables()["periods"]["redispatch_cost_eur"].iloc[0] == pytest.approx(1250)
-    for m in (r.run, r.twin):
+    assert r["pair"].run.tables()["periods"]["redispatch_cost_eur"].iloc[0] == pytest.approx(1250)
+    for m in (r["pair"].run, r["pair"].twin):
         assert abs(m.profits().sum()) < 1e-6
 
 
@@ -104,18 +115,18 @@ def test_price_taking_incdec_under_pay_as_clear_takes_rent_from_rivals():
     Under pay-as-clear every dec pays A's nodal price 20 (a_base is marginal), so a_gamer earns
     30 x (40 - 20) = 600, all of it out of a_mid's windfall (a_mid sells 30 MW less at 40 and
     buys back 30 MW less at 20): the operator's bill and consumers do not change."""
-    r = run_twin(hand(**{"producers.2.strategy_params": {"variant": "price_taking"},
+    r = twin(hand(**{"producers.2.strategy_params": {"variant": "price_taking"},
                          "redispatch.pricing": "pay_as_clear"}))
-    assert r.gaming_profit["a_gamer"] == pytest.approx(600, abs=1e-6)
-    assert r.other_producers["a_mid"] == pytest.approx(-600, abs=1e-6)
-    assert r.grid_operator_extra_cost == pytest.approx(0, abs=1e-6)
-    assert r.consumer_bill_change == pytest.approx(0, abs=1e-6)
-    period = r.run.tables()["periods"].iloc[0]
+    assert r["gaming_profit_eur"]["a_gamer"] == pytest.approx(600, abs=1e-6)
+    assert r["other_producers_profit_change_eur"]["a_mid"] == pytest.approx(-600, abs=1e-6)
+    assert r["grid_operator_extra_cost_eur"] == pytest.approx(0, abs=1e-6)
+    assert r["consumer_bill_change_eur"] == pytest.approx(0, abs=1e-6)
+    period = r["pair"].run.tables()["periods"].iloc[0]
     assert period["redispatch_price_A_eur_mwh"] == pytest.approx(20, abs=1e-6)
     assert period["redispatch_price_B_eur_mwh"] == pytest.approx(50, abs=1e-6)
     # under pay-as-bid the same bids lose: it buys back at its cost 60 what it sold at 40
-    r_pab = run_twin(hand(**{"producers.2.strategy_params": {"variant": "price_taking"}}))
-    assert r_pab.gaming_profit["a_gamer"] == pytest.approx(-600, abs=1e-6)
+    r_pab = twin(hand(**{"producers.2.strategy_params": {"variant": "price_taking"}}))
+    assert r_pab["gaming_profit_eur"]["a_gamer"] == pytest.approx(-600, abs=1e-6)
 
 
 @pytest.mark.parametrize("regime", [{"redispatch.dec_price_floor": 40.0},
@@ -124,11 +135,11 @@ def test_dec_floor_or_cost_based_redispatch_removes_the_gaming_profit(regime):
     """With dec bids below the DA price 40 refused (or all redispatch at cost), a_gamer's dec
     bid 25 is replaced by its cost 60: it is dec'd first and pays 1800 for 1200 of day-ahead
     sales, -600 EUR against 0 in the twin."""
-    without = run_twin(hand())
-    capped = run_twin(hand(**regime))
-    assert without.gaming_profit["a_gamer"] > 0
-    assert capped.gaming_profit["a_gamer"] == pytest.approx(-600, abs=1e-6)
-    assert capped.gaming_profit["a_gamer"] <= 0
+    without = twin(hand())
+    capped = twin(hand(**regime))
+    assert without["gaming_profit_eur"]["a_gamer"] > 0
+    assert capped["gaming_profit_eur"]["a_gamer"] == pytest.approx(-600, abs=1e-6)
+    assert capped["gaming_profit_eur"]["a_gamer"] <= 0
 
 
 PIVOT = {
@@ -152,13 +163,13 @@ def test_inc_price_cap_below_the_gaming_price_removes_the_rent(pricing):
     the bid makes it redispatched at cost: no rent."""
     d = copy.deepcopy(PIVOT)
     d["redispatch"] = {"pricing": pricing}
-    free = run_twin(parse_tx_scenario(d))
-    assert free.gaming_profit["b_pivot"] == pytest.approx(1800, abs=1e-6)
-    assert free.consumer_bill_change == pytest.approx(1800, abs=1e-6)
+    free = twin(parse_tx_scenario(d))
+    assert free["gaming_profit_eur"]["b_pivot"] == pytest.approx(1800, abs=1e-6)
+    assert free["consumer_bill_change_eur"] == pytest.approx(1800, abs=1e-6)
     d["redispatch"]["price_cap"] = 60.0
-    capped = run_twin(parse_tx_scenario(d))
-    assert capped.gaming_profit["b_pivot"] == pytest.approx(0, abs=1e-6)
-    assert capped.grid_operator_extra_cost == pytest.approx(0, abs=1e-6)
+    capped = twin(parse_tx_scenario(d))
+    assert capped["gaming_profit_eur"]["b_pivot"] == pytest.approx(0, abs=1e-6)
+    assert capped["grid_operator_extra_cost_eur"] == pytest.approx(0, abs=1e-6)
 
 
 def _merit_lp(price, mw, load):
@@ -316,8 +327,9 @@ def test_shipped_scenario_balances_and_repeats(tmp_path):
                  "-q"]) == 0
     a = json.loads((tmp_path / "a" / "summary.json").read_text())
     b = json.loads((tmp_path / "b" / "summary.json").read_text())
+    del a["timing"], b["timing"]
     assert a == b
-    assert abs(a["ledger_sum_eur"]) < 1e-6
+    assert abs(a["ledger"]["sum_eur"]) < 1e-6
     assert a["twin"]["gaming_profit_eur"]["north_gas"] > 0
     assert a["twin"]["gaming_profit_eur"]["south_ccgt"] > 0
     assert (tmp_path / "a" / "ledger.parquet").is_file()

@@ -9,7 +9,7 @@ import pytest
 from test_model import check_payments
 
 from experiments.cli import main
-from experiments.metrics import CLASSES
+from experiments.statistics import CLASSES
 from experiments.twin import run_twin, strategic_agents, truthful_twin
 
 INCDEC = {"aggregators.0.strategy": "incdec"}

@@ -14,7 +14,7 @@ import solara
 from matplotlib.figure import Figure
 
 import environment.model
-from experiments import viz
+from experiments import statistics, viz
 from experiments.viz_cli import OFFLINE_ENV, register_cli, server_command
 
 SEED_LABEL = "Seed (whole number, Enter to apply)"
@@ -169,14 +169,14 @@ def test_price_and_volume_panels_pick_up_new_market_columns():
 def test_profit_table_is_the_ledger_by_class_and_market(stepped):
     ledger = stepped.ledger.frame()
     classes = stepped.ledger.account_classes()
-    table = viz.profit_table(ledger, classes)
+    table = statistics.profit_table(ledger, classes)
     assert {"dayahead", "retail"} <= set(table.columns)
     by_class = stepped.ledger.balances().groupby(classes).sum()
     for cls, net in table.sum(axis=1).items():
         assert net == pytest.approx(by_class[cls], abs=1e-6)
     assert abs(table.to_numpy().sum()) < 1e-6  # every euro paid is received
     assert viz.png(viz.profit_figure(table))[:4] == b"\x89PNG"
-    assert viz.profit_table(ledger.iloc[:0], classes).empty
+    assert statistics.profit_table(ledger.iloc[:0], classes).empty
 
 
 def test_gaming_profit_is_found_in_ledger_markets_and_table_columns():
@@ -184,13 +184,13 @@ def test_gaming_profit_is_found_in_ledger_markets_and_table_columns():
     ledger = pd.DataFrame({"payer": ["ex", "brp"], "payee": ["agg", "ex"],
                            "market": ["inc_dec_arbitrage", "dayahead"], "mwh": [1.0, 1.0],
                            "price_eur_mwh": [50.0, 20.0], "eur": [50.0, 20.0]})
-    profits = viz.profit_table(ledger, classes)
+    profits = statistics.profit_table(ledger, classes)
     aggs = pd.DataFrame({"aggregator": ["flexco", "flexco"], "gaming_profit_eur": [3.0, 4.0]})
-    found = viz.gaming_profit({"aggregators": aggs, "ledger": ledger}, profits)
+    found = statistics.gaming_profit({"aggregators": aggs, "ledger": ledger}, profits)
     assert found["aggregators (inc_dec_arbitrage)"] == 50.0
     assert found["flexco (gaming_profit_eur)"] == 7.0
-    plain = viz.profit_table(ledger.iloc[1:], classes)
-    assert viz.gaming_profit({"ledger": ledger.iloc[1:]}, plain) == {}
+    plain = statistics.profit_table(ledger.iloc[1:], classes)
+    assert statistics.gaming_profit({"ledger": ledger.iloc[1:]}, plain) == {}
 
 
 def test_a_failing_day_ends_the_run_with_the_error_shown(monkeypatch):
@@ -392,7 +392,7 @@ def test_lfm_trades_reach_the_price_and_volume_panels():
     flex = tables["flex"]
     bought = float((flex["dso_up_mw"] + flex["dso_down_mw"]).sum() * model.calendar.mtu_hours)
     assert bought > 0
-    frame = viz.with_flexibility(tables["series"], flex, model.calendar.mtu_hours)
+    frame = statistics.with_flexibility(tables["series"], flex, model.calendar.mtu_hours)
     vols = [c for c in frame.columns if c.startswith("lfm_") and c.endswith("_mwh")]
     assert frame[vols].to_numpy().sum() == pytest.approx(bought)
     assert frame["lfm_da_price"].notna().any()
@@ -404,5 +404,5 @@ def test_lfm_trades_reach_the_price_and_volume_panels():
     from experiments.viz_panels import market_frame  # what the panels draw
 
     assert market_frame(model)[vols].to_numpy().sum() == pytest.approx(bought)
-    quiet = viz.with_flexibility(tables["series"], None, 0.25)
+    quiet = statistics.with_flexibility(tables["series"], None, 0.25)
     assert lfm_caption(quiet) == "LFM: the DSO bought no flexibility so far"

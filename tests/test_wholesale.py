@@ -14,10 +14,12 @@ import environment.markets.dayahead as dayahead
 import environment.solver
 from environment.markets.orders import OrderBook
 from environment.scenario_files import shipped_scenarios
-from environment.transmission import TransmissionModel, load_tx_scenario, parse_tx_scenario
+from environment.transmission.model import TransmissionModel
 from environment.transmission.network import clear_zonal
+from environment.transmission.scenario import load_tx_scenario, parse_tx_scenario
 from experiments.cli import main
 from experiments.headline import num, signed
+from experiments.statistics import transmission_summary
 
 ZONE = {
     "kind": "transmission", "name": "zone", "periods": 48, "nodes": [{"name": "z"}],
@@ -49,9 +51,10 @@ def test_wholesale_only_clears_all_periods_in_one_call_without_lp(monkeypatch):
         p, _ = clear_zonal(np.arange(6), 10.0 * np.arange(1, 7), np.full(6, 100.0), load[t],
                            -500, 4000, "marginal_offer")
         assert prices[t] == p
-    s = m.summary()
-    assert s["fuel_eur"] == pytest.approx(s["planner_fuel_eur"], abs=1e-6)
-    assert abs(s["ledger_sum_eur"]) < 1e-6
+    s = transmission_summary(m, m.tables())
+    assert s["system_cost_eur"] == pytest.approx(s["planner_system_cost_eur"], abs=1e-6)
+    assert s["cost_efficiency"] == pytest.approx(1.0)
+    assert abs(s["ledger"]["sum_eur"]) < 1e-6
 
 
 def test_no_twin_without_strategic_producers(tmp_path, capsys):

@@ -411,25 +411,3 @@ class TransmissionModel(mesa.Model):
     def profits(self) -> pd.Series:
         """Net EUR received per account over the run."""
         return self.ledger.balances()
-
-    def summary(self) -> dict:
-        periods = self.period_table()
-        bal = self.ledger.balances()
-        classes = self.ledger.account_classes()
-        tot = self.totals()
-        s = self.config
-        return {
-            "run": {"scenario": s.name, "seed": s.seed, "episodes": s.episodes,
-                    "periods": s.periods, "start": None if s.start is None else str(s.start),
-                    "nodes": list(self.net.nodes), "lines": list(self.net.lines)},
-            "da_price_eur_mwh": {"mean": float(periods["da_price_eur_mwh"].mean()),
-                                 "min": float(periods["da_price_eur_mwh"].min()),
-                                 "max": float(periods["da_price_eur_mwh"].max())},
-            "redispatch": {"mwh": tot["redispatch_mw"], "cost_eur": tot["redispatch_cost_eur"]},
-            "fuel_eur": tot["fuel_eur"],
-            "planner_fuel_eur": self.planner_cost_eur,
-            "welfare_loss_vs_planner_eur": tot["fuel_eur"] - self.planner_cost_eur,
-            "eur_by_class": {k: float(v) for k, v in bal.groupby(classes).sum().items()},
-            "eur_by_account": {k: float(v) for k, v in bal.items()},
-            "ledger_sum_eur": float(bal.sum()),
-        }

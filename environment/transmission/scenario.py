@@ -30,7 +30,7 @@ from pydantic import (
 from environment.errors import ScenarioError
 from environment.paths import assign
 from environment.scenario_common import SeriesSpec, format_errors
-from environment.scenario_files import read_scenario_data, scenario_kind
+from environment.scenario_files import read_scenario_data
 from environment.series import DataError, read_series, unit_kind
 
 NonNeg = Annotated[float, Field(ge=0)]
@@ -323,15 +323,6 @@ def load_tx_scenario(path: str | Path) -> TxScenario:
     distribution kind)."""
     path = Path(path)
     return parse_tx_scenario(read_scenario_data(path), str(path))
-
-
-def is_transmission(path: str | Path) -> bool:
-    """Whether a scenario file is of the transmission kind (so the CLI runs it with this
-    model rather than the distribution-grid one)."""
-    try:
-        return scenario_kind(read_scenario_data(path)) == KIND
-    except ScenarioError:
-        return False
 
 
 def tx_with_overrides(s: TxScenario, overrides: dict[str, Any]) -> TxScenario:
