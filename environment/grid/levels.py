@@ -8,9 +8,10 @@ transformers and its LV lines, and the substation at the top stays one. A flexib
 tagged with the location of its bus, so one in an LV network relieves the LV location and,
 through the sensitivities, the transformers and MV lines above it.
 
-Why per MV feeder and not per transformer: the LFM's sensitivities are (MTU, location, 2, bus)
-arrays; 112 transformers and their LV networks on the 9,102-bus region would make 225
-locations and 3 GB per array, the per-feeder split 34 locations and 0.5 GB.
+Why per MV feeder and not per transformer: the DSO's work grows with its locations (the LFM's
+effects are held per location over the span of its paths, `grid.location_effects`, and the
+headroom shared among locations reads every bus for each); 112 transformers and their LV
+networks on the 9,102-bus region would make 225 locations, the per-feeder split 30.
 """
 
 from __future__ import annotations
