@@ -305,7 +305,7 @@ def _book_round(model, ctx, stage: str, out: FlexOutcome) -> None:
                          cfg.operator_fee_eur_mwh)
         fee = cfg.operator_fee_eur_mwh if operator is not None else 0.0
         model.dso.charge(o.location, out.dso.accepted_mw[acc] * dt
-                         * (out.dso.paid_price[acc] + fee))
+                         * (out.dso.paid_price[acc] + fee), mtus)
     if len(out.platform_offers) and out.platform_accepted_mw.any():
         plat = led.id(PLATFORM)
         o, mw = out.platform_offers, out.platform_accepted_mw

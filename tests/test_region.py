@@ -33,6 +33,11 @@ def test_a_reduced_region_day_reports_every_level():
     n = sum(v["locations"] for k, v in levels.items() if isinstance(v, dict))
     assert n == len(r.model.grid.locations) == r.summary["congestion"]["mtu_locations"] // 24
     assert r.summary["run"]["prosumers"] == 1500
+    # flexibility counted where it relieves adds up to the same as where it sits
+    per = [v for v in levels.values() if isinstance(v, dict)]
+    for sits, relieves in (("lfm_mwh", "relieved_lfm_mwh"),
+                           ("dso_cost_eur", "relieved_dso_cost_eur")):
+        assert sum(v[relieves] for v in per) == pytest.approx(sum(v[sits] for v in per))
     assert dictionary.undocumented(r.summary, r.tables) == []
 
 
