@@ -13,8 +13,6 @@ import re
 import numpy as np
 import pandas as pd
 
-from experiments.levels import levels_summary
-
 CLASSES = ["consumers", "prosumers", "producers", "brps", "aggregators", "dso", "tso",
            "market_operators"]
 
@@ -24,6 +22,7 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
     the planner's), then welfare by class, prices, imbalance, congestion, flexibility,
     settlement and checks."""
     from environment.model import EXCHANGE
+    from experiments.levels import levels_summary
 
     s, cal = model.config, model.calendar
     dt = cal.mtu_hours
