@@ -50,8 +50,21 @@ class Dso(mesa.Agent):
         bus_loc[0] = -1
         self._buses = [np.flatnonzero(bus_loc == k) for k in range(k_n)]
         self.shed_maps = ShedMaps.of(grid, self.flow)
+        # EUR paid per location in the LFM and in RED, for the summary by level; each payment
+        # as (MTU or -1 where it has none, location, EUR), for the level it relieved
+        self.cost_by_location = np.zeros(k_n)
+        self.payments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._v_band = (np.array([self.v_min[grid.bus_location == k].max() for k in range(k_n)]),
                         np.array([self.v_max[grid.bus_location == k].min() for k in range(k_n)]))
+
+    def charge(self, location: np.ndarray, eur: np.ndarray,
+               mtu: np.ndarray | None = None) -> None:
+        """Count what the DSO paid for flexibility at each `location` (index per entry), in
+        the run's `mtu` per entry where the payment is for one."""
+        location, eur = np.asarray(location), np.broadcast_to(eur, np.shape(location))
+        np.add.at(self.cost_by_location, location, eur)
+        at = np.full(len(location), -1) if mtu is None else np.asarray(mtu)
+        self.payments.append((at, location, np.array(eur, dtype=float)))
 
     def validate(self, ctx) -> None:
         """D-1 afternoon: the schedules after the auction on the grid; where one breaks a

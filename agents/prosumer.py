@@ -58,14 +58,21 @@ class ProsumerFleet:
                  brp_shares: np.ndarray):
         from environment.scenario import ScenarioError
 
-        household_buses, weights = _household_buses(grid, loads)
+        household_buses, weights, household_profiles = _household_buses(grid, loads)
         cols: dict[str, list] = {k: [] for k in (
             "bus", "group", "load_profile", "annual_mwh", "pv_profile", "pv_mw", "batt_mwh",
             "ev_profile", "ev_mw", "hp_profile", "hp_mw", "hp_band_h", "ev_park_h", "eta")}
         self.group_names = [g.name for g in groups]
         for gi, g in enumerate(groups):
             n = g.count
-            if g.buses is None:
+            if g.connections == "each":
+                if n > len(household_buses):
+                    raise ScenarioError(
+                        f"invalid scenario: prosumers[{gi}].count = {n}: connections 'each' "
+                        f"places one member per household connection point and grid "
+                        f"{grid.code} has {len(household_buses)}")
+                buses = household_buses[:n]
+            elif g.buses is None:
                 buses = rng.choice(household_buses, size=n, p=weights)
             else:
                 idx = []
@@ -78,7 +85,11 @@ class ProsumerFleet:
                 buses = np.asarray(idx)[rng.integers(0, len(idx), size=n)]
             cols["bus"].append(buses)
             cols["group"].append(np.full(n, gi))
-            cols["load_profile"].append(rng.choice(g.load_profiles, size=n))
+            drawn = rng.choice(g.load_profiles, size=n)
+            if g.connections == "each":   # the connection's own simbench profile, if listed
+                own = household_profiles[:n]
+                drawn = np.where(np.isin(own, g.load_profiles), own, drawn)
+            cols["load_profile"].append(drawn)
             cols["annual_mwh"].append(np.maximum(0.3, rng.normal(g.annual_mwh_mean,
                                                                  g.annual_mwh_sd, n)))
             has = {k: rng.random(n) < getattr(g, k).share for k in ("pv", "battery", "ev",
@@ -293,14 +304,15 @@ def _indices(names: np.ndarray, bank_names: list[str]) -> np.ndarray:
     return np.array([lookup[n] for n in names], dtype=int)
 
 
-def _household_buses(grid, loads) -> tuple[np.ndarray, np.ndarray]:
-    """Household connection points of a simbench grid, weighted by their rated power."""
+def _household_buses(grid, loads) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Household connection points of a simbench grid (in the grid's order), weighted by
+    their rated power, and the load profile simbench gives each."""
     households = loads[loads.profile.astype(str).str.startswith("H0")]
     if not households.empty:
         loads = households
     buses = np.array([grid.load_bus(b) for b in loads.bus])
     w = loads.p_mw.to_numpy(float)
-    return buses, w / w.sum()
+    return buses, w / w.sum(), loads.profile.astype(str).to_numpy()
 
 
 class Prosumer(mesa.Agent):

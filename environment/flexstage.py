@@ -303,6 +303,9 @@ def _book_round(model, ctx, stage: str, out: FlexOutcome) -> None:
         book_flexibility(led, model.dso.account, sellers, f"lfm_{stage}", mtus,
                          out.dso.accepted_mw[acc] * dt, out.dso.paid_price[acc], operator,
                          cfg.operator_fee_eur_mwh)
+        fee = cfg.operator_fee_eur_mwh if operator is not None else 0.0
+        model.dso.charge(o.location, out.dso.accepted_mw[acc] * dt
+                         * (out.dso.paid_price[acc] + fee), mtus)
     if len(out.platform_offers) and out.platform_accepted_mw.any():
         plat = led.id(PLATFORM)
         o, mw = out.platform_offers, out.platform_accepted_mw
@@ -485,6 +488,8 @@ def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
     _, after = dso.assess(dso.nodal(net), q)
     black = after["violated"] & (after["max_loading"] > cfg.black_loading)
     out["black"] = black
+    dso.charge(loc, out["curtailed_mwh"] * cfg.red_compensation_eur_mwh
+               + out["direct_mwh"] * cfg.direct_control_eur_mwh)
     for t, k in zip(*np.nonzero(black), strict=True):
         m = loc == k
         for arr in (prof.load, prof.pv, real["battery"], real["ev"], real["hp"]):

@@ -10,6 +10,7 @@ from agents.strategies import known, make_strategy
 from environment.coupling import COUPLING
 from environment.datacache import cached
 from environment.grid.from_pandapower import load_simbench_grid, simbench_net
+from environment.grid.levels import by_level
 from environment.grid.network import Grid
 from environment.markets.registry import CLEARING
 from environment.markets.tso_dso import TSO_DSO
@@ -92,7 +93,8 @@ def load_grid(s: Scenario):
     try:
         fields, loads = cached(f"grid-{code}", lambda: _grid_and_households(code))
         mapped = {k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in fields.items()}
-        return Grid(**mapped), loads
+        grid = Grid(**mapped)
+        return (by_level(grid) if s.grid.locations == "levels" else grid), loads
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise ScenarioError(f"invalid scenario {s.name}:\n  grid.simbench_code = "
                             f"{s.grid.simbench_code!r}: {exc}") from None

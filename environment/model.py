@@ -45,6 +45,7 @@ from environment.forecast import draw_day_errors
 from environment.inputs import load_grid, validate_references
 from environment.ledger import Ledger
 from environment.lemstage import LocalMarket
+from environment.markets import wholesale_region
 from environment.markets.dayahead import SupplyCurve
 from environment.markets.orders import OrderBook
 from environment.markets.registry import get_clearing
@@ -75,7 +76,7 @@ class FlexMarketModel(mesa.Model):
         seed = scenario.seed if seed is None else seed
         super().__init__(rng=seed)
         self.run_seed = seed  # stochastic strategies derive their own streams from it
-        self.config = s = scenario
+        self.config = s = wholesale_region.resolve(scenario)
         # orders' arrival in continuous trading draws from a stream of its own, so that a run
         # with another market design sees the same weather, fleet and forecast errors
         self.arrival_rng = np.random.default_rng([seed, 1])
@@ -212,7 +213,8 @@ class FlexMarketModel(mesa.Model):
         demand = self.system_brp.forecast_mw(ctx) + ctx.retail_net_forecast.sum(0)
         demand = demand + sum(a.pool_baseline(ctx) for a in self.aggregators)
         offers = OrderBook.concat([p.da_orders(ctx) for p in self.producers])
-        return SupplyCurve(offers, demand * ctx.dt_h, ctx.price_floor, ctx.price_cap)
+        offers, demand = wholesale_region.supply_with_fixed_demand(offers, demand * ctx.dt_h)
+        return SupplyCurve(offers, demand, ctx.price_floor, ctx.price_cap)
 
     def price_forecast(self, ctx: DayContext, supply: SupplyCurve | None = None) -> np.ndarray:
         """The day-ahead price the fundamental forecast clears at."""

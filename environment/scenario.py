@@ -54,7 +54,13 @@ class Calendar(_Model):
 
 
 class Grid(_Model):
+    """`locations`: what the DSO watches and the LFM tags offers with. `feeders` (default):
+    the substation and each feeder leaving it; `levels`: each feeder split into its MV lines,
+    MV/LV transformers and LV lines (`environment.grid.levels`), and the summary reports
+    per level."""
+
     simbench_code: str = "1-LV-semiurb5--2-sw"
+    locations: Literal["feeders", "levels"] = "feeders"
     loading_limit: Annotated[float, Field(gt=0, le=2)] = 1.0
     v_min_pu: Annotated[float, Field(gt=0.5, lt=1.0)] | None = None
     v_max_pu: Annotated[float, Field(gt=1.0, lt=1.5)] | None = None
@@ -97,7 +103,10 @@ class HeatPump(_Model):
 
 class ProsumerGroup(_Model):
     """Prosumers sharing load statistics and DER shares; placed on `buses` (default: the
-    grid's household connection points, weighted by their simbench rating).
+    grid's household connection points, weighted by their simbench rating). `connections:
+    each` places one member on each household connection point instead, the first `count` in
+    the grid's order, with the load profile simbench gives that point where
+    `load_profiles` lists it.
 
     `prequalified`: each member owning a flexible device is large enough to be prequalified
     by the DSO and offers its own flexibility, location-tagged, in the local flexibility
@@ -107,6 +116,7 @@ class ProsumerGroup(_Model):
     name: str
     count: Annotated[int, Field(ge=0)]
     buses: list[str] | None = None
+    connections: Literal["weighted", "each"] = "weighted"
     prequalified: bool = False
     activation_cost_eur_mwh: NonNeg = 20.0
     annual_mwh_mean: NonNeg = 3.5
@@ -116,6 +126,13 @@ class ProsumerGroup(_Model):
     battery: Battery = Battery()
     ev: Ev = Ev()
     heat_pump: HeatPump = HeatPump()
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> ProsumerGroup:
+        if self.connections == "each" and self.buses is not None:
+            raise ValueError(f"buses = {self.buses}: connections 'each' places the members on "
+                             "the grid's household connection points, not on named buses")
+        return self
 
 
 class Forecast(_Model):
@@ -369,7 +386,10 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
+        from environment.markets.price_series import scenario_problems
+
         problems = name_problems(self) + economic_problems(self) + data_problems(self)
+        problems += scenario_problems(self)
         total = sum(b.customer_share for b in self.brps)
         if abs(total - 1.0) > 1e-9:
             shares = [b.customer_share for b in self.brps]

@@ -11,17 +11,68 @@ from environment.scenario_common import Model as _Model
 from environment.scenario_common import NonNeg, Positive, Share
 
 
+class NationalPlant(_Model):
+    """One technology of a national fleet (`Wholesale`): `capacity_per_mean_load` MW per MW of
+    the national mean load (`system_load`), its marginal costs spread evenly from `cost_min` to
+    `cost_max` over the wholesale's `blocks` (plants of one technology differ in efficiency,
+    so the merit order rises within it); `profile` makes it weather-driven."""
+
+    technology: str
+    capacity_per_mean_load: Positive
+    cost_min_eur_mwh: float
+    cost_max_eur_mwh: float | None = None
+    profile: str | None = None
+
+    @model_validator(mode="after")
+    def _rising(self) -> NationalPlant:
+        if self.cost_max_eur_mwh is not None and self.cost_max_eur_mwh < self.cost_min_eur_mwh:
+            raise ValueError(f"cost_max_eur_mwh {self.cost_max_eur_mwh} < cost_min_eur_mwh "
+                             f"{self.cost_min_eur_mwh}")
+        return self
+
+
+class Wholesale(_Model):
+    """Where the day-ahead price comes from (`environment.markets.wholesale_region`).
+
+    * ``closed``: the scenario's `producers` and `system_load` are the whole system, sized to
+      the modelled one: its own flexibility moves the price.
+    * ``national``: the region is a price taker in a national merit order. `system_load` is
+      the national load (set its `annual_mwh` to national scale), `fleet` is sized to its mean
+      and split into `blocks` per technology; the scenario's `producers` stay, as the
+      region's own plants, and the region's net load is added to the national load.
+    * ``exogenous``: the price of each MTU is the user's series `prices` (the name of a `data`
+      entry in EUR/MWh covering the run); an exchange buys and sells any volume at it."""
+
+    kind: Literal["closed", "national", "exogenous"] = "closed"
+    blocks: Annotated[int, Field(ge=1, le=100)] = 10
+    fleet: list[NationalPlant] = []
+    prices: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Wholesale:
+        if self.kind == "national" and not self.fleet:
+            raise ValueError("kind 'national' needs a `fleet` (the national plants)")
+        if self.kind != "national" and self.fleet:
+            raise ValueError(f"fleet: given with kind {self.kind!r}; only 'national' reads it")
+        if (self.kind == "exogenous") != (self.prices is not None):
+            raise ValueError(f"prices = {self.prices!r} with kind {self.kind!r}: the "
+                             "'exogenous' kind, and only it, names its price series")
+        return self
+
+
 class DayAhead(_Model):
     """`tie_price`: the price when demand meets the supply curve exactly at a step, so that a
     whole interval of prices clears the market. `marginal_offer` (default) takes the lower end:
     with inelastic demand the price of the most expensive accepted offer, as the merit-order
     convention sets it and ASSUME's pay-as-clear clearing does; `midpoint` takes the middle of
-    the interval."""
+    the interval. `wholesale`: a closed system (default), a national market the region takes
+    its price from, or exogenous prices (`Wholesale`)."""
 
     clearing: str = "uniform_price"
     price_floor: float = -500.0
     price_cap: float = 4000.0
     tie_price: Literal["midpoint", "marginal_offer"] = "marginal_offer"
+    wholesale: Wholesale = Wholesale()
 
     @model_validator(mode="after")
     def _floor_below_cap(self) -> DayAhead:

@@ -155,7 +155,9 @@ def _read(name: str, file: str, column: str, unit: str, timestamp: str | None,
     missing = ~np.isfinite(values)
     if missing.any():
         idx = np.flatnonzero(missing)
-        shown = ", ".join(str(t[i])[:16].replace("T", " ") for i in idx[:SHOWN])
+        shown = ", ".join(str(t[i])[:16].replace("T", " ")
+                          + ("" if pd.isna(frame[column].iloc[i]) else
+                             f" ({frame[column].iloc[i]!r})") for i in idx[:SHOWN])
         raise DataError(f"{where}: {len(idx)} missing or non-numeric value(s) (NaN), at "
                         f"{shown}" + (" ..." if len(idx) > SHOWN else ""))
     step = _step(where, t)

@@ -150,6 +150,28 @@ SUMMARY: list[Entry] = [
       "(a check: 0)."),
     E("ledger.rows", "count", "Ledger rows.", count=True),
     E("ledger.sum_eur", EUR, "Transmission: sum of all accounts' balances (a check: 0)."),
+    # --- levels (grid.locations: levels) ---
+    E("levels.<level>.locations", "count", "DSO locations at a voltage level (HV/MV "
+      "substation, MV lines, MV/LV transformers, LV lines; per MV feeder), with "
+      "grid.locations: levels.", label="locations at <level>", count=True),
+    E("levels.<level>.<light>", "count", "MTU-locations of the level by traffic light (yellow, "
+      "red, black).", label="<light> MTU-locations at <level>", count=True),
+    E("levels.<level>.lfm_mwh", MWH, "Flexibility the DSO bought at the level's locations, "
+      "where it sits (both directions, day-ahead and intraday rounds).",
+      label="LFM volume at <level>"),
+    E("levels.<level>.dso_cost_eur", EUR, "What the DSO paid at the level's locations (LFM and "
+      "RED: compensation and direct control).", "+ paid by the DSO", "DSO cost at <level>"),
+    E("levels.<level>.relieved_lfm_mwh", MWH, "Flexibility the DSO bought for the level: a "
+      "purchase tagged at the locations it relieves, those on its buses' paths to the "
+      "substation (its own included) violated at its MTU (forecast, or real time before the "
+      "DSO acted), split evenly, else its own (LV flexibility for an overloaded transformer "
+      "counts at MV/LV).", label="LFM volume for <level>"),
+    E("levels.<level>.relieved_dso_cost_eur", EUR, "What the DSO paid for the level, tagged "
+      "as relieved_lfm_mwh (RED payments, without an MTU: by the locations violated at any "
+      "time of the run).", "+ paid by the DSO", "DSO cost for <level>"),
+    E("levels.dso_cost_unlocated_eur", EUR, "The rest of the DSO's flexibility cost, tied to no "
+      "location (availability payments, real-time DER activations).", "+ paid by the DSO",
+      "DSO cost without a location"),
     # --- flexibility ---
     E("flexibility.curtailed_mwh", MWH, "Energy curtailed by the DSO in RED.",
       label="curtailed energy"),

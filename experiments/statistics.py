@@ -22,6 +22,7 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
     the planner's), then welfare by class, prices, imbalance, congestion, flexibility,
     settlement and checks."""
     from environment.model import EXCHANGE
+    from experiments.levels import levels_summary
 
     s, cal = model.config, model.calendar
     dt = cal.mtu_hours
@@ -63,6 +64,8 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
                                  model.tso.name, dt),
         "truncation": dict(model.truncated),
     })
+    if s.grid.locations == "levels":
+        out["levels"] = levels_summary(model, tables, out["flexibility"]["dso_cost"]["total_eur"])
     if model.planner_days:
         out["planner"] = {
             "welfare_eur": v * model.service_mwh - sum(d.cost for d in model.planner_days),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from environment.grid.location_effects import LocationEffects
 from environment.markets.lfm import FlexOffers, GridLimits
 
 
@@ -37,15 +38,31 @@ def _headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
     tables = limits.memo.get("sharing")
     if tables is None:  # they depend only on the linear maps
         tables = limits.memo["sharing"] = tuple(
-            (a, *_pushing(a, eps, first)) for a, eps, first in (
-                (np.ascontiguousarray(limits.flow_per_mw), 1e-12, 0),
-                (np.ascontiguousarray(limits.w_per_mw), 1e-15, 1)))
+            (a, *_counts(a, eps, first)) for a, eps, first in (
+                (_table(limits.flow_per_mw), 1e-12, 0), (_table(limits.w_per_mw), 1e-15, 1)))
     (flow, f_up, f_down), (volt, v_up, v_down) = tables
-    _shared_room(flow, 1e-12, 0, f_up, f_down, np.clip(p_lim - p, 0, None),
-                 np.clip(p_lim + p, 0, None), out)
-    _shared_room(volt, 1e-15, 1, v_up, v_down, np.clip(limits.v_max ** 2 - w, 0, None),
-                 np.clip(w - limits.v_min ** 2, 0, None), out)
+    _room(flow, 1e-12, 0, f_up, f_down, np.clip(p_lim - p, 0, None),
+          np.clip(p_lim + p, 0, None), out)
+    _room(volt, 1e-15, 1, v_up, v_down, np.clip(limits.v_max ** 2 - w, 0, None),
+          np.clip(w - limits.v_min ** 2, 0, None), out)
     return out
+
+
+def _table(effects):
+    return effects if isinstance(effects, LocationEffects) else np.ascontiguousarray(effects)
+
+
+def _counts(table, eps: float, first: int):
+    if isinstance(table, LocationEffects):
+        return table.pushing(eps, first)
+    return _pushing(table, eps, first)
+
+
+def _room(table, eps: float, first: int, n_up, n_down, up, down, out) -> None:
+    if isinstance(table, LocationEffects):
+        table.shared_room(eps, first, n_up, n_down, up, down, out)
+    else:
+        _shared_room(table, eps, first, n_up, n_down, up, down, out)
 
 
 @njit(cache=True)

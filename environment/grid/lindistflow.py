@@ -130,19 +130,14 @@ class LinDistFlow:
         return ([np.ascontiguousarray(self._ptdf[b]) for b in buses_k],
                 [np.ascontiguousarray(-2.0 * self._R[b]) for b in buses_k], buses_k)
 
-    def location_effects(self, spread: np.ndarray, buses: np.ndarray, flow_out: np.ndarray,
-                         w_out: np.ndarray) -> None:
-        """Write the flow change ``spread @ ptdf[buses]`` (into ``flow_out`` (T, 2, L)) and the
-        squared-voltage change ``spread @ -2 R[buses]`` (into ``w_out`` (T, 2, B)) of
-        ``spread`` (2T, n) MW more consumption at ``buses``. Under tree sweeps only the
-        branches on the buses' paths from the slack are written (the only flows that move:
-        ``flow_out`` must hold zeros elsewhere), in time linear in them plus a gather per bus
-        for the voltages."""
-        t_n = flow_out.shape[0]
-        if self.dense:
-            flow_out[:] = (spread @ self._ptdf[buses]).reshape(t_n, 2, -1)
-            w_out[:] = (spread @ (-2.0 * self._R[buses])).reshape(t_n, 2, -1)
-            return
+    def span_effects(self, spread: np.ndarray, buses: np.ndarray):
+        """Under tree sweeps, the effects of ``spread`` (2T, n) MW more consumption at
+        ``buses`` on the branches of their paths from the slack (the only flows that move)
+        and on the squared voltages of the span those paths cover, in time linear in them:
+        (T, 2, n_branches) flow changes, those branches, (T, 2, n_span) squared-voltage
+        changes, and per bus of the grid its nearest ancestor's row in the span (a bus off
+        the span moves as much as that ancestor)."""
+        t_n = spread.shape[0] // 2
         key = np.asarray(buses, dtype=np.int64).tobytes()
         span = self._spans.get(key)
         if span is None:
@@ -152,10 +147,8 @@ class LinDistFlow:
         flow = span.sweeps.down_sum(y)
         drop = span.sweeps.path_sum(flow * self._r[span.branches, None])
         drop *= -2.0
-        flow_out[..., span.branches] = flow.T.reshape(t_n, 2, -1)
-        drop = np.ascontiguousarray(drop.T)
-        for t in range(t_n):   # each MTU's (2, B) block is contiguous in w_out
-            np.take(drop[2 * t : 2 * t + 2], span.nearest, axis=1, out=w_out[t])
+        return (flow.T.reshape(t_n, 2, -1), span.branches,
+                np.ascontiguousarray(drop.T).reshape(t_n, 2, -1), span.nearest)
 
     def sensitivities(self) -> Sensitivities:
         """Linear flow and squared-voltage maps for optimisation models (read-only arrays).

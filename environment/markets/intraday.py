@@ -36,17 +36,22 @@ def sessions(cfg, mtu_per_day: int) -> list[Session]:
 
 
 def producer_orders(producer, scheduled_mw: np.ndarray, offered_mw: np.ndarray,
-                    session: Session, dt_h: float, sell_price: float) -> OrderBook:
+                    session: Session, dt_h: float, sell_price) -> OrderBook:
     """Sell the headroom left of the capacity it offers at its strategy's `sell_price`, and buy
-    back scheduled output at marginal cost (buying back at cost saves fuel), for the session's
-    MTUs."""
+    back scheduled output at marginal cost (buying back at cost saves fuel; an exchange's
+    strategy names its own `buyback_price`), for the session's MTUs. Prices are one number
+    or one per MTU of the day."""
     t = np.arange(session.first_mtu, len(scheduled_mw))
     head = np.clip(offered_mw[t] - scheduled_mw[t], 0, None) * dt_h
     back = np.clip(scheduled_mw[t], 0, None) * dt_h
     n = len(t)
+    buyback = getattr(producer.strategy, "buyback_price", None)
+    back_price = producer.marginal_cost if buyback is None else buyback(producer)
+    day = len(scheduled_mw)
     return OrderBook.from_arrays(
         owner=np.full(2 * n, producer.unique_id), mtu=np.concatenate([t, t]),
-        price=np.r_[np.full(n, sell_price), np.full(n, producer.marginal_cost)],
+        price=np.r_[np.broadcast_to(np.asarray(sell_price, float), day)[t],
+                    np.broadcast_to(np.asarray(back_price, float), day)[t]],
         volume=np.concatenate([-head, back]), n_mtu=len(scheduled_mw))
 
 

@@ -25,6 +25,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from environment.grid.location_effects import LocationEffects, effects_at, moved_by
 from environment.grid.shed import pairs
 from environment.solver import InfeasibleError, WarmLP
 
@@ -86,7 +87,8 @@ class LfmResult:
 
 @dataclass(frozen=True)
 class GridLimits:
-    """What an LFM clears against: base flows and the linear maps of a location's activation."""
+    """What an LFM clears against: base flows and the linear maps of a location's activation
+    (dense arrays, or on a grid of tree sweeps `LocationEffects`, read the same way)."""
 
     base_p: np.ndarray        # (T, L) branch active flow of the schedules
     base_q: np.ndarray        # (T, L) branch reactive flow (held)
@@ -94,8 +96,9 @@ class GridLimits:
     s_max: np.ndarray         # (L,) MVA limit (already times loading limit)
     v_min: np.ndarray
     v_max: np.ndarray
-    flow_per_mw: np.ndarray   # (T, K, 2, L) flow change per MW more consumption at location k
-    w_per_mw: np.ndarray      # (T, K, 2, B) squared-voltage change, spread as direction d moves
+    flow_per_mw: np.ndarray | LocationEffects  # (T, K, 2, L) flow change per MW more
+    w_per_mw: np.ndarray | LocationEffects     # consumption at location k; (T, K, 2, B)
+                                               # squared-voltage change, spread as d moves
     branch_location: np.ndarray  # (L,) location of each branch
     bus_location: np.ndarray     # (B,) location of each bus
     memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # answers kept
@@ -103,8 +106,8 @@ class GridLimits:
     def at(self, mtus: np.ndarray) -> GridLimits:
         """The limits of some MTUs only (in that order)."""
         return GridLimits(self.base_p[mtus], self.base_q[mtus], self.base_w[mtus], self.s_max,
-                          self.v_min, self.v_max, self.flow_per_mw[mtus], self.w_per_mw[mtus],
-                          self.branch_location, self.bus_location)
+                          self.v_min, self.v_max, effects_at(self.flow_per_mw, mtus),
+                          effects_at(self.w_per_mw, mtus), self.branch_location, self.bus_location)
 
     def p_lim(self) -> np.ndarray:
         """(T, L) active-power limit of each branch at its held reactive flow (read-only)."""
@@ -121,8 +124,8 @@ class GridLimits:
         """Flows, squared voltages and the boolean (T, L) overload map after activations
         `moves` (T, K, 2): MW of less (0) and more (1) consumption per location."""
         signed = np.stack([-moves[..., 0], moves[..., 1]], axis=-1)
-        p = self.base_p + np.einsum("tkd,tkdl->tl", signed, self.flow_per_mw)
-        w = self.base_w + np.einsum("tkd,tkdb->tb", signed, self.w_per_mw)
+        p = self.base_p + moved_by(signed, self.flow_per_mw)
+        w = self.base_w + moved_by(signed, self.w_per_mw)
         return p, w, np.abs(p) > self.p_lim() + TOL
 
     def broken(self) -> np.ndarray:
@@ -140,17 +143,21 @@ class GridLimits:
                           self.bus_location)
 
 
-def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarray]:
+def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | LocationEffects,
+                                                           np.ndarray | LocationEffects]:
     """(T, K, 2, L) and (T, K, 2, B) effects of one MW more consumption at each location,
     spread over the location's buses in proportion to `weights` (T, B, 2): how much each bus
-    can move less (0) or more (1) at that MTU; uniform where a location has none."""
+    can move less (0) or more (1) at that MTU; uniform where a location has none. Under tree
+    sweeps (large grids) as `LocationEffects`: per location only the flows on its paths and
+    the voltages of the span they cover, in memory linear in the buses."""
     t_n = weights.shape[0]
     ptdf_k, r_k, buses_k = flow.location_maps
-    # under tree sweeps a location moves only the flows on its paths: the rest stays zero, on
-    # pages never written (np.zeros)
-    new = np.empty if getattr(flow, "dense", True) else np.zeros
-    flow_mw = new((t_n, grid.n_locations, 2, grid.n_bus - 1))
-    w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
+    sweeps = not getattr(flow, "dense", True)
+    if sweeps:
+        flows, volts = [], []
+    else:
+        flow_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus - 1))
+        w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
     w = np.ascontiguousarray(np.moveaxis(weights, 2, 1), dtype=float)   # (T, 2, B)
     for k, buses in enumerate(buses_k):
         wk = w[:, :, buses]
@@ -159,11 +166,17 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray, np.ndarr
         # only the location's own buses carry weight: multiplying by their rows alone skips
         # the zeros of the other buses; one 2-D product, not one per MTU
         flat = spread.reshape(2 * t_n, len(buses))
-        if ptdf_k[k] is None:   # tree sweeps (large grids): only the flows that move
-            flow.location_effects(flat, buses, flow_mw[:, k], w_mw[:, k])
+        if sweeps:
+            f, branches, dw, nearest = flow.span_effects(flat, buses)
+            on_path = np.full(grid.n_bus - 1, -1)
+            on_path[branches] = np.arange(len(branches))
+            flows.append((f, on_path))
+            volts.append((dw, nearest))
             continue
         flow_mw[:, k] = (flat @ ptdf_k[k]).reshape(t_n, 2, -1)
         w_mw[:, k] = (flat @ r_k[k]).reshape(t_n, 2, -1)
+    if sweeps:
+        return LocationEffects.of(flows), LocationEffects.of(volts)
     return flow_mw, w_mw
 
 
