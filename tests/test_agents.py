@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.aggregator import Pool, allocate
+from agents.pool import Pool, allocate
 from agents.prosumer import Envelope
 from agents.strategies.truthful import schedule_pool
 from environment.markets.balancing import BalancingOffers, activate, imbalance_prices
