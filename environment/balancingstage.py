@@ -155,7 +155,7 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
     it at a location (as in `flexstage._commit`).
 
     `ctx.der_tso`/`ctx.der_dso` keep the MW activated per party (+ up). With a perimeter of
-    its own, the aggregator's imbalance is corrected by both (`FlexMarketModel.corrections`):
+    its own, the aggregator's imbalance is corrected by both (`realtime.corrections`):
     the TSO bought that energy from it, and the DSO is balance responsible for energy it moves
     in real time (as for RED actions)."""
     t_n = ctx.n_mtu

@@ -26,11 +26,13 @@ from environment.markets.lfm import (
     relief_request,
 )
 from environment.markets.orders import OrderBook
-from environment.settlement import book_auction, book_flexibility
-
-ID_EXCHANGE = "id_exchange"
-PLATFORM = "flex_platform"
-LFM_OPERATOR = "lfm_operator"
+from environment.settlement import (
+    ID_EXCHANGE,
+    LFM_OPERATOR,
+    PLATFORM,
+    book_auction,
+    book_flexibility,
+)
 
 
 def grid_limits(model, res: FlowResult, weights: np.ndarray) -> GridLimits:

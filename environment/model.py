@@ -51,19 +51,16 @@ from environment.planner import PlannerResult
 from environment.profiles import ProfileBank, own_peak_mw, own_profiles
 from environment.scenario import Aggregator as ScenarioAggregator
 from environment.scenario import Scenario
-from environment.settlement import EXCHANGE, EXTERNAL, SETTLEMENT_ENTITY, SYSTEM_CONSUMERS
-
-TRUNCATIONS = {
-    "lfm": "an LFM clearing stopped at its round limit with limits still violated",
-    "tso_dso": "a TSO-DSO balancing clearing stopped at its round limit",
-    "planner": "the planner stopped adding grid limits at its round limit",
-    "soc_clipped_mwh": "battery energy outside the state-of-charge bounds was clipped",
-    "battery_cut_mwh": "battery set-points were cut to keep states of charge within bounds",
-}
-
-
-class TruncationWarning(UserWarning):
-    """A run cut an iteration short or clipped a quantity (see summary.json 'truncation')."""
+from environment.settlement import (
+    EXCHANGE,
+    EXTERNAL,
+    ID_EXCHANGE,
+    LFM_OPERATOR,
+    PLATFORM,
+    SETTLEMENT_ENTITY,
+    SYSTEM_CONSUMERS,
+)
+from environment.truncation import TRUNCATIONS, TruncationWarning
 
 
 class FlexMarketModel(mesa.Model):
@@ -90,9 +87,9 @@ class FlexMarketModel(mesa.Model):
         self.fleet = ProsumerFleet(groups, self.grid, net, self.bank.names, self.rng, shares)
         self.ledger = Ledger()
         for name, cls in ((EXTERNAL, "external"), (EXCHANGE, "market_operators"),
-                          (flexstage.ID_EXCHANGE, "market_operators"),
-                          (flexstage.PLATFORM, "market_operators"),
-                          (flexstage.LFM_OPERATOR, "market_operators"),
+                          (ID_EXCHANGE, "market_operators"),
+                          (PLATFORM, "market_operators"),
+                          (LFM_OPERATOR, "market_operators"),
                           (SETTLEMENT_ENTITY, "market_operators"),
                           (SYSTEM_CONSUMERS, "consumers")):
             self.ledger.account(name, cls)
