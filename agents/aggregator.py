@@ -10,6 +10,7 @@ from agents.party import Party
 from agents.pool import Pool, least_laxity, members_by_mtu
 from agents.strategies import agent_params, make_strategy
 from environment.markets.baseline import History
+from environment.markets.intraday import deviation_orders
 
 
 def _kinds_of(agg, ctx, k: int) -> list[tuple]:
@@ -241,6 +242,14 @@ class Aggregator(Baselines, Party):
                 np.where(fixed, target, net_max), np.where(fixed, target, net_min),
                 supply=self.replan_supply(k))
         self.version += 1
+
+    def id_orders(self, gate):
+        """Price-taking orders closing the gap between the position its current plan needs
+        (`planned_position_mw`) and the one it holds."""
+        ctx = gate.ctx
+        dev = (self.planned_position_mw() - self.position_mw(ctx)) * ctx.dt_h
+        return deviation_orders(self.unique_id, dev, gate.session, ctx.price_floor,
+                                ctx.price_cap)
 
     def planned_position_mw(self) -> np.ndarray:
         """The net energy it must hold in the markets for its current plan: its devices'

@@ -15,7 +15,6 @@ from agents.prosumer import DayProfiles
 from environment.coupling import COUPLING, FlexOutcome, FlexRound, clear_round
 from environment.grid.headroom import headroom
 from environment.grid.lindistflow import FlowResult
-from environment.markets.intraday import deviation_orders, producer_orders, sessions
 from environment.markets.lfm import (
     FlexOffers,
     GridLimits,
@@ -27,10 +26,8 @@ from environment.markets.lfm import (
 )
 from environment.markets.orders import OrderBook
 from environment.settlement import (
-    ID_EXCHANGE,
     LFM_OPERATOR,
     PLATFORM,
-    book_auction,
     book_flexibility,
 )
 
@@ -357,86 +354,6 @@ def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int, excess: fl
     ctx.round_stats.append({"stage": stage, "excess_mw": excess,
                             "unresolved_mw": out.dso.unresolved_mw if out.dso else 0.0,
                             "refused_mw": out.refused_mw})
-
-
-def intraday(model, ctx) -> None:
-    """Periodic intraday auctions with forecasts that improve towards delivery. The first
-    session also runs the intraday LFM and the BRPs' flexibility platform."""
-    cfg = model.config.markets
-    f, dt, t_n = model.fleet, ctx.dt_h, ctx.n_mtu
-    slot = model.party_slot
-    err = ctx.errors
-    load_err = (err["load"][f.brp] if f.n else np.zeros((0, t_n))) \
-        + model.config.forecast.load_bias
-    clear = model.clear_id
-    for s in sessions(cfg.intraday, t_n):
-        a = ctx.profiles
-        prof = DayProfiles(
-            load=a.load * np.clip(1 + s.error_share * (load_err + err["idio"]), 0, None),
-            pv=a.pv * np.clip(1 + s.error_share * err["pv"], 0, None),
-            ev=a.ev,
-            hp=np.clip(a.hp * (1 + s.error_share * load_err), 0, f.hp_mw[:, None]),
-        )
-        retail = model.retail_net(prof)
-        if s.index == 0 and (cfg.lfm.intraday or cfg.platform.enabled):
-            requests = _platform_requests(model, ctx, retail, s) if cfg.platform.enabled \
-                else None
-            flex_round(model, ctx, "id", retail, prof, requests, ctx.yellow, s.first_mtu)
-        books = []
-        for b in model.brps:
-            dev = (b.forecast_mw(ctx, retail) - ctx.position[slot[b.unique_id]]) * dt
-            books.append(deviation_orders(b.unique_id, dev, s, ctx.price_floor, ctx.price_cap))
-        sysb = model.system_brp
-        sys_fc = sysb.realised_mw(ctx) * (1 + s.error_share * err["system"])
-        books.append(deviation_orders(sysb.unique_id,
-                                      (sys_fc - ctx.position[slot[sysb.unique_id]]) * dt, s,
-                                      ctx.price_floor, ctx.price_cap))
-        for agg in model.aggregators:
-            dev = (agg.planned_position_mw() - ctx.position[slot[agg.unique_id]]) * dt
-            books.append(deviation_orders(agg.unique_id, dev, s, ctx.price_floor, ctx.price_cap))
-        for p in model.producers:
-            sched = -ctx.position[slot[p.unique_id]]
-            if p.variable:
-                avail = np.clip(p.available_mw(ctx) * (1 + s.error_share * err[p.error_key]),
-                                0, p.capacity)
-                dev = (sched - p.strategy.offered_mw(p, avail)) * dt
-                books.append(deviation_orders(p.unique_id, dev, s,
-                                              p.strategy.sell_price(p), ctx.price_cap))
-            else:
-                offered = p.strategy.offered_mw(p, p.available_mw(ctx))
-                books.append(producer_orders(p, sched, offered, s, dt, p.strategy.sell_price(p)))
-        book = OrderBook.concat(books).arrived(clear, model.arrival_rng)
-        if len(book) == 0:
-            continue
-        res = clear(book, t_n, ctx.price_floor, ctx.price_cap)
-        rows = np.array([slot[o] for o in book.owner])
-        np.add.at(ctx.position, (rows, book.mtu), res.accepted / dt)
-        book_auction(model.ledger, book, res, "intraday", model.ledger.id(ID_EXCHANGE),
-                     model.account_of, ctx.mtu0)
-        traded = np.zeros(t_n)
-        np.add.at(traded, book.mtu, np.clip(res.accepted, 0, None))
-        ctx.id_volume += traded
-        first = s.first_mtu
-        ctx.id_price[first:] = np.where(np.isfinite(res.price[first:]), res.price[first:],
-                                        ctx.id_price[first:])
-
-
-def _platform_requests(model, ctx, retail: np.ndarray, s) -> OrderBook:
-    """Each supplier asks the platform to close its updated forecast deviation, paying up to
-    its expected imbalance premium over the energy price (buying) or accepting that much less
-    (selling)."""
-    prem = model.config.markets.platform.brp_premium_eur_mwh
-    books = []
-    for b in model.brps:
-        dev = (b.forecast_mw(ctx, retail) - ctx.position[model.party_slot[b.unique_id]]) \
-            * ctx.dt_h
-        t = np.arange(s.first_mtu, ctx.n_mtu)
-        keep = np.abs(dev[t]) > 1e-9
-        t = t[keep]
-        books.append(OrderBook.from_arrays(np.full(len(t), b.unique_id), t,
-                                           ctx.da_price[t] + np.sign(dev[t]) * prem, dev[t],
-                                           ctx.n_mtu))
-    return OrderBook.concat(books)
 
 
 def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:

@@ -8,7 +8,7 @@ publishes on the day's context (`environment.day.DayContext`) what the gates aft
 2. D-1 gate closure (`dayaheadstage.auction`): every party's orders, one auction.
 3. D-1 afternoon: the DSO validates the schedules on the grid (`Dso.validate`: traffic light
    per MTU and location); the day-ahead LFM under the coupling scheme (`flexstage`).
-4. Day D: intraday sessions with improving forecasts (`flexstage.intraday`), the first also
+4. Day D: intraday sessions with improving forecasts (`intradaystage.intraday`), the first also
    with the intraday LFM and the BRPs' flexibility platform.
 5. Real time: DER balancing block by block (`balancingstage`); realisation, the DSO's
    RED/BLACK actions and the TSO's activation of producers (`realtime`).
@@ -33,6 +33,7 @@ from environment import (
     balancingstage,
     dayaheadstage,
     flexstage,
+    intradaystage,
     planner_inputs,
     realtime,
     records,
@@ -319,7 +320,7 @@ class FlexMarketModel(mesa.Model):
         if mk.lfm.enabled:
             flexstage.flex_round(self, ctx, "da", ctx.retail_net_forecast, ctx.forecast)
         if mk.intraday.enabled:
-            flexstage.intraday(self, ctx)
+            intradaystage.intraday(self, ctx)
         self.agree_interface(ctx)
         balancingstage.der_balancing(self, ctx)
         ctx.realtime = realtime.realise(self, ctx)
