@@ -1,7 +1,9 @@
-"""The day's flexibility stages: the day-ahead LFM, the intraday sessions (with the intraday
-LFM and the BRPs' flexibility platform in the first), and the DSO's real-time RED and BLACK
-actions. Which buyer may use which MW is decided by the coupling scheme (environment.coupling);
-this module applies the outcome to agents, positions and the ledger."""
+"""The day's flexibility rounds: the day-ahead LFM, and the intraday LFM with the BRPs'
+flexibility platform (in the first intraday session, `environment.intradaystage`). What the
+DSO buys (where, how much, whether again, availability or activations) is the DSO's decision
+(`agents.dso.Dso`); which buyer may use which MW is decided by the coupling scheme
+(`environment.coupling`); this module clears each round and applies the outcome to agents,
+positions and the ledger."""
 
 from __future__ import annotations
 
@@ -12,18 +14,9 @@ from agents.deliverable import OfferRound
 from agents.prosumer import DayProfiles
 from environment.coupling import COUPLING, FlexOutcome, FlexRound, clear_round
 from environment.grid.headroom import headroom
-from environment.markets.lfm import (
-    FlexOffers,
-    GridLimits,
-    location_delta,
-    location_moves,
-)
+from environment.markets.lfm import FlexOffers, GridLimits, location_delta, location_moves
 from environment.markets.orders import OrderBook
-from environment.settlement import (
-    LFM_OPERATOR,
-    PLATFORM,
-    book_flexibility,
-)
+from environment.settlement import LFM_OPERATOR, PLATFORM, book_flexibility
 
 
 def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
