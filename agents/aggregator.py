@@ -2,71 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
-from numba import njit
 
+from agents.aggregator_baseline import Baselines
 from agents.deliverable import OfferRound, each_mtu, kinds, location_boxes
 from agents.party import Party
-from agents.prosumer import Envelope
+from agents.pool import Pool, least_laxity, members_by_mtu
 from agents.strategies import agent_params, make_strategy
-from environment.markets.baseline import BASELINES, MARKETS, History, held_before
-
-
-@dataclass
-class Pool:
-    """An aggregator's flexibility for one day as one virtual device of each kind."""
-
-    battery_mwh: float
-    battery_mw: float
-    battery_soc: float
-    battery_eta: float
-    ev: Envelope
-    hp: Envelope
-    lp: object = field(default=None, init=False, repr=False, compare=False)  # its WarmLP
-
-
-def allocate(total: np.ndarray, env: Envelope, dt_h: float) -> np.ndarray:
-    """Split a pooled schedule over members, least laxity first.
-
-    Each MTU every member first gets what keeps it above its lower cumulative bound; the rest
-    is shared in proportion to the headroom below its upper bound and power limit. Where the
-    pool's relaxation promised more than the members can do, the split falls short."""
-    return _split(*_by_mtu(env), np.ascontiguousarray(total, dtype=float), float(dt_h)).T
-
-
-def _by_mtu(env: Envelope, members: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-    """The (`members`') pmax, upper and lower bounds MTU-major, as `_split` reads them."""
-    sel = slice(None) if members is None else members
-    return tuple(np.ascontiguousarray(getattr(env, a)[sel].T, dtype=float)
-                 for a in ("pmax", "upper", "lower"))
-
-
-@njit(cache=True)
-def _split(pmax, upper, lower, total, dt_h):
-    """The least-laxity split, MTU by MTU: it is sequential in time (each step depends on
-    what members already got), so it is compiled rather than vectorised."""
-    t_n, n = pmax.shape
-    out = np.zeros((t_n, n))
-    cum = np.zeros(n)
-    cap = np.empty(n)
-    must = np.empty(n)
-    for k in range(t_n):
-        need, room = 0.0, 0.0
-        for i in range(n):
-            c = max(min(pmax[k, i], (upper[k, i] - cum[i]) / dt_h), 0.0)
-            cap[i] = c
-            must[i] = min(max((lower[k, i] - cum[i]) / dt_h, 0.0), c)
-            need += must[i]
-            room += c - must[i]
-        rest = total[k] - need
-        frac = min(1.0, rest / room) if rest > 0 and room > 0 else 0.0
-        for i in range(n):
-            v = must[i] + frac * (cap[i] - must[i])
-            out[k, i] = v
-            cum[i] += v * dt_h
-    return out
+from environment.markets.baseline import History
+from environment.markets.intraday import deviation_orders
 
 
 def _kinds_of(agg, ctx, k: int) -> list[tuple]:
@@ -84,7 +28,7 @@ def _kinds_of(agg, ctx, k: int) -> list[tuple]:
     return kept[2]
 
 
-class Aggregator(Party):
+class Aggregator(Baselines, Party):
     """Pools the batteries, EVs and heat pumps of its contracted prosumers, one pool per grid
     location (so its flexibility can be offered with a location tag), and pays each prosumer a
     flexibility fee per device and day.
@@ -121,7 +65,7 @@ class Aggregator(Party):
         self.baseline: np.ndarray | None = None
         self.realised_net: np.ndarray | None = None
         self.version = 0  # bumped whenever the plans change, so set-points can be cached
-        self._split: dict[int, tuple] = {}  # location -> (plan, EV and HP split per member)
+        self._member_split: dict[int, tuple] = {}  # location -> (plan, EV and HP per member)
         self._masks: dict = {}
         self._layout: dict = {}  # (location, kind) -> (envelope, members' pmax, upper, lower)
         self._kinds: dict = {}   # location -> (pool, plan, its `kinds`) (`_kinds_of`)
@@ -299,58 +243,13 @@ class Aggregator(Party):
                 supply=self.replan_supply(k))
         self.version += 1
 
-    def declare_baseline(self, ctx, devices: dict[str, np.ndarray]) -> None:
-        """Before the day-ahead auction an aggregator in the suppliers' perimeters tells each
-        supplier the consumption of its enrolled devices to expect: the baseline its moves
-        will be measured against in the day-ahead market (`settlement.baseline.dayahead`),
-        its own schedule under the `declared` rule. The strategy decides what it declares
-        (truthfully, that baseline) and it sells the difference to its plan. `devices` are the
-        current per-device set-points."""
-        if not self.in_supplier_perimeter:
-            self.declared = None
-            return
-        f = self.model.fleet
-        n_brp = len(self.model.brps)
-        plan = self._by_brp(self.device_net(devices))
-        self.expected = {m: self._rule_baseline(ctx, m, plan) for m in MARKETS}
-        expected = self.expected["dayahead"]
-        total = self.strategy.baseline(self, ctx, expected.sum(0))
-        extra = total - expected.sum(0)
-        share = np.bincount(f.brp[self.members], minlength=n_brp) / max(self.members.sum(), 1)
-        self.declared = expected + share[:, None] * extra[None, :]
-        self.settlement_baseline = self.declared
-
-    def _by_brp(self, per_member: np.ndarray) -> np.ndarray:
-        """(BRPs, T) sums of a (members, T) array by each member's supplier."""
-        b = self.model.fleet.brp[self.members]
-        return np.stack([per_member[b == i].sum(0) for i in range(len(self.model.brps))])
-
-    def _weekend(self, ctx) -> bool:
-        return self.model.calendar.date(ctx.day).weekday() >= 5
-
-    def _rule_baseline(self, ctx, market: str, plan: np.ndarray) -> np.ndarray:
-        """(BRPs, T) the baseline a market's rule gives before the day-ahead auction: its own
-        schedule `plan` where the rule takes a declaration (or a reading not known yet), the
-        rule's figure from its metered history otherwise (the devices' uncontrolled forecast
-        until it has one)."""
-        rule = getattr(self.model.config.settlement.baseline, market)
-        if rule.n_days is None:   # declared or metered: no history, no fallback
-            return plan
-        m, mine = self.masks(), self.members
-        alone = (np.where(m["ev"][mine, None], ctx.forecast.ev[mine], 0.0)
-                 + np.where(m["heat_pump"][mine, None], ctx.forecast.hp[mine], 0.0))
-        history = self.history.similar(ctx.day, self._weekend(ctx), rule.n_days)
-        return BASELINES[rule.rule](rule, plan, history, self._by_brp(alone))
-
-    def device_net(self, devices: dict[str, np.ndarray]) -> np.ndarray:
-        """(members, T) net consumption of each member's enrolled devices."""
-        f, m = self.model.fleet, self.members
-        e = f.enrolled
-        return sum(np.where(e[d][m][:, None], devices[k][m], 0.0)
-                   for d, k in (("battery", "battery"), ("ev", "ev"), ("heat_pump", "hp")))
-
-    def declared_mw(self) -> np.ndarray:
-        return self.declared.sum(0) if self.declared is not None else np.zeros(self.n_mtu)
+    def id_orders(self, gate):
+        """Price-taking orders closing the gap between the position its current plan needs
+        (`planned_position_mw`) and the one it holds."""
+        ctx = gate.ctx
+        dev = (self.planned_position_mw() - self.position_mw(ctx)) * ctx.dt_h
+        return deviation_orders(self.unique_id, dev, gate.session, ctx.price_floor,
+                                ctx.price_cap)
 
     def planned_position_mw(self) -> np.ndarray:
         """The net energy it must hold in the markets for its current plan: its devices'
@@ -361,10 +260,6 @@ class Aggregator(Party):
         if self.trades_energy:
             return self.planned_net_mw() - self.declared_mw()
         return np.zeros(self.n_mtu)
-
-    def pool_baseline(self, ctx) -> np.ndarray:
-        m = self.masks()
-        return ctx.forecast.ev[m["ev"]].sum(0) + ctx.forecast.hp[m["heat_pump"]].sum(0)
 
     @staticmethod
     def _net(p: dict) -> np.ndarray:
@@ -497,7 +392,7 @@ class Aggregator(Party):
         for k, plan in self.plans.items():
             p, split = self._split_plan(ctx, k, plan)
             self.plans[k] = p
-            self._split[k] = (p, split)
+            self._member_split[k] = (p, split)
         dt = ctx.dt_h
         self.split_loss_eur[ctx.day] = (self.supply.cost(self.planned_net_mw() * dt)
                                         - self.supply.cost(pooled * dt))
@@ -515,8 +410,8 @@ class Aggregator(Party):
                 continue
             kept = self._layout.get((k, key))
             if kept is None or kept[0] is not env:
-                kept = self._layout[(k, key)] = (env, *_by_mtu(env, m[dev]))
-            split[key] = _split(*kept[1:], np.ascontiguousarray(p[key], dtype=float),
+                kept = self._layout[(k, key)] = (env, *members_by_mtu(env, m[dev]))
+            split[key] = least_laxity(*kept[1:], np.ascontiguousarray(p[key], dtype=float),
                                 float(ctx.dt_h)).T
             p[key] = split[key].sum(0)
         return p, split
@@ -533,9 +428,9 @@ class Aggregator(Party):
             if b.any():
                 share = f.batt_mwh[b] / f.batt_mwh[b].sum()
                 devices["battery"][b] = np.outer(share, p["ch"] - p["dis"])
-            kept = self._split.get(k)
+            kept = self._member_split.get(k)
             if kept is None or kept[0] is not p:
-                kept = self._split[k] = (p, self._split_plan(ctx, k, p)[1])
+                kept = self._member_split[k] = (p, self._split_plan(ctx, k, p)[1])
             for key, dev in (("ev", "ev"), ("hp", "heat_pump")):
                 if key in kept[1]:
                     devices[key][m[dev]] = kept[1][key]
@@ -562,33 +457,6 @@ class Aggregator(Party):
             if self.declared is not None:
                 self.history.record(ctx.day, self._weekend(ctx), self.real_by_brp)
                 self.settlement_baseline = self._settled_baseline(ctx)
-
-    def _settled_baseline(self, ctx) -> np.ndarray:
-        """(BRPs, T) the baseline of each MTU under the rule of the market that moved its
-        devices then: real-time balancing, else the DSO's local market, else the day-ahead
-        schedule. The `declared` rule takes the declaration, `metered` the reading before
-        each of that market's activations, the others their figure of the morning."""
-        rules = self.model.config.settlement.baseline
-        slot = self.model.party_slot[self.unique_id]
-        lfm = ctx.dso_sold.get(self.unique_id)
-        active = {"dayahead": np.ones(self.n_mtu, bool),
-                  "lfm": np.zeros(self.n_mtu, bool) if lfm is None else lfm.any((1, 2)),
-                  "balancing": np.zeros(self.n_mtu, bool) if not hasattr(ctx, "der_tso")
-                  else (ctx.der_tso[slot] != 0) | (ctx.der_dso[slot] != 0)}
-        out = None
-        for market in MARKETS:
-            rule = getattr(rules, market).rule
-            base = self.declared if rule == "declared" else self.expected[market]
-            if rule == "metered":
-                base = held_before(self.real_by_brp, active[market], self.declared)
-            out = base if out is None else np.where(active[market][None, :], base, out)
-        return out
-
-    def moved_by_brp(self) -> np.ndarray:
-        """(BRPs, T) MW its devices consumed above (+) or below the baseline, per supplier:
-        the energy it moved in or out of each supplier's perimeter (not counting what the
-        DSO curtailed in RED)."""
-        return self.settled_by_brp - self.settlement_baseline
 
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         """Metered quantity of its own perimeter: its devices (own BRP), its deviation from the

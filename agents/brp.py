@@ -6,6 +6,8 @@ import numpy as np
 
 from agents.party import Party
 from agents.strategies import agent_params, make_strategy
+from environment.markets.intraday import deviation_orders
+from environment.markets.orders import OrderBook
 
 
 class Brp(Party):
@@ -41,6 +43,28 @@ class Brp(Party):
             out = out + agg.declared[self.index]
         return out
 
+    def id_orders(self, gate) -> OrderBook:
+        """Price-taking orders closing its customers' updated forecast deviation from its
+        position."""
+        ctx = gate.ctx
+        dev = (self.forecast_mw(ctx, gate.retail) - self.position_mw(ctx)) * ctx.dt_h
+        return deviation_orders(self.unique_id, dev, gate.session, ctx.price_floor,
+                                ctx.price_cap)
+
+    def platform_orders(self, gate) -> OrderBook:
+        """It asks the BRPs' flexibility platform to close its updated forecast deviation,
+        paying up to its expected imbalance premium over the energy price (buying) or
+        accepting that much less (selling)."""
+        ctx, s = gate.ctx, gate.session
+        prem = self.model.config.markets.platform.brp_premium_eur_mwh
+        dev = (self.forecast_mw(ctx, gate.retail) - self.position_mw(ctx)) * ctx.dt_h
+        t = np.arange(s.first_mtu, ctx.n_mtu)
+        keep = np.abs(dev[t]) > 1e-9
+        t = t[keep]
+        return OrderBook.from_arrays(np.full(len(t), self.unique_id), t,
+                                     ctx.da_price[t] + np.sign(dev[t]) * prem, dev[t],
+                                     ctx.n_mtu)
+
     def realised_mw(self, ctx, position_mw=None) -> np.ndarray:
         """Metered net consumption of the portfolio (its DA position does not change it); an
         aggregator's devices count at their baseline (`settlement.baseline`) where its
@@ -71,3 +95,11 @@ class SystemLoadBrp(Party):
 
     def forecast_mw(self, ctx) -> np.ndarray:
         return self.realised_mw(ctx) * (1 + ctx.errors["system"])
+
+    def id_orders(self, gate) -> OrderBook:
+        """Price-taking orders closing the system load's deviation from its position, with the
+        forecast error the session has left."""
+        ctx, s = gate.ctx, gate.session
+        fc = self.realised_mw(ctx) * (1 + s.error_share * ctx.errors["system"])
+        return deviation_orders(self.unique_id, (fc - self.position_mw(ctx)) * ctx.dt_h, s,
+                                ctx.price_floor, ctx.price_cap)

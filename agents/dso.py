@@ -1,6 +1,9 @@
 """The DSO: owns the distribution grid model, validates the day-ahead schedules on it, sets
-the traffic light per MTU and location, and collects network tariffs. Its purchases in the
-flexibility markets are cleared in `environment.flexstage` and `environment.balancingstage`."""
+the traffic light per MTU and location, and collects network tariffs. It decides what it buys
+in each flexibility round (where, how much, whether to buy again or reserve availability) and
+in each balancing block's re-check, and acts in real time where limits are still broken
+(`red_actions`, `agents.dso_emergency`); the stages (`environment.flexstage`,
+`environment.balancingstage`) clear and apply what it decided."""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ import mesa
 import numpy as np
 import scipy.sparse as sp
 
-from environment.grid.lindistflow import LinDistFlow
+from agents.dso_emergency import red_actions
+from environment.grid.lindistflow import FlowResult, LinDistFlow
 from environment.grid.shed import Shed, ShedMaps, least_shed
+from environment.markets.lfm import GridLimits, participation, relief_request
 
 LIMIT_TOL = 1e-9  # loading (share of rating) and voltage (p.u.) within which a limit holds
 
@@ -94,6 +99,80 @@ class Dso(mesa.Agent):
                     out.add(agg.unique_id)
                     break
         return frozenset(out)
+
+    def grid_limits(self, res: FlowResult, weights: np.ndarray) -> GridLimits:
+        """What it clears against: the flows `res` of a nodal schedule and the linear effect
+        of one MW at each location, spread over buses by `weights` (T, B, 2)."""
+        grid = self.grid
+        flow_per_mw, w_per_mw = participation(grid, weights, self.flow)
+        return GridLimits(res.p_mw, res.q_mvar, res.v_pu ** 2,
+                          grid.s_max_mva * self.loading_limit, self.v_min, self.v_max,
+                          flow_per_mw, w_per_mw, grid.branch_location, grid.bus_location)
+
+    def congestion(self, flags: dict, stage: str, first_mtu: int) -> np.ndarray:
+        """(T, K) where it buys in a flexibility round of `stage` ("da", "id"): the forecast
+        violations `flags` at MTUs still tradable (from `first_mtu`), where its LFM runs at
+        that stage (nowhere else)."""
+        lfm = self.model.config.markets.lfm
+        violated = flags["violated"] if (lfm.enabled and (stage == "da" or lfm.intraday)) \
+            else np.zeros_like(flags["violated"])
+        violated[:first_mtu] = False  # MTUs before the gate can no longer be traded
+        return violated
+
+    def excess_mw(self, flows, first_mtu: int) -> float:
+        """MW (summed over the tradable MTUs) its last resort would shed in the flows."""
+        return float(self.load_to_shed(flows).per_mtu[first_mtu:].sum())
+
+    def buys_again(self, before: float, excess: float) -> bool:
+        """After its re-check of a round: buy again only where the last round relieved at
+        least `markets.lfm.min_relief` of the forecast excess `before` (where what it bought
+        is undone by the rebound or not delivered, buying it again would not help)."""
+        return not excess > before * (1 - self.model.config.markets.lfm.min_relief) - 1e-9
+
+    @staticmethod
+    def regime(violated: np.ndarray, yellow: np.ndarray | None) -> np.ndarray:
+        """(T, K) the YELLOW regime a round manages: its congestion, and the day-ahead
+        YELLOW locations where it was declared (`yellow`)."""
+        return violated if yellow is None else (violated | yellow)
+
+    @staticmethod
+    def relief_request(limits: GridLimits, violated: np.ndarray) -> np.ndarray:
+        """(T, K, 2) what it asks the aggregators for at its congested MTUs (`relief_request`,
+        USEF's FlexRequest per congestion point)."""
+        return relief_request(limits, np.flatnonzero(violated.any(1)))
+
+    def availability_fee(self) -> float:
+        """EUR per MW and hour it pays for availability (conditional products; 0: none)."""
+        return self.model.config.markets.lfm.reservation_eur_mw_h
+
+    def reserves_availability(self, stage: str) -> bool:
+        """It reserves flexibility at D-1 (and activates from it intraday) rather than buying
+        activations, where it pays for availability."""
+        return stage == "da" and self.availability_fee() > 0
+
+    def activates_reserved(self, stage: str, round_index: int) -> bool:
+        """It activates what it reserved first, in the first intraday round."""
+        return stage == "id" and round_index == 0 and self.availability_fee() > 0
+
+    def still_broken(self, limits: GridLimits, mtus: np.ndarray) -> bool:
+        """Whether a re-check of a balancing block clears it again: a branch or (non-slack)
+        voltage limit broken at some MTU of `mtus` on the members' set-points."""
+        return bool(limits.broken()[mtus].any())
+
+    @staticmethod
+    def interface_deviation(ctx, preview: dict, mtus: np.ndarray) -> np.ndarray:
+        """(T,) the distribution area's deviation from its agreed interface schedule at the
+        block's MTUs, as the preview of real time shows it (what it balances under
+        `shared_balancing`)."""
+        out = np.zeros(ctx.n_mtu)
+        out[mtus] = preview["area_net"][mtus] - ctx.interface_schedule[mtus]
+        return out
+
+    def red_actions(self, ctx, real: dict, prof) -> dict:
+        """Real time, RED and BLACK: its emergency actions on the devices `real` and profiles
+        `prof` (changed in place), where limits are still broken after the markets
+        (`agents.dso_emergency.red_actions`)."""
+        return red_actions(self, ctx, real, prof)
 
     def nodal(self, per_prosumer: np.ndarray) -> np.ndarray:
         """(N, T) prosumer powers -> (T, B) bus powers."""

@@ -17,3 +17,11 @@ class Party(mesa.Agent):
     def da_orders(self, ctx) -> OrderBook:
         """Its orders in the day-ahead auction (`strategy.da_orders`)."""
         return self.strategy.da_orders(self, ctx)
+
+    def id_orders(self, gate) -> OrderBook:
+        """Its orders in an intraday session (`environment.intradaystage.IntradayGate`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not trade intraday")
+
+    def position_mw(self, ctx):
+        """(T,) its market position so far (+ bought)."""
+        return ctx.position[self.model.party_slot[self.unique_id]]

@@ -6,6 +6,8 @@ import numpy as np
 
 from agents.party import Party
 from agents.strategies import agent_params, make_strategy
+from environment.markets.intraday import deviation_orders, producer_orders
+from environment.markets.orders import OrderBook
 
 
 class Producer(Party):
@@ -42,6 +44,21 @@ class Producer(Party):
         if not self.variable:
             return actual
         return np.clip(actual * (1 + ctx.errors[self.error_key]), 0, self.capacity)
+
+    def id_orders(self, gate) -> OrderBook:
+        """A weather-driven plant closes the gap between its schedule and what its strategy
+        offers of its updated availability forecast (selling at its strategy's price); a
+        dispatchable one sells its headroom and buys back its schedule (`producer_orders`)."""
+        ctx, s, dt = gate.ctx, gate.session, gate.ctx.dt_h
+        sched = -self.position_mw(ctx)
+        if self.variable:
+            err = ctx.errors[self.error_key]
+            avail = np.clip(self.available_mw(ctx) * (1 + s.error_share * err), 0, self.capacity)
+            dev = (sched - self.strategy.offered_mw(self, avail)) * dt
+            return deviation_orders(self.unique_id, dev, s, self.strategy.sell_price(self),
+                                    ctx.price_cap)
+        offered = self.strategy.offered_mw(self, self.available_mw(ctx))
+        return producer_orders(self, sched, offered, s, dt, self.strategy.sell_price(self))
 
     def realised_mw(self, ctx, position_mw: np.ndarray) -> np.ndarray:
         """Net consumption (negative: output) before balancing. A dispatchable plant runs its

@@ -1,7 +1,8 @@
 """The TSO: keeps the system balanced by activating balancing energy and sets imbalance prices.
 Producers' offers form the merit order after realisation; DER offered through aggregators are
-activated block by block before it (`environment.balancingstage`), and the marginal bid of
-either pass sets the imbalance price, kept on the system's side of the day-ahead price
+activated block by block before it (`activate`, called by `environment.balancingstage`, which
+applies and books the activations), and the marginal bid of either pass sets the imbalance
+price, kept on the system's side of the day-ahead price
 (`environment.markets.balancing.direction_rule`)."""
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from environment.markets.balancing import (
     imbalance_prices,
     with_der_price,
 )
+from environment.markets.lfm import FlexOffers, GridLimits
+from environment.markets.tso_dso import TSO_DSO
+from environment.markets.tso_dso_problem import BalancingProblem, BalancingResult
 
 
 class Tso(mesa.Agent):
@@ -49,6 +53,33 @@ class Tso(mesa.Agent):
         return BalancingOffers(np.array(ids, int), np.array(up_p, float).reshape(-1, t),
                                np.array(up_q).reshape(-1, t), np.array(dn_p, float).reshape(-1, t),
                                np.array(dn_q).reshape(-1, t))
+
+    def activate(self, ctx, preview: dict, limits: GridLimits, der: FlexOffers,
+                 mtus: np.ndarray, tso_need: bool = True
+                 ) -> tuple[FlexOffers, BalancingProblem, BalancingResult]:
+        """A balancing block's DER activations: it asks for the system imbalance the preview
+        of real time shows at the block's MTUs (`tso_need`; none in the DSO's re-check, whose
+        preview adds the TSO's earlier activations back), from the DER bids up to the
+        flexibility price cap and the producers' offers, cleared with the DSO under the
+        scenario's TSO-DSO scheme (`markets.tso_dso_scheme`). Returns the bids as cleared,
+        the problem and the scheme's result."""
+        m = self.model
+        mk = m.config.markets
+        cap = mk.flex_price_cap
+        need = np.zeros(ctx.n_mtu)
+        if tso_need:
+            need[mtus] = preview["system_short"][mtus]
+        der = der.with_mw(np.where(der.price <= cap, der.mw, 0.0))   # bids above the cap
+        problem = BalancingProblem(
+            need_mw=need, producers=preview["producer_offers"], der=der, limits=limits,
+            dt_h=ctx.dt_h, emergency_up_price=self.cfg.emergency_price_eur_mwh,
+            emergency_down_price=self.emergency_down_price,
+            unresolved_cost=mk.lfm.unresolved_cost_eur_mwh,
+            interface_mw=m.dso.interface_deviation(ctx, preview, mtus), mtus=mtus,
+            price_cap=cap)
+        res = TSO_DSO[mk.tso_dso_scheme](problem)
+        m.note_truncation("tso_dso", not res.converged)
+        return der, problem, res
 
     def balance(self, offers: BalancingOffers, residual_mw: np.ndarray, da_price,
                 system_short_mw: np.ndarray | None = None, der_price: np.ndarray | None = None):

@@ -12,6 +12,9 @@ blocks, where it is part of the imbalance the next block balances. Under a schem
 respects distribution limits the DSO then previews the block again on the members' set-points
 and, while a limit of the block is still broken there, clears it again (`RECHECKS`).
 
+What the TSO asks for and how the block is cleared is the TSO's (`Tso.activate`), whether the
+DSO clears it again the DSO's (`Dso.still_broken`); this module applies and books the outcome.
+
 Producers' balancing energy is only tentative here: after realisation the TSO activates
 producers on what is left (`environment.model`), and the imbalance price is set by the
 marginal bid activated in either pass.
@@ -23,15 +26,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from environment.flexstage import (
-    bus_flexibility,
-    grid_limits,
-    rebound_bounds,
-    shared_headroom,
-)
+from environment.flexstage import bus_flexibility, rebound_bounds, shared_headroom
 from environment.markets.lfm import FlexOffers, location_moves
-from environment.markets.tso_dso import GRID_AWARE, TSO_DSO
-from environment.markets.tso_dso_problem import BalancingProblem
+from environment.markets.tso_dso import GRID_AWARE
 from environment.settlement import book_flexibility
 
 
@@ -48,9 +45,7 @@ def der_balancing(model, ctx) -> None:
     aggs = [a for a in model.aggregators if a.offers_balancing]
     if not cfg.tso.der_balancing or not aggs:
         return
-    scheme = TSO_DSO[cfg.markets.tso_dso_scheme]
     aware = cfg.markets.tso_dso_scheme in GRID_AWARE
-    cap = cfg.markets.flex_price_cap
     block = max(1, int(round(cfg.tso.der_block_hours / ctx.dt_h)))
     preview = None
     for start in range(0, t_n, block):
@@ -59,10 +54,10 @@ def der_balancing(model, ctx) -> None:
         for rnd in range(1 + (RECHECKS if aware else 0)):
             if preview is None:  # else nothing was activated since: nothing changed
                 preview = model.preview_realtime(ctx)
-            if rnd and not _violated(limits_of(model, ctx, preview), mtus):
+            if rnd and not model.dso.still_broken(limits_of(model, ctx, preview), mtus):
                 break
-            res = _clear_block(model, ctx, scheme, preview, limits_of(model, ctx, preview),
-                               mtus, aggs, cap, aware, tso_need=rnd == 0)
+            res = _clear_block(model, ctx, preview, limits_of(model, ctx, preview), mtus, aggs,
+                               aware, tso_need=rnd == 0)
             if res is None:
                 break
             # a re-check replaces the violation the last clearing left: count it once
@@ -79,9 +74,8 @@ def limits_of(model, ctx, preview: dict):
     """The distribution grid around a preview's flows, kept with the preview."""
     lim = preview.get("limits")
     if lim is None:
-        lim = preview["limits"] = grid_limits(
-            model, model.dso.flow.solve(preview["p_bus"], preview["q_bus"]),
-            bus_flexibility(model, ctx))
+        lim = preview["limits"] = model.dso.grid_limits(
+            model.dso.flow.solve(preview["p_bus"], preview["q_bus"]), bus_flexibility(model, ctx))
     return lim
 
 
@@ -94,26 +88,15 @@ against them, at most this many times (`centralized` leaves distribution limits 
 is cleared once)."""
 
 
-def _violated(limits, mtus: np.ndarray) -> bool:
-    """A branch or (non-slack) voltage limit broken at some MTU of `mtus` (beyond TOL)."""
-    return bool(limits.broken()[mtus].any())
-
-
-def _clear_block(model, ctx, scheme, preview: dict, limits, mtus: np.ndarray, aggs, cap: float,
-                 aware: bool, tso_need: bool = True):
+def _clear_block(model, ctx, preview: dict, limits, mtus: np.ndarray, aggs, aware: bool,
+                 tso_need: bool = True):
     """Clear one block against `preview`, apply and book it; the scheme's result with
     ``moved`` (anything activated) and ``unresolved_eur_mw`` (what one MW of violation left
     costs), or None without bids. Costs are added to `ctx.balancing_cost` but for the
     violation left, which the caller counts once per block. A re-check (`tso_need` False)
     clears for the DSO alone: the preview adds the TSO's earlier activations back to the
     system imbalance, and the need they met must not be bought twice."""
-    cfg = model.config
     t_n, k_n = ctx.n_mtu, model.grid.n_locations
-    need = np.zeros(t_n)
-    if tso_need:
-        need[mtus] = preview["system_short"][mtus]
-    interface = np.zeros(t_n)
-    interface[mtus] = preview["area_net"][mtus] - ctx.interface_schedule[mtus]
     # under a scheme that respects distribution limits the rebound after the block must fit
     # the headroom nothing activated leaves (the block's own moves are at its MTUs)
     room = shared_headroom(model, limits, np.zeros((t_n, k_n, 2))) if aware else None
@@ -121,15 +104,7 @@ def _clear_block(model, ctx, scheme, preview: dict, limits, mtus: np.ndarray, ag
                              for a in aggs])
     if not len(der):
         return None
-    der = der.with_mw(np.where(der.price <= cap, der.mw, 0.0))   # bids above the cap
-    problem = BalancingProblem(
-        need_mw=need, producers=preview["producer_offers"], der=der, limits=limits,
-        dt_h=ctx.dt_h, emergency_up_price=model.tso.cfg.emergency_price_eur_mwh,
-        emergency_down_price=model.tso.emergency_down_price,
-        unresolved_cost=cfg.markets.lfm.unresolved_cost_eur_mwh, interface_mw=interface,
-        mtus=mtus, price_cap=cap)
-    res = scheme(problem)
-    model.note_truncation("tso_dso", not res.converged)
+    der, problem, res = model.tso.activate(ctx, preview, limits, der, mtus, tso_need)
     activated = res.der_tso_mw + res.der_dso_mw
     moved = bool((activated > 1e-9).any())
     if moved:
@@ -155,7 +130,7 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
     it at a location (as in `flexstage._commit`).
 
     `ctx.der_tso`/`ctx.der_dso` keep the MW activated per party (+ up). With a perimeter of
-    its own, the aggregator's imbalance is corrected by both (`FlexMarketModel.corrections`):
+    its own, the aggregator's imbalance is corrected by both (`realtime.corrections`):
     the TSO bought that energy from it, and the DSO is balance responsible for energy it moves
     in real time (as for RED actions)."""
     t_n = ctx.n_mtu

@@ -1,11 +1,11 @@
-"""The day's flexibility stages: the day-ahead LFM, the intraday sessions (with the intraday
-LFM and the BRPs' flexibility platform in the first), and the DSO's real-time RED and BLACK
-actions. Which buyer may use which MW is decided by the coupling scheme (environment.coupling);
-this module applies the outcome to agents, positions and the ledger."""
+"""The day's flexibility rounds: the day-ahead LFM, and the intraday LFM with the BRPs'
+flexibility platform (in the first intraday session, `environment.intradaystage`). What the
+DSO buys (where, how much, whether again, availability or activations) is the DSO's decision
+(`agents.dso.Dso`); which buyer may use which MW is decided by the coupling scheme
+(`environment.coupling`); this module clears each round and applies the outcome to agents,
+positions and the ledger."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -14,33 +14,9 @@ from agents.deliverable import OfferRound
 from agents.prosumer import DayProfiles
 from environment.coupling import COUPLING, FlexOutcome, FlexRound, clear_round
 from environment.grid.headroom import headroom
-from environment.grid.lindistflow import FlowResult
-from environment.markets.intraday import deviation_orders, producer_orders, sessions
-from environment.markets.lfm import (
-    FlexOffers,
-    GridLimits,
-    clear_lfm,
-    location_delta,
-    location_moves,
-    participation,
-    relief_request,
-)
+from environment.markets.lfm import FlexOffers, GridLimits, location_delta, location_moves
 from environment.markets.orders import OrderBook
-from environment.settlement import book_auction, book_flexibility
-
-ID_EXCHANGE = "id_exchange"
-PLATFORM = "flex_platform"
-LFM_OPERATOR = "lfm_operator"
-
-
-def grid_limits(model, res: FlowResult, weights: np.ndarray) -> GridLimits:
-    """What the DSO clears against: the flows `res` of a nodal schedule and the linear effect
-    of one MW at each location, spread over buses by `weights` (T, B, 2)."""
-    dso = model.dso
-    flow_per_mw, w_per_mw = participation(model.grid, weights, dso.flow)
-    return GridLimits(res.p_mw, res.q_mvar, res.v_pu ** 2,
-                      model.grid.s_max_mva * dso.loading_limit, dso.v_min, dso.v_max,
-                      flow_per_mw, w_per_mw, model.grid.branch_location, model.grid.bus_location)
+from environment.settlement import LFM_OPERATOR, PLATFORM, book_flexibility
 
 
 def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
@@ -61,37 +37,34 @@ def flex_round(model, ctx, stage: str, retail: np.ndarray, prof: DayProfiles,
     Returns the violations the DSO saw first, (T, K)."""
     cfg = model.config
     mk = cfg.markets
+    dso = model.dso
     first = excess = None
     for i in range(1 + mk.lfm.rounds):
         _, flows, flags = model.forecast_grid(ctx, retail, prof)
-        violated = flags["violated"] if (mk.lfm.enabled and (stage == "da" or mk.lfm.intraday)) \
-            else np.zeros_like(flags["violated"])
-        violated[:first_mtu] = False  # MTUs before the gate can no longer be traded
+        violated = dso.congestion(flags, stage, first_mtu)
         if first is None:
             first = violated
         if i > 0 and not violated.any():
             break
-        shed = model.dso.load_to_shed(flows)
-        before, excess = excess, float(shed.per_mtu[first_mtu:].sum())
-        if i > 0 and excess > before * (1 - mk.lfm.min_relief) - 1e-9:
+        before, excess = excess, dso.excess_mw(flows, first_mtu)
+        if i > 0 and not dso.buys_again(before, excess):
             break
-        regime = violated if regime_yellow is None else (violated | regime_yellow)
-        fee = mk.lfm.reservation_eur_mw_h
+        regime = dso.regime(violated, regime_yellow)
         reserve = cfg.tso.der_reserve_mw if stage == "da" and cfg.tso.der_balancing else 0.0
-        limits = grid_limits(model, flows, bus_flexibility(model, ctx))
+        limits = dso.grid_limits(flows, bus_flexibility(model, ctx))
         platform = mk.platform.enabled and i == 0 and requests is not None and len(requests) > 0
-        offered = OfferRound(relief_request(limits, np.flatnonzero(violated.any(1))),
-                             first_mtu, platform,
+        offered = OfferRound(dso.relief_request(limits, violated), first_mtu, platform,
                              i == 0 and reserve > 0 and any(
                                  g.market == "tso" for g in COUPLING[mk.coupling].gates),
                              rebound_room(model, limits, regime))
         for agg in model.aggregators:
             agg.open_round(ctx, offered)
-        if stage == "da" and fee > 0:
-            _availability_round(model, ctx, limits, violated, regime, fee, excess)
+        if dso.reserves_availability(stage):
+            _availability_round(model, ctx, limits, violated, regime, dso.availability_fee(),
+                                excess)
             break   # nothing was activated: a re-check would see the same forecast
         reserved = None
-        if stage == "id" and i == 0 and fee > 0:   # the DSO activates what it holds first
+        if dso.activates_reserved(stage, i):   # what it holds first
             reserved = FlexOffers.concat([a.reserved_offers(ctx) for a in model.aggregators])
         _one_round(model, ctx, stage, limits, violated, regime,
                    requests if i == 0 else None, reserve if i == 0 else 0.0, excess,
@@ -358,212 +331,3 @@ def _record_round(model, ctx, stage: str, out: FlexOutcome, t_n: int, excess: fl
     ctx.round_stats.append({"stage": stage, "excess_mw": excess,
                             "unresolved_mw": out.dso.unresolved_mw if out.dso else 0.0,
                             "refused_mw": out.refused_mw})
-
-
-def intraday(model, ctx) -> None:
-    """Periodic intraday auctions with forecasts that improve towards delivery. The first
-    session also runs the intraday LFM and the BRPs' flexibility platform."""
-    cfg = model.config.markets
-    f, dt, t_n = model.fleet, ctx.dt_h, ctx.n_mtu
-    slot = model.party_slot
-    err = ctx.errors
-    load_err = (err["load"][f.brp] if f.n else np.zeros((0, t_n))) \
-        + model.config.forecast.load_bias
-    clear = model.clear_id
-    for s in sessions(cfg.intraday, t_n):
-        a = ctx.profiles
-        prof = DayProfiles(
-            load=a.load * np.clip(1 + s.error_share * (load_err + err["idio"]), 0, None),
-            pv=a.pv * np.clip(1 + s.error_share * err["pv"], 0, None),
-            ev=a.ev,
-            hp=np.clip(a.hp * (1 + s.error_share * load_err), 0, f.hp_mw[:, None]),
-        )
-        retail = model.retail_net(prof)
-        if s.index == 0 and (cfg.lfm.intraday or cfg.platform.enabled):
-            requests = _platform_requests(model, ctx, retail, s) if cfg.platform.enabled \
-                else None
-            flex_round(model, ctx, "id", retail, prof, requests, ctx.yellow, s.first_mtu)
-        books = []
-        for b in model.brps:
-            dev = (b.forecast_mw(ctx, retail) - ctx.position[slot[b.unique_id]]) * dt
-            books.append(deviation_orders(b.unique_id, dev, s, ctx.price_floor, ctx.price_cap))
-        sysb = model.system_brp
-        sys_fc = sysb.realised_mw(ctx) * (1 + s.error_share * err["system"])
-        books.append(deviation_orders(sysb.unique_id,
-                                      (sys_fc - ctx.position[slot[sysb.unique_id]]) * dt, s,
-                                      ctx.price_floor, ctx.price_cap))
-        for agg in model.aggregators:
-            dev = (agg.planned_position_mw() - ctx.position[slot[agg.unique_id]]) * dt
-            books.append(deviation_orders(agg.unique_id, dev, s, ctx.price_floor, ctx.price_cap))
-        for p in model.producers:
-            sched = -ctx.position[slot[p.unique_id]]
-            if p.variable:
-                avail = np.clip(p.available_mw(ctx) * (1 + s.error_share * err[p.error_key]),
-                                0, p.capacity)
-                dev = (sched - p.strategy.offered_mw(p, avail)) * dt
-                books.append(deviation_orders(p.unique_id, dev, s,
-                                              p.strategy.sell_price(p), ctx.price_cap))
-            else:
-                offered = p.strategy.offered_mw(p, p.available_mw(ctx))
-                books.append(producer_orders(p, sched, offered, s, dt, p.strategy.sell_price(p)))
-        book = OrderBook.concat(books).arrived(clear, model.arrival_rng)
-        if len(book) == 0:
-            continue
-        res = clear(book, t_n, ctx.price_floor, ctx.price_cap)
-        rows = np.array([slot[o] for o in book.owner])
-        np.add.at(ctx.position, (rows, book.mtu), res.accepted / dt)
-        book_auction(model.ledger, book, res, "intraday", model.ledger.id(ID_EXCHANGE),
-                     model.account_of, ctx.mtu0)
-        traded = np.zeros(t_n)
-        np.add.at(traded, book.mtu, np.clip(res.accepted, 0, None))
-        ctx.id_volume += traded
-        first = s.first_mtu
-        ctx.id_price[first:] = np.where(np.isfinite(res.price[first:]), res.price[first:],
-                                        ctx.id_price[first:])
-
-
-def _platform_requests(model, ctx, retail: np.ndarray, s) -> OrderBook:
-    """Each supplier asks the platform to close its updated forecast deviation, paying up to
-    its expected imbalance premium over the energy price (buying) or accepting that much less
-    (selling)."""
-    prem = model.config.markets.platform.brp_premium_eur_mwh
-    books = []
-    for b in model.brps:
-        dev = (b.forecast_mw(ctx, retail) - ctx.position[model.party_slot[b.unique_id]]) \
-            * ctx.dt_h
-        t = np.arange(s.first_mtu, ctx.n_mtu)
-        keep = np.abs(dev[t]) > 1e-9
-        t = t[keep]
-        books.append(OrderBook.from_arrays(np.full(len(t), b.unique_id), t,
-                                           ctx.da_price[t] + np.sign(dev[t]) * prem, dev[t],
-                                           ctx.n_mtu))
-    return OrderBook.concat(books)
-
-
-def red_actions(model, ctx, real: dict, prof: DayProfiles) -> dict:
-    """Real time, where limits are still broken after the markets (RED): the DSO's emergency
-    actions (`dso.emergency_actions`), the same safety net under every coupling scheme. It
-    curtails EV and heat-pump consumption (overloads, undervoltage) or PV (reverse flow,
-    overvoltage) at the regulated compensation; under a scheme whose real-time regime is
-    direct control (conditional coupling, USEF's red regime) it first steers the resources
-    aggregators hold under contract (their batteries, EVs and heat pumps) at
-    `dso.direct_control_eur_mwh`, paid to the aggregator. Where even that cannot restore the
-    limits and loading exceeds `dso.black_loading`, the area is disconnected (BLACK)."""
-    dso, f, dt, t_n = model.dso, model.fleet, ctx.dt_h, ctx.n_mtu
-    cfg = model.config.dso
-    k_n = model.grid.n_locations
-    loc = model.grid.bus_location[f.bus]
-    net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
-    q = dso.reactive(dso.nodal(prof.load + real["hp"]))
-    res, flags = dso.assess(dso.nodal(net), q)
-    out = {"red": flags["violated"].copy(), "black": np.zeros((t_n, k_n), bool),
-           "curtailed_mwh": np.zeros(f.n), "direct_mwh": np.zeros(f.n)}
-    if not flags["violated"].any():
-        return out
-    tiers = _red_tiers(model, real, prof)
-    parts, weights = [], np.zeros((t_n, model.grid.n_bus, 2))
-    t_idx, k_idx = (a.ravel() for a in np.meshgrid(np.arange(t_n), np.arange(k_n),
-                                                   indexing="ij"))
-    at_k = {}   # (tier, d) -> (T, K) MW it can move per location
-    for i, tier in enumerate(tiers):
-        for d, direction, arr in ((0, 1, tier.up), (1, -1, tier.down)):
-            at_k[i, d] = _by_location(loc, arr, k_n)
-            parts.append(FlexOffers(np.full(t_n * k_n, i), k_idx, t_idx,
-                                    np.full(t_n * k_n, direction), at_k[i, d].ravel(),
-                                    np.full(t_n * k_n, tier.price)))
-            weights[..., d] += dso.nodal(arr)
-    lfm = clear_lfm(FlexOffers.concat(parts), grid_limits(model, res, weights), dt,
-                    "pay_as_bid", None, model.config.markets.lfm.unresolved_cost_eur_mwh,
-                    np.flatnonzero(flags["violated"].any(1)))
-    acc = lfm.accepted_mw.reshape(len(tiers), 2, t_n, k_n)
-    for i, tier in enumerate(tiers):
-        for d, arr in ((0, tier.up), (1, tier.down)):
-            share = np.divide(acc[i, d], at_k[i, d], out=np.zeros((t_n, k_n)),
-                              where=at_k[i, d] > 0)
-            moved = arr * share.T[loc]          # (N, T) MW moved per prosumer
-            out[tier.booked] += moved.sum(1) * dt
-            tier.apply(real, prof, moved, d)
-    net = prof.load - prof.pv + real["battery"] + real["ev"] + real["hp"]
-    q = dso.reactive(dso.nodal(prof.load + real["hp"]))
-    _, after = dso.assess(dso.nodal(net), q)
-    black = after["violated"] & (after["max_loading"] > cfg.black_loading)
-    out["black"] = black
-    dso.charge(loc, out["curtailed_mwh"] * cfg.red_compensation_eur_mwh
-               + out["direct_mwh"] * cfg.direct_control_eur_mwh)
-    for t, k in zip(*np.nonzero(black), strict=True):
-        m = loc == k
-        for arr in (prof.load, prof.pv, real["battery"], real["ev"], real["hp"]):
-            arr[m, t] = 0.0
-    return out
-
-
-@njit(cache=True)
-def _by_location(loc, arr, k_n):
-    """(T, K) the rows of `arr` (N, T) summed per location `loc` (N,), in row order from
-    zero: the sums `np.add.at` makes, without its per-element dispatch."""
-    n, t_n = arr.shape
-    out = np.zeros((t_n, k_n))
-    for i in range(n):
-        k = loc[i]
-        for t in range(t_n):
-            out[t, k] += arr[i, t]
-    return out
-
-
-@dataclass(frozen=True)
-class _RedTier:
-    """One tier of the DSO's real-time actions: what it can move per prosumer (N, T) MW less
-    (up) and more (down) consumption, at which price, on which devices (EVs and heat pumps of
-    the masked prosumers; contracted batteries; PV), and where the energy is booked."""
-
-    up: np.ndarray
-    down: np.ndarray
-    price: float
-    ev: np.ndarray
-    hp: np.ndarray
-    battery: np.ndarray | None
-    booked: str
-
-    def apply(self, real: dict, prof: DayProfiles, moved: np.ndarray, d: int) -> None:
-        """Apply MW moved per prosumer (N, T) in direction d to the devices, in proportion to
-        what each contributed."""
-        if d == 1:
-            if self.battery is not None:   # less discharging: battery power rises toward 0
-                real["battery"] += np.where(self.battery[:, None], moved, 0.0)
-            else:
-                prof.pv -= moved
-            return
-        parts = [np.where(self.ev[:, None], real["ev"], 0.0),
-                 np.where(self.hp[:, None], real["hp"], 0.0)]
-        if self.battery is not None:
-            parts.append(np.where(self.battery[:, None], np.clip(real["battery"], 0, None),
-                                  0.0))
-        total = sum(parts)
-        frac = np.divide(moved, total, out=np.zeros_like(moved), where=total > 0)
-        real["ev"] -= parts[0] * frac
-        real["hp"] -= parts[1] * frac
-        if self.battery is not None:
-            real["battery"] -= parts[2] * frac
-
-
-def _red_tiers(model, real: dict, prof: DayProfiles) -> list[_RedTier]:
-    """The tiers of the DSO's real-time actions: direct control of contracted devices first
-    where the scheme provides it (less charging and consumption up, less discharging down),
-    then curtailment of the rest (EV and heat-pump consumption up, PV down)."""
-    f, cfg = model.fleet, model.config.dso
-    e = f.enrolled
-    everyone = np.ones(f.n, bool)
-    ev, hp = everyone, everyone
-    tiers = []
-    if COUPLING[model.config.markets.coupling].realtime == "direct_control":
-        bat = np.where(e["battery"][:, None], real["battery"], 0.0)
-        tiers.append(_RedTier(
-            np.where(e["ev"][:, None], real["ev"], 0.0)
-            + np.where(e["heat_pump"][:, None], real["hp"], 0.0) + np.clip(bat, 0, None),
-            np.clip(-bat, 0, None), cfg.direct_control_eur_mwh, e["ev"], e["heat_pump"],
-            e["battery"], "direct_mwh"))
-        ev, hp = ~e["ev"], ~e["heat_pump"]
-    tiers.append(_RedTier(np.where(ev[:, None], real["ev"], 0.0)
-                          + np.where(hp[:, None], real["hp"], 0.0), prof.pv.copy(),
-                          cfg.red_compensation_eur_mwh, ev, hp, None, "curtailed_mwh"))
-    return tiers

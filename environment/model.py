@@ -9,7 +9,7 @@ publishes on the day's context (`environment.day.DayContext`) what the gates aft
 3. D-1 afternoon: the DSO validates the schedules on the grid (`Dso.validate`: traffic light
    per MTU and location); the local electricity market under that light (`lemstage`); the
    day-ahead LFM under the coupling scheme (`flexstage`).
-4. Day D: intraday sessions with improving forecasts (`flexstage.intraday`), the first also
+4. Day D: intraday sessions with improving forecasts (`intradaystage.intraday`), the first also
    with the intraday LFM and the BRPs' flexibility platform.
 5. Real time: DER balancing block by block (`balancingstage`); realisation, the DSO's
    RED/BLACK actions and the TSO's activation of producers (`realtime`).
@@ -34,6 +34,7 @@ from environment import (
     balancingstage,
     dayaheadstage,
     flexstage,
+    intradaystage,
     planner_inputs,
     realtime,
     records,
@@ -54,19 +55,16 @@ from environment.planner import PlannerResult
 from environment.profiles import ProfileBank, own_peak_mw, own_profiles
 from environment.scenario import Aggregator as ScenarioAggregator
 from environment.scenario import Scenario
-from environment.settlement import EXCHANGE, EXTERNAL, SETTLEMENT_ENTITY, SYSTEM_CONSUMERS
-
-TRUNCATIONS = {
-    "lfm": "an LFM clearing stopped at its round limit with limits still violated",
-    "tso_dso": "a TSO-DSO balancing clearing stopped at its round limit",
-    "planner": "the planner stopped adding grid limits at its round limit",
-    "soc_clipped_mwh": "battery energy outside the state-of-charge bounds was clipped",
-    "battery_cut_mwh": "battery set-points were cut to keep states of charge within bounds",
-}
-
-
-class TruncationWarning(UserWarning):
-    """A run cut an iteration short or clipped a quantity (see summary.json 'truncation')."""
+from environment.settlement import (
+    EXCHANGE,
+    EXTERNAL,
+    ID_EXCHANGE,
+    LFM_OPERATOR,
+    PLATFORM,
+    SETTLEMENT_ENTITY,
+    SYSTEM_CONSUMERS,
+)
+from environment.truncation import TRUNCATIONS, TruncationWarning
 
 
 class FlexMarketModel(mesa.Model):
@@ -93,9 +91,9 @@ class FlexMarketModel(mesa.Model):
         self.fleet = ProsumerFleet(groups, self.grid, net, self.bank.names, self.rng, shares)
         self.ledger = Ledger()
         for name, cls in ((EXTERNAL, "external"), (EXCHANGE, "market_operators"),
-                          (flexstage.ID_EXCHANGE, "market_operators"),
-                          (flexstage.PLATFORM, "market_operators"),
-                          (flexstage.LFM_OPERATOR, "market_operators"),
+                          (ID_EXCHANGE, "market_operators"),
+                          (PLATFORM, "market_operators"),
+                          (LFM_OPERATOR, "market_operators"),
                           (SETTLEMENT_ENTITY, "market_operators"),
                           (SYSTEM_CONSUMERS, "consumers")):
             self.ledger.account(name, cls)
@@ -329,7 +327,7 @@ class FlexMarketModel(mesa.Model):
         if mk.lfm.enabled:
             flexstage.flex_round(self, ctx, "da", ctx.retail_net_forecast, ctx.forecast)
         if mk.intraday.enabled:
-            flexstage.intraday(self, ctx)
+            intradaystage.intraday(self, ctx)
         self.agree_interface(ctx)
         balancingstage.der_balancing(self, ctx)
         ctx.realtime = realtime.realise(self, ctx)

@@ -8,7 +8,6 @@ import numpy as np
 
 from agents.producer import Producer
 from environment.day import RealTime
-from environment.flexstage import red_actions
 
 
 def meter(model, ctx, real: dict, prof, settle: bool = True) -> np.ndarray:
@@ -47,7 +46,8 @@ def realise(model, ctx) -> RealTime:
         + np.where(e["ev"][:, None], 0.0, prof.ev) \
         + np.where(e["heat_pump"][:, None], 0.0, prof.hp)
     before = meter(model, ctx, real, prof)
-    red = red_actions(model, ctx, real, prof) if model.config.dso.emergency_actions else None
+    red = model.dso.red_actions(ctx, real, prof) if model.config.dso.emergency_actions \
+        else None
     if red is not None and red["black"].any():
         # a disconnection zeroed part of the batteries' paths: what follows must stay
         # within their states of charge

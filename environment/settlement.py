@@ -15,6 +15,9 @@ EXTERNAL = "external"
 EXCHANGE = "da_exchange"
 SYSTEM_CONSUMERS = "system_consumers"
 SETTLEMENT_ENTITY = "settlement_entity"
+ID_EXCHANGE = "id_exchange"
+PLATFORM = "flex_platform"
+LFM_OPERATOR = "lfm_operator"
 
 
 def book_auction(led: Ledger, book, clearing, market: str, exchange: int, account_of: dict,

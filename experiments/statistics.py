@@ -21,7 +21,7 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
     """summary.json of a distribution-grid run: efficiency first (the run's system cost against
     the planner's), then welfare by class, prices, imbalance, congestion, flexibility,
     settlement and checks."""
-    from environment.model import EXCHANGE
+    from environment.settlement import EXCHANGE
     from experiments.levels import levels_summary
 
     s, cal = model.config, model.calendar

@@ -347,7 +347,7 @@ def seeds_of(spec: StudyFile, base: Scenario, problems: list[str]) -> list[int]:
 
 def reference_lines(sc: Scenario) -> list[str]:
     """Unknown strategy, clearing and profile names (checked without building the grid)."""
-    from environment.model import validate_references
+    from environment.inputs import validate_references
 
     try:
         validate_references(sc)

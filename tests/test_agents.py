@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.aggregator import Pool, allocate
+from agents.pool import Pool, allocate
 from agents.prosumer import Envelope
 from agents.strategies.truthful import schedule_pool
 from environment.markets.balancing import BalancingOffers, activate, imbalance_prices
@@ -169,3 +169,36 @@ def test_supply_curve_near_keeps_what_demand_can_reach():
     for extra in (-0.2, 0.0, 0.2):
         assert s.cost(np.array([extra])) - near.cost(np.array([extra])) == pytest.approx(10.0)
     assert len(s.near(np.array([-0.6]), np.array([1.6])).offers) == 5
+
+
+def test_every_party_answers_the_intraday_gate_itself():
+    """The intraday gate asks each party through the AgentSet (`parties.map("id_orders")`):
+    every party class answers with its own method, and a party that does not trade intraday
+    says so."""
+    from types import SimpleNamespace
+
+    from agents.aggregator import Aggregator
+    from agents.brp import Brp, SystemLoadBrp
+    from agents.party import Party
+    from agents.producer import Producer
+
+    for cls in (Brp, SystemLoadBrp, Aggregator, Producer):
+        assert cls.id_orders is not Party.id_orders, cls.__name__
+    with pytest.raises(NotImplementedError, match="does not trade intraday"):
+        Party.id_orders(SimpleNamespace(), None)
+
+
+@pytest.mark.parametrize(("before", "excess", "again"), [
+    (10.0, 4.0, True),    # relieved 60 %: buy again
+    (10.0, 9.0, False),   # relieved 10 %, less than min_relief: stop
+    (10.0, 7.9, True),    # relieved 21 %
+    (0.0, 0.0, False),    # nothing left to relieve
+])
+def test_the_dso_buys_again_only_where_the_last_round_relieved_enough(before, excess, again):
+    from types import SimpleNamespace
+
+    from agents.dso import Dso
+
+    dso = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace(
+        markets=SimpleNamespace(lfm=SimpleNamespace(min_relief=0.2)))))
+    assert Dso.buys_again(dso, before, excess) is again

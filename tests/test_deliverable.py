@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.aggregator import Aggregator, Pool
+from agents.aggregator import Aggregator
 from agents.deliverable import OfferRound, ahead, budget
+from agents.pool import Pool
 from agents.prosumer import Envelope
 from agents.strategies.truthful import schedule_pool
 from environment.markets.lfm import GridLimits, relief_request

@@ -14,8 +14,8 @@ from test_lfm import DT, offers
 
 from agents.strategies import make_strategy
 from environment.markets.lfm import GridLimits, clear_lfm
-from environment.model import TruncationWarning
 from environment.scenario import ScenarioError, load_scenario, with_overrides
+from environment.truncation import TruncationWarning
 from experiments.efficiency import decompose
 from experiments.run import run_scenario, scenario_path
 

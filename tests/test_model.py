@@ -17,8 +17,9 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import agents.aggregator
-from environment.model import EXCHANGE, FlexMarketModel
+from environment.model import FlexMarketModel
 from environment.scenario import load_scenario, with_overrides
+from environment.settlement import EXCHANGE
 from experiments.cli import main
 from experiments.run import run_scenario
 

@@ -197,7 +197,7 @@ def test_arbitrage_keeps_headroom_out_of_the_day_ahead_plan():
 
 
 def _two_price_day():
-    from agents.aggregator import Pool
+    from agents.pool import Pool
     from agents.prosumer import Envelope
     from environment.markets.dayahead import SupplyCurve
     from environment.markets.orders import OrderBook

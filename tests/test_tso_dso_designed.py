@@ -13,7 +13,7 @@ DSO answers for). Offers (the balancing conventions of `environment.markets.tso_
 * b1: location 1, consume more, 0.6 MW at 10 EUR/MWh: grid-neutral;
 * b2: location 0, consume less (direction +1), 1.0 MW at 60 EUR/MWh: the only relief.
 
-Load to shed costs 5000 EUR/MWh (the DSO's last resort, `lfm.GridCuts`).
+Load to shed costs 5000 EUR/MWh (the DSO's last resort, `lfm_cuts.GridCuts`).
 
 Congested: the branch carries 1.2 MW (0.2 over) before anyone acts.
 

@@ -1,6 +1,6 @@
 """What an independent aggregator owes per MWh it moves, under the compensation regime.
 
-The settlement (`environment.model.Model._settle_compensation`, seed 001 4.2) charges an
+The settlement (`environment.settlement.settle_compensation`, seed 001 4.2) charges an
 independent aggregator, per MTU t, the regime's transfer price T_t for every MWh its devices
 consumed below the declared baseline (and pays it T_t per MWh above): `none` 0, `contractual`
 and `regulated` their flat prices, `corrected` the suppliers' energy component (members'
@@ -38,7 +38,7 @@ import numpy as np
 
 def transfer_price(settlement, energy_component: float, da_price: np.ndarray) -> np.ndarray:
     """(T,) EUR per MWh the regime moves from the aggregator to the supplier per MWh consumed
-    below the baseline at each MTU (`_settle_compensation`)."""
+    below the baseline at each MTU (`settlement.settle_compensation`)."""
     regime = settlement.compensation
     t = len(da_price)
     if regime == "none":

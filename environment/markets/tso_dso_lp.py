@@ -1,6 +1,6 @@
 """The joint clearing LP of the TSO-DSO schemes (`common`, and the DSO's interface schedule
 under `shared_balancing`): least as-bid cost under the balance rows, with the distribution
-limits added by constraint generation as the local flexibility market does (`lfm.GridCuts`)."""
+limits added by constraint generation as the local flexibility market does (`lfm_cuts.GridCuts`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import scipy.sparse as sp
 
-from environment.markets.lfm import TOL, GridCuts, location_moves
+from environment.markets.lfm import location_moves
+from environment.markets.lfm_cuts import TOL, GridCuts
 from environment.markets.tso_dso_problem import BalancingProblem
 from environment.solver import InfeasibleError, solve_lp
 

@@ -20,7 +20,7 @@ Sign conventions (all schemes):
   price, as `balancing.imbalance_prices` does).
 
 Costs are always as bid (producers, DER), plus emergency energy, plus the distribution
-violation left, as the load the DSO's last resort would shed to restore it (`lfm.GridCuts`),
+violation left, as the load the DSO's last resort would shed to restore it (`lfm_cuts.GridCuts`),
 at ``unresolved_cost``. On that common basis every sequential scheme's
 activations are a feasible point of the `common` LP, so `common` costs no more than any of them
 (see `environment.markets.tso_dso.common`).
