@@ -24,11 +24,11 @@ examples:
   flexmarkets run coupling_conflict --days 2       a shipped scenario (`flexmarkets scenarios`)
   flexmarkets run my.yaml --seed 7                 your own file (it may say `extends: default`)
   flexmarkets run --set prosumers.0.count=600 --set tso.pricing=dual
-  flexmarkets run two_node_incdec --days 2          a transmission scenario: 48 hourly periods
+  flexmarkets run two_node_incdec --days 2         a transmission scenario: 48 hourly periods
 
-The run's folder is results/<name>-seed<S>-<N>d-<hash>, the hash of the resolved scenario
-(overrides and data files included): runs that differ never share a folder, and a folder that
-holds results is only replaced with --overwrite."""
+The run's folder is results/<name>-seed<S>-<N>d-<hash> (<N>h for a transmission run's hourly
+periods), the hash of the resolved scenario (overrides and data files included): runs that
+differ never share a folder, and a folder that holds results is only replaced with --overwrite."""
 
 
 def _add_scenario_args(p: argparse.ArgumentParser, what: str = "simulate") -> None:
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="replace the results folder if it holds results (never done otherwise)")
     r.add_argument("--no-planner", action="store_true",
-                   help="skip the perfect-foresight planner benchmark")
+                   help="skip the perfect-foresight planner benchmark (distribution scenarios: a "
+                        "transmission run always computes its grid-constrained optimum)")
     r.add_argument("--no-figures", action="store_true", help="do not draw PNG figures")
     r.add_argument("--json", action="store_true", help="also print summary.json")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

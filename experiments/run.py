@@ -100,18 +100,22 @@ def simulate_distribution(plan: RunPlan, progress: bool) -> tuple[object, dict, 
 
         bar = tqdm(total=s.calendar.days, unit="day",
                    desc=f"{s.name}: reading grid and profiles, building agents")
-    # warnings raised under a progress bar would print into its line: kept until it closes
-    with warnings.catch_warnings(record=bar is not None) as held:
-        try:
-            model = FlexMarketModel(s)
-            if bar is not None:
-                bar.set_description(f"simulating {s.name}")
-            model.run(progress=bar)
-        finally:
-            if bar is not None:
-                bar.close()
-    for w in held or ():
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    # warnings raised under a progress bar would print into its line: kept until it closes,
+    # and printed then even when the run fails (a truncation warning may explain the failure)
+    held = None
+    try:
+        with warnings.catch_warnings(record=bar is not None) as held:
+            try:
+                model = FlexMarketModel(s)
+                if bar is not None:
+                    bar.set_description(f"simulating {s.name}")
+                model.run(progress=bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+    finally:
+        for w in held or ():
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     tables = model.tables()
     tables["ledger"] = model.ledger.frame()
     return model, tables, distribution_summary(model, tables)

@@ -12,6 +12,7 @@ import json
 import shutil
 import textwrap
 
+from environment.errors import InputError
 from environment.scenario_files import describe, find_scenario, shipped_scenarios
 from experiments.headline import run_lines
 from experiments.overrides import parse_sets
@@ -21,7 +22,11 @@ from experiments.plan import TRANSMISSION, kind_of, plan_run
 def run_command(args: argparse.Namespace) -> int:
     overrides = parse_sets(args.set)
     path = find_scenario(args.scenario)
-    if args.no_planner and kind_of(path) != TRANSMISSION:
+    if args.no_planner:
+        if kind_of(path) == TRANSMISSION:
+            raise InputError(f"--no-planner: {path.stem} is a transmission scenario, whose "
+                             "grid-constrained optimum is part of every run (its efficiency "
+                             "and the twin's baseline); drop the flag")
         overrides["planner.enabled"] = False
     plan = plan_run(path, days=args.days, seed=args.seed, overrides=overrides,
                     episodes=args.episodes, out=args.out, overwrite=args.overwrite)

@@ -90,3 +90,11 @@ def test_a_transmission_run_loads_no_distribution_grid_stack():
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_no_planner_is_refused_for_a_transmission_scenario(tmp_path, capsys):
+    """Its optimum is part of every transmission run: the flag could not act, so it stops
+    before any work instead of being ignored."""
+    assert main(["run", "two_node_incdec", "--no-planner", "--out", str(tmp_path / "a")]) == 2
+    assert "--no-planner" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()

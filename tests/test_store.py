@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import time
+import warnings
 
 import pytest
 
@@ -116,3 +117,20 @@ def test_a_date_given_on_the_command_line_is_written_as_text(tmp_path):
                             "calendar.start": datetime.date(2016, 1, 6)})
     summary = json.loads((out / "summary.json").read_text())
     assert summary["run"]["overrides"]["calendar.start"] == "2016-01-06"
+
+
+def test_warnings_held_under_the_bar_are_printed_when_the_run_fails(tmp_path, monkeypatch):
+    """A run that fails after warning (e.g. a truncation before a crash) still shows the
+    warning: it may be what explains the failure."""
+    from environment.model import FlexMarketModel
+    from experiments.run import run_scenario
+
+    def warn_then_fail(self, progress=None):
+        warnings.warn("held under the bar", UserWarning, stacklevel=1)
+        raise RuntimeError("crash")
+
+    monkeypatch.setattr(FlexMarketModel, "run", warn_then_fail)
+    with pytest.warns(UserWarning, match="held under the bar"), \
+            pytest.raises(RuntimeError, match="crash"):
+        run_scenario(days=1, out=tmp_path / "run", planner=False, figures=False,
+                     progress=True, overrides={"prosumers.0.count": 20})
