@@ -23,44 +23,65 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from environment.solver import solve_lp
+from environment.solver import WarmLP
 
 KW = 1e3
 TIE_EUR_MWH = 1e-4
 
 
+class BatteryPlanner:
+    """The day's LP for a fixed set of households (module docstring). Its matrix depends only
+    on their efficiencies and the MTU length, so it is built once and kept in HiGHS across
+    days (`WarmLP`): each day changes costs and right-hand sides and re-solves from the last
+    basis, several times faster than a cold solve (where the optimum is not unique, the one
+    returned follows the sequence of days, itself deterministic)."""
+
+    def __init__(self, e_mwh: np.ndarray, p_mw: np.ndarray, eta: np.ndarray, n_mtu: int,
+                 dt_h: float):
+        h, t = len(e_mwh), n_mtu
+        self.h, self.t, self.dt, self.eta = h, t, float(dt_h), np.asarray(eta, float)
+        k = h * t
+        eye = sp.identity(k, format="csr")
+        zero = sp.csr_array((k, k))
+        # state of charge: soc_t - soc_{t-1} - eta dt c_t + dt / eta d_t = 0 (soc_{-1} given)
+        prev = sp.kron(sp.identity(h), sp.eye(t, k=-1), format="csr")
+        eta_k = np.repeat(self.eta, t)
+        balance = sp.hstack([-eye, eye, eye, -eye, zero])
+        charge = sp.hstack([sp.diags(-eta_k * dt_h), sp.diags(dt_h / eta_k), zero, zero,
+                            eye - prev])
+        self.a = sp.vstack([balance, charge], format="csc")
+        self.upper = np.concatenate([np.repeat(p_mw * KW, t), np.repeat(p_mw * KW, t),
+                                     np.full(2 * k, np.inf), np.repeat(e_mwh * KW, t)])
+        self.tie = np.tile(TIE_EUR_MWH * (np.arange(t) + 1) / t * dt_h, h)
+        self.lp: WarmLP | None = None
+
+    def plan(self, base_mw: np.ndarray, buy: np.ndarray, sell: np.ndarray,
+             soc_mwh: np.ndarray, feed_in: np.ndarray) -> np.ndarray:
+        """(H, T) battery power, MW (+ charging), minimising each household's expected cost
+        from its net consumption before the battery `base_mw` (H, T), expected prices `buy` >=
+        `sell` (H, T) EUR/MWh, initial states of charge and feed-in prices (H,)."""
+        h, t, dt = self.h, self.t, self.dt
+        if h == 0 or t == 0:
+            return np.zeros((h, t))
+        k = h * t
+        rhs_soc = np.zeros((h, t))
+        rhs_soc[:, 0] = soc_mwh * KW
+        b = np.concatenate([(base_mw * KW).ravel(), rhs_soc.ravel()])
+        terminal = np.zeros((h, t))
+        terminal[:, -1] = -self.eta * feed_in
+        cost = np.concatenate([self.tie, self.tie, (buy * dt).ravel(), -(sell * dt).ravel(),
+                               terminal.ravel()]) / KW
+        if self.lp is None:
+            self.lp = WarmLP(cost, self.a, b, b, np.zeros(5 * k), self.upper,
+                             "home batteries against the LEM")
+        x = self.lp.solve(c=cost, row_lower=b, row_upper=b).x
+        c, d = x[:k].reshape(h, t), x[k:2 * k].reshape(h, t)
+        return (np.clip(c, 0, None) - np.clip(d, 0, None)) / KW
+
+
 def schedule_batteries(base_mw: np.ndarray, buy: np.ndarray, sell: np.ndarray,
                        e_mwh: np.ndarray, p_mw: np.ndarray, eta: np.ndarray,
                        soc_mwh: np.ndarray, feed_in: np.ndarray, dt_h: float) -> np.ndarray:
-    """(H, T) battery power, MW (+ charging), minimising each household's expected cost
-    (module docstring) from its net consumption before the battery `base_mw` (H, T) and
-    expected prices `buy` >= `sell` (H, T) EUR/MWh; capacities, powers, efficiencies, initial
-    states of charge and feed-in prices (H,)."""
-    h, t = base_mw.shape
-    if h == 0 or t == 0:
-        return np.zeros((h, t))
-    k = h * t
-    eye = sp.identity(k, format="csr")
-    zero = sp.csr_array((k, k))
-    # state of charge: soc_t - soc_{t-1} - eta dt c_t + dt / eta d_t = 0 (soc_{-1} given)
-    prev = sp.kron(sp.identity(h), sp.eye(t, k=-1), format="csr")
-    eta_k = np.repeat(eta, t)
-    balance = sp.hstack([-eye, eye, eye, -eye, zero])
-    charge = sp.hstack([sp.diags(-eta_k * dt_h), sp.diags(dt_h / eta_k), zero, zero,
-                        eye - prev])
-    rhs_soc = np.zeros((h, t))
-    rhs_soc[:, 0] = soc_mwh * KW
-    a_eq = sp.vstack([balance, charge], format="csc")
-    b_eq = np.concatenate([(base_mw * KW).ravel(), rhs_soc.ravel()])
-    tie = np.tile(TIE_EUR_MWH * (np.arange(t) + 1) / t * dt_h, h)
-    terminal = np.zeros((h, t))
-    terminal[:, -1] = -eta * feed_in
-    cost = np.concatenate([tie, tie, (buy * dt_h).ravel(), -(sell * dt_h).ravel(),
-                           terminal.ravel()]) / KW
-    upper = np.concatenate([np.repeat(p_mw * KW, t), np.repeat(p_mw * KW, t),
-                            np.full(2 * k, np.inf), np.repeat(e_mwh * KW, t)])
-    res = solve_lp(cost, a_eq=a_eq, b_eq=b_eq, lower=np.zeros(5 * k), upper=upper,
-                   what="home batteries against the LEM")
-    x = np.asarray(res.x)
-    c, d = x[:k].reshape(h, t), x[k:2 * k].reshape(h, t)
-    return (np.clip(c, 0, None) - np.clip(d, 0, None)) / KW
+    """One day's plan (`BatteryPlanner.plan`) with capacities, powers and efficiencies (H,)."""
+    return BatteryPlanner(e_mwh, p_mw, eta, base_mw.shape[1], dt_h).plan(
+        base_mw, buy, sell, soc_mwh, feed_in)

@@ -37,7 +37,7 @@ from agents.strategies import agent_params, make_strategy
 from agents.strategies.hems import Reservation
 from agents.strategies.local import upstream_locations
 from environment.errors import ScenarioError
-from environment.lem_batteries import schedule_batteries
+from environment.lem_batteries import BatteryPlanner
 from environment.markets.lem import area_mtu, clear_double_auction
 from environment.markets.orders import OrderBook
 from environment.markets.registry import get_clearing
@@ -122,6 +122,7 @@ class LocalMarket:
         self.battery_rows = np.zeros(0, np.int64)   # households whose battery follows the LEM
         self.battery_plan: np.ndarray | None = None  # (N, T) MW, the day's plan of those rows
         self.battery_shift: np.ndarray | None = None  # (N, T) MW, plan - self-consumption rule
+        self._planner = None   # (key, lem_batteries.BatteryPlanner), kept warm across days
 
     def per_household(self, by_location: np.ndarray) -> np.ndarray:
         """(T, K) flags -> (N, T): a household's own location's or any upstream one's."""
@@ -193,10 +194,13 @@ class LocalMarket:
         rows = np.flatnonzero(self.participant & own)
         buy, sell = self.expected_prices(base_mw + rule_mw, dt_h)
         feed = np.array([b.feed_in for b in self.model.brps])[f.brp]
+        key = (tuple(rows), base_mw.shape[1], dt_h)
+        if self._planner is None or self._planner[0] != key:
+            self._planner = (key, BatteryPlanner(f.batt_mwh[rows], f.batt_mw[rows],
+                                                 f.eta[rows], base_mw.shape[1], dt_h))
         out = rule_mw.copy()
-        out[rows] = schedule_batteries(base_mw[rows], buy[rows], sell[rows], f.batt_mwh[rows],
-                                       f.batt_mw[rows], f.eta[rows], f.soc[rows], feed[rows],
-                                       dt_h)
+        out[rows] = self._planner[1].plan(base_mw[rows], buy[rows], sell[rows], f.soc[rows],
+                                          feed[rows])
         self.battery_rows, self.battery_plan = rows, out
         self.battery_shift = out - rule_mw
         return out
