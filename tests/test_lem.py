@@ -221,11 +221,13 @@ def test_bad_input_is_refused_at_load(default_scenario, key, value, message):
 
 @pytest.fixture(scope="module")
 def lem_run():
-    """The shipped `lem` scenario, one day, 120 households."""
+    """The shipped `lem` scenario, one day, 120 households, the LEM as a financial overlay
+    (home batteries on self-consumption)."""
     from experiments.run import run_scenario
 
-    return run_scenario("lem", days=1, overrides={"prosumers.0.count": 120}, planner=False,
-                        write=False, figures=False)
+    return run_scenario("lem", days=1, overrides={"prosumers.0.count": 120,
+                                                  "markets.lem.hems_battery": False},
+                        planner=False, write=False, figures=False)
 
 
 def test_shipped_scenario_reports_and_balances(lem_run):
@@ -261,7 +263,8 @@ def test_lem_off_leaves_the_physics_and_moves_only_bills(lem_run):
     from experiments.run import run_scenario
 
     off = run_scenario("lem", days=1, overrides={"prosumers.0.count": 120,
-                                                 "markets.lem.enabled": False},
+                                                 "markets.lem.enabled": False,
+                                                 "markets.lem.hems_battery": False},
                        planner=False, write=False, figures=False)
     on = lem_run
     assert "lem" not in off.summary and "lem_areas" not in off.tables
@@ -326,19 +329,17 @@ def test_battery_stores_noon_surplus_and_sells_it_to_an_evening_peer():
     assert lem.price[1, 2] == pytest.approx(220.0)
 
 
-def test_home_batteries_follow_the_lem_plan_within_bounds():
-    """The shipped `lem` scenario with `hems_battery`: batteries move (shift > 0), the
+def test_home_batteries_follow_the_lem_plan_within_bounds(lem_run):
+    """The shipped `lem` scenario (`hems_battery` on): batteries move (shift > 0), the
     managers trade more than with the self-consumption rule, no energy is clipped at the
     state-of-charge bounds (the plan starts from the real states of charge) and the ledger
     balances; every key is documented."""
     from experiments import dictionary
     from experiments.run import run_scenario
 
-    kw = dict(days=1, planner=False, write=False, figures=False)
-    on = run_scenario("lem", overrides={"prosumers.0.count": 120,
-                                        "markets.lem.hems_battery": True}, **kw)
-    off = run_scenario("lem", overrides={"prosumers.0.count": 120,
-                                         "markets.lem.hems_battery": False}, **kw)
+    on = run_scenario("lem", days=1, overrides={"prosumers.0.count": 120}, planner=False,
+                      write=False, figures=False)
+    off = lem_run
     assert dictionary.undocumented(on.summary, on.tables) == []
     assert on.summary["lem"]["battery_shift_mwh"] > 0
     assert off.summary["lem"]["battery_shift_mwh"] == 0.0
