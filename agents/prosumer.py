@@ -221,6 +221,16 @@ class ProsumerFleet:
         power[b] = kept
         return cut if cut > 1e-9 else 0.0
 
+    def follow(self, power: np.ndarray, rows: np.ndarray, dt_h: float) -> np.ndarray:
+        """Battery power (len(rows), T) MW of `rows` as planned, cut where following it from
+        the current states of charge would leave [0, capacity] (a plan made from them is
+        kept as it is, but for solver tolerance)."""
+        if rows.size == 0:
+            return np.zeros((0, power.shape[1]))
+        kept, _ = _within_soc(np.ascontiguousarray(power, dtype=float), self.batt_mwh[rows],
+                              self.eta[rows], self.soc[rows].copy(), float(dt_h))
+        return kept
+
     def commit_soc(self, power: np.ndarray, dt_h: float) -> float:
         """Move every battery's state of charge along its realised power (N, T) MW (+ charging,
         losses on both sides); returns the MWh that fell outside [0, capacity] and was clipped

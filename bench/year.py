@@ -6,7 +6,10 @@ is timed per day separately with --planner-days; bench/planner.py sets it agains
 statement it replaced).
 
     python bench/year.py [--prosumers 1000] [--days 365] [--repeats 3] [--planner-days 7]
-                         [--foundation]
+                         [--foundation] [--lem]
+
+`--lem` adds the local electricity market as the `lem` scenario sets it (issue 21 asks for a
+year with it within 1.3x of one without), home batteries answering it included.
 """
 
 from __future__ import annotations
@@ -28,12 +31,19 @@ from experiments.run import run_scenario  # noqa: E402
 FLEET = {"prosumers.0.heat_pump.share": 0.45}
 FOUNDATION = {"markets.lfm.enabled": False, "markets.intraday.enabled": False,
               "markets.platform.enabled": False, "tso.der_balancing": False}
+# experiments/scenarios/lem.yaml's market (its calendar and PV share are the scenario's own)
+LEM = {"markets.lem.enabled": True, "markets.lem.clearing": "double_auction",
+       "markets.lem.scope": "feeder", "markets.lem.fee_eur_mwh": 5.0,
+       "markets.lem.fee_side": "each", "markets.lem.local_tariff_eur_mwh": 30.0,
+       "markets.lem.participation": 0.8, "markets.lem.red": "settle",
+       "markets.lem.hems_battery": True}
 
 
-def one(prosumers: int, days: int, planner: bool, foundation: bool = False) -> dict:
+def one(prosumers: int, days: int, planner: bool, foundation: bool = False,
+        lem: bool = False) -> dict:
     CLOCK.seconds, CLOCK.calls = 0.0, 0
     t0 = time.perf_counter()
-    extra = FOUNDATION if foundation else {}
+    extra = {**(FOUNDATION if foundation else {}), **(LEM if lem else {})}
     r = run_scenario(None, days=days, overrides={"prosumers.0.count": prosumers,
                                                  "calendar.start": "2016-01-01", **FLEET,
                                                  **extra},
@@ -53,13 +63,17 @@ def main() -> int:
     ap.add_argument("--foundation", action="store_true",
                     help="only the foundation chain: DA auction, DSO validation, real time, "
                          "balancing by producers (no LFM, intraday, platform or DER balancing)")
+    ap.add_argument("--lem", action="store_true",
+                    help="with the local electricity market of the lem scenario (batteries "
+                         "answering it included)")
     a = ap.parse_args()
     one(a.prosumers, 1, False)  # warm the simbench cache and imports
-    runs = [one(a.prosumers, a.days, False, a.foundation) for _ in range(a.repeats)]
+    runs = [one(a.prosumers, a.days, False, a.foundation, a.lem) for _ in range(a.repeats)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"year benchmark: {a.days} days x {1440 // 15} MTUs, {a.prosumers} prosumers, "
-          f"{'foundation chain' if a.foundation else 'all markets'}, median of {a.repeats}")
+          f"{'foundation chain' if a.foundation else 'all markets'}"
+          f"{' with the LEM' if a.lem else ''}, median of {a.repeats}")
     print(f"  wall            {med['wall_s']:8.2f} s   (runs: "
           + ", ".join(f"{r['wall_s']:.2f}" for r in runs) + ")")
     print(f"  inside solvers  {med['solver_s']:8.2f} s   ({int(med['solver_calls'])} LPs)")

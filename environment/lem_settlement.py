@@ -68,6 +68,8 @@ def record_lem(model, ctx) -> None:
         for k in range(lem.paused.shape[1]):
             areas = np.unique(market.area[market.location == k])
             paused[areas] += lem.paused[:, k]
+    cols = {} if market.battery_shift is None else {
+        "battery_shift_mwh": per_area(np.abs(market.battery_shift) * dt)}
     model.records.setdefault("lem_areas", []).append(pd.DataFrame({
         "mtu": ctx.mtu0 + np.tile(np.arange(t), a),
         "area": np.repeat(np.arange(a), t),
@@ -78,4 +80,5 @@ def record_lem(model, ctx) -> None:
         "own_generation_mwh": per_area(own * dt),
         "peer_supply_mwh": per_area(peer_supply_mw(ctx) * dt),
         "paused_locations": paused.ravel().astype(np.int64),
+        **cols,
     }))

@@ -21,9 +21,11 @@ area, precision a small one): `feeder` = one DSO location (a feeder leaving the 
 grid cannot act as what it names and is refused (`lem_areas`).
 
 Simplification: the LEM is a financial overlay on the retail contracts. Managers post what
-their plans already forecast; nothing moves a device, and the suppliers stay balance
-responsible for their customers' metered energy (positions and imbalance unchanged); the
-LEM changes who pays whom for it."""
+their plans already forecast and the suppliers stay balance responsible for their customers'
+metered energy; the LEM changes who pays whom for it. Nothing moves a device unless
+`markets.lem.hems_battery` is on: then the managers re-plan the home batteries no aggregator
+holds against the expected local prices before the day-ahead market (`plan_batteries`,
+`environment.lem_batteries`), so the suppliers buy for, and the LEM trades, the moved energy."""
 
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ from agents.strategies import agent_params, make_strategy
 from agents.strategies.hems import Reservation
 from agents.strategies.local import upstream_locations
 from environment.errors import ScenarioError
-from environment.markets.lem import area_mtu
+from environment.lem_batteries import BatteryPlanner
+from environment.markets.lem import area_mtu, clear_double_auction
 from environment.markets.orders import OrderBook
 from environment.markets.registry import get_clearing
 
@@ -116,6 +119,10 @@ class LocalMarket:
         mk = model.config.markets
         self.yellow_rule = "price" if mk.implicit.enabled else \
             ("pause" if mk.lfm.enabled else "none")
+        self.battery_rows = np.zeros(0, np.int64)   # households whose battery follows the LEM
+        self.battery_plan: np.ndarray | None = None  # (N, T) MW, the day's plan of those rows
+        self.battery_shift: np.ndarray | None = None  # (N, T) MW, plan - self-consumption rule
+        self._planner = None   # (key, lem_batteries.BatteryPlanner), kept warm across days
 
     def per_household(self, by_location: np.ndarray) -> np.ndarray:
         """(T, K) flags -> (N, T): a household's own location's or any upstream one's."""
@@ -130,6 +137,73 @@ class LocalMarket:
         saving = m.dso.tariff - self.cfg.local_tariff_eur_mwh
         return Reservation(bid=retail + saving - self.fee_buyer - grid_price,
                            ask=feed + self.fee_seller - grid_price)
+
+    def expected_prices(self, net_mw: np.ndarray, dt_h: float) -> tuple[np.ndarray, np.ndarray]:
+        """(N, T) EUR/MWh a household expects to pay for import and earn for export, from the
+        area's first-pass clearing of the participants' self-consumption plans `net_mw` (a
+        double auction whatever `clearing` is: deterministic, and the same prices under
+        truthful managers; before the DSO's validation, so without YELLOW or grid prices).
+        A share `fill` of its import (export) is expected to clear locally, the rest goes to
+        its supplier: buy = R - fill_b (R - min(R, p + local tariff + fee)), sell = F +
+        fill_s (max(F, p - fee) - F), R = retail + full tariff, F = feed-in. `fill` is the
+        side's matched share in its area and MTU, 1 where only the other side posted, 0 where
+        it did not; p the clearing price, or where nothing cleared the midpoint of the
+        household's own bid and ask (where a lone pair would clear)."""
+        m, cfg = self.model, self.cfg
+        n, t = net_mw.shape
+        size = self.n_areas * t
+        res = self.reservation(np.zeros((n, t)))
+        bid, ask = self.strategy.prices(res)
+        mwh = net_mw * dt_h
+        live = self.participant[:, None] & (np.abs(mwh) > 1e-9)
+        i, k = np.nonzero(live)
+        book = OrderBook.from_arrays(i, area_mtu(self.area[i], k, t),
+                                     np.where(mwh[i, k] > 0, bid[i, k], ask[i, k]),
+                                     mwh[i, k], size)
+        da = m.config.markets.dayahead
+        c = clear_double_auction(book, size, da.price_floor, da.price_cap)
+
+        def per_key(x):
+            return np.bincount(book.mtu, x, size) if len(book) else np.zeros(size)
+
+        offer_b, offer_s = per_key(np.clip(book.volume, 0, None)), per_key(np.clip(
+            -book.volume, 0, None))
+        fill_b = np.divide(per_key(np.clip(c.accepted, 0, None)), offer_b,
+                           out=(offer_s > 0).astype(float), where=offer_b > 0)
+        fill_s = np.divide(per_key(np.clip(-c.accepted, 0, None)), offer_s,
+                           out=(offer_b > 0).astype(float), where=offer_s > 0)
+        key = area_mtu(self.area[:, None], np.arange(t)[None, :], t)
+        price = c.price[key] if len(book) else np.full((n, t), np.nan)
+        p = np.where(np.isnan(price), 0.5 * (bid + ask), price)
+        retail = np.array([b.retail_price for b in m.brps])[m.fleet.brp][:, None] + m.dso.tariff
+        feed = np.array([b.feed_in for b in m.brps])[m.fleet.brp][:, None]
+        local_buy = np.minimum(retail, p + cfg.local_tariff_eur_mwh + self.fee_buyer)
+        local_sell = np.maximum(feed, p - self.fee_seller)
+        return (retail - fill_b[key] * (retail - local_buy),
+                np.broadcast_to(feed + fill_s[key] * (local_sell - feed), (n, t)).copy())
+
+    def plan_batteries(self, base_mw: np.ndarray, rule_mw: np.ndarray, dt_h: float
+                       ) -> np.ndarray:
+        """D-1, before the day-ahead market: the participants' own batteries re-planned
+        against the expected local prices (`expected_prices` of the self-consumption plans,
+        `environment.lem_batteries`) from `base_mw`, net consumption before those batteries,
+        and `rule_mw`, the self-consumption rule's battery power (N, T). Returns every
+        battery's power, the rule's where no manager re-plans; keeps the plan for real time."""
+        f = self.model.fleet
+        own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
+        rows = np.flatnonzero(self.participant & own)
+        buy, sell = self.expected_prices(base_mw + rule_mw, dt_h)
+        feed = np.array([b.feed_in for b in self.model.brps])[f.brp]
+        key = (tuple(rows), base_mw.shape[1], dt_h)
+        if self._planner is None or self._planner[0] != key:
+            self._planner = (key, BatteryPlanner(f.batt_mwh[rows], f.batt_mw[rows],
+                                                 f.eta[rows], base_mw.shape[1], dt_h))
+        out = rule_mw.copy()
+        out[rows] = self._planner[1].plan(base_mw[rows], buy[rows], sell[rows], f.soc[rows],
+                                          feed[rows])
+        self.battery_rows, self.battery_plan = rows, out
+        self.battery_shift = out - rule_mw
+        return out
 
     def planned_net(self, ctx) -> np.ndarray:
         """(N, T) MW each household's plan forecasts at its meter in its supplier's perimeter

@@ -191,12 +191,17 @@ class FlexMarketModel(mesa.Model):
                                  np.arange(f.n) == i)
 
     def own_batteries(self, prof: DayProfiles) -> np.ndarray:
-        """Self-consumption of the home batteries no aggregator controls (N, T) MW."""
-        f = self.fleet
+        """Self-consumption of the home batteries no aggregator controls (N, T) MW; those
+        whose manager planned them for the LEM follow that plan (`markets.lem.hems_battery`)."""
+        f, dt = self.fleet, self.calendar.mtu_hours
         ev = np.where(f.enrolled["ev"][:, None], 0.0, prof.ev)
         hp = np.where(f.enrolled["heat_pump"][:, None], 0.0, prof.hp)
         own = (f.batt_mwh > 0) & ~f.enrolled["battery"]
-        return f.self_consumption(prof.pv - prof.load - ev - hp, own, self.calendar.mtu_hours)
+        out = f.self_consumption(prof.pv - prof.load - ev - hp, own, dt)
+        if self.lem is not None and self.lem.battery_plan is not None:
+            rows = self.lem.battery_rows
+            out[rows] = f.follow(self.lem.battery_plan[rows], rows, dt)
+        return out
 
     def retail_net(self, prof: DayProfiles) -> np.ndarray:
         """Metered consumption in the supplier's perimeter: everything but enrolled devices."""
@@ -303,11 +308,19 @@ class FlexMarketModel(mesa.Model):
             ev=actual.ev,
             hp=np.clip(actual.hp * (1 + load_err), 0, f.hp_mw[:, None]),
         )
+        if self.lem is not None:
+            self.lem.battery_plan = None    # yesterday's plan is done
+        retail = self.retail_net(fc)
+        if self.lem is not None and self.lem.cfg.hems_battery:
+            rule = self.own_batteries(fc)
+            plan = self.lem.plan_batteries(retail - rule, rule, dt)
+            rows = self.lem.battery_rows
+            retail[rows] = (retail - rule)[rows] + plan[rows]
         dx = self.config.markets.dayahead
         return DayContext(
             day, day * t, t, dt, dx.price_floor, dx.price_cap, err, actual, fc,
             f.ev_envelope(actual.ev, dt), f.hp_envelope(fc.hp, dt),
-            retail_net_forecast=self.retail_net(fc), soc_start=f.soc.copy(),
+            retail_net_forecast=retail, soc_start=f.soc.copy(),
             ledger_mark=self.ledger.mark(), position=np.zeros((len(self.parties), t)),
             id_price=np.full(t, np.nan), id_volume=np.zeros(t),
             dso_bought=np.zeros((t, self.grid.n_locations)))

@@ -171,7 +171,10 @@ class Lem(_Model):
     manager on the platform. `strategy` (`hems` role, agents/strategies/hems.py) prices their
     orders. `red`: what happens to trades matched at an MTU-location that turns RED or BLACK in
     real time: `settle` them as matched, or `cancel` them (the other side of the area is cut
-    back pro rata so that every area stays balanced)."""
+    back pro rata so that every area stays balanced). `hems_battery`: the managers re-plan
+    their households' own home batteries (none an aggregator holds) against the expected local
+    prices before the day-ahead market, and the batteries follow that plan in real time
+    (environment/lem_batteries.py); off, the LEM moves no device."""
 
     enabled: bool = False
     clearing: Literal["double_auction", "continuous"] = "double_auction"
@@ -183,6 +186,7 @@ class Lem(_Model):
     strategy: str = "truthful"
     strategy_params: dict[str, float] = {}
     red: Literal["settle", "cancel"] = "settle"
+    hems_battery: bool = False
 
 
 class Markets(_Model):

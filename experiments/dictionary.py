@@ -255,12 +255,17 @@ SUMMARY: list[Entry] = [
     E("lem.tariff_revenue_shifted_eur", EUR, "Network tariff the DSO did not collect because "
       "energy came from peers: (full - local tariff) x MWh at the local tariff.",
       "+ lost by the DSO", "tariff revenue shifted"),
+    E("lem.battery_shift_mwh", MWH, "Home battery energy the managers moved for the LEM "
+      "(markets.lem.hems_battery; 0 without): their D-1 plan minus the self-consumption rule on "
+      "the same forecast, summed as |MW| x h over households and MTUs.",
+      label="battery shifted for the LEM"),
     E("lem.paused_mtu_locations", "count", "Grid MTU-locations where YELLOW paused the LEM "
       "(explicit LFM).", count=True),
     E("lem.congested_mtu_locations", "count", "MTU-locations whose traffic light was YELLOW, "
-      "RED or BLACK in the run with the LEM. The LEM moves no device, so the run without it "
-      "(markets.lem.enabled: false, same seed) has the same physical congestion; the lem_scope "
-      "study reports the difference.", count=True),
+      "RED or BLACK in the run with the LEM. Without markets.lem.hems_battery the LEM moves no "
+      "device, so the run without it (markets.lem.enabled: false, same seed) has the same "
+      "physical congestion; with it the home batteries move, and the twin run or the "
+      "lem_scope study gives the difference.", count=True),
     E("welfare_loss_vs_planner_eur", EUR, "Transmission: extra fuel over the optimum "
       "(system_cost_eur - planner_system_cost_eur)."),
     E("eur_by_class.<class>", EUR, "Transmission: net receipts per class.", RECEIVED),
@@ -377,6 +382,8 @@ TABLES: list[Entry] = [
       "tariff)."),
     E("lem_areas.paused_locations", "count", "Grid locations of the area where YELLOW paused the "
       "LEM.", count=True),
+    E("lem_areas.battery_shift_mwh", MWH, "Only with markets.lem.hems_battery: the area's home "
+      "batteries' D-1 plan minus the self-consumption rule on the same forecast, |MW| x h."),
     E("ledger.payer", "", "Account that pays."), E("ledger.payee", "", "Account paid."),
     E("ledger.market", "", "Market or payment kind (dayahead, intraday, lfm_da, lfm_id, "
       "platform, balancing, imbalance, compensation, retail, feed_in, fuel, lem, lem_fee, "

@@ -81,7 +81,8 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
 def lem(table: pd.DataFrame, ledger: pd.DataFrame, grid: pd.DataFrame, saving: float) -> dict:
     """The local electricity market: volume, price and its spread over areas and MTUs,
     self-consumption of the areas with and without the energy from peers, the LEMO's fees,
-    the network tariff the DSO did not collect, and the MTU-locations it paused or congested."""
+    the network tariff the DSO did not collect, the battery energy the managers moved for it
+    (`hems_battery`), and the MTU-locations it paused or congested."""
     traded, cons = float(table["traded_mwh"].sum()), float(table["consumption_mwh"].sum())
     own, peer = float(table["own_generation_mwh"].sum()), float(table["peer_supply_mwh"].sum())
     has = table[table["traded_mwh"] > 0]
@@ -96,6 +97,8 @@ def lem(table: pd.DataFrame, ledger: pd.DataFrame, grid: pd.DataFrame, saving: f
             "self_consumption_share_without_lem": own / cons if cons > 0 else None,
             "lemo_fee_revenue_eur": float(ledger.loc[ledger["market"] == "lem_fee", "eur"].sum()),
             "tariff_revenue_shifted_eur": float(local["mwh"].sum() * saving),
+            "battery_shift_mwh": float(table["battery_shift_mwh"].sum())
+            if "battery_shift_mwh" in table else 0.0,
             "paused_mtu_locations": int(table["paused_locations"].sum()),
             "congested_mtu_locations": int((grid["light"] > 0).sum())}
 
