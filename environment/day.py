@@ -55,6 +55,11 @@ class DayContext:
     tso_offers: dict = field(default_factory=dict)   # aggregator id -> FlexOffers held for TSO
     round_stats: list = field(default_factory=list)  # per flexibility round: its figures
     lem: object = field(default=None)                # `lemstage.LemDay` (None: no LEM)
+    retail_net_before_lem: np.ndarray = field(default=None)  # (N, T) the forecast with home
+                                                     # batteries on self-consumption, before the
+                                                     # LEM re-plan (`markets.lem.hems_battery`)
+    lem_before_flags: dict = field(default=None)     # (T, K) flags of the D-1 schedules with
+                                                     # those plans (= da_flags without re-plan)
     final_flags: dict = field(default=None)          # (T, K) flags after the markets
     interface_schedule: np.ndarray = field(default=None)  # (T,) agreed TSO-DSO exchange MW
     # real-time DER balancing (`balancingstage.der_balancing`)

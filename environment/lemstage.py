@@ -215,6 +215,19 @@ class LocalMarket:
         return ctx.retail_net_forecast + np.where(
             inside[:, None], plan["battery"] + plan["ev"] + plan["hp"], 0.0)
 
+    def congestion_before(self, ctx) -> dict:
+        """(T, K) flags of the DSO's day-ahead check (`Dso.validate`, the same aggregator plans
+        and forecast) of the households' plans before the managers re-planned their batteries
+        for the LEM: the self-consumption rule's (`ctx.retail_net_before_lem`). Without
+        `hems_battery` those are the plans the DSO checked, so the flags are `ctx.da_flags`;
+        published on `ctx.lem_before_flags`."""
+        if not self.cfg.hems_battery:
+            ctx.lem_before_flags = ctx.da_flags
+        else:
+            _, _, ctx.lem_before_flags = self.model.forecast_grid(
+                ctx, ctx.retail_net_before_lem, ctx.forecast)
+        return ctx.lem_before_flags
+
     def trade(self, ctx) -> LemDay:
         """D-1: the managers' orders, the LEMO's clearing per area and MTU; published on
         `ctx.lem`."""

@@ -310,12 +310,13 @@ class FlexMarketModel(mesa.Model):
         )
         if self.lem is not None:
             self.lem.battery_plan = None    # yesterday's plan is done
-        retail = self.retail_net(fc)
+        retail = before = self.retail_net(fc)
         if self.lem is not None and self.lem.cfg.hems_battery:
             rule = self.own_batteries(fc)
             plan = self.lem.plan_batteries(retail - rule, rule, dt)
             rows = self.lem.battery_rows
-            retail[rows] = (retail - rule)[rows] + plan[rows]
+            retail = before.copy()
+            retail[rows] = (before - rule)[rows] + plan[rows]
         dx = self.config.markets.dayahead
         return DayContext(
             day, day * t, t, dt, dx.price_floor, dx.price_cap, err, actual, fc,
@@ -323,7 +324,8 @@ class FlexMarketModel(mesa.Model):
             retail_net_forecast=retail, soc_start=f.soc.copy(),
             ledger_mark=self.ledger.mark(), position=np.zeros((len(self.parties), t)),
             id_price=np.full(t, np.nan), id_volume=np.zeros(t),
-            dso_bought=np.zeros((t, self.grid.n_locations)))
+            dso_bought=np.zeros((t, self.grid.n_locations)),
+            retail_net_before_lem=before if self.lem is not None else None)
 
     def step(self) -> None:
         """One delivery day, gate by gate."""
@@ -336,6 +338,7 @@ class FlexMarketModel(mesa.Model):
         dayaheadstage.auction(self, ctx)
         self.dso.validate(ctx)
         if self.lem is not None:
+            self.lem.congestion_before(ctx)
             self.lem.trade(ctx)
         if mk.lfm.enabled:
             flexstage.flex_round(self, ctx, "da", ctx.retail_net_forecast, ctx.forecast)

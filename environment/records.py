@@ -88,6 +88,9 @@ def _record_grid(model, ctx) -> None:
         "v_max_pu": real_flags["v_max"].ravel(),
         "overload_mw": real_flags["overload_mw"].ravel(),
         "load_to_shed_mw": rt.shed.per_location(grid.bus_location, n_loc).ravel(),
+        **({} if ctx.lem_before_flags is None else {   # the LEM's congestion before (lemstage)
+            "forecast_violated_before_lem": ctx.lem_before_flags["violated"].ravel(),
+            "forecast_max_loading_before_lem": ctx.lem_before_flags["max_loading"].ravel()}),
     }))
 
 

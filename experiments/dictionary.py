@@ -240,10 +240,19 @@ SUMMARY: list[Entry] = [
     E("lem.paused_mtu_locations", "count", "Grid MTU-locations where YELLOW paused the LEM "
       "(explicit LFM).", count=True),
     E("lem.congested_mtu_locations", "count", "MTU-locations whose traffic light was YELLOW, "
-      "RED or BLACK in the run with the LEM. Without markets.lem.hems_battery the LEM moves no "
-      "device, so the run without it (markets.lem.enabled: false, same seed) has the same "
-      "physical congestion; with it the home batteries move, and the twin run or the "
-      "lem_scope study gives the difference.", count=True),
+      "RED or BLACK in the run with the LEM (real time; congestion_before/after give the D-1 "
+      "effect of the LEM's battery re-plan).", count=True),
+    E("lem.congestion_before_mtu_locations", "count", "MTU-locations the DSO's D-1 check flags "
+      "(YELLOW) on the plans before the LEM: home batteries on the self-consumption rule, the "
+      "same forecast and aggregator plans (grid.forecast_violated_before_lem). Without "
+      "markets.lem.hems_battery the LEM moves no device and it equals the after count.",
+      count=True, label="D-1 congestion before the LEM"),
+    E("lem.congestion_after_mtu_locations", "count", "The same check on the plans after the "
+      "managers re-planned their batteries for the LEM, which the day-ahead market trades "
+      "(grid.forecast_violated).", count=True, label="D-1 congestion after the LEM"),
+    E("lem.forecast_max_loading_before", "share", "Highest forecast branch loading of the run "
+      "in that check before the LEM."),
+    E("lem.forecast_max_loading_after", "share", "... after the LEM (grid.forecast_max_loading)."),
     E("welfare_loss_vs_planner_eur", EUR, "Transmission: extra fuel over the optimum "
       "(system_cost_eur - planner_system_cost_eur)."),
     E("eur_by_class.<class>", EUR, "Transmission: net receipts per class.", RECEIVED),

@@ -53,6 +53,11 @@ TABLES: list[Entry] = [
       "RED actions."),
     E("grid.real_violated", "bool", "... after them."),
     E("grid.forecast_max_loading", "share", "Highest forecast loading at the location."),
+    E("grid.forecast_violated_before_lem", "bool", "Only with markets.lem.enabled: "
+      "forecast_violated of the plans before the LEM's battery re-plan (home batteries on "
+      "self-consumption; equal to forecast_violated without markets.lem.hems_battery)."),
+    E("grid.forecast_max_loading_before_lem", "share", "Only with markets.lem.enabled: "
+      "forecast_max_loading of those plans."),
     E("grid.max_loading", "share", "Highest realised loading at the location."),
     E("grid.v_<end>_pu", "p.u.", "Lowest / highest voltage at the location."),
     E("grid.overload_mw", MW, "Flow above the limit (the worst branch of the location)."),

@@ -31,4 +31,16 @@ def lem_summary(table: pd.DataFrame, ledger: pd.DataFrame, grid: pd.DataFrame,
             "battery_shift_mwh": float(table["battery_shift_mwh"].sum())
             if "battery_shift_mwh" in table else 0.0,
             "paused_mtu_locations": int(table["paused_locations"].sum()),
-            "congested_mtu_locations": int((grid["light"] > 0).sum())}
+            "congested_mtu_locations": int((grid["light"] > 0).sum()),
+            **congestion_before_after(grid)}
+
+
+def congestion_before_after(grid: pd.DataFrame) -> dict:
+    """The DSO's day-ahead check of the same run's plans before the LEM (home batteries on
+    self-consumption) and after it (the plans re-planned for the LEM, which the day-ahead
+    market trades): YELLOW MTU-locations and the highest forecast branch loading."""
+    before, after = grid["forecast_violated_before_lem"], grid["forecast_violated"]
+    return {"congestion_before_mtu_locations": int(before.sum()),
+            "congestion_after_mtu_locations": int(after.sum()),
+            "forecast_max_loading_before": float(grid["forecast_max_loading_before_lem"].max()),
+            "forecast_max_loading_after": float(grid["forecast_max_loading"].max())}
