@@ -150,6 +150,38 @@ SUMMARY: list[Entry] = [
     E("levels.dso_cost_unlocated_eur", EUR, "The rest of the DSO's flexibility cost, tied to no "
       "location (availability payments, real-time DER activations).", "+ paid by the DSO",
       "DSO cost without a location"),
+    # --- region and national (markets.dayahead.wholesale.kind: national | exogenous) ---
+    E("region.cost_of_supply_eur", EUR, "A price-taking region's cost of supply: what its "
+      "accounts (households, suppliers, aggregators, its own plants, the DSO, the LEMO) paid, "
+      "net, to every account outside it (exchanges, TSO, national plants and load, fuel and "
+      "wear to external), plus its undelivered energy services and grid violations at the "
+      "value of lost load. Payments among its own accounts cancel.",
+      label="region's cost of supply"),
+    E("region.paid_outside_eur", EUR, "The paid part of the cost of supply (without unserved "
+      "and violations).", "+ paid by the region", "region's net payments outside"),
+    E("region.paid_outside_by_market_eur.<market>", EUR, "The same per ledger market.",
+      "+ paid by the region", "region's net payments outside: <market>"),
+    E("region.unserved_eur", EUR, "Energy services the region left undelivered, at the value "
+      "of lost load.", label="region's unserved energy"),
+    E("region.violation_eur", EUR, "Grid violations left in the region's grid, as the least "
+      "load to shed, at the value of lost load.", label="region's violations"),
+    E("region.net_import_mwh", MWH, "The region's metered net consumption from outside (its "
+      "suppliers', aggregators' and plants' realised positions).", "+ imported, - exported",
+      "region's net import"),
+    E("region.cost_per_mwh_imported_eur", EUR_MWH, "Cost of supply per MWh imported (null "
+      "when the region exports on net).", label="region's cost per MWh imported"),
+    E("region.consumption_mwh", MWH, "The region's households' consumption before their PV.",
+      label="region's consumption"),
+    E("region.imbalance_abs_mwh", MWH, "Absolute imbalance of the region's parties summed "
+      "over MTUs.", label="region's imbalance"),
+    E("region.dso_cost_eur", EUR, "The region's DSO's flexibility cost (= "
+      "flexibility.dso_cost.total_eur).", "+ paid by the DSO", "region's DSO cost"),
+    E("national.fuel_eur", EUR, "Fuel of the national plants (or the exchange) the region "
+      "takes its price from.", label="national fuel"),
+    E("national.load_mwh", MWH, "The national load (system_load) over the run.",
+      label="national load"),
+    E("national.imbalance_abs_mwh", MWH, "Absolute imbalance of the national parties (the "
+      "national load's forecast errors).", label="national imbalance"),
     # --- flexibility ---
     E("flexibility.curtailed_mwh", MWH, "Energy curtailed by the DSO in RED.",
       label="curtailed energy"),

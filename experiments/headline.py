@@ -51,6 +51,7 @@ def distribution_lines(s: dict, out_dir=None) -> list[str]:
     elif "system_cost_eur" in s:
         lines.append(f"  system cost {num(s['system_cost_eur'])} EUR (planner off: no "
                      "efficiency)")
+    lines += _region_lines(s)
     w = s["welfare_eur"]
     lines += [
         f"  welfare {num(w['total'])} EUR",
@@ -66,6 +67,20 @@ def distribution_lines(s: dict, out_dir=None) -> list[str]:
     if out_dir is not None:
         lines.append(f"  results in {out_dir}")
     return lines
+
+
+def _region_lines(s: dict) -> list[str]:
+    """A price-taking region's own figures, so that the nation's fuel and forecast errors in
+    the system-wide lines below do not hide them."""
+    if "region" not in s:
+        return []
+    r, n = s["region"], s["national"]
+    return [f"  region: cost of supply {num(r['cost_of_supply_eur'])} EUR for "
+            f"{num(r['net_import_mwh'])} MWh imported, imbalance "
+            f"{num(r['imbalance_abs_mwh'])} MWh, DSO cost {num(r['dso_cost_eur'])} EUR",
+            f"  the national system it takes its price from (counted in the system-wide figures): "
+            f"fuel {num(n['fuel_eur'])} EUR, load {num(n['load_mwh'])} MWh, imbalance "
+            f"{num(n['imbalance_abs_mwh'])} MWh"]
 
 
 def tx_lines(s: dict, out_dir=None) -> list[str]:

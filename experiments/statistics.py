@@ -24,6 +24,7 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
     from environment.settlement import EXCHANGE
     from experiments.lem_summary import lem_summary
     from experiments.levels import levels_summary
+    from experiments.region_split import region_summary
 
     s, cal = model.config, model.calendar
     dt = cal.mtu_hours
@@ -67,6 +68,9 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
     })
     if s.grid.locations == "levels":
         out["levels"] = levels_summary(model, tables, out["flexibility"]["dso_cost"]["total_eur"])
+    if s.markets.dayahead.wholesale.kind != "closed":
+        out.update(region_summary(model, tables, violation_mwh,
+                                  out["flexibility"]["dso_cost"]["total_eur"]))
     if model.planner_days:
         out["planner"] = {
             "welfare_eur": v * model.service_mwh - sum(d.cost for d in model.planner_days),

@@ -129,3 +129,17 @@ class ExchangeProducer(TruthfulProducer):
     def balancing_prices(self, producer, up_markup: float, down_markdown: float):
         price = self._today(producer)
         return price + up_markup, price - down_markdown
+
+
+def national_accounts(scenario) -> set[str]:
+    """The ledger accounts of the system a region takes its price from, not of the region: the
+    national fleet (or the exchange), the national load's supplier and its consumers. Empty for
+    a closed system, where the modelled households are the whole system."""
+    from environment.settlement import SYSTEM_CONSUMERS
+
+    w = scenario.markets.dayahead.wholesale
+    if w.kind == "closed":
+        return set()
+    plants = ({p.name for p in national_fleet(w, scenario.system_load.annual_mwh)}
+              if w.kind == "national" else {EXCHANGE})
+    return plants | {scenario.system_load.brp, SYSTEM_CONSUMERS}
