@@ -26,7 +26,7 @@ DEFAULT_METRICS = ["cost_efficiency", "system_cost_eur", "welfare_eur.total", "c
                    "imbalance.system_abs_mwh"]
 MAX_RUNS = 1_000_000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-METRIC_RE = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*$")
+METRIC_RE = re.compile(r"^[A-Za-z_][\w-]*(\.[\w/-]+)*$")  # "/": levels.MV/LV.red
 FACTOR_RE = re.compile(r"^[A-Za-z_]\w*$")
 # Columns of the catalog's runs table that are not params or metrics (see catalog.py).
 RESERVED_COLUMNS = {"run_id", "study", "status", "seed", "wall_s", "solver_s", "planner_s",

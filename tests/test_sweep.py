@@ -209,6 +209,11 @@ def test_shipped_studies_validate():
     assert ps.sample.method == "sobol" and len(ps.runs) == 64 * (4 + 2)
     for name in SHIPPED:
         assert load_study(name).runs
+    # the region's study is too large to run here (9,102 buses): it validates, and its
+    # factor sets the three aggregators' enrolments together
+    rc = load_study("region_competition")
+    assert len(rc.runs) == 24
+    assert {p.scenario["aggregators"][1]["enrolment"] for p in rc.points} == {0.0, 0.4}
 
 
 def small_version(name: str, tmp_path: Path) -> Path:
