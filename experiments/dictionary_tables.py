@@ -125,7 +125,8 @@ TABLES: list[Entry] = [
     E("periods.step", "index", "Transmission: period index over the run."),
     E("periods.episode", "index", "Transmission: episode."),
     E("periods.period", "index", "Transmission: period within the episode (hours from start)."),
-    E("periods.da_price_eur_mwh", EUR_MWH, "Transmission: zonal day-ahead price."),
+    E("periods.da_price_eur_mwh", EUR_MWH, "Transmission: zonal day-ahead price (with several "
+      "zones: their prices weighted by their loads; each zone's in zones)."),
     E("periods.load_mw", MW, "Transmission: inelastic demand."),
     E("periods.redispatch_mw", MW, "Transmission: upward redispatch."),
     E("periods.redispatch_cost_eur", EUR, "Transmission: redispatch cost.", "+ paid"),

@@ -107,6 +107,17 @@ def test_the_reverse_limit_is_the_ntc_against_the_declared_direction():
     assert m.tables()["interconnectors"]["congestion_rent_eur"].tolist() == pytest.approx([3600])
 
 
+def test_a_zone_without_plants_importing_at_the_limit_takes_the_exporters_price():
+    """B has no plant and imports its 100 MW over a 100 MW NTC: its own merit order has
+    nothing to clear, so it takes A's price (a_cheap, 20) and the border earns no rent."""
+    d = two(**{"loads.1.mw": 100, "interconnectors.0.limit_mw": 100})
+    d["producers"] = d["producers"][:2]
+    m = run(d)
+    assert m.tables()["zones"]["da_price_eur_mwh"].tolist() == [20, 20]
+    assert m.tables()["interconnectors"]["flow_da_mw"].tolist() == pytest.approx([100])
+    assert m.tables()["interconnectors"]["congestion_rent_eur"].tolist() == [0]
+
+
 def test_each_tso_redispatches_its_own_lines_with_its_own_producers():
     """a_cheap moves to node a2 of zone A behind a 150 MW line to a (A's border node). The
     coupling ignores lines: a_cheap still sells 220 MW, 70 too many for the line. tso_a decs

@@ -14,7 +14,9 @@ the net redispatch cost (network_charge), pays its zone's balancing activations
 (regional_balancing: the importer pays the exporter) and charges its zone's loads the net
 balancing cost (balancing_charge). Balancing offers are the producers' headroom after
 redispatch at marginal cost; renewables do not offer. A zone's loads carry its imbalance cost:
-there are no BRPs in this kind, so the imbalance is not charged to whoever caused it."""
+there are no BRPs in this kind, so the imbalance is not charged to whoever caused it. Real time
+is not checked against the lines inside zones (the balancing place sees zones and
+interconnector headroom only)."""
 
 from __future__ import annotations
 

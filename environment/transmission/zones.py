@@ -174,7 +174,8 @@ def clear_coupled(z: Zones, period: np.ndarray, node: np.ndarray, price: np.ndar
 
     Volumes and flows are the least-cost coupling's (lines ignored); each price area then
     clears its own offers against its load less what it imports over binding
-    interconnectors, which gives its price under the tie rule."""
+    interconnectors, which gives its price under the tie rule (`importers_price` where it
+    has nothing of its own to clear)."""
     n_p = load.shape[0]
     price = np.clip(price, floor, cap)
     accepted = np.zeros(len(price))
@@ -198,4 +199,24 @@ def clear_coupled(z: Zones, period: np.ndarray, node: np.ndarray, price: np.ndar
     area_price, _ = clear_zonal_periods(market, np.arange(len(price)), price, mw,
                                         np.maximum(np.array(area_load), 0.0), floor, cap,
                                         tie_price)
-    return area_price[zone_market], accepted, flows
+    prices = area_price[zone_market]
+    for t in np.flatnonzero(np.isnan(prices).any(1)):
+        prices[t] = importers_price(z, prices[t], flows[t])
+    return prices, accepted, flows
+
+
+def importers_price(z: Zones, price: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """A price area that clears no offer of its own (its load all imported at the limit) has
+    no price of its own: it takes the dearest price of the zones it imports from, as if that
+    interconnector did not bind (no rent on it)."""
+    price = price.copy()
+    for _ in range(z.n):
+        gap = np.isnan(price)
+        if not gap.any():
+            break
+        into = np.where(flow > 0, z.ic_to, z.ic_from)
+        out = np.where(flow > 0, z.ic_from, z.ic_to)
+        use = gap[into] & ~np.isnan(price[out]) & (np.abs(flow) > 0)
+        for a, b in zip(into[use], out[use], strict=True):
+            price[a] = np.fmax(price[a], price[b])
+    return price
