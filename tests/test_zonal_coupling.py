@@ -125,7 +125,9 @@ def test_each_tso_redispatches_its_own_lines_with_its_own_producers():
     gas is cheaper: the interconnector schedule is fixed. Cost 70 x 70 - 70 x 20 = 3,500 EUR,
     charged to load_a (35 EUR/MWh); tso_b redispatches nothing. Fuel 10,900 + 3,500 = 14,400.
     The optimum over both zones (lines and NTC): a_cheap 150, 50 MW exported, b_gas 200:
-    150 x 20 + 200 x 50 = 13,000 EUR."""
+    150 x 20 + 200 x 50 = 13,000 EUR. Its nodal prices, what producers expect: a2 20 (a_cheap
+    has room for load at a2, which relieves the line), a 50 (the line is full, so one MW more
+    at a is one MW less exported and b_gas makes it up), b 50."""
     d = two()
     d["nodes"] = [{"name": "a", "zone": "A"}, {"name": "a2", "zone": "A"},
                   {"name": "b", "zone": "B"}]
@@ -145,6 +147,7 @@ def test_each_tso_redispatches_its_own_lines_with_its_own_producers():
     s = transmission_summary(m, m.tables())
     assert s["system_cost_eur"] == pytest.approx(14400)
     assert s["planner_system_cost_eur"] == pytest.approx(13000)
+    assert m.forecast[0][1] == pytest.approx([50, 20, 50])
     assert m.ledger.balances()["tso_a"] == pytest.approx(1800)
 
 
