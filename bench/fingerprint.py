@@ -37,15 +37,15 @@ def table_digest(df: pd.DataFrame) -> str:
 
 def transmission_tables(path: Path, days: int) -> dict[str, pd.DataFrame]:
     """A transmission scenario's tables (its twin too when someone is strategic)."""
-    from environment.transmission.model import TransmissionModel
     from environment.transmission.twin import run_pair, strategic_producers
+    from environment.transmission.zonal_model import transmission_model
     from experiments.plan import resolve
 
     s = resolve(path, episodes=min(days, 3))
     if strategic_producers(s):
         pair = run_pair(s)
         return {**pair.run.tables(), **{f"twin_{k}": v for k, v in pair.twin.tables().items()}}
-    return TransmissionModel(s).run().tables()
+    return transmission_model(s).run().tables()
 
 
 def main() -> int:

@@ -244,6 +244,67 @@ SUMMARY: list[Entry] = [
       label="redispatch"),
     E("redispatch.cost_eur", EUR, "Transmission: the grid operator's redispatch cost.",
       "+ paid by the grid operator", "redispatch cost"),
+    # --- zones and the regional balance place (issue 20; only with `zones`) ---
+    E("regional.sharing", "", "Transmission with zones: the regional balance place's sharing "
+      "option (balancing.sharing: none, imbalance_netting, common_merit_order)."),
+    E("regional.zones.<zone>.tso", "", "The zone's TSO."),
+    E("regional.zones.<zone>.da_price_eur_mwh.<stat>", EUR_MWH, "The zone's coupled day-ahead "
+      "price over the periods (mean, min, max).", label="day-ahead price of <zone>"),
+    E("regional.zones.<zone>.load_mwh", MWH, "The zone's forecast load (what the day-ahead "
+      "market cleared)."),
+    E("regional.zones.<zone>.net_import_mwh", MWH, "Day-ahead exchange into the zone over "
+      "its interconnectors.", "+ imported, - exported"),
+    E("regional.zones.<zone>.short_mwh", MWH, "Real-time shortage (load above forecast, "
+      "renewables below schedule), summed over periods where the zone was short."),
+    E("regional.zones.<zone>.long_mwh", MWH, "Real-time surplus, summed over periods where "
+      "the zone was long."),
+    E("regional.zones.<zone>.redispatch_cost_eur", EUR, "The zone's TSO's redispatch cost "
+      "(its own lines, its own zone's producers).", "+ paid"),
+    E("regional.zones.<zone>.emergency_mwh", MWH, "Emergency energy (beyond every balancing "
+      "offer the sharing option could reach) in either direction."),
+    E("regional.interconnectors.<ic>.from", "", "Zone at the interconnector's from end."),
+    E("regional.interconnectors.<ic>.to", "", "Zone at its to end."),
+    E("regional.interconnectors.<ic>.limit_mw", MW, "NTC from -> to."),
+    E("regional.interconnectors.<ic>.reverse_limit_mw", MW, "NTC to -> from."),
+    E("regional.interconnectors.<ic>.flow_mwh", MWH, "Day-ahead exchange, net.",
+      "+ from -> to"),
+    E("regional.interconnectors.<ic>.flow_abs_mwh", MWH, "Day-ahead exchange in either "
+      "direction."),
+    E("regional.interconnectors.<ic>.hours_at_limit", "count", "Periods the day-ahead exchange "
+      "reached the NTC in either direction (where zone prices can part).", count=True),
+    E("regional.interconnectors.<ic>.congestion_rent_eur", EUR, "(price of to - price of "
+      "from) x flow, summed: what the exchange collects from the price difference and pays "
+      "the border's TSOs, half each (ledger market congestion_rent).", "+ received by the TSOs",
+      "congestion rent of <ic>"),
+    E("regional.interconnectors.<ic>.balancing_exchange_mwh", MWH, "Balancing energy the "
+      "regional place sent over the interconnector, either direction (within the headroom "
+      "the day-ahead exchange left)."),
+    E("regional.congestion_rent_eur", EUR, "Congestion rent of all interconnectors.",
+      "+ received by the TSOs", "congestion rent"),
+    E("regional.imbalance_mwh", MWH, "Zones' real-time imbalances, |MW| x h summed over zones "
+      "and periods."),
+    E("regional.balancing.alone_eur", EUR, "What the TSOs' balancing would have cost with each "
+      "balancing its own zone from its own merit order (activations and emergency energy; "
+      "down activations earn the TSO their price).", "+ paid", "balancing cost alone"),
+    E("regional.balancing.shared_eur", EUR, "What it cost under the sharing option (the "
+      "settlements between TSOs cancel in the sum).", "+ paid", "balancing cost shared"),
+    E("regional.balancing.value_eur", EUR, "Value of sharing: alone_eur - shared_eur.",
+      "+ sharing saved", "value of sharing"),
+    E("regional.balancing.periods_with_value", "count", "Periods in which sharing saved "
+      "money.", count=True),
+    E("regional.balancing.max_period_value_eur", EUR, "The largest saving of one period."),
+    E("regional.balancing.by_tso.<tso>.alone_eur", EUR, "The TSO's balancing cost alone.",
+      "+ paid"),
+    E("regional.balancing.by_tso.<tso>.shared_eur", EUR, "Its cost shared: its activations "
+      "plus what it paid other TSOs for energy they sent it (ledger market "
+      "regional_balancing, settled at the mean of the two TSOs' marginal prices alone).",
+      "+ paid"),
+    E("regional.balancing.by_tso.<tso>.value_eur", EUR, "alone_eur - shared_eur.",
+      "+ sharing saved it money", "value of sharing to <tso>"),
+    E("regional.balancing.by_tso.<tso>.settlement_eur", EUR, "Net paid to other TSOs for "
+      "balancing energy exchanged.", "+ paid, - received"),
+    E("regional.balancing.by_tso.<tso>.congestion_rent_eur", EUR, "Its half of the "
+      "congestion rent of each of its interconnectors.", "+ received"),
     # --- local electricity market (issue 21; only with markets.lem.enabled) ---
     E("lem.traded_mwh", MWH, "Energy households bought from peers on the LEM and settled "
       "(after RED/BLACK cancellations), each MWh counted once.", "", "LEM volume"),

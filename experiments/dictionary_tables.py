@@ -114,7 +114,9 @@ TABLES: list[Entry] = [
     E("ledger.payer", "", "Account that pays."), E("ledger.payee", "", "Account paid."),
     E("ledger.market", "", "Market or payment kind (dayahead, intraday, lfm_da, lfm_id, "
       "platform, balancing, imbalance, compensation, retail, feed_in, fuel, lem, lem_fee, "
-      "lem_grid_price, network_tariff, network_tariff_local, ...)."),
+      "lem_grid_price, network_tariff, network_tariff_local; transmission: day_ahead, "
+      "redispatch_inc, redispatch_dec, network_charge, fuel, congestion_rent, balancing_up, "
+      "balancing_down, balancing_emergency, regional_balancing, balancing_charge, ...)."),
     E("ledger.mwh", MWH, "Energy of the payment.", "with eur: a negative row flows the other way "
       "(compensation: the supplier pays an aggregator that moved consumption above the "
       "baseline)"),
@@ -123,7 +125,8 @@ TABLES: list[Entry] = [
     E("periods.step", "index", "Transmission: period index over the run."),
     E("periods.episode", "index", "Transmission: episode."),
     E("periods.period", "index", "Transmission: period within the episode (hours from start)."),
-    E("periods.da_price_eur_mwh", EUR_MWH, "Transmission: zonal day-ahead price."),
+    E("periods.da_price_eur_mwh", EUR_MWH, "Transmission: zonal day-ahead price (with several "
+      "zones: their prices weighted by their loads; each zone's in zones)."),
     E("periods.load_mw", MW, "Transmission: inelastic demand."),
     E("periods.redispatch_mw", MW, "Transmission: upward redispatch."),
     E("periods.redispatch_cost_eur", EUR, "Transmission: redispatch cost.", "+ paid"),
@@ -138,8 +141,43 @@ TABLES: list[Entry] = [
     E("producers.da_mw", MW, "Transmission: sold day-ahead."),
     E("producers.inc_mw", MW, "Transmission: redispatched up (paid the inc price)."),
     E("producers.dec_mw", MW, "Transmission: redispatched down (pays the dec price)."),
-    E("producers.final_mw", MW, "Transmission: output after redispatch."),
+    E("producers.final_mw", MW, "Transmission: output after redispatch (with zones: as "
+      "delivered in real time, renewables' forecast errors and balancing included)."),
     E("producers.inc_price_eur_mwh", EUR_MWH, "Transmission: inc price (bid or cleared)."),
     E("producers.dec_price_eur_mwh", EUR_MWH, "Transmission: dec price."),
     E("producers.markup_eur_mwh", EUR_MWH, "Transmission: a learner's markup (NaN: none)."),
+    E("zones.step", "index", "Transmission with zones: period index over the run."),
+    E("zones.episode", "index", "Episode."), E("zones.period", "index", "Period in the episode."),
+    E("zones.zone", "", "Bidding zone."), E("zones.tso", "", "Its TSO."),
+    E("zones.da_price_eur_mwh", EUR_MWH, "The zone's coupled day-ahead price."),
+    E("zones.load_mw", MW, "Forecast load."), E("zones.real_load_mw", MW, "Load in real time."),
+    E("zones.net_import_mw", MW, "Day-ahead exchange into the zone.", "+ imported"),
+    E("zones.imbalance_mw", MW, "Real-time imbalance: load above forecast plus renewables "
+      "below schedule.", "+ short, - long"),
+    E("zones.redispatch_cost_eur", EUR, "The zone's TSO's redispatch cost.", "+ paid"),
+    E("zones.balancing_alone_eur", EUR, "Balancing cost had the TSO balanced alone.", "+ paid"),
+    E("zones.balancing_activation_eur", EUR, "Cost of the activations in the zone under the "
+      "sharing option (emergency energy included).", "+ paid"),
+    E("zones.balancing_settlement_eur", EUR, "Paid to other TSOs for balancing energy.",
+      "+ paid, - received"),
+    E("zones.balancing_shared_eur", EUR, "activation + settlement: the TSO's cost shared, "
+      "charged to the zone's loads (ledger market balancing_charge).", "+ paid"),
+    E("zones.sharing_value_eur", EUR, "alone - shared.", "+ sharing saved"),
+    E("zones.emergency_mw", MW, "Emergency energy.", "+ up, - down"),
+    E("interconnectors.step", "index", "Transmission with zones: period index over the run."),
+    E("interconnectors.episode", "index", "Episode."),
+    E("interconnectors.period", "index", "Period in the episode."),
+    E("interconnectors.interconnector", "", "Interconnector name (default from-to)."),
+    E("interconnectors.from_zone", "", "Zone at its from end."),
+    E("interconnectors.to_zone", "", "Zone at its to end."),
+    E("interconnectors.flow_da_mw", MW, "Day-ahead exchange.", "+ from -> to"),
+    E("interconnectors.limit_mw", MW, "NTC from -> to."),
+    E("interconnectors.reverse_limit_mw", MW, "NTC to -> from."),
+    E("interconnectors.price_spread_eur_mwh", EUR_MWH, "Price of to minus price of from."),
+    E("interconnectors.congestion_rent_eur", EUR, "price spread x flow, paid by the exchange "
+      "to the two TSOs, half each."),
+    E("interconnectors.balancing_flow_mw", MW, "Balancing energy exchanged by the regional "
+      "place.", "+ from -> to"),
+    E("interconnectors.balancing_price_eur_mwh", EUR_MWH, "Its settlement price between the "
+      "TSOs (the importer pays the exporter)."),
 ]

@@ -98,9 +98,28 @@ def tx_lines(s: dict, out_dir=None) -> list[str]:
     rd = s["redispatch"]
     lines.append(f"  redispatch {num(rd['mwh'])} MWh costing {num(rd['cost_eur'])} EUR"
                  if run.get("lines") else "  no lines: no redispatch")
+    lines += regional_lines(s.get("regional"))
     lines += twin_lines(s.get("twin"))
     if out_dir is not None:
         lines.append(f"  results in {out_dir}")
+    return lines
+
+
+def regional_lines(r: dict | None) -> list[str]:
+    """Zones, interconnectors and the regional balance place (scenarios with zones)."""
+    if not r:
+        return []
+    zones = ", ".join(f"{z} {num(v['da_price_eur_mwh']['mean'])}" for z, v in r["zones"].items())
+    lines = [f"  zones (mean DA price, EUR/MWh): {zones}"]
+    lines += [f"  interconnector {name}: {num(ic['flow_mwh'])} MWh {ic['from']} -> {ic['to']}, "
+              f"at its limit {ic['hours_at_limit']} h, congestion rent "
+              f"{num(ic['congestion_rent_eur'])} EUR" for name, ic in r["interconnectors"].items()]
+    b = r["balancing"]
+    lines.append(f"  balancing {num(r['imbalance_mwh'])} MWh of imbalance: alone "
+                 f"{num(b['alone_eur'])} EUR, shared ({r['sharing']}) {num(b['shared_eur'])} "
+                 f"EUR, value of sharing {num(b['value_eur'])} EUR ("
+                 + ", ".join(f"{t} {num(v['value_eur'])}" for t, v in b["by_tso"].items())
+                 + ")")
     return lines
 
 

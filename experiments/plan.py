@@ -74,7 +74,7 @@ def scenario_run_id(s: Scenario | TxScenario) -> str:
     data = {k: v.model_dump() for k, v in s.data.items()}
     if isinstance(s, TxScenario):
         length = f"{s.periods}h" + (f"x{s.episodes}" if s.episodes > 1 else "")
-        digest = scenario_hash(s.model_dump(mode="json", by_alias=True), digests(data))
+        digest = scenario_hash(s.dump_data(), digests(data))
     else:
         length = f"{s.calendar.days}d"
         digest = scenario_hash(s.model_dump(mode="json"), digests(data))

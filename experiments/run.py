@@ -132,9 +132,9 @@ def simulate_transmission(plan: RunPlan, progress: bool) -> tuple[object, dict, 
         model = pair.run
         twin = transmission_twin_summary(pair.run, pair.twin, pair.truthful)
     else:
-        from environment.transmission.model import TransmissionModel
+        from environment.transmission.zonal_model import transmission_model
 
-        model, twin = TransmissionModel(s).run(), None
+        model, twin = transmission_model(s).run(), None
     tables = model.tables()
     summary = transmission_summary(model, tables)
     summary["twin"] = twin
@@ -169,7 +169,7 @@ def write_results(result: RunResult, out_dir: Path, figures: bool = True) -> Non
 def dump(s: Scenario | TxScenario) -> str:
     """The resolved scenario as YAML that `flexmarkets run` reads back."""
     if isinstance(s, TxScenario):
-        return yaml.safe_dump(s.model_dump(mode="json", by_alias=True, exclude_none=True),
+        return yaml.safe_dump(s.dump_data(exclude_none=True),
                               sort_keys=False)
     return dump_scenario(s)
 

@@ -86,7 +86,8 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
 def transmission_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
     """summary.json of a transmission run, under the distribution kind's names where the
     quantity is the same: its system cost is the fuel burnt (no storage, emergency energy or
-    unserved load in this kind), the planner's the fuel of the grid-constrained optimum."""
+    unserved load in this kind; with zones, emergency balancing energy too), the planner's the
+    fuel of the grid-constrained optimum (of the forecast: forecast errors are not foreseen)."""
     from environment.transmission.scenario import PERIOD_MINUTES
 
     periods, ledger = tables["periods"], tables["ledger"]
@@ -96,7 +97,7 @@ def transmission_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
     fuel = tot["fuel_eur"]
     planner = model.planner_cost_eur
     s = model.config
-    return {
+    out = {
         "system_cost_eur": fuel,
         "planner_system_cost_eur": planner,
         "cost_efficiency": efficiency(planner, fuel),
@@ -113,6 +114,18 @@ def transmission_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
         "eur_by_account": {k: float(v) for k, v in bal.items()},
         "ledger": {"rows": int(len(ledger)), "sum_eur": float(bal.sum())},
     }
+    if "zones" in tables:
+        from experiments.regional_summary import regional_summary
+
+        em = ledger[ledger["market"] == "balancing_emergency"]
+        emergency = float(em.loc[em["payee"] == "external", "eur"].sum()
+                          - em.loc[em["payer"] == "external", "eur"].sum())
+        out["system_cost"]["run"].update(emergency_eur=emergency, total_eur=fuel + emergency)
+        out["system_cost_eur"] = fuel + emergency
+        out["cost_efficiency"] = efficiency(planner, fuel + emergency)
+        out["welfare_loss_vs_planner_eur"] = fuel + emergency - planner
+        out["regional"] = regional_summary(model, tables)
+    return out
 
 
 def efficiency(planner_eur: float, run_eur: float) -> float | None:

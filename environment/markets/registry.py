@@ -7,6 +7,10 @@ known from every entry point, whichever of their modules happened to be imported
 check such as ``name in CLEARING`` sees them all. A mechanism whose outcome depends on the
 order orders arrive in (continuous trading) sets ``in_arrival_order = True``; callers then
 hand it the book in a random order (``OrderBook.arrived``).
+
+The regional balance place's sharing options (how TSOs of several zones share balancing
+energy, environment/markets/regional.py) are a second registry of the same kind, `SHARING`,
+filled by :func:`register_sharing`.
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ class _Mechanisms(dict):
     _loading = False
     _loaded = False
 
+    def __init__(self, modules: list[str]):
+        super().__init__()
+        self.modules = modules
+
     def _load(self) -> None:
         if self._loaded or self._loading:
             return
         self._loading = True
         try:
-            for module in BUILTIN_MODULES:
+            for module in self.modules:
                 importlib.import_module(module)
             self._loaded = True
         finally:
@@ -64,7 +72,8 @@ class _Mechanisms(dict):
         return super().values()
 
 
-CLEARING: dict[str, Callable] = _Mechanisms()
+CLEARING: dict[str, Callable] = _Mechanisms(BUILTIN_MODULES)
+SHARING: dict[str, Callable] = _Mechanisms(["environment.markets.regional"])
 
 
 def _qualname(func: Callable) -> str:
@@ -77,14 +86,21 @@ def register_clearing(name: str) -> Callable[[Callable], Callable]:
     Re-registering the same function (e.g. after a module reload) is allowed; a
     different function under a taken name is an error, to avoid silent shadowing.
     """
+    return _register(CLEARING, "clearing mechanism", name)
 
+
+def register_sharing(name: str) -> Callable[[Callable], Callable]:
+    """Decorator adding a regional balance place's sharing option under ``name`` (the same
+    rules as `register_clearing`)."""
+    return _register(SHARING, "sharing option", name)
+
+
+def _register(registry: dict, what: str, name: str) -> Callable[[Callable], Callable]:
     def decorator(func: Callable) -> Callable:
-        existing = dict.get(CLEARING, name)
+        existing = dict.get(registry, name)
         if existing is not None and _qualname(existing) != _qualname(func):
-            raise ValueError(
-                f"clearing mechanism {name!r} already registered by {_qualname(existing)}"
-            )
-        dict.__setitem__(CLEARING, name, func)
+            raise ValueError(f"{what} {name!r} already registered by {_qualname(existing)}")
+        dict.__setitem__(registry, name, func)
         return func
 
     return decorator
@@ -97,3 +113,12 @@ def get_clearing(name: str) -> Callable:
     except KeyError:
         known = ", ".join(sorted(CLEARING)) or "<none>"
         raise KeyError(f"unknown clearing mechanism {name!r}; known: {known}") from None
+
+
+def get_sharing(name: str) -> Callable:
+    """Return the regional sharing option registered as ``name``."""
+    try:
+        return SHARING[name]
+    except KeyError:
+        known = ", ".join(sorted(SHARING)) or "<none>"
+        raise KeyError(f"unknown sharing option {name!r}; known: {known}") from None

@@ -52,11 +52,13 @@ class TxContext:
     period: int
     price_floor: float
     price_cap: float
-    da_price_forecast: float
+    da_price_forecast: float | np.ndarray
     nodal_price_forecast: np.ndarray
 
     def side(self, node: int) -> int:
-        gap = self.nodal_price_forecast[node] - self.da_price_forecast
+        """`da_price_forecast` is one price, or with zones one per node (its zone's)."""
+        da = self.da_price_forecast
+        gap = self.nodal_price_forecast[node] - (da[node] if np.ndim(da) else da)
         return 1 if gap < -PRICE_TOL else (-1 if gap > PRICE_TOL else 0)
 
 
@@ -111,7 +113,7 @@ class TransmissionModel(mesa.Model):
         seed = scenario.seed if seed is None else seed
         super().__init__(rng=seed)
         self.config = s = scenario
-        self.net = Network.from_scenario(s)
+        self.net = self._network()
         self.load = s.load_mw()
         self.cost = s.marginal_cost()
         self.ledger = Ledger()
@@ -135,6 +137,9 @@ class TransmissionModel(mesa.Model):
         self.rows = _Rows()
         self._mark = 0
         self._auction: _Auction | None = None
+
+    def _network(self) -> Network:
+        return Network.from_scenario(self.config)
 
     # --- forecasts ----------------------------------------------------------------------------
 
@@ -182,10 +187,20 @@ class TransmissionModel(mesa.Model):
     # --- the day-ahead auction of an episode -----------------------------------------------------
 
     def _auction_of(self, episode: int) -> _Auction:
-        """Every producer's offers for every period of the episode, cleared in one call. A
-        producer whose strategy bids as the truthful one offers its capacity at cost each
-        period: built for all periods at once."""
+        """Every producer's offers for every period of the episode, cleared in one call."""
         s, n_p, g = self.config, self.config.periods, len(self.producers)
+        period_a, owner_a, price_a, mw_a = self.offers(episode)
+        prices, accepted = clear_zonal_periods(
+            period_a, owner_a, price_a, mw_a, self.load.sum(1),
+            s.day_ahead.price_floor, s.day_ahead.price_cap, s.day_ahead.tie_price)
+        da_mw = np.bincount(period_a * g + owner_a, accepted, minlength=n_p * g).reshape(n_p, g)
+        return _Auction(prices, da_mw)
+
+    def offers(self, episode: int) -> tuple[np.ndarray, ...]:
+        """The episode's offer steps: period, producer, price and MW of each. A producer whose
+        strategy bids as the truthful one offers its capacity at cost each period: built for
+        all periods at once."""
+        n_p = self.config.periods
         period, owner, price, mw = [], [], [], []
         at_cost = [type(p.strategy).da_offer is TruthfulTxProducer.da_offer
                    for p in self.producers]
@@ -205,12 +220,8 @@ class TransmissionModel(mesa.Model):
                     owner.append(np.full(len(q), i))
                     price.append(pr)
                     mw.append(q)
-        period_a, owner_a = np.concatenate(period), np.concatenate(owner)
-        prices, accepted = clear_zonal_periods(
-            period_a, owner_a, np.concatenate(price), np.concatenate(mw), self.load.sum(1),
-            s.day_ahead.price_floor, s.day_ahead.price_cap, s.day_ahead.tie_price)
-        da_mw = np.bincount(period_a * g + owner_a, accepted, minlength=n_p * g).reshape(n_p, g)
-        return _Auction(prices, da_mw)
+        return (np.concatenate(period), np.concatenate(owner), np.concatenate(price),
+                np.concatenate(mw))
 
     # --- running ---------------------------------------------------------------------------------
 

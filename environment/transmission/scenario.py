@@ -47,7 +47,54 @@ class _Model(BaseModel):
 
 
 class Node(_Model):
+    """A node; `zone` names its bidding zone (one of `zones`; none: the scenario has one zone
+    and no `zones` section)."""
+
     name: Name
+    zone: Name | None = None
+
+
+class Zone(_Model):
+    """A bidding zone and its TSO (who redispatches its lines, balances it and earns half the
+    congestion rent of its interconnectors). `load_error_sd` and `renewable_error_sd` turn on
+    real-time forecast errors (default 0: off): each period the zone's loads come out
+    (1 + e) times their forecast and its renewable producers (producers with `renewable:
+    true`) deliver (1 + e') times their schedule (within their capacity), e and e' drawn from
+    normal distributions with these standard deviations (shares), seeded from `seed`. The
+    imbalance they leave is what the TSO balances (`balancing`)."""
+
+    name: Name
+    tso: Name
+    load_error_sd: NonNeg = 0.0
+    renewable_error_sd: NonNeg = 0.0
+
+
+class Interconnector(_Model):
+    """A border between two zones with its net transfer capacity: `limit_mw` from `from` to
+    `to` and `reverse_limit_mw` back (default the same); 0 closes that direction."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    name: Name | None = None
+    from_: Name = Field(alias="from")
+    to: Name
+    limit_mw: float
+    reverse_limit_mw: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.from_}-{self.to}"
+
+
+class Balancing(_Model):
+    """The regional balance place: how the zones' TSOs share balancing energy
+    (environment/markets/regional.py: `none`, `imbalance_netting`, `common_merit_order`).
+    Offers are the producers' headroom after redispatch at marginal cost (renewables do not
+    offer); what no offer covers is emergency energy at `emergency_up_eur_mwh` (default: the
+    day-ahead price cap) or `emergency_down_eur_mwh` (default: the price floor)."""
+
+    sharing: str = "none"
+    emergency_up_eur_mwh: float | None = None
+    emergency_down_eur_mwh: float | None = None
 
 
 class Line(_Model):
@@ -72,6 +119,7 @@ class TxProducer(_Model):
     marginal_cost_eur_mwh: float | Name
     strategy: str = "truthful"
     strategy_params: TxStrategyParams = {}
+    renewable: bool = False
 
 
 class Load(_Model):
@@ -130,6 +178,9 @@ class TxScenario(_Model):
     loads: Annotated[list[Load], Field(min_length=1)]
     day_ahead: DayAhead = DayAhead()
     redispatch: Redispatch = Redispatch()
+    zones: list[Zone] = []
+    interconnectors: list[Interconnector] = []
+    balancing: Balancing = Balancing()
     data: dict[str, SeriesSpec] = {}
 
     @field_validator("start", mode="before")
@@ -148,6 +199,23 @@ class TxScenario(_Model):
     @property
     def node_names(self) -> list[str]:
         return [n.name for n in self.nodes]
+
+    @property
+    def zonal(self) -> bool:
+        """Whether the scenario declares zones (the zonal model with market coupling, a TSO
+        per zone and the regional balance place runs it)."""
+        return bool(self.zones)
+
+    def dump_data(self, exclude_none: bool = False) -> dict:
+        """The scenario as data (aliases), without the zonal fields where a scenario without
+        zones leaves them at their defaults, so the dump (and the run id hashed from it) of
+        such a scenario is what it was before zones existed."""
+        drop: dict = {} if self.zonal else {"zones": True, "interconnectors": True,
+                                           "balancing": True, "nodes": {"__all__": {"zone"}}}
+        if not self.zonal and not any(p.renewable for p in self.producers):
+            drop["producers"] = {"__all__": {"renewable"}}
+        return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none,
+                               exclude=drop or None)
 
     def series(self, name: str) -> np.ndarray:
         """A series of `data` on the run's hours (MW, or EUR/MWh for prices)."""
@@ -272,6 +340,10 @@ class TxScenario(_Model):
                 problems.append(f"producers[{i}].marginal_cost_eur_mwh = {c:g}: outside the "
                                 f"day-ahead price range [{floor:g}, {cap:g}]; its offer would be "
                                 "clipped to the range")
+        if self.zonal or self.interconnectors:
+            from environment.transmission.zone_checks import zone_problems
+
+            problems += zone_problems(self)
         if not problems:
             try:
                 problems += self._physics()
@@ -286,7 +358,12 @@ class TxScenario(_Model):
 
         problems = []
         try:
-            Network.from_scenario(self)
+            if self.zonal:
+                from environment.transmission.zones import Zones
+
+                Zones.from_scenario(self)
+            else:
+                Network.from_scenario(self)
         except ValueError as exc:
             problems.append(f"lines = <{len(self.lines)} lines>: {exc}")
         capacity = sum(p.capacity_mw for p in self.producers)
@@ -328,7 +405,7 @@ def load_tx_scenario(path: str | Path) -> TxScenario:
 def tx_with_overrides(s: TxScenario, overrides: dict[str, Any]) -> TxScenario:
     """A copy with dotted-path overrides, e.g. {"redispatch.price_cap": 60} or
     {"producers.2.strategy": "truthful"}."""
-    data = s.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data = s.dump_data(exclude_none=True)
     for dotted, value in overrides.items():
         try:
             assign(data, dotted, value, new_keys=False)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from environment.errors import ScenarioError
 from environment.transmission.model import TransmissionModel
 from environment.transmission.scenario import TxScenario, tx_with_overrides
+from environment.transmission.zonal_model import transmission_model
 
 
 @dataclass
@@ -47,5 +48,5 @@ def run_pair(scenario: TxScenario, truthful: list[str] | None = None,
     if truthful is None:
         truthful = strategic_producers(scenario)
     twin_scenario = truthful_twin(scenario, truthful)
-    return TwinPair(list(truthful), TransmissionModel(scenario, seed).run(),
-                    TransmissionModel(twin_scenario, seed).run())
+    return TwinPair(list(truthful), transmission_model(scenario, seed).run(),
+                    transmission_model(twin_scenario, seed).run())

@@ -1,0 +1,82 @@
+"""The checks of a transmission scenario's zones, interconnectors and balancing section: each
+problem is one line naming the field path and the value (TxScenario gathers them into one
+ScenarioError)."""
+
+from __future__ import annotations
+
+
+def zone_problems(s) -> list[str]:
+    from environment.markets.registry import SHARING
+
+    problems: list[str] = []
+    zones: dict[str, int] = {}
+    accounts = {"exchange", "grid_operator", "external"} | {p.name for p in s.producers} \
+        | {ld.name for ld in s.loads}
+    for i, z in enumerate(s.zones):
+        if z.name in zones:
+            problems.append(f"zones[{i}].name = {z.name!r}: duplicate zone")
+        zones[z.name] = i
+        if z.tso in accounts:
+            problems.append(f"zones[{i}].tso = {z.tso!r}: already the name of a producer, a "
+                            "load or a market account")
+    if not s.zones:
+        problems.append(f"interconnectors = <{len(s.interconnectors)} interconnectors>: no "
+                        "`zones` to connect (declare the zones and each node's zone)")
+        return problems
+    node_zone = {}
+    for i, n in enumerate(s.nodes):
+        if n.zone is None:
+            problems.append(f"nodes[{i}].zone = None: every node needs a zone when the scenario "
+                            f"declares zones (known: {sorted(zones)})")
+        elif n.zone not in zones:
+            problems.append(f"nodes[{i}].zone = {n.zone!r}: unknown zone (known: "
+                            f"{sorted(zones)})")
+        node_zone[n.name] = n.zone
+    for name in sorted(set(zones) - set(node_zone.values())):
+        problems.append(f"zones[{zones[name]}].name = {name!r}: no node lies in it")
+    for i, ln in enumerate(s.lines):
+        a, b = node_zone.get(ln.from_), node_zone.get(ln.to)
+        if a is not None and b is not None and a != b:
+            problems.append(f"lines[{i}].to = {ln.to!r}: in zone {b!r}, `from` in {a!r}; a line "
+                            "between zones is an interconnector")
+    seen = set()
+    for i, ic in enumerate(s.interconnectors):
+        for field, value in (("from", ic.from_), ("to", ic.to)):
+            if value not in zones:
+                problems.append(f"interconnectors[{i}].{field} = {value!r}: unknown zone "
+                                f"(known: {sorted(zones)})")
+        if ic.from_ == ic.to:
+            problems.append(f"interconnectors[{i}].to = {ic.to!r}: same zone as `from`")
+        for field, value in (("limit_mw", ic.limit_mw), ("reverse_limit_mw",
+                                                          ic.reverse_limit_mw)):
+            if value is not None and value < 0:
+                problems.append(f"interconnectors[{i}].{field} = {value:g}: negative; 0 closes "
+                                "that direction")
+        if ic.label in seen:
+            problems.append(f"interconnectors[{i}].name = {ic.label!r}: duplicate name")
+        seen.add(ic.label)
+    if s.balancing.sharing not in SHARING:
+        problems.append(f"balancing.sharing = {s.balancing.sharing!r}: unknown option; known: "
+                        f"{sorted(SHARING)}")
+    if not problems:
+        problems += _adequacy(s, node_zone)
+    return problems
+
+
+def _adequacy(s, node_zone: dict) -> list[str]:
+    """A zone whose peak load exceeds its own capacity plus what its interconnectors can bring
+    in cannot clear the coupled day-ahead market."""
+    out = []
+    load = s.load_mw()
+    for z in s.zones:
+        nodes = [i for i, n in enumerate(s.nodes) if n.zone == z.name]
+        cap = sum(p.capacity_mw for p in s.producers if node_zone[p.node] == z.name)
+        imports = sum((ic.limit_mw if ic.to == z.name else
+                       (ic.limit_mw if ic.reverse_limit_mw is None else ic.reverse_limit_mw))
+                      for ic in s.interconnectors if z.name in (ic.from_, ic.to))
+        peak = float(load[:, nodes].sum(1).max())
+        if peak > cap + imports + 1e-9:
+            out.append(f"zones[{s.zones.index(z)}] = {z.name!r}: peak load {peak:g} MW over its "
+                       f"capacity {cap:g} MW plus import limits {imports:g} MW; the coupled "
+                       "day-ahead market cannot clear")
+    return out
