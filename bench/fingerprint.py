@@ -36,11 +36,16 @@ def table_digest(df: pd.DataFrame) -> str:
 
 
 def transmission_tables(path: Path, days: int) -> dict[str, pd.DataFrame]:
-    """A transmission scenario's tables (its twin too when someone is strategic)."""
+    """A transmission scenario's tables (its twin too when someone is strategic; with
+    distribution regions, every tier's for `days` days)."""
     from environment.transmission.twin import run_pair, strategic_producers
     from environment.transmission.zonal_model import transmission_model
     from experiments.plan import resolve
 
+    if read_scenario_data(path).get("regions"):
+        from environment.tiers.model import TierModel
+
+        return TierModel(resolve(path, days=days)).run().tables()
     s = resolve(path, episodes=min(days, 3))
     if strategic_producers(s):
         pair = run_pair(s)

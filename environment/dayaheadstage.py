@@ -20,12 +20,19 @@ def plan(model, ctx) -> None:
     ctx.adders = schedule_aggregators(model, ctx, supply)
 
 
-def auction(model, ctx) -> None:
-    """D-1 gate closure: each party's orders (`Party.da_orders`, priced by its strategy), in
-    the parties' fixed order, cleared by the scenario's mechanism; positions and payments."""
-    book = OrderBook.concat(model.parties.map("da_orders", ctx)).arrived(
-        model.clear_da, model.arrival_rng)
-    clearing = model.clear_da(book, ctx.n_mtu, ctx.price_floor, ctx.price_cap)
+def order_book(model, ctx) -> OrderBook:
+    """Each party's day-ahead orders (`Party.da_orders`, priced by its strategy), in the
+    parties' fixed order."""
+    return OrderBook.concat(model.parties.map("da_orders", ctx))
+
+
+def auction(model, ctx, book: OrderBook | None = None, clear=None) -> None:
+    """D-1 gate closure: the parties' `order_book`, cleared by the scenario's mechanism;
+    positions and payments. A coordinator that cleared the book elsewhere (the coupled
+    market of environment/tiers) passes that book and a `clear` returning its outcome."""
+    clear = model.clear_da if clear is None else clear
+    book = (order_book(model, ctx) if book is None else book).arrived(clear, model.arrival_rng)
+    clearing = clear(book, ctx.n_mtu, ctx.price_floor, ctx.price_cap)
     ctx.da_clearing, ctx.da_price = clearing, clearing.price
     rows = np.array([model.party_slot[o] for o in book.owner])
     np.add.at(ctx.position, (rows, book.mtu), clearing.accepted / ctx.dt_h)

@@ -332,10 +332,15 @@ class FlexMarketModel(mesa.Model):
         if self.day >= self.calendar.days:
             self.running = False
             return
-        mk = self.config.markets
         ctx = self.open_day(self.day)
         dayaheadstage.plan(self, ctx)
         dayaheadstage.auction(self, ctx)
+        self.after_auction(ctx)
+
+    def after_auction(self, ctx) -> None:
+        """The day's gates after the day-ahead auction (a coordinator of several regions
+        runs `open_day`, `dayaheadstage.plan` and the auction itself, then this)."""
+        mk = self.config.markets
         self.dso.validate(ctx)
         if self.lem is not None:
             self.lem.congestion_before(ctx)

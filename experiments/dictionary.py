@@ -12,7 +12,10 @@ import re
 from functools import lru_cache
 
 from experiments.dictionary_entry import EUR, EUR_MWH, MW, MWH, RECEIVED, E, Entry
-from experiments.dictionary_tables import TABLES
+from experiments.dictionary_tables import TABLES as RUN_TABLES
+from experiments.dictionary_tiers import TIER_TABLES, TIERS
+
+TABLES = [*RUN_TABLES, *TIER_TABLES]
 
 CLASSES = "consumers, prosumers, producers, brps, aggregators, dso, tso, market_operators"
 
@@ -177,11 +180,13 @@ SUMMARY: list[Entry] = [
     E("region.dso_cost_eur", EUR, "The region's DSO's flexibility cost (= "
       "flexibility.dso_cost.total_eur).", "+ paid by the DSO", "region's DSO cost"),
     E("national.fuel_eur", EUR, "Fuel of the national plants (or the exchange) the region "
-      "takes its price from.", label="national fuel"),
-    E("national.load_mwh", MWH, "The national load (system_load) over the run.",
-      label="national load"),
+      "takes its price from; with regions under transmission nodes, of the transmission "
+      "producers.", label="national fuel"),
+    E("national.load_mwh", MWH, "The national load (system_load) over the run; with regions, "
+      "the zones' load with the regions' day-ahead net positions.", label="national load"),
     E("national.imbalance_abs_mwh", MWH, "Absolute imbalance of the national parties (the "
-      "national load's forecast errors).", label="national imbalance"),
+      "national load's forecast errors); with regions, of the zones (their loads' and "
+      "renewables' errors and the regions' deviations).", label="national imbalance"),
     # --- flexibility ---
     E("flexibility.curtailed_mwh", MWH, "Energy curtailed by the DSO in RED.",
       label="curtailed energy"),
@@ -361,6 +366,7 @@ SUMMARY: list[Entry] = [
       "charge).", "+ they pay more"),
     E("twin.welfare_lost_eur", EUR, "Extra fuel burnt (loads are inelastic).", "+ lost"),
     E("twin", "", "null: nobody strategic, no twin was run."),
+    *TIERS,
 ]
 
 @lru_cache(maxsize=4096)

@@ -92,14 +92,18 @@ def tx_lines(s: dict, out_dir=None) -> list[str]:
              + f", nodes {', '.join(run['nodes'])}"]
     lines += _overrides(run)
     p = s["da_price_eur_mwh"]
+    planner = (f", planner {num(s['planner_system_cost_eur'])} EUR"
+               if "planner_system_cost_eur" in s else " (no planner of all tiers yet)")
     lines.append(f"  DA price mean {num(p['mean'])} EUR/MWh (min {num(p['min'])}, max "
-                 f"{num(p['max'])}); fuel {num(s['system_cost_eur'])} EUR, planner "
-                 f"{num(s['planner_system_cost_eur'])} EUR")
+                 f"{num(p['max'])}); fuel {num(s['system_cost_eur'])} EUR{planner}")
     rd = s["redispatch"]
     lines.append(f"  redispatch {num(rd['mwh'])} MWh costing {num(rd['cost_eur'])} EUR"
                  if run.get("lines") else "  no lines: no redispatch")
     lines += regional_lines(s.get("regional"))
-    lines += twin_lines(s.get("twin"))
+    if "local" in s:
+        lines += tier_lines(s)
+    else:
+        lines += twin_lines(s.get("twin"))
     if out_dir is not None:
         lines.append(f"  results in {out_dir}")
     return lines
@@ -120,6 +124,27 @@ def regional_lines(r: dict | None) -> list[str]:
                  f"EUR, value of sharing {num(b['value_eur'])} EUR ("
                  + ", ".join(f"{t} {num(v['value_eur'])}" for t, v in b["by_tso"].items())
                  + ")")
+    return lines
+
+
+def tier_lines(s: dict) -> list[str]:
+    """The national places (a zone's TSO) and the local places (a region's DSO) of a run with
+    distribution regions under transmission nodes."""
+    n = s["national"]
+    lines = [f"  national: fuel {num(n['fuel_eur'])} EUR, load {num(n['load_mwh'])} MWh, "
+             f"imbalance {num(n['imbalance_abs_mwh'])} MWh"]
+    lines += [f"    {z} ({v['tso']}): DA price {num(v['da_price_eur_mwh'])} EUR/MWh, "
+              f"redispatch {num(v['redispatch_cost_eur'])} EUR, balancing "
+              f"{num(v['balancing_cost_eur'])} EUR, regions' DA import "
+              f"{num(v['regions_da_import_mwh'])} MWh and deviation "
+              f"{num(v['regions_deviation_abs_mwh'])} MWh" for z, v in n["zones"].items()]
+    lines.append("  local:")
+    lines += [f"    {r} ({v['dso']}, {v['coupling']}, {v['prosumers']} prosumers at "
+              f"{v['node']}): LFM {num(v['lfm_mwh'])} MWh, DSO cost {num(v['dso_cost_eur'])} "
+              f"EUR, YELLOW/RED {v['congestion']['yellow']}/{v['congestion']['red']} "
+              f"MTU-locations, DA import {num(v['da_import_mwh'])} MWh at "
+              f"{num(v['da_price_eur_mwh'])} EUR/MWh, deviation {num(v['deviation_abs_mwh'])} "
+              "MWh" for r, v in s["local"].items()]
     return lines
 
 

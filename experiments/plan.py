@@ -98,9 +98,10 @@ class RunPlan:
         s = self.scenario
         where = f"; results go to {self.out_dir}" if self.out_dir else ""
         if isinstance(s, TxScenario):
+            regions = f", {len(s.regions)} distribution region(s)" if s.regions else ""
             return (f"transmission run {self.run_id}: {s.episodes} x {s.periods} hourly "
                     f"periods, {len(s.producers)} producers, {len(s.nodes)} node(s), "
-                    f"{len(s.lines)} line(s){where}")
+                    f"{len(s.lines)} line(s){regions}{where}")
         c = s.calendar
         return (f"run {self.run_id}: {c.days} day{'s' if c.days != 1 else ''} from "
                 f"{c.start:%a %Y-%m-%d}, {sum(g.count for g in s.prosumers)} households, "
@@ -114,6 +115,10 @@ def plan_run(scenario: Scenario | TxScenario | str | Path | None = None, *,
     """Resolve, name and place a run; a `ScenarioError` or an output problem stops it here."""
     source = "" if isinstance(scenario, Scenario | TxScenario) else str(find_scenario(scenario))
     s = resolve(scenario, days, seed, overrides, episodes)
+    if isinstance(s, TxScenario) and s.regions:
+        from environment.tiers.regions import region_scenarios
+
+        region_scenarios(s)     # a region's bad scenario or override stops the run here
     rid = scenario_run_id(s)
     out_dir = None
     if write:

@@ -127,6 +127,8 @@ def simulate_transmission(plan: RunPlan, progress: bool) -> tuple[object, dict, 
     from experiments.statistics import transmission_summary, transmission_twin_summary
 
     s = plan.scenario
+    if s.regions:
+        return simulate_tiers(plan)
     if strategic_producers(s):
         pair = run_pair(s)
         model = pair.run
@@ -138,6 +140,19 @@ def simulate_transmission(plan: RunPlan, progress: bool) -> tuple[object, dict, 
     tables = model.tables()
     summary = transmission_summary(model, tables)
     summary["twin"] = twin
+    return model, tables, summary
+
+
+def simulate_tiers(plan: RunPlan) -> tuple[object, dict, dict]:
+    """A transmission scenario with distribution regions under its nodes (environment/tiers),
+    its summary with a block per tier."""
+    from environment.tiers.model import TierModel
+    from experiments.tiers_summary import tiers_summary
+
+    model = TierModel(plan.scenario).run()
+    tables = model.tables()
+    summary = tiers_summary(model, tables)
+    summary["twin"] = None
     return model, tables, summary
 
 

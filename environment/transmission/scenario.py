@@ -32,6 +32,7 @@ from environment.paths import assign
 from environment.scenario_common import SeriesSpec, format_errors
 from environment.scenario_files import read_scenario_data
 from environment.series import DataError, read_series, unit_kind
+from environment.tiers.schema import Region
 
 NonNeg = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
@@ -181,6 +182,7 @@ class TxScenario(_Model):
     zones: list[Zone] = []
     interconnectors: list[Interconnector] = []
     balancing: Balancing = Balancing()
+    regions: list[Region] = []
     data: dict[str, SeriesSpec] = {}
 
     @field_validator("start", mode="before")
@@ -212,6 +214,8 @@ class TxScenario(_Model):
         such a scenario is what it was before zones existed."""
         drop: dict = {} if self.zonal else {"zones": True, "interconnectors": True,
                                            "balancing": True, "nodes": {"__all__": {"zone"}}}
+        if not self.regions:
+            drop["regions"] = True
         if not self.zonal and not any(p.renewable for p in self.producers):
             drop["producers"] = {"__all__": {"renewable"}}
         return self.model_dump(mode="json", by_alias=True, exclude_none=exclude_none,
@@ -344,6 +348,10 @@ class TxScenario(_Model):
             from environment.transmission.zone_checks import zone_problems
 
             problems += zone_problems(self)
+        if self.regions:
+            from environment.transmission.zone_checks import region_problems
+
+            problems += region_problems(self)
         if not problems:
             try:
                 problems += self._physics()

@@ -212,7 +212,7 @@ class ZonalTransmissionModel(TransmissionModel):
         producers' delivered MW and the loads' real MW."""
         z = self.zones
         share_load = self.load_share[:, t]
-        real_load = share_load * (1 + self.load_error[episode, t][self.load_zone])
+        real_load = self.real_load(episode, t)
         scheduled = final.copy()
         ren = self.renewable
         scheduled[ren] = np.clip(final[ren] * (1 + self.renewable_error[episode, t]
@@ -229,6 +229,11 @@ class ZonalTransmissionModel(TransmissionModel):
         delivered = scheduled.copy()
         delivered[offer] += bal.up_mw - bal.down_mw
         return bal, need, delivered, real_load
+
+    def real_load(self, episode: int, t: int) -> np.ndarray:
+        """The loads' real MW in period `t`: each its forecast times (1 + its zone's error)
+        (a distribution region under a node replaces its own: environment/tiers)."""
+        return self.load_share[:, t] * (1 + self.load_error[episode, t][self.load_zone])
 
     def _settle_zonal(self, t, price, da_mw, flow, rd: Redispatch, rd_cost, bal: Sharing,
                       delivered, real_load) -> None:

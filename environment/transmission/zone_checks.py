@@ -80,3 +80,62 @@ def _adequacy(s, node_zone: dict) -> list[str]:
                        f"capacity {cap:g} MW plus import limits {imports:g} MW; the coupled "
                        "day-ahead market cannot clear")
     return out
+
+
+FOLLOW_THE_RUN = ("calendar.start", "calendar.days", "seed")
+"""A region's settings the transmission run sets (environment/tiers/regions.py)."""
+
+
+def region_problems(s) -> list[str]:
+    """Distribution regions under nodes: a zonal scenario of whole days from a midnight
+    `start`, each region at a known node under a name of its own whose ledger prefix
+    (`<name>/`) no transmission account starts with, each naming a distribution scenario
+    and leaving what follows the transmission run to it."""
+    from environment.errors import ScenarioError
+    from environment.scenario_files import find_scenario, read_scenario_data, scenario_kind
+
+    problems: list[str] = []
+    if not s.zonal:
+        problems.append(f"regions = <{len(s.regions)} regions>: regions hang under the nodes "
+                        "of a zonal scenario; declare `zones`")
+    if s.start is None or s.start.time() != s.start.time().min:
+        problems.append(f"start = {s.start}: a scenario with regions needs a start at "
+                        "midnight (the regions' first delivery day)")
+    if s.periods % 24:
+        problems.append(f"periods = {s.periods}: a scenario with regions runs whole days "
+                        "(24 hourly periods each)")
+    if s.episodes != 1:
+        problems.append(f"episodes = {s.episodes}: a scenario with regions runs its days once")
+    for i, p in enumerate(s.producers):
+        if p.strategy != "truthful":
+            problems.append(f"producers[{i}].strategy = {p.strategy!r}: with regions every "
+                            "transmission producer is truthful (the twin of a run with regions "
+                            "is not built yet)")
+    nodes = set(s.node_names)
+    accounts = {"exchange", "grid_operator", "external"} | {p.name for p in s.producers} \
+        | {ld.name for ld in s.loads} | {z.tso for z in s.zones}
+    seen: set[str] = set()
+    for i, r in enumerate(s.regions):
+        if r.name in seen:
+            problems.append(f"regions[{i}].name = {r.name!r}: duplicate region")
+        seen.add(r.name)
+        clash = sorted(a for a in accounts if a == r.name or a.startswith(f"{r.name}/"))
+        if clash:
+            problems.append(f"regions[{i}].name = {r.name!r}: the region's accounts are named "
+                            f"{r.name}/<account>, and {clash[0]!r} is a transmission account")
+        if r.node not in nodes:
+            problems.append(f"regions[{i}].node = {r.node!r}: unknown node (known: "
+                            f"{sorted(nodes)})")
+        for key in r.overrides:
+            if key in FOLLOW_THE_RUN:
+                problems.append(f"regions[{i}].overrides.{key} = {r.overrides[key]!r}: a "
+                                "region's start, days and seed follow the transmission run")
+        try:
+            kind = scenario_kind(read_scenario_data(find_scenario(r.scenario)))
+        except ScenarioError as exc:
+            problems.append(f"regions[{i}].scenario = {r.scenario!r}: {exc}")
+            continue
+        if kind == "transmission":
+            problems.append(f"regions[{i}].scenario = {r.scenario!r}: a transmission scenario; "
+                            "a region runs a distribution-grid scenario")
+    return problems
