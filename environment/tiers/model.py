@@ -19,10 +19,19 @@ mtu_minutes):
    regional place (environment/markets/regional.py).
 
 Inside a region, its own TSO agent settles its parties' imbalances at the zone's price plus
-its markups and activates its DER and the grid above; the energy it takes from the grid
-above is the deviation the zone's TSO balances. Offering a region's remaining DER bids into
-its zone's merit order with the DSO's limits (the national place, SmartNet's
-shared_balancing) is the next step: today a region's DER balance only its own region."""
+its markups and activates its DER (under the region's TSO-DSO scheme, with its DSO's limits
+where the scheme has them) and the grid above; the energy it takes from the grid above is
+the deviation the zone's TSO balances. The region's connection account
+(`<region>/transmission`) pays the coupled market for its day-ahead position and its share of
+the zone's balancing charge, and keeps what the region's TSO agent paid it.
+
+Next step (the national place): a region's DER offered into its zone's merit order with the
+DSO's limits attached. The zone's own imbalance (its loads' and renewables' errors) is known
+before the regions' real time, so the zone's TSO can clear it against its producers and the
+regions' remaining balancing offers (`Aggregator.flex_offers(balancing=True, room=...)` inside
+the DSO's headroom) after the regions' intraday, commit the accepted ones in the regions as
+TSO activations before their real time, and pay them; the regions' deviations then carry the
+activations to the zone's balance. Today a region's DER balance only its own region."""
 
 from __future__ import annotations
 
