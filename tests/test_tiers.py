@@ -260,3 +260,18 @@ def test_a_bad_override_of_a_region_names_the_region(tiny):
     s = parse_tx_scenario(with_region(tiny, **{"regions.0.overrides": {"prosumers.0.cuont": 3}}))
     with pytest.raises(ScenarioError, match=r"regions\[0\] \('town'.*prosumers.0.cuont"):
         region_scenarios(s)
+
+
+def test_set_reaches_a_region_s_own_scenario():
+    """`--set regions.0.overrides.prosumers.0.count=40` adds an override of region 0's own
+    scenario (its overrides are free dotted paths), and the region runs 40 households."""
+    from environment.tiers.regions import region_scenarios
+    from experiments.plan import resolve
+
+    s = resolve("ngm", overrides={"regions.0.overrides.prosumers.0.count": 40})
+    assert s.regions[0].overrides == {"prosumers.0.count": 40}
+    placed = region_scenarios(s)
+    assert [r.prosumers[0].count for r in placed] == [40, 300]
+    assert [r.calendar.start.isoformat() for r in placed] == ["2016-01-11"] * 2
+    assert [r.calendar.days for r in placed] == [2, 2]
+    assert [r.seed for r in placed] == [101, 102]

@@ -14,6 +14,7 @@ value."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -410,11 +411,20 @@ def load_tx_scenario(path: str | Path) -> TxScenario:
     return parse_tx_scenario(read_scenario_data(path), str(path))
 
 
+REGION_OVERRIDE = re.compile(r"^regions\.(\d+)\.overrides\.(.+)$")
+
+
 def tx_with_overrides(s: TxScenario, overrides: dict[str, Any]) -> TxScenario:
     """A copy with dotted-path overrides, e.g. {"redispatch.price_cap": 60} or
-    {"producers.2.strategy": "truthful"}."""
+    {"producers.2.strategy": "truthful"}; {"regions.0.overrides.prosumers.0.count": 80}
+    adds (or changes) an override of region 0's own scenario."""
     data = s.dump_data(exclude_none=True)
     for dotted, value in overrides.items():
+        region = REGION_OVERRIDE.match(dotted)
+        if region and int(region[1]) < len(data.get("regions", [])):
+            # a region's overrides are dotted paths of its own scenario: any may be added
+            data["regions"][int(region[1])]["overrides"][region[2]] = value
+            continue
         try:
             assign(data, dotted, value, new_keys=False)
         except (KeyError, IndexError, ValueError, TypeError):
