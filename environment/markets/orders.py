@@ -127,19 +127,21 @@ def net_own_trades(book: OrderBook, accepted: np.ndarray) -> np.ndarray:
     if len(book) == 0:
         return accepted
     key = np.asarray(book.owner, np.int64) * (int(book.mtu.max()) + 1) + book.mtu
-    low, span = int(key.min()), int(key.max()) - int(key.min()) + 1
-    if span <= 8 * len(key) + 4096:   # dense keys (a LEM book): bincount without sorting
-        key = key - low
-    else:
-        key = np.unique(key, return_inverse=True)[1]
-    bought = np.bincount(key, np.clip(accepted, 0, None))[key]
-    sold = np.bincount(key, np.clip(-accepted, 0, None))[key]
+    low = int(key.min())
+    if int(key.max()) - low < 64 * len(key) + 4096:
+        # where no owner has both an accepted buy and an accepted sell in one MTU (a LEM book:
+        # one order per household and MTU) there is nothing to net; x * 1.0 is x
+        mark = np.zeros(int(key.max()) - low + 1, bool)
+        mark[key[accepted > 0] - low] = True
+        if not mark[key[accepted < 0] - low].any():
+            return accepted + 0.0
+    key = np.unique(key, return_inverse=True)[1]
+    bought = np.bincount(key, np.clip(accepted, 0, None))
+    sold = np.bincount(key, np.clip(-accepted, 0, None))
     own = np.minimum(bought, sold)
-    if not own.any():   # x * 1.0 is x: only the -0.0 go
-        return accepted + 0.0
     keep_buy = np.divide(bought - own, bought, out=np.ones_like(bought), where=bought > 0)
     keep_sell = np.divide(sold - own, sold, out=np.ones_like(sold), where=sold > 0)
-    return accepted * np.where(accepted > 0, keep_buy, keep_sell) + 0.0
+    return accepted * np.where(accepted > 0, keep_buy[key], keep_sell[key]) + 0.0
 
 
 @dataclass(frozen=True, eq=False)
