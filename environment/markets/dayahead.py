@@ -138,10 +138,13 @@ def clear_uniform_price(
     if live.size == 0:
         return _empty_clearing(len(book), n_mtu)
 
-    mtu = book.mtu[live]
-    price = np.clip(book.price[live], price_floor, price_cap)
+    whole = live.size == len(book)   # no zero order (a LEM book): no copies
+    mtu, price, vol = (book.mtu, book.price, book.volume) if whole else \
+        (book.mtu[live], book.price[live], book.volume[live])
+    price = np.clip(price, price_floor, price_cap)
     order = np.lexsort((price, mtu))
-    mtu, price, vol = mtu[order], price[order], book.volume[live][order]
+    at = order if whole else live[order]   # the sorted orders' places in the book
+    mtu, price, vol = mtu[order], price[order], vol[order]
     m = len(vol)
     buy = vol > 0
     vb = np.where(buy, vol, 0.0)
@@ -157,7 +160,7 @@ def clear_uniform_price(
     new_level[1:] = (mtu[1:] != mtu[:-1]) | (price[1:] != price[:-1])
     g0 = np.flatnonzero(new_level)
     g1 = np.append(g0[1:], m)
-    level_id = np.cumsum(new_level) - 1
+    level_id = np.repeat(np.arange(len(g0)), g1 - g0)
     l_mtu, l_price = mtu[g0], price[g0]
     bounds = np.searchsorted(mtu, np.arange(n_mtu + 1))
     s0, s1 = bounds[l_mtu], bounds[l_mtu + 1]
@@ -214,11 +217,14 @@ def clear_uniform_price(
     )
 
     inflexible = np.where(buy, price >= price_cap, price <= price_floor)
-    curtailed = np.bincount(mtu, np.where(inflexible, np.abs(vol - acc), 0.0), minlength=n_mtu)
+    curtailed = np.bincount(mtu, np.where(inflexible, np.abs(vol - acc), 0.0), minlength=n_mtu) \
+        if inflexible.any() else np.zeros(n_mtu)
     accepted = np.zeros(len(book))
-    accepted[live[order]] = acc + 0.0  # no -0.0 for rejected sells
-    accepted = net_own_trades(book, accepted)
-    acc = accepted[live[order]]
+    acc = acc + 0.0  # no -0.0 for rejected sells
+    accepted[at] = acc
+    netted = net_own_trades(book, accepted)
+    if netted is not accepted:
+        accepted, acc = netted, netted[at]
     return Clearing(
         price=clearing_price,
         volume=np.bincount(mtu, np.clip(acc, 0, None), minlength=n_mtu),
