@@ -127,7 +127,7 @@ def net_own_trades(book: OrderBook, accepted: np.ndarray) -> np.ndarray:
     -0.0)."""
     if len(book) == 0:
         return accepted
-    key = np.asarray(book.owner, np.int64) * (int(book.mtu.max()) + 1) + book.mtu
+    key = book.owner * (int(book.mtu.max()) + 1) + book.mtu
     low = int(key.min())
     if int(key.max()) - low < 64 * len(key) + 4096:
         # where no owner has both an accepted buy and an accepted sell in one MTU (a LEM book:
