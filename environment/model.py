@@ -203,12 +203,14 @@ class FlexMarketModel(mesa.Model):
             out[rows] = f.follow(self.lem.battery_plan[rows], rows, dt)
         return out
 
-    def retail_net(self, prof: DayProfiles) -> np.ndarray:
-        """Metered consumption in the supplier's perimeter: everything but enrolled devices."""
+    def retail_net(self, prof: DayProfiles, own: np.ndarray | None = None) -> np.ndarray:
+        """Metered consumption in the supplier's perimeter: everything but enrolled devices;
+        `own`: the home batteries' power if the caller has it (`own_batteries`)."""
         f = self.fleet
         ev = np.where(f.enrolled["ev"][:, None], 0.0, prof.ev)
         hp = np.where(f.enrolled["heat_pump"][:, None], 0.0, prof.hp)
-        return prof.load - prof.pv + ev + hp + self.own_batteries(prof)
+        return prof.load - prof.pv + ev + hp + (self.own_batteries(prof) if own is None
+                                                else own)
 
     def supply_forecast(self, ctx: DayContext) -> SupplyCurve:
         """A fundamental forecast from public data: the producers' merit order and forecast
@@ -310,9 +312,10 @@ class FlexMarketModel(mesa.Model):
         )
         if self.lem is not None:
             self.lem.battery_plan = None    # yesterday's plan is done
-        retail = before = self.retail_net(fc)
-        if self.lem is not None and self.lem.cfg.hems_battery:
-            rule = self.own_batteries(fc)
+        replan = self.lem is not None and self.lem.cfg.hems_battery
+        rule = self.own_batteries(fc) if replan else None
+        retail = before = self.retail_net(fc, rule)
+        if replan:
             plan = self.lem.plan_batteries(retail - rule, rule, dt)
             rows = self.lem.battery_rows
             retail = before.copy()

@@ -138,10 +138,13 @@ def clear_uniform_price(
     if live.size == 0:
         return _empty_clearing(len(book), n_mtu)
 
-    mtu = book.mtu[live]
-    price = np.clip(book.price[live], price_floor, price_cap)
+    whole = live.size == len(book)   # no zero order (a LEM book): no copies
+    mtu, price, vol = (book.mtu, book.price, book.volume) if whole else \
+        (book.mtu[live], book.price[live], book.volume[live])
+    price = np.clip(price, price_floor, price_cap)
     order = np.lexsort((price, mtu))
-    mtu, price, vol = mtu[order], price[order], book.volume[live][order]
+    at = order if whole else live[order]   # the sorted orders' places in the book
+    mtu, price, vol = mtu[order], price[order], vol[order]
     m = len(vol)
     buy = vol > 0
     vb = np.where(buy, vol, 0.0)
@@ -149,20 +152,23 @@ def clear_uniform_price(
     cb = np.concatenate(([0.0], np.cumsum(vb)))
     cs = np.concatenate(([0.0], np.cumsum(vs)))
 
-    # Index ranges: [s0, s1) is the order's MTU segment, [g0, g1) its price level.
-    bounds = np.searchsorted(mtu, np.arange(n_mtu + 1))
-    s0, s1 = bounds[mtu], bounds[mtu + 1]
+    # The curves step at price levels, (mtu, price) pairs: what follows is computed once per
+    # level, [g0, g1) its orders and [s0, s1) its MTU's (a LEM book has a few levels per MTU
+    # for tens of thousands of orders), then each order takes its level's share of its side.
     new_level = np.empty(m, dtype=bool)
     new_level[0] = True
     new_level[1:] = (mtu[1:] != mtu[:-1]) | (price[1:] != price[:-1])
-    level_start = np.flatnonzero(new_level)
-    level_end = np.append(level_start[1:], m)
-    level_id = np.cumsum(new_level) - 1
-    g0, g1 = level_start[level_id], level_end[level_id]
-
-    seg_start = bounds[:-1]
-    present = bounds[1:] > seg_start
-    reduce_starts = seg_start[present]
+    g0 = np.flatnonzero(new_level)
+    g1 = np.append(g0[1:], m)
+    level_id = np.repeat(np.arange(len(g0)), g1 - g0)
+    l_mtu, l_price = mtu[g0], price[g0]
+    bounds = np.searchsorted(mtu, np.arange(n_mtu + 1))
+    s0, s1 = bounds[l_mtu], bounds[l_mtu + 1]
+    n_buy = np.bincount(level_id, buy, minlength=len(g0))
+    has_buy, has_sell = n_buy > 0, n_buy < g1 - g0
+    l_bounds = np.searchsorted(l_mtu, np.arange(n_mtu + 1))
+    present = l_bounds[1:] > l_bounds[:-1]
+    reduce_starts = l_bounds[:-1][present]
 
     def seg_reduce(ufunc: np.ufunc, values: np.ndarray, fill: float) -> np.ndarray:
         out = np.full(n_mtu, fill)
@@ -172,25 +178,31 @@ def clear_uniform_price(
     demand_at = cb[s1] - cb[g0]
     supply_at = cs[g1] - cs[s0]
     traded = seg_reduce(np.maximum, np.minimum(demand_at, supply_at), 0.0)
-    q = traded[mtu]
+    q = traded[l_mtu]
 
     level_buy = cb[g1] - cb[g0]
     level_sell = cs[g1] - cs[g0]
-    acc_buy_level = _snap(np.clip(q - (cb[s1] - cb[g1]), 0.0, level_buy), level_buy)
-    acc_sell_level = _snap(np.clip(q - (cs[g0] - cs[s0]), 0.0, level_sell), level_sell)
-    level = np.where(buy, level_buy, level_sell)
-    acc_level = np.where(buy, acc_buy_level, acc_sell_level)
+    acc_buy = _snap(np.clip(q - (cb[s1] - cb[g1]), 0.0, level_buy), level_buy)
+    acc_sell = _snap(np.clip(q - (cs[g0] - cs[s0]), 0.0, level_sell), level_sell)
     # a level can cancel to zero in the cumulative sums when its volume is tiny
-    acc = vol * np.divide(acc_level, level, out=np.zeros_like(level), where=level > 0)
+    share_buy = np.divide(acc_buy, level_buy, out=np.zeros_like(level_buy), where=level_buy > 0)
+    share_sell = np.divide(acc_sell, level_sell, out=np.zeros_like(level_sell),
+                           where=level_sell > 0)
+    acc = vol * np.where(buy, share_buy[level_id], share_sell[level_id])
 
-    partial = (acc_level > 0.0) & (acc_level < level)
-    was_accepted = acc_level > 0.0
-    neg_inf = np.full(m, -np.inf)
-    pos_inf = np.full(m, np.inf)
-    sell_marginal = seg_reduce(np.maximum, np.where(partial & ~buy, price, neg_inf), -np.inf)
-    buy_marginal = seg_reduce(np.maximum, np.where(partial & buy, price, neg_inf), -np.inf)
-    lower = seg_reduce(np.maximum, np.where(was_accepted != buy, price, neg_inf), -np.inf)
-    upper = seg_reduce(np.minimum, np.where(was_accepted == buy, price, pos_inf), np.inf)
+    neg_inf = np.full(len(g0), -np.inf)
+    pos_inf = np.full(len(g0), np.inf)
+    buy_acc, sell_acc = acc_buy > 0.0, acc_sell > 0.0
+    sell_marginal = seg_reduce(np.maximum, np.where(sell_acc & (acc_sell < level_sell) & has_sell,
+                                                    l_price, neg_inf), -np.inf)
+    buy_marginal = seg_reduce(np.maximum, np.where(buy_acc & (acc_buy < level_buy) & has_buy,
+                                                   l_price, neg_inf), -np.inf)
+    # the interval's ends: the highest rejected buy or accepted sell, the lowest accepted buy
+    # or rejected sell
+    lower = seg_reduce(np.maximum, np.where((has_buy & ~buy_acc) | (has_sell & sell_acc),
+                                            l_price, neg_inf), -np.inf)
+    upper = seg_reduce(np.minimum, np.where((has_buy & buy_acc) | (has_sell & ~sell_acc),
+                                            l_price, pos_inf), np.inf)
     lo_ok, up_ok = np.isfinite(lower), np.isfinite(upper)
     with np.errstate(invalid="ignore"):
         interval = np.where(
@@ -205,11 +217,14 @@ def clear_uniform_price(
     )
 
     inflexible = np.where(buy, price >= price_cap, price <= price_floor)
-    curtailed = np.bincount(mtu, np.where(inflexible, np.abs(vol - acc), 0.0), minlength=n_mtu)
+    curtailed = np.bincount(mtu, np.where(inflexible, np.abs(vol - acc), 0.0), minlength=n_mtu) \
+        if inflexible.any() else np.zeros(n_mtu)
     accepted = np.zeros(len(book))
-    accepted[live[order]] = acc + 0.0  # no -0.0 for rejected sells
-    accepted = net_own_trades(book, accepted)
-    acc = accepted[live[order]]
+    acc = acc + 0.0  # no -0.0 for rejected sells
+    accepted[at] = acc
+    netted = net_own_trades(book, accepted)
+    if netted is not accepted:
+        accepted, acc = netted, netted[at]
     return Clearing(
         price=clearing_price,
         volume=np.bincount(mtu, np.clip(acc, 0, None), minlength=n_mtu),

@@ -32,6 +32,22 @@ def area_mtu(area: np.ndarray, mtu: np.ndarray, n_mtu: int) -> np.ndarray:
     return np.asarray(area, np.int64) * n_mtu + np.asarray(mtu, np.int64)
 
 
+def _extreme(ufunc: np.ufunc, mtu: np.ndarray, values: np.ndarray, n_mtu: int,
+             fill: float) -> np.ndarray:
+    """(n_mtu,) `ufunc` (minimum or maximum) of `values` per MTU, `fill` where none: as
+    `ufunc.at` gives it, several times faster on a LEM book (a stable sort of small integers
+    and one reduction)."""
+    out = np.full(n_mtu, fill)
+    if len(mtu) == 0:
+        return out
+    idx = np.argsort(mtu.astype(np.int16) if n_mtu < 2 ** 15 else mtu, kind="stable")
+    mtu, values = mtu[idx], values[idx]
+    bounds = np.searchsorted(mtu, np.arange(n_mtu + 1))
+    present = bounds[1:] > bounds[:-1]
+    out[present] = ufunc.reduceat(values, bounds[:-1][present])
+    return out
+
+
 @register_clearing("double_auction")
 def clear_double_auction(book: OrderBook, n_mtu: int, price_floor: float = -500.0,
                          price_cap: float = 4000.0) -> Clearing:
@@ -42,10 +58,8 @@ def clear_double_auction(book: OrderBook, n_mtu: int, price_floor: float = -500.
         return base
     price = np.clip(book.price, price_floor, price_cap)
     acc = base.accepted
-    low_bid = np.full(n_mtu, np.inf)
-    high_ask = np.full(n_mtu, -np.inf)
-    np.minimum.at(low_bid, book.mtu[acc > 0], price[acc > 0])
-    np.maximum.at(high_ask, book.mtu[acc < 0], price[acc < 0])
+    low_bid = _extreme(np.minimum, book.mtu[acc > 0], price[acc > 0], n_mtu, np.inf)
+    high_ask = _extreme(np.maximum, book.mtu[acc < 0], price[acc < 0], n_mtu, -np.inf)
     traded = np.isfinite(low_bid) & np.isfinite(high_ask)
     mid = np.where(traded, 0.5 * (np.where(traded, low_bid, 0) + np.where(traded, high_ask, 0)),
                    np.nan)

@@ -123,10 +123,20 @@ def net_own_trades(book: OrderBook, accepted: np.ndarray) -> np.ndarray:
     itself. In a uniform-price auction both legs settle at the same price, so netting changes
     no party's position or payment, only the volume reported as traded (a producer that offers
     its headroom and bids to buy back its schedule at the same marginal cost is on both sides
-    when it sets the price)."""
+    when it sets the price). Where nothing is netted, `accepted` itself comes back (without
+    -0.0)."""
     if len(book) == 0:
         return accepted
-    key = np.unique(book.owner * (int(book.mtu.max()) + 1) + book.mtu, return_inverse=True)[1]
+    key = book.owner * (int(book.mtu.max()) + 1) + book.mtu
+    low = int(key.min())
+    if int(key.max()) - low < 64 * len(key) + 4096:
+        # where no owner has both an accepted buy and an accepted sell in one MTU (a LEM book:
+        # one order per household and MTU) there is nothing to net; x * 1.0 is x
+        mark = np.zeros(int(key.max()) - low + 1, bool)
+        mark[key[accepted > 0] - low] = True
+        if not mark[key[accepted < 0] - low].any():
+            return accepted if not np.signbit(accepted[accepted == 0]).any() else accepted + 0.0
+    key = np.unique(key, return_inverse=True)[1]
     bought = np.bincount(key, np.clip(accepted, 0, None))
     sold = np.bincount(key, np.clip(-accepted, 0, None))
     own = np.minimum(bought, sold)
