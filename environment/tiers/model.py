@@ -47,6 +47,7 @@ from environment.tiers.coupling import (
     fixed,
     region_clearing,
 )
+from environment.tiers.national import pass_up_day
 from environment.tiers.regions import STAND_IN, region_scenarios
 from environment.transmission.scenario import Load
 from environment.transmission.zonal_model import ZonalAuction, ZonalTransmissionModel
@@ -80,6 +81,62 @@ class TierTransmission(ZonalTransmissionModel):
                                     np.zeros((p, len(self.producers))),
                                     np.zeros((p, len(z.ic_names))))
         self.day_offers = self.offers(0)
+        self.passing = [r.name for r in scenario.regions if r.pass_up]
+        self.region_tso = {}
+        for i, r in enumerate(scenario.regions):
+            if r.pass_up:
+                self.region_tso[i] = self.ledger.account(account_of(r.name, "tso"),
+                                                         "grid_operator")
+        self.national_due: dict[int, list] = {}
+        self.national_rows: list[dict] = []
+        self.national_der_rows: list[dict] = []
+
+    def pass_up(self, t: int, i: int, hour, cut: np.ndarray, accepted: np.ndarray) -> None:
+        """Region `i`'s offers and activations of period `t` in the national place: recorded,
+        and what its zone's TSO owes `<region>/tso` booked with the period."""
+        up = hour.direction > 0
+        eur = float(accepted @ hour.price)
+        zone = int(self.region_zone[i])
+        self.national_der_rows.append({
+            "period": t, "region": self.config.regions[i].name, "zone": self.zones.names[zone],
+            "offered_up_mw": float(hour.mw[up].sum()), "offered_down_mw": float(
+                hour.mw[~up].sum()), "cut_by_dso_mw": float(cut.sum()),
+            "activated_up_mw": float(accepted[up].sum()),
+            "activated_down_mw": float(accepted[~up].sum()), "cost_eur": eur})
+        mwh = float(accepted.sum())
+        if mwh > 0:
+            self.national_due.setdefault(t, []).append(
+                (zone, self.region_tso[i], mwh, eur / mwh))
+
+    def national_hour(self, t: int, zone: np.ndarray, need: np.ndarray, out) -> None:
+        """The zones' side of period `t` in the national place: their own imbalance, the DER
+        activated in them (offers of `zone`), its cost and the value of the pass-up."""
+        z = self.zones
+        self.national_rows.append({
+            "period": np.full(z.n, t), "zone": np.array(z.names, object), "own_imbalance_mw": need,
+            "der_activated_mw": np.bincount(zone, out.der_mw, z.n),
+            "der_cost_eur": out.der_cost_eur, "value_eur": out.value_eur})
+
+    def table_of(self, rows: list[dict]) -> pd.DataFrame:
+        """Rows of arrays as a table with the periods' timestamps."""
+        return self._table(rows)
+
+    def _settle_zonal(self, t, price, da_mw, flow, rd, rd_cost, bal, delivered,
+                      real_load) -> None:
+        super()._settle_zonal(t, price, da_mw, flow, rd, rd_cost, bal, delivered, real_load)
+        due = self.national_due.pop(self.step_index, None)
+        if not due:
+            return
+        led, z, mtu = self.ledger, self.zones, self.step_index
+        cost = np.zeros(z.n)
+        for zone, region, mwh, eur_mwh in due:
+            led.pay(self.tso_account[zone], region, "national_der", mtu, mwh, eur_mwh)
+            cost[zone] += mwh * eur_mwh
+        zone_real = np.bincount(self.load_zone, real_load, z.n)
+        per_mwh = cost / np.where(zone_real > 0, zone_real, 1.0)
+        has = (zone_real[self.load_zone] > 0) & (per_mwh[self.load_zone] != 0)
+        led.pay(np.array(self.load_accounts)[has], self.tso_account[self.load_zone][has],
+                "balancing_charge", mtu, real_load[has], per_mwh[self.load_zone][has])
 
     def _auction_of(self, episode: int) -> ZonalAuction:
         return self.coupled
@@ -157,6 +214,7 @@ class TierModel:
             books.append(book)
             steps.append(coupling_steps(book, m.stand_in.unique_id, k, HOURS))
         prices, taken = self.tx.couple_day(d, steps)
+        imports = []
         for i, m in enumerate(self.regions):
             ctx, k = ctxs[i], self.per_hour[i]
             t = ctx.n_mtu
@@ -166,9 +224,15 @@ class TierModel:
                                        m.stand_in.unique_id, price, ctx.price_floor,
                                        ctx.price_cap)
             dayaheadstage.auction(m, ctx, books[i], fixed(clearing))
-            slot = m.party_slot[m.stand_in.unique_id]
-            da_import = -ctx.position[slot].copy()
-            m.after_auction(ctx)
+            imports.append(-ctx.position[m.party_slot[m.stand_in.unique_id]].copy())
+            m.before_realtime(ctx)
+        if self.tx.passing:
+            pass_up_day(self, d, ctxs)
+        for i, m in enumerate(self.regions):
+            ctx, k, da_import = ctxs[i], self.per_hour[i], imports[i]
+            t, slot = ctx.n_mtu, m.party_slot[m.stand_in.unique_id]
+            price = m.node_price[d * t:(d + 1) * t]
+            m.realtime_and_settle(ctx)
             rt = ctx.realtime
             real_import = -rt.realised[slot] + rt.balancing[slot] \
                 + rt.act.emergency_up_mw - rt.act.emergency_down_mw
@@ -202,6 +266,11 @@ class TierModel:
             {m.config.name: self.tx.zones.names[z] for m, z in
              zip(self.regions, self.tx.region_zone, strict=True)}))
         out["regions"] = regions
+        if self.tx.passing:
+            out["national"] = self.tx.table_of(self.tx.national_rows)
+            der = pd.DataFrame(self.tx.national_der_rows)
+            der.insert(0, "timestamp", pd.DatetimeIndex(self.tx.timestamps)[der["period"]])
+            out["national_der"] = der
         parts = [out["ledger"].assign(mtu_minutes=60)]
         for m in self.regions:
             led = m.ledger.frame()
