@@ -208,3 +208,24 @@ def test_pass_up_is_deterministic(ngm_day):
     first = ngm_day.tables()
     for name in ("national", "national_der", "regions"):
         assert again[name].equals(first[name])
+
+
+def test_summary_blocks_and_dictionary(ngm_day):
+    """The `national` block per zone and the `local` block per region carry the passed-up
+    DER; every key and column is in the data dictionary."""
+    from experiments import dictionary
+    from experiments.tiers_summary import tiers_summary
+
+    t = ngm_day.tables()
+    s = tiers_summary(ngm_day, t)
+    der = t["national_der"]
+    for name, z in s["national"]["zones"].items():
+        up = z["passed_up"]
+        mine = der[der["zone"] == name]
+        assert up["cost_eur"] == pytest.approx(mine["cost_eur"].sum())
+        assert up["value_eur"] == pytest.approx(
+            t["national"].loc[t["national"]["zone"] == name, "value_eur"].sum())
+    for region, block in s["local"].items():
+        assert block["passed_up"]["offered_mwh"] == pytest.approx(
+            der.loc[der["region"] == region, ["offered_up_mw", "offered_down_mw"]].sum().sum())
+    assert dictionary.undocumented(s, t) == []

@@ -10,8 +10,9 @@ mtu_minutes):
    hourly steps at its node (environment/tiers/coupling.py);
 3. each region's auction takes the coupled outcome (`dayaheadstage.auction` with that
    clearing: its zone's price, its orders accepted as in the coupling), and the region runs
-   the rest of its day under its own rules (`FlexMarketModel.after_auction`: its DSO's
-   validation and LFM, its LEM, intraday, DER balancing, real time, settlement);
+   the rest of its day under its own rules (`FlexMarketModel.before_realtime`: its DSO's
+   validation and LFM, its LEM, intraday; the national place; `realtime_and_settle`: DER
+   balancing, real time, settlement);
 4. the transmission model steps through the day's periods: the regions' day-ahead net
    positions are loads at their nodes, their real-time deviations from them (what they
    imported beyond: intraday trades with the grid above, their TSO's activations of it,
@@ -25,13 +26,12 @@ the deviation the zone's TSO balances. The region's connection account
 (`<region>/transmission`) pays the coupled market for its day-ahead position and its share of
 the zone's balancing charge, and keeps what the region's TSO agent paid it.
 
-Next step (the national place): a region's DER offered into its zone's merit order with the
-DSO's limits attached. The zone's own imbalance (its loads' and renewables' errors) is known
-before the regions' real time, so the zone's TSO can clear it against its producers and the
-regions' remaining balancing offers (`Aggregator.flex_offers(balancing=True, room=...)` inside
-the DSO's headroom) after the regions' intraday, commit the accepted ones in the regions as
-TSO activations before their real time, and pay them; the regions' deviations then carry the
-activations to the zone's balance. Today a region's DER balance only its own region."""
+The national place (environment/tiers/national.py): for the regions with `pass_up`, between
+steps 3's intraday and real time, the flexibility their local places did not clear is offered
+hour by hour to their zones' TSOs with their DSOs' limits attached and cleared against the
+zones' own imbalances with the producers' offers; accepted DER are committed in the regions as
+their TSOs' activations before real time, so the regions' deviations carry them to the zones'
+balance. Without `pass_up` a region's DER balance only its own region."""
 
 from __future__ import annotations
 
@@ -140,6 +140,19 @@ class TierTransmission(ZonalTransmissionModel):
 
     def _auction_of(self, episode: int) -> ZonalAuction:
         return self.coupled
+
+    def _forecasts(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """The zones' truthful coupled prices only: the grid-constrained optimum of every
+        period (an LP each, most of a year's set-up) prices no one here (the producers are
+        truthful, and the transmission planner sees no region, so the run reports none)."""
+        s, z, g = self.config, self.zones, len(self.producers)
+        n_p = s.periods
+        price, _, _ = clear_coupled(z, np.repeat(np.arange(n_p), g), np.tile(self.node_of, n_p),
+                                    self.cost.ravel(), np.tile(self.capacity, n_p), self.load,
+                                    s.day_ahead.price_floor, s.day_ahead.price_cap,
+                                    s.day_ahead.tie_price)
+        nodal = np.full(len(z.node_zone), np.nan)
+        return [(price[t][z.node_zone], nodal, np.nan) for t in range(n_p)]
 
     def real_load(self, episode: int, t: int) -> np.ndarray:
         out = super().real_load(episode, t)
