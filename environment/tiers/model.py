@@ -80,7 +80,7 @@ class TierTransmission(ZonalTransmissionModel):
         self.coupled = ZonalAuction(np.full((p, z.n), np.nan),
                                     np.zeros((p, len(self.producers))),
                                     np.zeros((p, len(z.ic_names))))
-        self.day_offers = self.offers(0)
+        self.day_offers = self.truthful_offers()
         self.passing = [r.name for r in scenario.regions if r.pass_up]
         self.region_tso = {}
         for i, r in enumerate(scenario.regions):
@@ -141,18 +141,36 @@ class TierTransmission(ZonalTransmissionModel):
     def _auction_of(self, episode: int) -> ZonalAuction:
         return self.coupled
 
-    def _forecasts(self) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        """The zones' truthful coupled prices only: the grid-constrained optimum of every
-        period (an LP each, most of a year's set-up) prices no one here (the producers are
-        truthful, and the transmission planner sees no region, so the run reports none)."""
+    def _forecasts(self) -> list:
+        """Filled a day at a time (`forecast_day`): a year's coupling at set-up is an LP per
+        period before the first day runs."""
+        return [None] * self.config.periods
+
+    def forecast_day(self, day: int) -> np.ndarray:
+        """The zones' truthful coupled prices of the day's periods (periods, zones), before the
+        regions' books are in (their loads of the day are still the stand-ins' zeros); the
+        periods' forecasts the producers' context holds. The grid-constrained optimum of each
+        period prices no one here (the producers are truthful, and the transmission planner
+        sees no region, so the run reports none)."""
         s, z, g = self.config, self.zones, len(self.producers)
-        n_p = s.periods
-        price, _, _ = clear_coupled(z, np.repeat(np.arange(n_p), g), np.tile(self.node_of, n_p),
-                                    self.cost.ravel(), np.tile(self.capacity, n_p), self.load,
+        h0 = day * HOURS
+        hours = slice(h0, h0 + HOURS)
+        price, _, _ = clear_coupled(z, np.repeat(np.arange(HOURS), g),
+                                    np.tile(self.node_of, HOURS), self.cost[hours].ravel(),
+                                    np.tile(self.capacity, HOURS), self.load[hours],
                                     s.day_ahead.price_floor, s.day_ahead.price_cap,
                                     s.day_ahead.tie_price)
         nodal = np.full(len(z.node_zone), np.nan)
-        return [(price[t][z.node_zone], nodal, np.nan) for t in range(n_p)]
+        for t in range(HOURS):
+            self.forecast[h0 + t] = (price[t][z.node_zone], nodal, np.nan)
+        return price
+
+    def truthful_offers(self) -> tuple[np.ndarray, ...]:
+        """`offers(0)` when every producer offers its capacity at cost (a run with regions
+        checks they do), without a producer's context per period."""
+        n_p, g = self.config.periods, len(self.producers)
+        return (np.tile(np.arange(n_p), g), np.repeat(np.arange(g), n_p),
+                self.cost.T.ravel(), np.repeat(self.capacity, n_p).astype(float))
 
     def real_load(self, episode: int, t: int) -> np.ndarray:
         out = super().real_load(episode, t)
@@ -205,11 +223,10 @@ class TierModel:
         self.regions = [FlexMarketModel(s) for s in region_scenarios(scenario, seed)]
         self.days = scenario.periods // HOURS
         self.per_hour = []
-        for m, node in zip(self.regions, self.tx.region_node, strict=True):
+        for m in self.regions:
             k = 60 // m.calendar.mtu_minutes
             self.per_hour.append(k)
-            forecast = np.array([f[0][node] for f in self.tx.forecast])
-            m.node_price = np.repeat(forecast, k)
+            m.node_price = np.full(scenario.periods * k, np.nan)
             m.stand_in = next(p for p in m.producers if p.name == STAND_IN)
         self.rows: list[pd.DataFrame] = []
         self.day = 0
@@ -219,7 +236,10 @@ class TierModel:
         """One day of every tier (module docstring)."""
         d = self.day
         ctxs, books, steps = [], [], []
-        for m, k in zip(self.regions, self.per_hour, strict=True):
+        forecast = self.tx.forecast_day(d)
+        for m, k, zone in zip(self.regions, self.per_hour, self.tx.region_zone, strict=True):
+            t = m.calendar.mtu_per_day
+            m.node_price[d * t:(d + 1) * t] = np.repeat(forecast[:, zone], k)
             ctx = m.open_day(m.day)
             dayaheadstage.plan(m, ctx)
             book = dayaheadstage.order_book(m, ctx)
