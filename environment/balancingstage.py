@@ -35,13 +35,8 @@ from environment.settlement import book_flexibility
 def der_balancing(model, ctx) -> None:
     """Clear the day's balancing blocks with DER bids and apply the activations."""
     cfg = model.config
-    t_n, k_n = ctx.n_mtu, model.grid.n_locations
-    ctx.der_tso = np.zeros((len(model.parties), t_n))
-    ctx.der_dso = np.zeros((len(model.parties), t_n))
-    ctx.der_price = np.full(t_n, np.nan)
-    ctx.counteracting = np.zeros((t_n, k_n))
-    ctx.dso_realtime_mw = np.zeros(t_n)
-    ctx.balancing_cost = {"tso": 0.0, "dso": 0.0, "procurement": 0.0, "unresolved_mw": 0.0}
+    t_n = ctx.n_mtu
+    open_activations(model, ctx)
     aggs = [a for a in model.aggregators if a.offers_balancing]
     if not cfg.tso.der_balancing or not aggs:
         return
@@ -68,6 +63,46 @@ def der_balancing(model, ctx) -> None:
         if left is not None:
             ctx.balancing_cost["unresolved_mw"] += float(left[0])
             ctx.balancing_cost["procurement"] += float(left[1])
+
+
+def open_activations(model, ctx) -> None:
+    """The day's activation arrays, opened once: commitments made before the blocks (the
+    zone's TSO's, environment/tiers/national.py) stay in them."""
+    if ctx.der_tso is not None:
+        return
+    t_n, k_n = ctx.n_mtu, model.grid.n_locations
+    ctx.der_tso = np.zeros((len(model.parties), t_n))
+    ctx.der_dso = np.zeros((len(model.parties), t_n))
+    ctx.der_price = np.full(t_n, np.nan)
+    ctx.counteracting = np.zeros((t_n, k_n))
+    ctx.dso_realtime_mw = np.zeros(t_n)
+    ctx.balancing_cost = {"tso": 0.0, "dso": 0.0, "procurement": 0.0, "unresolved_mw": 0.0}
+
+
+def commit_tso(model, ctx, der: FlexOffers, mw: np.ndarray, price: np.ndarray,
+               market: str, limits=None) -> None:
+    """Activations `mw` of the bids `der` bought for the grid above (+ up) before the day's
+    blocks, committed as the region's TSO's at their MTUs only (bought before real time, so
+    the rebound may fall at any MTU not committed, within the DSO's headroom around `limits`
+    where given) and paid by the region's
+    TSO at `price` (EUR per MWh moved) under `market`. Its cost is kept apart from the blocks'
+    (`balancing_cost["passed_up"]`): the zone's TSO pays it back."""
+    open_activations(model, ctx)
+    if not (mw > 1e-9).any():
+        return
+    t_n, k_n = ctx.n_mtu, model.grid.n_locations
+    room = None if limits is None else shared_headroom(model, limits,
+                                                       location_moves(der, mw, t_n, k_n))
+    res = SimpleNamespace(der_tso_mw=mw, der_dso_mw=np.zeros(len(mw)))
+    fixed = np.zeros(t_n, bool)
+    fixed[der.mtu[mw > 1e-9]] = True
+    _apply(model, ctx, der, res, np.arange(t_n), room, fixed)
+    sel = mw > 1e-9
+    book_flexibility(model.ledger, model.tso.account,
+                     np.array([model.account_of[u] for u in der.owner[sel]], int), market,
+                     ctx.mtu0 + der.mtu[sel], mw[sel] * ctx.dt_h, price[sel])
+    ctx.balancing_cost["passed_up"] = ctx.balancing_cost.get("passed_up", 0.0) + float(
+        (mw[sel] * price[sel]).sum() * ctx.dt_h)
 
 
 def limits_of(model, ctx, preview: dict):
@@ -123,11 +158,12 @@ def _clear_block(model, ctx, preview: dict, limits, mtus: np.ndarray, aggs, awar
 
 
 def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
-           room: np.ndarray | None) -> None:
+           room: np.ndarray | None, fixed: np.ndarray | None = None) -> None:
     """Activated DER become commitments; everything before the block's end is past. Under a
     scheme that respects distribution limits the rebound is re-planned inside the grid
     headroom `room` (T, K, 2) left after the block's activations, each aggregator's share of
-    it at a location (as in `flexstage._commit`).
+    it at a location (as in `flexstage._commit`). Committed: the MTUs before the block's end,
+    or `fixed` (T,) where given.
 
     `ctx.der_tso`/`ctx.der_dso` keep the MW activated per party (+ up). With a perimeter of
     its own, the aggregator's imbalance is corrected by both (`realtime.corrections`):
@@ -151,7 +187,7 @@ def _apply(model, ctx, der: FlexOffers, res, mtus: np.ndarray,
                 continue
             delta = np.zeros(t_n)
             np.add.at(delta, der.mtu[sel], -der.direction[sel] * total[sel])
-            past = np.arange(t_n) < end
+            past = np.arange(t_n) < end if fixed is None else fixed
             agg.commit(k, past, nets[k] + delta)
             changed[k] = rebound_bounds(nets[k], room, k)
         agg.redispatch(ctx, changed)

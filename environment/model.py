@@ -342,7 +342,13 @@ class FlexMarketModel(mesa.Model):
 
     def after_auction(self, ctx) -> None:
         """The day's gates after the day-ahead auction (a coordinator of several regions
-        runs `open_day`, `dayaheadstage.plan` and the auction itself, then this)."""
+        runs `open_day`, `dayaheadstage.plan` and the auction itself, then this, or its two
+        halves with the grid above's national place between them)."""
+        self.before_realtime(ctx)
+        self.realtime_and_settle(ctx)
+
+    def before_realtime(self, ctx) -> None:
+        """D-1 afternoon to the interface agreement: validation, LEM, LFM, intraday."""
         mk = self.config.markets
         self.dso.validate(ctx)
         if self.lem is not None:
@@ -353,6 +359,9 @@ class FlexMarketModel(mesa.Model):
         if mk.intraday.enabled:
             intradaystage.intraday(self, ctx)
         self.agree_interface(ctx)
+
+    def realtime_and_settle(self, ctx) -> None:
+        """Real time from the DER balancing blocks on, settlement and the day's records."""
         balancingstage.der_balancing(self, ctx)
         ctx.realtime = realtime.realise(self, ctx)
         records.value_energy(self, ctx)

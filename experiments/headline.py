@@ -137,7 +137,8 @@ def tier_lines(s: dict) -> list[str]:
               f"redispatch {num(v['redispatch_cost_eur'])} EUR, balancing "
               f"{num(v['balancing_cost_eur'])} EUR, regions' DA import "
               f"{num(v['regions_da_import_mwh'])} MWh and deviation "
-              f"{num(v['regions_deviation_abs_mwh'])} MWh" for z, v in n["zones"].items()]
+              f"{num(v['regions_deviation_abs_mwh'])} MWh" + passed_up_text(v.get("passed_up"))
+              for z, v in n["zones"].items()]
     lines.append("  local:")
     lines += [f"    {r} ({v['dso']}, {v['coupling']}, {v['prosumers']} prosumers at "
               f"{v['node']}): LFM {num(v['lfm_mwh'])} MWh, DSO cost {num(v['dso_cost_eur'])} "
@@ -146,6 +147,16 @@ def tier_lines(s: dict) -> list[str]:
               f"{num(v['da_price_eur_mwh'])} EUR/MWh, deviation {num(v['deviation_abs_mwh'])} "
               "MWh" for r, v in s["local"].items()]
     return lines
+
+
+def passed_up_text(p: dict | None) -> str:
+    """The national place's figures of a zone (regions with pass_up), or nothing."""
+    if not p:
+        return ""
+    return (f"; passed up by {', '.join(p['regions'])}: {num(p['offered_mwh'])} MWh offered "
+            f"({num(p['cut_by_dso_mwh'])} cut by the DSOs), "
+            f"{num(p['activated_up_mwh'] + p['activated_down_mwh'])} MWh activated for "
+            f"{num(p['cost_eur'])} EUR, value {num(p['value_eur'])} EUR")
 
 
 def twin_lines(t: dict | None) -> list[str]:

@@ -8,7 +8,9 @@ balance place) with a block per lower tier.
 * `national`: the national places (one per zone and TSO): the keys of a price-taking region's
   `national` block (experiments/region_split.py), here the transmission system's fuel, load
   and imbalance, and per zone its price, redispatch, balancing cost and the DER its regions
-  activated for balancing.
+  activated for balancing; where regions pass their flexibility up (`regions[*].pass_up`,
+  environment/tiers/national.py), per zone and region what they offered, the DSOs cut,
+  the zone's TSO activated and paid, and the value of the pass-up to the zone.
 
 The transmission planner sees no region, so the run's efficiency against a planner of all
 tiers is not reported yet (issue 20, item 4)."""
@@ -73,6 +75,27 @@ def tiers_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
                 regions.loc[regions["zone"] == name].groupby(["period", "region"])
                 ["deviation_mw"].mean().groupby(level=0).sum().abs().sum()),
             "der_balancing_mwh": der.get(tx.zones.names.index(name), 0.0)}
+    if "national" in tables:
+        passed = tables["national_der"]
+        nat = tables["national"]
+        for name, z in nat.groupby("zone", sort=False):
+            mine = passed[passed["zone"] == name]
+            national["zones"][name]["passed_up"] = {
+                "regions": sorted(mine["region"].unique().tolist()),
+                **passed_up(mine),
+                "value_eur": float(z["value_eur"].sum())}
+        for region, mine in passed.groupby("region", sort=False):
+            local[region]["passed_up"] = passed_up(mine)
     out["local"] = local
     out["national"] = national
     return out
+
+
+def passed_up(rows: pd.DataFrame) -> dict:
+    """Offered, cut, activated MWh and cost of some rows of the `national_der` table (hourly
+    rows: MW = MWh)."""
+    return {"offered_mwh": float((rows["offered_up_mw"] + rows["offered_down_mw"]).sum()),
+            "cut_by_dso_mwh": float(rows["cut_by_dso_mw"].sum()),
+            "activated_up_mwh": float(rows["activated_up_mw"].sum()),
+            "activated_down_mwh": float(rows["activated_down_mw"].sum()),
+            "cost_eur": float(rows["cost_eur"].sum())}

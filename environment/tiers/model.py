@@ -10,8 +10,9 @@ mtu_minutes):
    hourly steps at its node (environment/tiers/coupling.py);
 3. each region's auction takes the coupled outcome (`dayaheadstage.auction` with that
    clearing: its zone's price, its orders accepted as in the coupling), and the region runs
-   the rest of its day under its own rules (`FlexMarketModel.after_auction`: its DSO's
-   validation and LFM, its LEM, intraday, DER balancing, real time, settlement);
+   the rest of its day under its own rules (`FlexMarketModel.before_realtime`: its DSO's
+   validation and LFM, its LEM, intraday; the national place; `realtime_and_settle`: DER
+   balancing, real time, settlement);
 4. the transmission model steps through the day's periods: the regions' day-ahead net
    positions are loads at their nodes, their real-time deviations from them (what they
    imported beyond: intraday trades with the grid above, their TSO's activations of it,
@@ -25,13 +26,12 @@ the deviation the zone's TSO balances. The region's connection account
 (`<region>/transmission`) pays the coupled market for its day-ahead position and its share of
 the zone's balancing charge, and keeps what the region's TSO agent paid it.
 
-Next step (the national place): a region's DER offered into its zone's merit order with the
-DSO's limits attached. The zone's own imbalance (its loads' and renewables' errors) is known
-before the regions' real time, so the zone's TSO can clear it against its producers and the
-regions' remaining balancing offers (`Aggregator.flex_offers(balancing=True, room=...)` inside
-the DSO's headroom) after the regions' intraday, commit the accepted ones in the regions as
-TSO activations before their real time, and pay them; the regions' deviations then carry the
-activations to the zone's balance. Today a region's DER balance only its own region."""
+The national place (environment/tiers/national.py): for the regions with `pass_up`, between
+steps 3's intraday and real time, the flexibility their local places did not clear is offered
+hour by hour to their zones' TSOs with their DSOs' limits attached and cleared against the
+zones' own imbalances with the producers' offers; accepted DER are committed in the regions as
+their TSOs' activations before real time, so the regions' deviations carry them to the zones'
+balance. Without `pass_up` a region's DER balance only its own region."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ from environment.tiers.coupling import (
     fixed,
     region_clearing,
 )
+from environment.tiers.national import pass_up_day
 from environment.tiers.regions import STAND_IN, region_scenarios
 from environment.transmission.scenario import Load
 from environment.transmission.zonal_model import ZonalAuction, ZonalTransmissionModel
@@ -79,10 +80,97 @@ class TierTransmission(ZonalTransmissionModel):
         self.coupled = ZonalAuction(np.full((p, z.n), np.nan),
                                     np.zeros((p, len(self.producers))),
                                     np.zeros((p, len(z.ic_names))))
-        self.day_offers = self.offers(0)
+        self.day_offers = self.truthful_offers()
+        self.passing = [r.name for r in scenario.regions if r.pass_up]
+        self.region_tso = {}
+        for i, r in enumerate(scenario.regions):
+            if r.pass_up:
+                self.region_tso[i] = self.ledger.account(account_of(r.name, "tso"),
+                                                         "grid_operator")
+        self.national_due: dict[int, list] = {}
+        self.national_rows: list[dict] = []
+        self.national_der_rows: list[dict] = []
+
+    def pass_up(self, t: int, i: int, hour, cut: np.ndarray, accepted: np.ndarray) -> None:
+        """Region `i`'s offers and activations of period `t` in the national place: recorded,
+        and what its zone's TSO owes `<region>/tso` booked with the period."""
+        up = hour.direction > 0
+        eur = float(accepted @ hour.price)
+        zone = int(self.region_zone[i])
+        self.national_der_rows.append({
+            "period": t, "region": self.config.regions[i].name, "zone": self.zones.names[zone],
+            "offered_up_mw": float(hour.mw[up].sum()), "offered_down_mw": float(
+                hour.mw[~up].sum()), "cut_by_dso_mw": float(cut.sum()),
+            "activated_up_mw": float(accepted[up].sum()),
+            "activated_down_mw": float(accepted[~up].sum()), "cost_eur": eur})
+        mwh = float(accepted.sum())
+        if mwh > 0:
+            self.national_due.setdefault(t, []).append(
+                (zone, self.region_tso[i], mwh, eur / mwh))
+
+    def national_hour(self, t: int, zone: np.ndarray, need: np.ndarray, out) -> None:
+        """The zones' side of period `t` in the national place: their own imbalance, the DER
+        activated in them (offers of `zone`), its cost and the value of the pass-up."""
+        z = self.zones
+        self.national_rows.append({
+            "period": np.full(z.n, t), "zone": np.array(z.names, object), "own_imbalance_mw": need,
+            "der_activated_mw": np.bincount(zone, out.der_mw, z.n),
+            "der_cost_eur": out.der_cost_eur, "value_eur": out.value_eur})
+
+    def table_of(self, rows: list[dict]) -> pd.DataFrame:
+        """Rows of arrays as a table with the periods' timestamps."""
+        return self._table(rows)
+
+    def _settle_zonal(self, t, price, da_mw, flow, rd, rd_cost, bal, delivered,
+                      real_load) -> None:
+        super()._settle_zonal(t, price, da_mw, flow, rd, rd_cost, bal, delivered, real_load)
+        due = self.national_due.pop(self.step_index, None)
+        if not due:
+            return
+        led, z, mtu = self.ledger, self.zones, self.step_index
+        cost = np.zeros(z.n)
+        for zone, region, mwh, eur_mwh in due:
+            led.pay(self.tso_account[zone], region, "national_der", mtu, mwh, eur_mwh)
+            cost[zone] += mwh * eur_mwh
+        zone_real = np.bincount(self.load_zone, real_load, z.n)
+        per_mwh = cost / np.where(zone_real > 0, zone_real, 1.0)
+        has = (zone_real[self.load_zone] > 0) & (per_mwh[self.load_zone] != 0)
+        led.pay(np.array(self.load_accounts)[has], self.tso_account[self.load_zone][has],
+                "balancing_charge", mtu, real_load[has], per_mwh[self.load_zone][has])
 
     def _auction_of(self, episode: int) -> ZonalAuction:
         return self.coupled
+
+    def _forecasts(self) -> list:
+        """Filled a day at a time (`forecast_day`): a year's coupling at set-up is an LP per
+        period before the first day runs."""
+        return [None] * self.config.periods
+
+    def forecast_day(self, day: int) -> np.ndarray:
+        """The zones' truthful coupled prices of the day's periods (periods, zones), before the
+        regions' books are in (their loads of the day are still the stand-ins' zeros); the
+        periods' forecasts the producers' context holds. The grid-constrained optimum of each
+        period prices no one here (the producers are truthful, and the transmission planner
+        sees no region, so the run reports none)."""
+        s, z, g = self.config, self.zones, len(self.producers)
+        h0 = day * HOURS
+        hours = slice(h0, h0 + HOURS)
+        price, _, _ = clear_coupled(z, np.repeat(np.arange(HOURS), g),
+                                    np.tile(self.node_of, HOURS), self.cost[hours].ravel(),
+                                    np.tile(self.capacity, HOURS), self.load[hours],
+                                    s.day_ahead.price_floor, s.day_ahead.price_cap,
+                                    s.day_ahead.tie_price)
+        nodal = np.full(len(z.node_zone), np.nan)
+        for t in range(HOURS):
+            self.forecast[h0 + t] = (price[t][z.node_zone], nodal, np.nan)
+        return price
+
+    def truthful_offers(self) -> tuple[np.ndarray, ...]:
+        """`offers(0)` when every producer offers its capacity at cost (a run with regions
+        checks they do), without a producer's context per period."""
+        n_p, g = self.config.periods, len(self.producers)
+        return (np.tile(np.arange(n_p), g), np.repeat(np.arange(g), n_p),
+                self.cost.T.ravel(), np.repeat(self.capacity, n_p).astype(float))
 
     def real_load(self, episode: int, t: int) -> np.ndarray:
         out = super().real_load(episode, t)
@@ -135,11 +223,10 @@ class TierModel:
         self.regions = [FlexMarketModel(s) for s in region_scenarios(scenario, seed)]
         self.days = scenario.periods // HOURS
         self.per_hour = []
-        for m, node in zip(self.regions, self.tx.region_node, strict=True):
+        for m in self.regions:
             k = 60 // m.calendar.mtu_minutes
             self.per_hour.append(k)
-            forecast = np.array([f[0][node] for f in self.tx.forecast])
-            m.node_price = np.repeat(forecast, k)
+            m.node_price = np.full(scenario.periods * k, np.nan)
             m.stand_in = next(p for p in m.producers if p.name == STAND_IN)
         self.rows: list[pd.DataFrame] = []
         self.day = 0
@@ -149,7 +236,10 @@ class TierModel:
         """One day of every tier (module docstring)."""
         d = self.day
         ctxs, books, steps = [], [], []
-        for m, k in zip(self.regions, self.per_hour, strict=True):
+        forecast = self.tx.forecast_day(d)
+        for m, k, zone in zip(self.regions, self.per_hour, self.tx.region_zone, strict=True):
+            t = m.calendar.mtu_per_day
+            m.node_price[d * t:(d + 1) * t] = np.repeat(forecast[:, zone], k)
             ctx = m.open_day(m.day)
             dayaheadstage.plan(m, ctx)
             book = dayaheadstage.order_book(m, ctx)
@@ -157,6 +247,7 @@ class TierModel:
             books.append(book)
             steps.append(coupling_steps(book, m.stand_in.unique_id, k, HOURS))
         prices, taken = self.tx.couple_day(d, steps)
+        imports = []
         for i, m in enumerate(self.regions):
             ctx, k = ctxs[i], self.per_hour[i]
             t = ctx.n_mtu
@@ -166,9 +257,15 @@ class TierModel:
                                        m.stand_in.unique_id, price, ctx.price_floor,
                                        ctx.price_cap)
             dayaheadstage.auction(m, ctx, books[i], fixed(clearing))
-            slot = m.party_slot[m.stand_in.unique_id]
-            da_import = -ctx.position[slot].copy()
-            m.after_auction(ctx)
+            imports.append(-ctx.position[m.party_slot[m.stand_in.unique_id]].copy())
+            m.before_realtime(ctx)
+        if self.tx.passing:
+            pass_up_day(self, d, ctxs)
+        for i, m in enumerate(self.regions):
+            ctx, k, da_import = ctxs[i], self.per_hour[i], imports[i]
+            t, slot = ctx.n_mtu, m.party_slot[m.stand_in.unique_id]
+            price = m.node_price[d * t:(d + 1) * t]
+            m.realtime_and_settle(ctx)
             rt = ctx.realtime
             real_import = -rt.realised[slot] + rt.balancing[slot] \
                 + rt.act.emergency_up_mw - rt.act.emergency_down_mw
@@ -202,6 +299,11 @@ class TierModel:
             {m.config.name: self.tx.zones.names[z] for m, z in
              zip(self.regions, self.tx.region_zone, strict=True)}))
         out["regions"] = regions
+        if self.tx.passing:
+            out["national"] = self.tx.table_of(self.tx.national_rows)
+            der = pd.DataFrame(self.tx.national_der_rows)
+            der.insert(0, "timestamp", pd.DatetimeIndex(self.tx.timestamps)[der["period"]])
+            out["national_der"] = der
         parts = [out["ledger"].assign(mtu_minutes=60)]
         for m in self.regions:
             led = m.ledger.frame()
