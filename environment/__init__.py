@@ -1,11 +1,20 @@
 """The market environment: Mesa model, calendar, markets, grid, ledger and scenario schema."""
 
 import os
+import sys
 
 # The matrices here are small (a feeder, a day): multithreaded BLAS only adds contention, and
 # runs are parallelised one level up (sweeps). Must be set before numpy is first imported.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+_BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_USER_SET = any(v in os.environ for v in _BLAS_VARS)  # the user's own choice stands
+for _var in _BLAS_VARS:
     os.environ.setdefault(_var, "1")
+if "numpy" in sys.modules and not _USER_SET:
+    # numpy came first (a notebook, a user's script, a Dask worker): its BLAS threads are up
+    # already and the variables above come too late; a run would take some 1.7x as long
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 # numba's compiled functions (cache=True) go to the user's cache, beside the derived simbench
 # data, not into __pycache__ of the source tree (read-only installs, clean checkouts).
