@@ -12,13 +12,16 @@ subtree is the contiguous range ``[j, end[j])``. Then
   dense branch-by-bus downstream matrix) is the path resistance of the buses' deepest common
   ancestor (``common``), and a row of ``R`` is one forward sweep (``path_rows``).
 
-Each sweep is a handful of numpy operations per depth level (51 levels on the 9,102 buses of
-simbench's MV+LV grid), vectorised over MTUs; no (B, L) matrix is ever formed. Arrays are in
-bus-major layout, (B, N) or (L, N), so that a level's rows are contiguous."""
+Each sweep is one compiled pass over the buses per column (an MTU), in either layout: bus-major
+(B, N) (``down_sum``, ``path_sum``) or MTU-major (N, B) (``flows``, ``drops``), which the power
+flow reads without transposing; no (B, L) matrix is ever formed. A parent adds its children's
+sums in the order numpy's level-by-level ``add.reduceat`` did (the first child, plus the
+others' pairwise sum), so the numbers are those of the vectorised sweeps bit for bit."""
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 class RadialSweeps:
@@ -48,6 +51,11 @@ class RadialSweeps:
             up = parent[buses]
             starts = np.flatnonzero(np.r_[True, up[1:] != up[:-1]])
             self.levels.append((buses, up, up[starts], starts))
+        # children of each bus in preorder (CSR), and the buses with children, deepest last
+        # in preorder: a reverse pass over them meets every child's subtree summed
+        self.child_ptr = np.r_[0, np.cumsum(np.bincount(parent[1:], minlength=n))]
+        self.children = np.arange(1, n)[np.argsort(parent[1:], kind="stable")]
+        self.parents_rev = np.flatnonzero(np.diff(self.child_ptr))[::-1].copy()
 
     @property
     def n_bus(self) -> int:
@@ -55,18 +63,32 @@ class RadialSweeps:
 
     def down_sum(self, y: np.ndarray) -> np.ndarray:
         """(L, N) sum over each branch's downstream buses of ``y`` (B, N)."""
-        acc = np.array(y, dtype=float, copy=True)
-        for buses, _, up, starts in reversed(self.levels):
-            acc[up] += np.add.reduceat(acc[buses], starts, axis=0)
-        return acc[1:]
+        y = np.asarray(y, dtype=float)
+        flat = y.reshape(self.n_bus, -1)
+        out = np.empty((flat.shape[1], self.n_bus - 1))
+        _down_rows(np.ascontiguousarray(flat.T), self.parents_rev, self.child_ptr,
+                   self.children, out)
+        return np.ascontiguousarray(out.T).reshape(self.n_bus - 1, *y.shape[1:])
 
     def path_sum(self, z: np.ndarray) -> np.ndarray:
         """(B, N) sum of ``z`` (L, N) over the branches on each bus's path from the slack."""
         z = np.asarray(z, dtype=float)
-        out = np.empty((self.n_bus, *z.shape[1:]))
-        out[0] = 0.0
-        for buses, up, _, _ in self.levels:
-            out[buses] = out[up] + z[buses - 1]
+        flat = z.reshape(self.n_bus - 1, -1)
+        out = np.empty((flat.shape[1], self.n_bus))
+        _path_rows(np.ascontiguousarray(flat.T), self.parent, out)
+        return np.ascontiguousarray(out.T).reshape(self.n_bus, *z.shape[1:])
+
+    def flows(self, y: np.ndarray) -> np.ndarray:
+        """``down_sum`` in MTU-major layout: (N, L) from ``y`` (N, B)."""
+        out = np.empty((y.shape[0], self.n_bus - 1))
+        _down_rows(np.ascontiguousarray(y, dtype=float), self.parents_rev, self.child_ptr,
+                   self.children, out)
+        return out
+
+    def drops(self, z: np.ndarray) -> np.ndarray:
+        """``path_sum`` in MTU-major layout: (N, B) from ``z`` (N, L)."""
+        out = np.empty((z.shape[0], self.n_bus))
+        _path_rows(np.ascontiguousarray(z, dtype=float), self.parent, out)
         return out
 
     def span(self, buses: np.ndarray) -> Span:
@@ -153,3 +175,63 @@ class Span:
         self.at = pos[buses]                 # the buses' rows in the span
         self.branches = nodes[1:] - 1        # the span's branches (global index)
         self.nearest = pos[nearest]          # per bus: its nearest ancestor's row in the span
+
+
+@njit(cache=True)
+def _down_rows(y, parents_rev, child_ptr, children, out):
+    """Per row of ``y`` (N, B): each branch's downstream sum into ``out`` (N, L)."""
+    acc = np.empty(y.shape[1])
+    for i in range(y.shape[0]):
+        acc[:] = y[i]
+        down_pass(acc, parents_rev, child_ptr, children)
+        out[i, :] = acc[1:]
+
+
+@njit(cache=True)
+def down_pass(acc, parents_rev, child_ptr, children):
+    """Adds to each node of `acc` (in place) its children's sums, deepest parents first
+    (`parents_rev`; children in CSR `child_ptr`, `children`): every node then holds the sum
+    over its subtree."""
+    for p in parents_rev:
+        lo, hi = child_ptr[p], child_ptr[p + 1]
+        s = acc[children[lo]]
+        if hi - lo > 1:
+            s += _pairwise(acc, children, lo + 1, hi - lo - 1)
+        acc[p] += s
+
+
+@njit(cache=True)
+def _pairwise(acc, idx, lo, n):
+    """The sum of acc[idx[lo:lo + n]] as numpy adds a reduction's elements after the first
+    (pairwise: 8 partial sums up to 128 elements, halves above)."""
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += acc[idx[i]]
+        return res
+    if n <= 128:
+        r = np.empty(8)
+        for j in range(8):
+            r[j] = acc[idx[lo + j]]
+        i = 8
+        while i < n - (n % 8):
+            for j in range(8):
+                r[j] += acc[idx[lo + i + j]]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += acc[idx[lo + i]]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise(acc, idx, lo, n2) + _pairwise(acc, idx, lo + n2, n - n2)
+
+
+@njit(cache=True)
+def _path_rows(z, parent, out):
+    """Per row of ``z`` (N, L): each bus's sum along its path from the slack into ``out``."""
+    for i in range(z.shape[0]):
+        out[i, 0] = 0.0
+        for j in range(1, out.shape[1]):
+            out[i, j] = out[i, parent[j]] + z[i, j - 1]

@@ -146,7 +146,7 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | Locatio
     ptdf_k, r_k, buses_k = flow.location_maps
     sweeps = not getattr(flow, "dense", True)
     if sweeps:
-        flows, volts = [], []
+        spreads = []
     else:
         flow_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus - 1))
         w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
@@ -159,16 +159,12 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | Locatio
         # the zeros of the other buses; one 2-D product, not one per MTU
         flat = spread.reshape(2 * t_n, len(buses))
         if sweeps:
-            f, branches, dw, nearest = flow.span_effects(flat, buses)
-            on_path = np.full(grid.n_bus - 1, -1)
-            on_path[branches] = np.arange(len(branches))
-            flows.append((f, on_path))
-            volts.append((dw, nearest))
+            spreads.append(flat)
             continue
         flow_mw[:, k] = (flat @ ptdf_k[k]).reshape(t_n, 2, -1)
         w_mw[:, k] = (flat @ r_k[k]).reshape(t_n, 2, -1)
     if sweeps:
-        return LocationEffects.of(flows), LocationEffects.of(volts)
+        return flow.location_spans.effects(np.concatenate(spreads, axis=1))
     return flow_mw, w_mw
 
 
