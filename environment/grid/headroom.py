@@ -28,6 +28,22 @@ def headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
 
 
 def _headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
+    if not isinstance(limits.w_per_mw, LocationEffects):
+        return _room_at(limits, moves)
+    # On a large grid an MTU's headroom depends on that MTU's moves alone, and a round moves
+    # a few MTUs: the headroom without moves is kept with the limits and only the moved MTUs
+    # are computed again (on the limits of those MTUs alone).
+    base = limits.memo.get("unmoved")
+    if base is None:
+        base = limits.memo["unmoved"] = _room_at(limits, np.zeros_like(moves))
+    out = base.copy()
+    moved = np.flatnonzero(moves.any((1, 2)))
+    if len(moved):
+        out[moved] = _room_at(limits.at(moved), moves[moved])
+    return out
+
+
+def _room_at(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
     # without moves the flows are the base ones: adding their zero effect (finite maps) could
     # only turn a -0.0 into 0.0, which no margin below tells apart
     p, w = (limits.violations(moves)[:2] if moves.any()

@@ -263,13 +263,16 @@ def _shared_room(values, run_ptr, run_start, run_end, run_column, eps, first, co
     levels = 1
     while (1 << levels) <= n_blk:
         levels += 1
+    margin = np.empty((2, n_el))
     pre = np.empty((2, n_el))
     suf = np.empty((2, n_el))
     table = np.empty((2, levels, n_blk))
     for t in range(t_n):
+        margin[0] = up[t]
+        margin[1] = down[t]
         if has_long:
-            _build_range_min(up[t], pre[0], suf[0], table[0])
-            _build_range_min(down[t], pre[1], suf[1], table[1])
+            for s in range(2):
+                _build_range_min(margin[s], pre[s], suf[s], table[s])
         for d in range(2):
             sgn = -1.0 if d == 0 else 1.0
             for k in range(k_n):
@@ -280,21 +283,20 @@ def _shared_room(values, run_ptr, run_start, run_end, run_column, eps, first, co
                         continue
                     v = sgn * values[t, d, run_column[r]]
                     if v > eps:
-                        s, margin = 0, up[t]
+                        s = 0
                     elif v < -eps:
-                        s, margin, v = 1, down[t], -v
+                        s, v = 1, -v
                     else:
                         continue
-                    count, chg = counts[t, d, s], changes[t, d, s]
-                    if hi - lo >= long_run and chg[hi - 1] == chg[lo]:
-                        r_min = _range_min(margin, pre[s], suf[s], table[s], lo, hi) * (
-                            1.0 / (count[lo] * v))
+                    if hi - lo == 1:
+                        q = margin[s, lo] * (1.0 / (counts[t, d, s, lo] * v))
+                    elif hi - lo >= long_run and changes[t, d, s, hi - 1] == changes[t, d, s, lo]:
+                        q = _range_min(margin[s], pre[s], suf[s], table[s], lo, hi) * (
+                            1.0 / (counts[t, d, s, lo] * v))
                     else:
-                        r_min = np.inf
+                        q = np.inf
                         for x in range(lo, hi):
-                            q = margin[x] * (1.0 / (count[x] * v))
-                            if q < r_min:
-                                r_min = q
-                    if r_min < best:
-                        best = r_min
+                            q = min(q, margin[s, x] * (1.0 / (counts[t, d, s, x] * v)))
+                    if q < best:
+                        best = q
                 out[t, k, d] = best

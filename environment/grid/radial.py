@@ -177,55 +177,77 @@ class Span:
         self.nearest = pos[nearest]          # per bus: its nearest ancestor's row in the span
 
 
+ROWS = 8   # rows (MTUs) swept together: a node's values for them side by side
+
+
 @njit(cache=True)
 def _down_rows(y, parents_rev, child_ptr, children, out):
     """Per row of ``y`` (N, B): each branch's downstream sum into ``out`` (N, L)."""
-    acc = np.empty(y.shape[1])
-    for i in range(y.shape[0]):
-        acc[:] = y[i]
-        down_pass(acc, parents_rev, child_ptr, children)
-        out[i, :] = acc[1:]
+    n_bus = y.shape[1]
+    acc = np.empty((n_bus, ROWS))
+    for i0 in range(0, y.shape[0], ROWS):
+        nb = min(ROWS, y.shape[0] - i0)
+        for j in range(n_bus):
+            for q in range(nb):
+                acc[j, q] = y[i0 + q, j]
+        down_pass(acc, nb, parents_rev, child_ptr, children)
+        for j in range(1, n_bus):
+            for q in range(nb):
+                out[i0 + q, j - 1] = acc[j, q]
 
 
 @njit(cache=True)
-def down_pass(acc, parents_rev, child_ptr, children):
-    """Adds to each node of `acc` (in place) its children's sums, deepest parents first
-    (`parents_rev`; children in CSR `child_ptr`, `children`): every node then holds the sum
-    over its subtree."""
+def down_pass(acc, nb, parents_rev, child_ptr, children):
+    """Adds to each node of `acc` (n, ROWS; its first `nb` columns, in place) its children's
+    sums, deepest parents first (`parents_rev`; children in CSR `child_ptr`, `children`):
+    every node then holds the sum over its subtree."""
+    s = np.empty(acc.shape[1])
     for p in parents_rev:
         lo, hi = child_ptr[p], child_ptr[p + 1]
-        s = acc[children[lo]]
-        if hi - lo > 1:
-            s += _pairwise(acc, children, lo + 1, hi - lo - 1)
-        acc[p] += s
+        first, rest = children[lo], hi - lo - 1
+        if rest == 0:
+            for q in range(nb):
+                acc[p, q] += acc[first, q]
+        elif rest < 8:
+            for q in range(nb):
+                s[q] = -0.0
+            for i in range(lo + 1, hi):
+                c = children[i]
+                for q in range(nb):
+                    s[q] += acc[c, q]
+            for q in range(nb):
+                acc[p, q] += acc[first, q] + s[q]
+        else:
+            for q in range(nb):
+                acc[p, q] += acc[first, q] + _pairwise(acc, children, lo + 1, rest, q)
 
 
 @njit(cache=True)
-def _pairwise(acc, idx, lo, n):
-    """The sum of acc[idx[lo:lo + n]] as numpy adds a reduction's elements after the first
-    (pairwise: 8 partial sums up to 128 elements, halves above)."""
+def _pairwise(acc, idx, lo, n, q):
+    """The sum of acc[idx[lo:lo + n], q] as numpy adds a reduction's elements after the first
+    (pairwise: sequential below 8, 8 partial sums up to 128 elements, halves above)."""
     if n < 8:
         res = -0.0
         for i in range(lo, lo + n):
-            res += acc[idx[i]]
+            res += acc[idx[i], q]
         return res
     if n <= 128:
         r = np.empty(8)
         for j in range(8):
-            r[j] = acc[idx[lo + j]]
+            r[j] = acc[idx[lo + j], q]
         i = 8
         while i < n - (n % 8):
             for j in range(8):
-                r[j] += acc[idx[lo + i + j]]
+                r[j] += acc[idx[lo + i + j], q]
             i += 8
         res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
         while i < n:
-            res += acc[idx[lo + i]]
+            res += acc[idx[lo + i], q]
             i += 1
         return res
     n2 = n // 2
     n2 -= n2 % 8
-    return _pairwise(acc, idx, lo, n2) + _pairwise(acc, idx, lo + n2, n - n2)
+    return _pairwise(acc, idx, lo, n2, q) + _pairwise(acc, idx, lo + n2, n - n2, q)
 
 
 @njit(cache=True)
@@ -235,3 +257,4 @@ def _path_rows(z, parent, out):
         out[i, 0] = 0.0
         for j in range(1, out.shape[1]):
             out[i, j] = out[i, parent[j]] + z[i, j - 1]
+

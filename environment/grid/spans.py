@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from environment.grid.location_effects import LocationEffects
-from environment.grid.radial import RadialSweeps, down_pass
+from environment.grid.radial import ROWS, RadialSweeps, down_pass
 
 
 class LocationSpans:
@@ -38,6 +38,8 @@ class LocationSpans:
         self.r_node = np.where(self.parent >= 0, np.asarray(r, float)[nodes - 1], 0.0)
         self.at = np.concatenate([s.at + o for s, o in zip(spans, off, strict=False)])
         self.width = np.array([len(b) for b in buses_k])
+        self.buses = np.concatenate(buses_k)
+        self.bus_ptr = np.r_[0, np.cumsum(self.width)]
         flow_off = off - np.arange(k_n + 1)   # a span's branches: its nodes but the root
         flow_column = np.full((k_n, sweeps.n_bus - 1), -1)
         for k, s in enumerate(spans):
@@ -46,39 +48,66 @@ class LocationSpans:
         self.flows = LocationEffects(np.zeros((0, 2, n - k_n)), flow_column)
         self.volts = LocationEffects(np.zeros((0, 2, n)), volt_column)
 
-    def effects(self, spread: np.ndarray) -> tuple[LocationEffects, LocationEffects]:
+    def effects(self, weights: np.ndarray) -> tuple[LocationEffects, LocationEffects]:
         """(T, K, 2, L) flow and (T, K, 2, B) squared-voltage effects of one MW more
-        consumption at each location spread over its buses by `spread` (2T, sum of the
-        locations' bus counts), rows MTU-major (t, d), columns location by location."""
-        c_n = spread.shape[0]
-        flow = np.empty((c_n, len(self.parent) - len(self.width)))
-        volt = np.empty((c_n, len(self.parent)))
-        _span_effects(np.ascontiguousarray(spread, dtype=float), self.at, self.parent,
-                      self.parents_rev, self.child_ptr, self.children, self.r_node, flow, volt)
-        t_n = c_n // 2
+        consumption at each location, spread over its buses in proportion to `weights`
+        (T, B, 2; uniformly where a location has none), as `lfm.participation` defines them."""
+        t_n = weights.shape[0]
+        spread = np.empty((2 * t_n, len(self.buses)))
+        _spread(np.ascontiguousarray(weights, dtype=float), self.buses, self.bus_ptr, spread)
+        flow = np.empty((2 * t_n, len(self.parent) - len(self.width)))
+        volt = np.empty((2 * t_n, len(self.parent)))
+        _span_effects(spread, self.at, self.parent, self.parents_rev, self.child_ptr,
+                      self.children, self.r_node, flow, volt)
         return (self.flows.with_values(flow.reshape(t_n, 2, -1)),
                 self.volts.with_values(volt.reshape(t_n, 2, -1)))
 
 
 @njit(cache=True)
+def _spread(weights, buses, bus_ptr, out):
+    """Row (t, d) of `out`: each location's weights at its buses over their sum, or uniform
+    where that is not positive. The sum runs bus after bus, as numpy sums the axis that
+    `lfm.participation`'s fancy index puts outermost."""
+    g = np.empty(len(buses))
+    for t in range(weights.shape[0]):
+        for d in range(2):
+            for k in range(len(bus_ptr) - 1):
+                lo, hi = bus_ptr[k], bus_ptr[k + 1]
+                for i in range(lo, hi):
+                    g[i] = weights[t, buses[i], d]
+                total = g[lo]
+                for i in range(lo + 1, hi):
+                    total += g[i]
+                for i in range(lo, hi):
+                    out[2 * t + d, i] = g[i] / total if total > 0 else 1.0 / (hi - lo)
+
+
+@njit(cache=True)
 def _span_effects(spread, at, parent, parents_rev, child_ptr, children, r_node, flow, volt):
-    """Per row of `spread`: the consumption placed at its span nodes `at`, summed down the
-    forest (each non-root node's sum: the flow of the branch feeding it, into `flow`), and
-    the squared-voltage change -2 x the path sum of flow x resistance (into `volt`)."""
+    """Per row of `spread` (ROWS at a time): the consumption placed at its span nodes `at`,
+    summed down the forest (each non-root node's sum: the flow of the branch feeding it, into
+    `flow`), and the squared-voltage change -2 x the path sum of flow x resistance (into
+    `volt`)."""
     n = len(parent)
-    acc = np.empty(n)
-    path = np.empty(n)
-    for c in range(spread.shape[0]):
+    acc = np.empty((n, ROWS))
+    path = np.empty((n, ROWS))
+    for c0 in range(0, spread.shape[0], ROWS):
+        nb = min(ROWS, spread.shape[0] - c0)
         acc[:] = 0.0
         for m in range(len(at)):
-            acc[at[m]] = spread[c, m]
-        down_pass(acc, parents_rev, child_ptr, children)
+            for q in range(nb):
+                acc[at[m], q] = spread[c0 + q, m]
+        down_pass(acc, nb, parents_rev, child_ptr, children)
         f = 0
         for j in range(n):
             if parent[j] < 0:
-                path[j] = 0.0
+                for q in range(nb):
+                    path[j, q] = 0.0
             else:
-                flow[c, f] = acc[j]
+                up, r = parent[j], r_node[j]
+                for q in range(nb):
+                    flow[c0 + q, f] = acc[j, q]
+                    path[j, q] = path[up, q] + acc[j, q] * r
                 f += 1
-                path[j] = path[parent[j]] + acc[j] * r_node[j]
-            volt[c, j] = -2.0 * path[j]
+            for q in range(nb):
+                volt[c0 + q, j] = -2.0 * path[j, q]

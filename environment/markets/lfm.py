@@ -142,14 +142,12 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | Locatio
     can move less (0) or more (1) at that MTU; uniform where a location has none. Under tree
     sweeps (large grids) as `LocationEffects`: per location only the flows on its paths and
     the voltages of the span they cover, in memory linear in the buses."""
+    if not getattr(flow, "dense", True):
+        return flow.location_spans.effects(weights)
     t_n = weights.shape[0]
     ptdf_k, r_k, buses_k = flow.location_maps
-    sweeps = not getattr(flow, "dense", True)
-    if sweeps:
-        spreads = []
-    else:
-        flow_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus - 1))
-        w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
+    flow_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus - 1))
+    w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
     w = np.ascontiguousarray(np.moveaxis(weights, 2, 1), dtype=float)   # (T, 2, B)
     for k, buses in enumerate(buses_k):
         wk = w[:, :, buses]
@@ -158,13 +156,8 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | Locatio
         # only the location's own buses carry weight: multiplying by their rows alone skips
         # the zeros of the other buses; one 2-D product, not one per MTU
         flat = spread.reshape(2 * t_n, len(buses))
-        if sweeps:
-            spreads.append(flat)
-            continue
         flow_mw[:, k] = (flat @ ptdf_k[k]).reshape(t_n, 2, -1)
         w_mw[:, k] = (flat @ r_k[k]).reshape(t_n, 2, -1)
-    if sweeps:
-        return flow.location_spans.effects(np.concatenate(spreads, axis=1))
     return flow_mw, w_mw
 
 
