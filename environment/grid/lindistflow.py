@@ -192,6 +192,10 @@ class LinDistFlow:
         q = np.zeros_like(p) if q_mvar is None else self._as_2d(q_mvar, "q_mvar")
         if q.shape != p.shape:
             raise ValueError(f"q_mvar shape {q.shape} differs from p_mw shape {p.shape}")
+        if not self.dense:
+            fp, fq, loading, v = self.sweeps.power_flow(p, q, self._r, self._x,
+                                                        self._inv_s_max, self._w0)
+            return FlowResult(p_mw=fp, q_mvar=fq, loading=loading, v_pu=v)
         n_t, n_l = p.shape[0], self.grid.n_branch
         flow_p = np.empty((n_t, n_l))
         flow_q = np.empty((n_t, n_l))
@@ -200,23 +204,14 @@ class LinDistFlow:
         step = max(self.chunk_size, 1)
         for start in range(0, n_t, step):
             sl = slice(start, start + step)
-            if self.dense:
-                np.matmul(p[sl], self._ptdf, out=flow_p[sl])
-                np.matmul(q[sl], self._ptdf, out=flow_q[sl])
-            else:
-                flow_p[sl] = self.sweeps.flows(p[sl])
-                flow_q[sl] = self.sweeps.flows(q[sl])
+            np.matmul(p[sl], self._ptdf, out=flow_p[sl])
+            np.matmul(q[sl], self._ptdf, out=flow_q[sl])
             np.multiply(flow_p[sl], flow_p[sl], out=loading[sl])
             loading[sl] += flow_q[sl] * flow_q[sl]
             np.sqrt(loading[sl], out=loading[sl])
             loading[sl] *= self._inv_s_max
-            if self.dense:
-                w = p[sl] @ self._R
-                w += q[sl] @ self._X
-            else:
-                drop = flow_p[sl] * self._r
-                drop += flow_q[sl] * self._x
-                w = self.sweeps.drops(drop)
+            w = p[sl] @ self._R
+            w += q[sl] @ self._X
             w *= -2.0
             w += self._w0
             np.sqrt(np.maximum(w, 0.0, out=w), out=v[sl])

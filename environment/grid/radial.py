@@ -91,6 +91,20 @@ class RadialSweeps:
         _path_rows(np.ascontiguousarray(z, dtype=float), self.parent, out)
         return out
 
+    def power_flow(self, p: np.ndarray, q: np.ndarray, r: np.ndarray, x: np.ndarray,
+                   inv_s_max: np.ndarray, w0: np.ndarray):
+        """LinDistFlow of (N, B) consumption `p`, `q` in one compiled pass: branch flows
+        (N, L), loadings (flow magnitude x `inv_s_max`) and voltages (N, B) from the squared
+        no-load voltages `w0` less 2 (r P + x Q) along each path, clipped at zero. The
+        operations are `LinDistFlow.solve`'s, in its order."""
+        n, n_br = p.shape[0], self.n_bus - 1
+        fp, fq, loading = np.empty((n, n_br)), np.empty((n, n_br)), np.empty((n, n_br))
+        v = np.empty((n, self.n_bus))
+        _flow_rows(np.ascontiguousarray(p, dtype=float), np.ascontiguousarray(q, dtype=float),
+                   self.parent, self.parents_rev, self.child_ptr, self.children, r, x,
+                   inv_s_max, w0, fp, fq, loading, v)
+        return fp, fq, loading, v
+
     def span(self, buses: np.ndarray) -> Span:
         """The subtree made of the paths from the slack to ``buses``."""
         return Span(self, buses)
@@ -194,6 +208,35 @@ def _down_rows(y, parents_rev, child_ptr, children, out):
         for j in range(1, n_bus):
             for q in range(nb):
                 out[i0 + q, j - 1] = acc[j, q]
+
+
+@njit(cache=True)
+def _flow_rows(p, q, parent, parents_rev, child_ptr, children, r, x, inv_s, w0, fp, fq,
+               loading, v):
+    n_bus = p.shape[1]
+    acc_p = np.empty((n_bus, ROWS))
+    acc_q = np.empty((n_bus, ROWS))
+    path = np.empty((n_bus, ROWS))
+    for i0 in range(0, p.shape[0], ROWS):
+        nb = min(ROWS, p.shape[0] - i0)
+        for j in range(n_bus):
+            for c in range(nb):
+                acc_p[j, c] = p[i0 + c, j]
+                acc_q[j, c] = q[i0 + c, j]
+        down_pass(acc_p, nb, parents_rev, child_ptr, children)
+        down_pass(acc_q, nb, parents_rev, child_ptr, children)
+        for c in range(nb):
+            path[0, c] = 0.0
+            v[i0 + c, 0] = np.sqrt(max(path[0, c] * -2.0 + w0[0], 0.0))
+        for j in range(1, n_bus):
+            br, up = j - 1, parent[j]
+            for c in range(nb):
+                a, b = acc_p[j, c], acc_q[j, c]
+                fp[i0 + c, br] = a
+                fq[i0 + c, br] = b
+                loading[i0 + c, br] = np.sqrt(a * a + b * b) * inv_s[br]
+                path[j, c] = path[up, c] + (a * r[br] + b * x[br])
+                v[i0 + c, j] = np.sqrt(max(path[j, c] * -2.0 + w0[j], 0.0))
 
 
 @njit(cache=True)
