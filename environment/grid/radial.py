@@ -100,9 +100,10 @@ class RadialSweeps:
         n, n_br = p.shape[0], self.n_bus - 1
         fp, fq, loading = np.empty((n, n_br)), np.empty((n, n_br)), np.empty((n, n_br))
         v = np.empty((n, self.n_bus))
-        _flow_rows(np.ascontiguousarray(p, dtype=float), np.ascontiguousarray(q, dtype=float),
-                   self.parent, self.parents_rev, self.child_ptr, self.children, r, x,
-                   inv_s_max, w0, fp, fq, loading, v)
+        # either memory layout: the DSO's nodal tables are transposed (column-major) views
+        _flow_rows(np.asarray(p, dtype=float), np.asarray(q, dtype=float), self.parent,
+                   self.parents_rev, self.child_ptr, self.children, r, x, inv_s_max, w0, fp, fq,
+                   loading, v)
         return fp, fq, loading, v
 
     def span(self, buses: np.ndarray) -> Span:
@@ -205,18 +206,20 @@ def _down_rows(y, parents_rev, child_ptr, children, out):
             for q in range(nb):
                 acc[j, q] = y[i0 + q, j]
         down_pass(acc, nb, parents_rev, child_ptr, children)
-        for j in range(1, n_bus):
-            for q in range(nb):
+        for q in range(nb):
+            for j in range(1, n_bus):
                 out[i0 + q, j - 1] = acc[j, q]
 
 
 @njit(cache=True)
 def _flow_rows(p, q, parent, parents_rev, child_ptr, children, r, x, inv_s, w0, fp, fq,
                loading, v):
+    # rows are swept ROWS at a time and written out one after the other (a handful of
+    # sequential output streams, not one per row and array)
     n_bus = p.shape[1]
     acc_p = np.empty((n_bus, ROWS))
     acc_q = np.empty((n_bus, ROWS))
-    path = np.empty((n_bus, ROWS))
+    path = np.empty(n_bus)
     for i0 in range(0, p.shape[0], ROWS):
         nb = min(ROWS, p.shape[0] - i0)
         for j in range(n_bus):
@@ -226,17 +229,17 @@ def _flow_rows(p, q, parent, parents_rev, child_ptr, children, r, x, inv_s, w0, 
         down_pass(acc_p, nb, parents_rev, child_ptr, children)
         down_pass(acc_q, nb, parents_rev, child_ptr, children)
         for c in range(nb):
-            path[0, c] = 0.0
-            v[i0 + c, 0] = np.sqrt(max(path[0, c] * -2.0 + w0[0], 0.0))
-        for j in range(1, n_bus):
-            br, up = j - 1, parent[j]
-            for c in range(nb):
+            i = i0 + c
+            path[0] = 0.0
+            v[i, 0] = np.sqrt(max(path[0] * -2.0 + w0[0], 0.0))
+            for j in range(1, n_bus):
+                br = j - 1
                 a, b = acc_p[j, c], acc_q[j, c]
-                fp[i0 + c, br] = a
-                fq[i0 + c, br] = b
-                loading[i0 + c, br] = np.sqrt(a * a + b * b) * inv_s[br]
-                path[j, c] = path[up, c] + (a * r[br] + b * x[br])
-                v[i0 + c, j] = np.sqrt(max(path[j, c] * -2.0 + w0[j], 0.0))
+                fp[i, br] = a
+                fq[i, br] = b
+                loading[i, br] = np.sqrt(a * a + b * b) * inv_s[br]
+                path[j] = path[parent[j]] + (a * r[br] + b * x[br])
+                v[i, j] = np.sqrt(max(path[j] * -2.0 + w0[j], 0.0))
 
 
 @njit(cache=True)

@@ -90,7 +90,7 @@ def _span_effects(spread, at, parent, parents_rev, child_ptr, children, r_node, 
     `volt`)."""
     n = len(parent)
     acc = np.empty((n, ROWS))
-    path = np.empty((n, ROWS))
+    path = np.empty(n)
     for c0 in range(0, spread.shape[0], ROWS):
         nb = min(ROWS, spread.shape[0] - c0)
         acc[:] = 0.0
@@ -98,16 +98,14 @@ def _span_effects(spread, at, parent, parents_rev, child_ptr, children, r_node, 
             for q in range(nb):
                 acc[at[m], q] = spread[c0 + q, m]
         down_pass(acc, nb, parents_rev, child_ptr, children)
-        f = 0
-        for j in range(n):
-            if parent[j] < 0:
-                for q in range(nb):
-                    path[j, q] = 0.0
-            else:
-                up, r = parent[j], r_node[j]
-                for q in range(nb):
-                    flow[c0 + q, f] = acc[j, q]
-                    path[j, q] = path[up, q] + acc[j, q] * r
-                f += 1
-            for q in range(nb):
-                volt[c0 + q, j] = -2.0 * path[j, q]
+        for q in range(nb):
+            c = c0 + q
+            f = 0
+            for j in range(n):
+                if parent[j] < 0:
+                    path[j] = 0.0
+                else:
+                    flow[c, f] = acc[j, q]
+                    f += 1
+                    path[j] = path[parent[j]] + acc[j, q] * r_node[j]
+                volt[c, j] = -2.0 * path[j]
