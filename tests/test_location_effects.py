@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from environment.grid.from_pandapower import load_simbench_grid
 from environment.grid import room
+from environment.grid.from_pandapower import load_simbench_grid
 from environment.grid.headroom import headroom
 from environment.grid.lindistflow import LinDistFlow
 from environment.grid.location_effects import LocationEffects

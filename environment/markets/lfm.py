@@ -130,9 +130,12 @@ class GridLimits:
     def after(self, moves: np.ndarray) -> GridLimits:
         """The same grid around the flows left after activations `moves`."""
         p, w, _ = self.violations(moves)
-        return GridLimits(p, self.base_q, w, self.s_max, self.v_min, self.v_max,
-                          self.flow_per_mw, self.w_per_mw, self.branch_location,
-                          self.bus_location)
+        out = GridLimits(p, self.base_q, w, self.s_max, self.v_min, self.v_max,
+                         self.flow_per_mw, self.w_per_mw, self.branch_location,
+                         self.bus_location)
+        if "_p_lim" in self.__dict__:   # the same reactive flows: the same limits
+            out.__dict__["_p_lim"] = self._p_lim
+        return out
 
 
 def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | LocationEffects,
@@ -281,9 +284,13 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
 def unresolved_mw(limits: GridLimits, moves: np.ndarray, unresolved_cost: float,
                   mtus: np.ndarray | None = None) -> float:
     """What the DSO's last resort would have to shed (MW summed over MTUs) to restore the
-    limits after activations `moves` (T, K, 2): the LFM's measure of what is left."""
+    limits after activations `moves` (T, K, 2): the LFM's measure of what is left. Only the
+    MTUs `mtus` (default: all) count, so only their flows are moved (rows are independent)."""
+    if mtus is not None:
+        rows = np.unique(mtus)
+        limits, moves = limits.at(rows), moves[rows]
     return clear_lfm(FlexOffers.concat([]), limits.after(moves), 1.0,
-                     unresolved_cost=unresolved_cost, mtus=mtus).unresolved_mw
+                     unresolved_cost=unresolved_cost).unresolved_mw
 
 
 def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
