@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from agents.dso_emergency import red_actions
+from environment.grid.by_location import location_extremes
 from environment.grid.lindistflow import FlowResult, LinDistFlow
 from environment.grid.shed import Shed, ShedMaps, least_shed
 from environment.markets.lfm import GridLimits, participation, relief_request
@@ -47,18 +48,13 @@ class Dso(mesa.Agent):
         n = len(prosumer_bus)
         self.bus_of = sp.csr_array((np.ones(n), (prosumer_bus, np.arange(n))),
                                    shape=(grid.n_bus, n))
-        # per location: its branches and its buses other than the slack (whose voltage is
-        # held), and the tightest voltage band among its buses
         k_n = grid.n_locations
-        self._branches = [np.flatnonzero(grid.branch_location == k) for k in range(k_n)]
-        bus_loc = np.asarray(grid.bus_location).copy()
-        bus_loc[0] = -1
-        self._buses = [np.flatnonzero(bus_loc == k) for k in range(k_n)]
         self.shed_maps = ShedMaps.of(grid, self.flow)
         # EUR paid per location in the LFM and in RED, for the summary by level; each payment
         # as (MTU or -1 where it has none, location, EUR), for the level it relieved
         self.cost_by_location = np.zeros(k_n)
         self.payments: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # per location the tightest voltage band among its buses
         self._v_band = (np.array([self.v_min[grid.bus_location == k].max() for k in range(k_n)]),
                         np.array([self.v_max[grid.bus_location == k].min() for k in range(k_n)]))
 
@@ -186,27 +182,10 @@ class Dso(mesa.Agent):
         or a voltage outside the band narrowed by `margin`/10) and its direction."""
         res = self.flow.solve(p_mw, q_mvar)
         g = self.grid
-        n_loc = g.n_locations
-        t = p_mw.shape[0]
-        max_loading = np.zeros((t, n_loc))
-        v_lo = np.ones((t, n_loc))
-        v_hi = np.ones((t, n_loc))
-        over_mw = np.zeros((t, n_loc))
+        max_loading, over_mw, consuming, v_lo, v_hi = location_extremes(
+            res.loading, res.p_mw, res.v_pu, g.branch_location, g.bus_location,
+            g.n_locations, self.loading_limit, g.s_max_mva)
         limit = self.loading_limit * (1 - margin)
-        excess = np.clip(res.loading - self.loading_limit, 0, None) * g.s_max_mva
-        consuming = np.ones((t, n_loc))
-        for k in range(n_loc):
-            br, bu = self._branches[k], self._buses[k]
-            if len(br):
-                loading = res.loading[:, br]
-                max_loading[:, k] = loading.max(1)
-                over_mw[:, k] = excess[:, br].max(1)
-                worst = br[loading.argmax(1)]
-                consuming[:, k] = np.where(res.p_mw[np.arange(t), worst] >= 0, 1.0, -1.0)
-            if len(bu):
-                v = res.v_pu[:, bu]
-                v_lo[:, k] = v.min(1)
-                v_hi[:, k] = v.max(1)
         band = margin / 10
         v_min_loc, v_max_loc = self._v_band
         # a clearing that brings a flow or voltage to its limit leaves it there up to rounding

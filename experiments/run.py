@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from environment.memory import keep_pages
 from environment.scenario import Scenario, dump_scenario
 from environment.scenario_files import find_scenario
 from environment.solver import CLOCK
@@ -72,6 +73,7 @@ def run_scenario(scenario: Scenario | TxScenario | str | Path | None = None, *,
 def execute(plan: RunPlan, *, progress: bool = False, figures: bool = True,
             overwrite: bool = False) -> RunResult:
     """Simulate a planned run and write its folder (when the plan has one)."""
+    keep_pages()
     t0 = time.perf_counter()
     solver0 = CLOCK.seconds
     simulate = simulate_transmission if plan.kind == TRANSMISSION else simulate_distribution

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from environment.grid import room
 from environment.grid.from_pandapower import load_simbench_grid
 from environment.grid.headroom import headroom
 from environment.grid.lindistflow import LinDistFlow
@@ -45,7 +46,11 @@ def test_indexing_reads_as_the_dense_table(tables):
         np.testing.assert_array_equal(np.asarray(eff.at(np.array([5, 0]))), dense[[5, 0]])
 
 
-def test_moves_and_headroom_are_the_dense_ones(tables):
+@pytest.mark.parametrize("long_run", [2, 16, 10**9])
+def test_moves_and_headroom_are_the_dense_ones(tables, long_run, monkeypatch):
+    """Bit for bit, whether runs of elements read their least margin from the range-minimum
+    tables (runs from `long_run` elements) or element by element."""
+    monkeypatch.setattr(room, "LONG_RUN", long_run)
     grid, res, f, w = tables
     rng = np.random.default_rng(4)
     moves = rng.uniform(0.0, 0.01, f.shape[:3])

@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from environment.grid.location_effects import LocationEffects
+from environment.grid.room import shared_room
 from environment.markets.lfm import FlexOffers, GridLimits
 
 
@@ -28,6 +29,33 @@ def headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
 
 
 def _headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
+    if not isinstance(limits.w_per_mw, LocationEffects):
+        return _dense_room(limits, moves)
+    # On a large grid an MTU's headroom depends on that MTU's moves alone, and a round moves
+    # a few MTUs: the headroom without moves is kept with the limits and only the moved MTUs
+    # are computed again (on the limits of those MTUs alone).
+    base = limits.memo.get("unmoved")
+    if base is None:
+        base = limits.memo["unmoved"] = _span_room(limits, None)
+    out = base.copy()
+    moved = np.flatnonzero(moves.any((1, 2)))
+    if len(moved):
+        out[moved] = _span_room(limits.at(moved), moves[moved])
+    return out
+
+
+def _span_room(limits: GridLimits, moves: np.ndarray | None) -> np.ndarray:
+    """`_dense_room` from `LocationEffects` (`grid.room`), after `moves` (None: none)."""
+    p, w = (limits.base_p, limits.base_w) if moves is None else limits.violations(moves)[:2]
+    out = np.full((len(p), limits.w_per_mw.shape[1], 2), np.inf)
+    p_lim = limits.p_lim()
+    shared_room(limits.flow_per_mw, 1e-12, 0, p_lim, p, -p_lim, out)
+    shared_room(limits.w_per_mw, 1e-15, 1, np.broadcast_to(limits.v_max ** 2, w.shape), w,
+                np.broadcast_to(limits.v_min ** 2, w.shape), out)
+    return out
+
+
+def _dense_room(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
     # without moves the flows are the base ones: adding their zero effect (finite maps) could
     # only turn a -0.0 into 0.0, which no margin below tells apart
     p, w = (limits.violations(moves)[:2] if moves.any()
@@ -38,31 +66,15 @@ def _headroom(limits: GridLimits, moves: np.ndarray) -> np.ndarray:
     tables = limits.memo.get("sharing")
     if tables is None:  # they depend only on the linear maps
         tables = limits.memo["sharing"] = tuple(
-            (a, *_counts(a, eps, first)) for a, eps, first in (
-                (_table(limits.flow_per_mw), 1e-12, 0), (_table(limits.w_per_mw), 1e-15, 1)))
+            (a, *_pushing(a, eps, first)) for a, eps, first in (
+                (np.ascontiguousarray(limits.flow_per_mw), 1e-12, 0),
+                (np.ascontiguousarray(limits.w_per_mw), 1e-15, 1)))
     (flow, f_up, f_down), (volt, v_up, v_down) = tables
-    _room(flow, 1e-12, 0, f_up, f_down, np.clip(p_lim - p, 0, None),
-          np.clip(p_lim + p, 0, None), out)
-    _room(volt, 1e-15, 1, v_up, v_down, np.clip(limits.v_max ** 2 - w, 0, None),
-          np.clip(w - limits.v_min ** 2, 0, None), out)
+    _shared_room(flow, 1e-12, 0, f_up, f_down, np.clip(p_lim - p, 0, None),
+                 np.clip(p_lim + p, 0, None), out)
+    _shared_room(volt, 1e-15, 1, v_up, v_down, np.clip(limits.v_max ** 2 - w, 0, None),
+                 np.clip(w - limits.v_min ** 2, 0, None), out)
     return out
-
-
-def _table(effects):
-    return effects if isinstance(effects, LocationEffects) else np.ascontiguousarray(effects)
-
-
-def _counts(table, eps: float, first: int):
-    if isinstance(table, LocationEffects):
-        return table.pushing(eps, first)
-    return _pushing(table, eps, first)
-
-
-def _room(table, eps: float, first: int, n_up, n_down, up, down, out) -> None:
-    if isinstance(table, LocationEffects):
-        table.shared_room(eps, first, n_up, n_down, up, down, out)
-    else:
-        _shared_room(table, eps, first, n_up, n_down, up, down, out)
 
 
 @njit(cache=True)

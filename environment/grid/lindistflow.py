@@ -19,6 +19,7 @@ import numpy as np
 
 from environment.grid.network import Grid
 from environment.grid.radial import CommonPath, RadialSweeps
+from environment.grid.spans import LocationSpans
 
 DEFAULT_CHUNK = 8760
 DENSE_MAX_BUS = 1000
@@ -111,7 +112,6 @@ class LinDistFlow:
             maps += (self._ptdf, self._R, self._X)
         else:
             self.sweeps = RadialSweeps(parent)
-            self._spans = {}   # location buses -> the span of their paths (Span)
         for a in maps:
             a.setflags(write=False)
 
@@ -130,25 +130,11 @@ class LinDistFlow:
         return ([np.ascontiguousarray(self._ptdf[b]) for b in buses_k],
                 [np.ascontiguousarray(-2.0 * self._R[b]) for b in buses_k], buses_k)
 
-    def span_effects(self, spread: np.ndarray, buses: np.ndarray):
-        """Under tree sweeps, the effects of ``spread`` (2T, n) MW more consumption at
-        ``buses`` on the branches of their paths from the slack (the only flows that move)
-        and on the squared voltages of the span those paths cover, in time linear in them:
-        (T, 2, n_branches) flow changes, those branches, (T, 2, n_span) squared-voltage
-        changes, and per bus of the grid its nearest ancestor's row in the span (a bus off
-        the span moves as much as that ancestor)."""
-        t_n = spread.shape[0] // 2
-        key = np.asarray(buses, dtype=np.int64).tobytes()
-        span = self._spans.get(key)
-        if span is None:
-            span = self._spans[key] = self.sweeps.span(buses)
-        y = np.zeros((len(span.nodes), spread.shape[0]))
-        y[span.at] = spread.T
-        flow = span.sweeps.down_sum(y)
-        drop = span.sweeps.path_sum(flow * self._r[span.branches, None])
-        drop *= -2.0
-        return (flow.T.reshape(t_n, 2, -1), span.branches,
-                np.ascontiguousarray(drop.T).reshape(t_n, 2, -1), span.nearest)
+    @cached_property
+    def location_spans(self) -> LocationSpans:
+        """Under tree sweeps, the spans of every location's buses (`location_maps`): the
+        LFM's effect tables of all locations in one pass (`LocationSpans.effects`)."""
+        return LocationSpans(self.sweeps, self.location_maps[2], self._r)
 
     def sensitivities(self) -> Sensitivities:
         """Linear flow and squared-voltage maps for optimisation models (read-only arrays).
@@ -206,6 +192,10 @@ class LinDistFlow:
         q = np.zeros_like(p) if q_mvar is None else self._as_2d(q_mvar, "q_mvar")
         if q.shape != p.shape:
             raise ValueError(f"q_mvar shape {q.shape} differs from p_mw shape {p.shape}")
+        if not self.dense:
+            fp, fq, loading, v = self.sweeps.power_flow(p, q, self._r, self._x,
+                                                        self._inv_s_max, self._w0)
+            return FlowResult(p_mw=fp, q_mvar=fq, loading=loading, v_pu=v)
         n_t, n_l = p.shape[0], self.grid.n_branch
         flow_p = np.empty((n_t, n_l))
         flow_q = np.empty((n_t, n_l))
@@ -214,23 +204,14 @@ class LinDistFlow:
         step = max(self.chunk_size, 1)
         for start in range(0, n_t, step):
             sl = slice(start, start + step)
-            if self.dense:
-                np.matmul(p[sl], self._ptdf, out=flow_p[sl])
-                np.matmul(q[sl], self._ptdf, out=flow_q[sl])
-            else:
-                flow_p[sl] = self.sweeps.down_sum(p[sl].T).T
-                flow_q[sl] = self.sweeps.down_sum(q[sl].T).T
+            np.matmul(p[sl], self._ptdf, out=flow_p[sl])
+            np.matmul(q[sl], self._ptdf, out=flow_q[sl])
             np.multiply(flow_p[sl], flow_p[sl], out=loading[sl])
             loading[sl] += flow_q[sl] * flow_q[sl]
             np.sqrt(loading[sl], out=loading[sl])
             loading[sl] *= self._inv_s_max
-            if self.dense:
-                w = p[sl] @ self._R
-                w += q[sl] @ self._X
-            else:
-                drop = flow_p[sl].T * self._r[:, None]
-                drop += flow_q[sl].T * self._x[:, None]
-                w = np.ascontiguousarray(self.sweeps.path_sum(drop).T)
+            w = p[sl] @ self._R
+            w += q[sl] @ self._X
             w *= -2.0
             w += self._w0
             np.sqrt(np.maximum(w, 0.0, out=w), out=v[sl])

@@ -13,8 +13,21 @@ and sums run in the dense product's order, so results are bit-identical to the d
 
 from __future__ import annotations
 
+import copy
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
+
+
+class Runs(NamedTuple):
+    """Per location (`ptr`, K + 1) its runs: elements `start` to `end` (excluded) that all
+    read `column`."""
+
+    ptr: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    column: np.ndarray
 
 
 class LocationEffects:
@@ -34,21 +47,31 @@ class LocationEffects:
         self._ptr = np.r_[0, np.cumsum(moving.sum(1))]
         self._element = np.flatnonzero(moving) % column.shape[1]
         self._column = column[moving]
+        # and the same as runs of consecutive elements reading one column (a bus off a
+        # location's span reads its nearest ancestor's: a run is a whole subtree in preorder),
+        # over which counts and least margins are taken per run rather than per element
+        new = np.ones(len(self._column), bool)
+        new[1:] = (np.diff(self._element) != 1) | (np.diff(self._column) != 0)
+        new[self._ptr[:-1][self._ptr[:-1] < len(new)]] = True
+        starts = np.flatnonzero(new)
+        first = self._element[starts]
+        self.runs = Runs(np.searchsorted(starts, self._ptr), first,
+                         first + np.diff(np.r_[starts, len(new)]), self._column[starts])
 
-    @classmethod
-    def of(cls, parts: list[tuple[np.ndarray, np.ndarray]]) -> LocationEffects:
-        """From per-location (values (T, 2, n_k), column (E,) into them or -1)."""
-        off = np.cumsum([0, *(v.shape[2] for v, _ in parts)])
-        column = np.stack([np.where(c >= 0, c + o, -1) for (_, c), o in zip(parts, off,
-                                                                           strict=False)])
-        return cls(np.concatenate([v for v, _ in parts], axis=2), column)
+    def with_values(self, values: np.ndarray) -> LocationEffects:
+        """The same layout (columns, runs) over other values (T', 2, N): built once per grid,
+        not per clearing."""
+        out = copy.copy(self)
+        out.values = values
+        out.shape = (values.shape[0], *self.shape[1:])
+        return out
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def at(self, mtus) -> LocationEffects:
         """The effects of some MTUs only (in that order)."""
-        return LocationEffects(self.values[mtus], self.column)
+        return self.with_values(self.values[mtus])
 
     def block(self, mtus: np.ndarray, elements: np.ndarray) -> np.ndarray:
         """The dense (len(mtus), K, 2, len(elements)) table of some MTUs and elements."""
@@ -87,18 +110,6 @@ class LocationEffects:
         _applied(self.values, self._ptr, self._element, self._column,
                  np.ascontiguousarray(signed, dtype=float), out)
         return out
-
-    def pushing(self, eps: float, first: int) -> tuple[np.ndarray, np.ndarray]:
-        """(T, 2, E) how many locations push each element (from index `first`) up and down per
-        MTU as they move less (d = 0) or more (1) consumption (`grid.headroom`)."""
-        return _pushing(self.values, self._ptr, self._element, self._column, self.shape[3],
-                        eps, first)
-
-    def shared_room(self, eps: float, first: int, n_up: np.ndarray, n_down: np.ndarray,
-                    up: np.ndarray, down: np.ndarray, out: np.ndarray) -> None:
-        """`grid.headroom`'s least margin per MTU, location and direction, into `out`."""
-        _shared_room(self.values, self._ptr, self._element, self._column, eps, first, n_up,
-                     n_down, up, down, out)
 
 
 def effects_at(effects: np.ndarray | LocationEffects, mtus) -> np.ndarray | LocationEffects:
@@ -145,48 +156,3 @@ def _applied(values, ptr, element, column, signed, out):
                     continue
                 for i in range(ptr[k], ptr[k + 1]):
                     out[t, element[i]] += s * values[t, d, column[i]]
-
-
-@njit(cache=True)
-def _pushing(values, ptr, element, column, n_el, eps, first):
-    t_n, k_n = values.shape[0], len(ptr) - 1
-    n_up = np.zeros((t_n, 2, n_el))
-    n_down = np.zeros((t_n, 2, n_el))
-    for t in range(t_n):
-        for d in range(2):
-            sgn = -1.0 if d == 0 else 1.0
-            for k in range(k_n):
-                for i in range(ptr[k], ptr[k + 1]):
-                    x = element[i]
-                    if x < first:
-                        continue
-                    v = sgn * values[t, d, column[i]]
-                    if v > eps:
-                        n_up[t, d, x] += 1.0
-                    elif v < -eps:
-                        n_down[t, d, x] += 1.0
-    return n_up, n_down
-
-
-@njit(cache=True)
-def _shared_room(values, ptr, element, column, eps, first, n_up, n_down, up, down, out):
-    t_n, k_n = values.shape[0], len(ptr) - 1
-    for t in range(t_n):
-        for d in range(2):
-            sgn = -1.0 if d == 0 else 1.0
-            for k in range(k_n):
-                best = out[t, k, d]
-                for i in range(ptr[k], ptr[k + 1]):
-                    x = element[i]
-                    if x < first:
-                        continue
-                    v = sgn * values[t, d, column[i]]
-                    if v > eps:
-                        r = up[t, x] * (1.0 / (n_up[t, d, x] * v))
-                    elif v < -eps:
-                        r = down[t, x] * (1.0 / (n_down[t, d, x] * -v))
-                    else:
-                        continue
-                    if r < best:
-                        best = r
-                out[t, k, d] = best

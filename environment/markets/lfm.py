@@ -130,9 +130,12 @@ class GridLimits:
     def after(self, moves: np.ndarray) -> GridLimits:
         """The same grid around the flows left after activations `moves`."""
         p, w, _ = self.violations(moves)
-        return GridLimits(p, self.base_q, w, self.s_max, self.v_min, self.v_max,
-                          self.flow_per_mw, self.w_per_mw, self.branch_location,
-                          self.bus_location)
+        out = GridLimits(p, self.base_q, w, self.s_max, self.v_min, self.v_max,
+                         self.flow_per_mw, self.w_per_mw, self.branch_location,
+                         self.bus_location)
+        if "_p_lim" in self.__dict__:   # the same reactive flows: the same limits
+            out.__dict__["_p_lim"] = self._p_lim
+        return out
 
 
 def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | LocationEffects,
@@ -142,14 +145,12 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | Locatio
     can move less (0) or more (1) at that MTU; uniform where a location has none. Under tree
     sweeps (large grids) as `LocationEffects`: per location only the flows on its paths and
     the voltages of the span they cover, in memory linear in the buses."""
+    if not getattr(flow, "dense", True):
+        return flow.location_spans.effects(weights)
     t_n = weights.shape[0]
     ptdf_k, r_k, buses_k = flow.location_maps
-    sweeps = not getattr(flow, "dense", True)
-    if sweeps:
-        flows, volts = [], []
-    else:
-        flow_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus - 1))
-        w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
+    flow_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus - 1))
+    w_mw = np.empty((t_n, grid.n_locations, 2, grid.n_bus))
     w = np.ascontiguousarray(np.moveaxis(weights, 2, 1), dtype=float)   # (T, 2, B)
     for k, buses in enumerate(buses_k):
         wk = w[:, :, buses]
@@ -158,17 +159,8 @@ def participation(grid, weights: np.ndarray, flow) -> tuple[np.ndarray | Locatio
         # only the location's own buses carry weight: multiplying by their rows alone skips
         # the zeros of the other buses; one 2-D product, not one per MTU
         flat = spread.reshape(2 * t_n, len(buses))
-        if sweeps:
-            f, branches, dw, nearest = flow.span_effects(flat, buses)
-            on_path = np.full(grid.n_bus - 1, -1)
-            on_path[branches] = np.arange(len(branches))
-            flows.append((f, on_path))
-            volts.append((dw, nearest))
-            continue
         flow_mw[:, k] = (flat @ ptdf_k[k]).reshape(t_n, 2, -1)
         w_mw[:, k] = (flat @ r_k[k]).reshape(t_n, 2, -1)
-    if sweeps:
-        return LocationEffects.of(flows), LocationEffects.of(volts)
     return flow_mw, w_mw
 
 
@@ -292,9 +284,13 @@ def clear_lfm(offers: FlexOffers, limits: GridLimits, dt_h: float, pricing: str 
 def unresolved_mw(limits: GridLimits, moves: np.ndarray, unresolved_cost: float,
                   mtus: np.ndarray | None = None) -> float:
     """What the DSO's last resort would have to shed (MW summed over MTUs) to restore the
-    limits after activations `moves` (T, K, 2): the LFM's measure of what is left."""
+    limits after activations `moves` (T, K, 2): the LFM's measure of what is left. Only the
+    MTUs `mtus` (default: all) count, so only their flows are moved (rows are independent)."""
+    if mtus is not None:
+        rows = np.unique(mtus)
+        limits, moves = limits.at(rows), moves[rows]
     return clear_lfm(FlexOffers.concat([]), limits.after(moves), 1.0,
-                     unresolved_cost=unresolved_cost, mtus=mtus).unresolved_mw
+                     unresolved_cost=unresolved_cost).unresolved_mw
 
 
 def location_moves(offers: FlexOffers, mw: np.ndarray, t_n: int, k_n: int) -> np.ndarray:
