@@ -17,7 +17,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from environment.errors import ScenarioError
 from environment.paths import assign
-from environment.scenario_checks import data_problems, economic_problems, name_problems
+from environment.scenario_checks import (
+    data_problems,
+    device_problems,
+    economic_problems,
+    name_problems,
+)
 from environment.scenario_common import Model as _Model
 from environment.scenario_common import NonNeg, Positive, SeriesSpec, Share, format_errors
 from environment.scenario_files import read_scenario_data
@@ -108,6 +113,11 @@ class ProsumerGroup(_Model):
     the grid's order, with the load profile simbench gives that point where
     `load_profiles` lists it.
 
+    `devices`: `drawn` draws PV, batteries, EVs and heat pumps by `share` and size; `simbench`
+    (with `connections: each`) takes them from the grid data at each connection point
+    (`agents.prosumer_devices`), and of the device settings only battery `efficiency` and
+    `initial_soc`, EV `parking_hours` and heat-pump `storage_hours` still act.
+
     `prequalified`: each member owning a flexible device is large enough to be prequalified
     by the DSO and offers its own flexibility, location-tagged, in the local flexibility
     market and the balancing market (seed 003 6.1), at `activation_cost_eur_mwh`; its
@@ -117,6 +127,7 @@ class ProsumerGroup(_Model):
     count: Annotated[int, Field(ge=0)]
     buses: list[str] | None = None
     connections: Literal["weighted", "each"] = "weighted"
+    devices: Literal["drawn", "simbench"] = "drawn"
     prequalified: bool = False
     activation_cost_eur_mwh: NonNeg = 20.0
     annual_mwh_mean: NonNeg = 3.5
@@ -389,7 +400,7 @@ class Scenario(_Model):
         from environment.markets.price_series import scenario_problems
 
         problems = name_problems(self) + economic_problems(self) + data_problems(self)
-        problems += scenario_problems(self)
+        problems += scenario_problems(self) + device_problems(self)
         total = sum(b.customer_share for b in self.brps)
         if abs(total - 1.0) > 1e-9:
             shares = [b.customer_share for b in self.brps]

@@ -82,6 +82,36 @@ def economic_problems(s) -> list[str]:
                         "is the reduced one for energy from peers")
     return problems
 
+DRAWN_ONLY = {"pv": ("share", "kwp_mean", "kwp_sd", "profiles"),
+              "battery": ("share", "capacity_kwh_mean", "capacity_kwh_sd", "duration_h"),
+              "ev": ("share", "profiles", "charger_kw"),
+              "heat_pump": ("share", "kw_mean", "kw_sd", "profiles")}
+"""Device settings that only drawn devices read: with `devices: simbench` the grid data gives
+what they would (the others, e.g. battery efficiency, act on simbench's devices too)."""
+
+
+def device_problems(s) -> list[str]:
+    """`devices: simbench` needs one member per connection point, and the device settings it
+    does not read left at the schema's defaults (a scenario states them or inherits them, so
+    only a changed value says a user meant it to act)."""
+    problems = []
+    for gi, g in enumerate(s.prosumers):
+        if g.devices != "simbench":
+            continue
+        if g.connections != "each":
+            problems.append(f"prosumers[{gi}].devices = 'simbench': takes the devices at each "
+                            "household connection point, so it needs connections 'each', "
+                            f"not {g.connections!r}")
+        for kind, keys in DRAWN_ONLY.items():
+            mine = getattr(g, kind)
+            default = type(mine)()
+            problems += [f"prosumers[{gi}].{kind}.{k} = {getattr(mine, k)!r}: cannot act "
+                         "with devices 'simbench' (the grid data gives each household's "
+                         f"{kind}); only devices 'drawn' reads it"
+                         for k in keys if getattr(mine, k) != getattr(default, k)]
+    return problems
+
+
 def data_problems(s) -> list[str]:
     """The `data` entries exist and fit the fields that name them."""
     problems = []

@@ -63,6 +63,12 @@ SUMMARY: list[Entry] = [
                                                  count=True),
     E("run.aggregated_devices.<device>", "count", "Devices under an aggregator's contract.",
       count=True),
+    E("run.devices.<device>.households", "count", "Households owning the device (pv, battery, "
+      "ev, heat_pump): drawn by share, or simbench's at their connection points "
+      "(prosumers[*].devices).", count=True),
+    E("run.devices.<device>.mw", MW, "The owners' rated power summed (PV: peak; battery: "
+      "charge and discharge power; EV: charger)."),
+    E("run.devices.battery.mwh", MWH, "The batteries' capacity summed."),
     E("run.coupling", "", "Coupling scheme."), E("run.tso_dso_scheme", "", "TSO-DSO scheme."),
     E("run.compensation", "", "Compensation regime."),
     E("run.profile_year", "", "How simbench's 2016 profiles were read for another year."),
