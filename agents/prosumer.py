@@ -97,9 +97,9 @@ class ProsumerFleet:
                                                                  g.annual_mwh_sd, n)))
             # simbench's devices discard the draws, so the random numbers after them (forecast
             # errors, weather) stay those of the same scenario with drawn devices
-            _draw_devices(cols if g.devices == "drawn" else {k: [] for k in cols}, g, rng)
+            drawn = _draw_devices(cols if g.devices == "drawn" else {k: [] for k in cols}, g, rng)
             if g.devices == "simbench":
-                _take_devices(cols, g, owned)
+                _take_devices(cols, g, owned, drawn)
             cols["eta"].append(np.full(n, g.battery.efficiency))
             cols["ev_park_h"].append(np.full(n, g.ev.parking_hours))
             cols["hp_band_h"].append(np.full(n, g.heat_pump.storage_hours))
@@ -298,37 +298,51 @@ def _within_soc(power, e, eta, soc, dt_h):
     return out, cut
 
 
-def _draw_devices(cols: dict[str, list], g, rng: np.random.Generator) -> None:
-    """A group's devices drawn by share and size (`devices: drawn`)."""
+def _draw_devices(cols: dict[str, list], g, rng: np.random.Generator) -> dict:
+    """A group's devices drawn by share and size (`devices: drawn`). Returns what it drew for
+    every member: per kind the uniform number its share is compared with (`u`), and the
+    size and profile a member gets with that kind, for a rollout on simbench's devices."""
     n = g.count
-    has = {k: rng.random(n) < getattr(g, k).share for k in ("pv", "battery", "ev",
-                                                             "heat_pump")}
+    u = {k: rng.random(n) for k in ("pv", "battery", "ev", "heat_pump")}
+    has = {k: u[k] < getattr(g, k).share for k in u}
     has["battery"] &= has["pv"] | (rng.random(n) < 0.25)
-    cols["pv_profile"].append(rng.choice(g.pv.profiles, size=n))
-    cols["pv_mw"].append(has["pv"] * np.maximum(1.0, rng.normal(g.pv.kwp_mean,
-                                                                 g.pv.kwp_sd, n)) / 1e3)
-    cap = has["battery"] * (np.maximum(2.0, rng.normal(g.battery.capacity_kwh_mean,
-                                                        g.battery.capacity_kwh_sd, n)) / 1e3)
-    cols["batt_mwh"].append(cap)
-    cols["batt_mw"].append(cap / g.battery.duration_h)
-    evp = rng.choice(g.ev.profiles, size=n)
-    cols["ev_profile"].append(evp)
-    cols["ev_mw"].append(has["ev"] * np.array([g.ev.charger_kw.get(p, 3.7) for p in evp]) / 1e3)
-    cols["hp_profile"].append(rng.choice(g.heat_pump.profiles, size=n))
-    cols["hp_mw"].append(has["heat_pump"] * np.maximum(
-        1.0, rng.normal(g.heat_pump.kw_mean, g.heat_pump.kw_sd, n)) / 1e3)
+    out = {"u": u, "pv_profile": rng.choice(g.pv.profiles, size=n),
+           "pv_mw": np.maximum(1.0, rng.normal(g.pv.kwp_mean, g.pv.kwp_sd, n)) / 1e3,
+           "batt_mwh": np.maximum(2.0, rng.normal(g.battery.capacity_kwh_mean,
+                                                  g.battery.capacity_kwh_sd, n)) / 1e3}
+    out["batt_mw"] = out["batt_mwh"] / g.battery.duration_h
+    out["ev_profile"] = rng.choice(g.ev.profiles, size=n)
+    out["ev_mw"] = np.array([g.ev.charger_kw.get(p, 3.7) for p in out["ev_profile"]]) / 1e3
+    out["hp_profile"] = rng.choice(g.heat_pump.profiles, size=n)
+    out["hp_mw"] = np.maximum(1.0, rng.normal(g.heat_pump.kw_mean, g.heat_pump.kw_sd, n)) / 1e3
+    for kind, keys in ROLLOUT_KEYS.items():
+        for key in keys:
+            value = out[key]
+            cols[key].append(value if key.endswith("profile") else has[kind] * value)
+    return out
 
 
-def _take_devices(cols: dict[str, list], g, owned: ConnectionDevices) -> None:
+ROLLOUT_KEYS = {"pv": ("pv_mw", "pv_profile"), "battery": ("batt_mwh", "batt_mw"),
+                "ev": ("ev_mw", "ev_profile"), "heat_pump": ("hp_mw", "hp_profile")}
+"""The fleet's columns of each device kind: its size (first) and profile."""
+
+
+def _take_devices(cols: dict[str, list], g, owned: ConnectionDevices, drawn: dict) -> None:
     """A group's devices from the grid data at its connection points (`devices: simbench`);
-    a member without a device keeps the group's first profile of that kind, at 0 MW."""
+    a member without a device keeps the group's first profile of that kind, at 0 MW. Where
+    `rollout` sets a kind, the members without one in the grid data whose draw falls below
+    its share get the drawn one (`drawn`, of `_draw_devices`)."""
     n = g.count
-    for key in ("pv_mw", "batt_mwh", "batt_mw", "ev_mw", "hp_mw"):
-        cols[key].append(getattr(owned, key)[:n])
-    for key, names in (("pv_profile", g.pv.profiles), ("ev_profile", g.ev.profiles),
-                       ("hp_profile", g.heat_pump.profiles)):
-        mine = getattr(owned, key)[:n]
-        cols[key].append(np.where(mine == "", names[0], mine).astype(str))
+    first = {"pv_profile": g.pv.profiles[0], "ev_profile": g.ev.profiles[0],
+             "hp_profile": g.heat_pump.profiles[0]}
+    for kind, keys in ROLLOUT_KEYS.items():
+        gets = (drawn["u"][kind] < getattr(g.rollout, kind)) \
+            & (getattr(owned, keys[0])[:n] <= 0)
+        for key in keys:
+            mine = getattr(owned, key)[:n]
+            if key in first:
+                mine = np.where(mine == "", first[key], mine).astype(str)
+            cols[key].append(np.where(gets, drawn[key], mine))
 
 
 def _indices(names: np.ndarray, bank_names: list[str]) -> np.ndarray:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 KINDS = ("pv", "battery", "ev", "heat_pump")
+EV_PROFILES = "HLS_"
+HEAT_PUMP_PROFILES = ("Air_", "Soil_")
 
 
 def household_connections(grid, loads) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,7 +8,9 @@ from types import MappingProxyType
 
 import pandas as pd
 
+from agents.prosumer_devices import EV_PROFILES, HEAT_PUMP_PROFILES
 from agents.strategies import known, make_strategy
+from environment.background import Background
 from environment.coupling import COUPLING
 from environment.datacache import cached
 from environment.grid.from_pandapower import load_simbench_grid, simbench_net
@@ -82,8 +84,6 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
 
 
 DEVICE_COLUMNS = ["kind", "bus", "p_mw", "e_mwh", "profile"]
-EV_PROFILES = "HLS_"
-HEAT_PUMP_PROFILES = ("Air_", "Soil_")
 
 
 def household_devices(net) -> pd.DataFrame:
@@ -149,3 +149,16 @@ def load_grid(s: Scenario):
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise ScenarioError(f"invalid scenario {s.name}:\n  grid.simbench_code = "
                             f"{s.grid.simbench_code!r}: {exc}") from None
+
+
+def load_background(s: Scenario) -> Background:
+    """The grid's background elements (`grid.background: simbench`, cached between runs);
+    refused on a grid that has none, where the setting could not act."""
+    code = s.grid.simbench_code
+    out = cached(f"background-{code}",
+                 lambda: Background.of(simbench_net(code), load_simbench_grid(code)))
+    if out.elements.empty:
+        raise ScenarioError(f"invalid scenario {s.name}:\n  grid.background = 'simbench': "
+                            f"the grid {code} has no load, sgen or storage outside its "
+                            "households, so there is no background to add")
+    return out

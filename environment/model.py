@@ -44,7 +44,7 @@ from environment import (
 from environment.calendar import Calendar
 from environment.day import DayContext, DayResult
 from environment.forecast import draw_day_errors
-from environment.inputs import load_grid, validate_references
+from environment.inputs import load_background, load_grid, validate_references
 from environment.ledger import Ledger
 from environment.lemstage import LocalMarket
 from environment.markets import wholesale_region
@@ -120,6 +120,7 @@ class FlexMarketModel(mesa.Model):
         self.producers = [Producer(self, p, self.bank.index[p.profile] if p.profile else None)
                           for p in s.producers]
         self.dso = Dso(self, self.grid, s.grid, s.dso, self.fleet.bus)
+        self.background = load_background(s) if s.grid.background == "simbench" else None
         self.tso = Tso(self, s.tso, s.markets.dayahead.price_floor)
         self.prosumers = [Prosumer(self, self.fleet, i) for i in range(self.fleet.n)]
         # the balance responsible parties, in the order they were created: suppliers, the
@@ -316,6 +317,7 @@ class FlexMarketModel(mesa.Model):
         )
         if self.lem is not None:
             self.lem.battery_plan = None    # yesterday's plan is done
+        self.dso.background = None if self.background is None else self.background.day(cal, day)
         retail = before = self.retail_net(fc)
         if self.lem is not None and self.lem.cfg.hems_battery:
             rule = self.own_batteries(fc)

@@ -62,6 +62,9 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
                   "devices": device_counts(model.fleet),
                   "coupling": s.markets.coupling, "tso_dso_scheme": s.markets.tso_dso_scheme,
                   "compensation": s.settlement.compensation}
+    if model.background is not None:
+        out["run"]["background"] = {**model.background.summary(),
+                                    "mwh": float(series["background_mw"].sum() * dt)}
     out.update({
         "welfare_eur": welfare,
         "grid_violation_cost_eur": violation_cost,

@@ -189,3 +189,55 @@ def test_household_connections_are_the_h0_loads_in_grid_order(default_data):
     assert len(buses) == 92 and weights.sum() == pytest.approx(1.0)
     assert all(p.startswith("H0") for p in profiles)
     assert set(devices.kind) == {"pv", "battery", "ev", "heat_pump"}
+
+
+def test_a_rollout_adds_devices_only_to_households_without_one(default_data):
+    """`rollout` on simbench's devices: the households that own a kind in the grid data keep
+    it as it is; of the others a share gets one, sized by the group's settings of that kind,
+    by the same draws a drawn fleet makes (so the random numbers after them stay the same)."""
+    from environment.model import FlexMarketModel
+
+    default_data["grid"]["simbench_code"] = "1-LV-semiurb4--2-sw"
+    default_data["prosumers"] = [SIMBENCH_DEVICES]
+    plain = FlexMarketModel(parse_scenario(default_data)).fleet
+    default_data["prosumers"] = [{**SIMBENCH_DEVICES, "rollout": {"heat_pump": 1.0, "ev": 0.5},
+                                  "heat_pump": {"kw_mean": 9.0, "kw_sd": 0.0}}]
+    fleet = FlexMarketModel(parse_scenario(default_data)).fleet
+    had = {k: getattr(plain, k) > 0 for k in ("hp_mw", "ev_mw", "pv_mw", "batt_mwh")}
+    assert 0 < had["hp_mw"].sum() < fleet.n and 0 < had["ev_mw"].sum() < fleet.n
+    for key in ("hp_mw", "ev_mw"):      # owners keep the grid data's
+        np.testing.assert_array_equal(getattr(fleet, key)[had[key]],
+                                      getattr(plain, key)[had[key]])
+    # every household without a heat pump gets one of 9 kW (share 1, kw_sd 0)
+    np.testing.assert_allclose(fleet.hp_mw[~had["hp_mw"]], 0.009)
+    # of those without a charger, the ones whose draw falls below 0.5
+    new_ev = (fleet.ev_mw > 0) & ~had["ev_mw"]
+    assert 0 < new_ev.sum() < (~had["ev_mw"]).sum()
+    assert set(np.round(fleet.ev_mw[new_ev] * 1e3, 1)) <= {3.7, 11.0}
+    # kinds without a rollout stay as the grid data has them
+    np.testing.assert_array_equal(fleet.pv_mw, plain.pv_mw)
+    np.testing.assert_array_equal(fleet.batt_mwh, plain.batt_mwh)
+    np.testing.assert_array_equal(fleet.shift, plain.shift)
+    np.testing.assert_array_equal(fleet.brp, plain.brp)
+
+
+@pytest.mark.parametrize(("group", "field", "says"), [
+    ({"name": "h", "count": 10, "rollout": {"ev": 0.3}}, "prosumers[0].rollout.ev = 0.3",
+     "needs devices 'simbench'"),
+    ({**SIMBENCH_DEVICES, "rollout": {"ev": 0.3}, "ev": {"share": 0.45}},
+     "prosumers[0].ev.share = 0.45", "a rollout beyond it is rollout.ev"),
+    ({**SIMBENCH_DEVICES, "rollout": {"ev": 0.3}, "heat_pump": {"kw_mean": 5.0}},
+     "prosumers[0].heat_pump.kw_mean = 5.0", "cannot act"),
+    ({**SIMBENCH_DEVICES, "rollout": {"ev": 1.5}}, "prosumers[0].rollout.ev", ""),
+])
+def test_a_rollout_refuses_what_cannot_act(default_data, group, field, says):
+    default_data["prosumers"] = [group]
+    with pytest.raises(ScenarioError, match=re.escape(field) + ".*" + re.escape(says)):
+        parse_scenario(default_data)
+
+
+def test_a_rollout_reads_the_size_settings_of_its_kinds(default_data):
+    default_data["prosumers"] = [{**SIMBENCH_DEVICES, "rollout": {"heat_pump": 0.4},
+                                  "heat_pump": {"kw_mean": 5.0,
+                                                "profiles": ["Air_Parallel_2"]}}]
+    assert parse_scenario(default_data).prosumers[0].rollout.heat_pump == 0.4
