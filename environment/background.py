@@ -54,8 +54,8 @@ def background_elements(net, grid) -> pd.DataFrame:
     def at_home(df: pd.DataFrame) -> pd.Series:
         return df.bus.map(lambda b: grid.pp_bus_map.get(int(b), -1) in homes).astype(bool)
 
-    own = h0 | at_home(loads) & (lp.str.startswith(EV_PROFILES) | lp.str.startswith(
-        HEAT_PUMP_PROFILES))
+    own = h0 | (at_home(loads) & (lp.str.startswith(EV_PROFILES)
+                                  | lp.str.startswith(HEAT_PUMP_PROFILES)))
     sgens, storages = _live(net, "sgen"), _live(net, "storage")
     sp = sgens.profile.astype(str)
     renewables = set(net.profiles["renewables"].columns)
