@@ -57,6 +57,9 @@ class Dso(mesa.Agent):
         # per location the tightest voltage band among its buses
         self._v_band = (np.array([self.v_min[grid.bus_location == k].max() for k in range(k_n)]),
                         np.array([self.v_max[grid.bus_location == k].min() for k in range(k_n)]))
+        # the day's consumption and reactive consumption (T, B) of the grid's elements that
+        # are no household's (`grid.background`), in every flow it computes; None: none
+        self.background: tuple[np.ndarray, np.ndarray] | None = None
 
     def charge(self, location: np.ndarray, eur: np.ndarray,
                mtu: np.ndarray | None = None) -> None:
@@ -174,13 +177,21 @@ class Dso(mesa.Agent):
         """(N, T) prosumer powers -> (T, B) bus powers."""
         return (self.bus_of @ per_prosumer).T
 
+    def flows(self, p_mw: np.ndarray, q_mvar: np.ndarray) -> FlowResult:
+        """Flows and voltages of the households' (T, B) nodal consumption with the day's
+        background added: what the grid carries, where the markets move the households only."""
+        if self.background is None:
+            return self.flow.solve(p_mw, q_mvar)
+        return self.flow.solve(p_mw + self.background[0], q_mvar + self.background[1])
+
     def assess(self, p_mw: np.ndarray, q_mvar: np.ndarray, margin: float = 0.0):
-        """Flows, voltages and per-location violation flags for (T, B) nodal consumption.
+        """Flows (`flows`: with the background), voltages and per-location violation flags for
+        the households' (T, B) nodal consumption.
 
         Returns the flow result and a dict of (T, K) arrays by location: max loading, min and
         max voltage, overload MW, the violation flag (loading above the limit less `margin`,
         or a voltage outside the band narrowed by `margin`/10) and its direction."""
-        res = self.flow.solve(p_mw, q_mvar)
+        res = self.flows(p_mw, q_mvar)
         g = self.grid
         max_loading, over_mw, consuming, v_lo, v_hi = location_extremes(
             res.loading, res.p_mw, res.v_pu, g.branch_location, g.bus_location,

@@ -13,6 +13,7 @@ import mesa
 import numpy as np
 from numba import njit
 
+from agents.prosumer_devices import ConnectionDevices, household_connections
 from environment.profiles import ProfileBank
 
 ROWS_PER_WEEK = 7 * 96
@@ -52,16 +53,18 @@ class Envelope:
 
 
 class ProsumerFleet:
-    """All prosumers as arrays; sampled once from the scenario with the model's RNG."""
+    """All prosumers as arrays; sampled once from the scenario with the model's RNG, their
+    devices drawn by share or (`devices: simbench`) taken from `owned`, the grid data's."""
 
     def __init__(self, groups, grid, loads, bank_names: list[str], rng: np.random.Generator,
-                 brp_shares: np.ndarray):
+                 brp_shares: np.ndarray, owned: ConnectionDevices | None = None):
         from environment.scenario import ScenarioError
 
-        household_buses, weights, household_profiles = _household_buses(grid, loads)
+        household_buses, weights, household_profiles = household_connections(grid, loads)
         cols: dict[str, list] = {k: [] for k in (
             "bus", "group", "load_profile", "annual_mwh", "pv_profile", "pv_mw", "batt_mwh",
-            "ev_profile", "ev_mw", "hp_profile", "hp_mw", "hp_band_h", "ev_park_h", "eta")}
+            "batt_mw", "ev_profile", "ev_mw", "hp_profile", "hp_mw", "hp_band_h", "ev_park_h",
+            "eta")}
         self.group_names = [g.name for g in groups]
         for gi, g in enumerate(groups):
             n = g.count
@@ -92,24 +95,13 @@ class ProsumerFleet:
             cols["load_profile"].append(drawn)
             cols["annual_mwh"].append(np.maximum(0.3, rng.normal(g.annual_mwh_mean,
                                                                  g.annual_mwh_sd, n)))
-            has = {k: rng.random(n) < getattr(g, k).share for k in ("pv", "battery", "ev",
-                                                                     "heat_pump")}
-            has["battery"] &= has["pv"] | (rng.random(n) < 0.25)
-            cols["pv_profile"].append(rng.choice(g.pv.profiles, size=n))
-            cols["pv_mw"].append(has["pv"] * np.maximum(1.0, rng.normal(g.pv.kwp_mean,
-                                                                         g.pv.kwp_sd, n)) / 1e3)
-            cap = np.maximum(2.0, rng.normal(g.battery.capacity_kwh_mean,
-                                             g.battery.capacity_kwh_sd, n)) / 1e3
-            cols["batt_mwh"].append(has["battery"] * cap)
+            # simbench's devices discard the draws, so the random numbers after them (forecast
+            # errors, weather) stay those of the same scenario with drawn devices
+            drawn = _draw_devices(cols if g.devices == "drawn" else {k: [] for k in cols}, g, rng)
+            if g.devices == "simbench":
+                _take_devices(cols, g, owned, drawn)
             cols["eta"].append(np.full(n, g.battery.efficiency))
-            evp = rng.choice(g.ev.profiles, size=n)
-            cols["ev_profile"].append(evp)
-            cols["ev_mw"].append(has["ev"] * np.array([g.ev.charger_kw.get(p, 3.7)
-                                                       for p in evp]) / 1e3)
             cols["ev_park_h"].append(np.full(n, g.ev.parking_hours))
-            cols["hp_profile"].append(rng.choice(g.heat_pump.profiles, size=n))
-            cols["hp_mw"].append(has["heat_pump"] * np.maximum(
-                1.0, rng.normal(g.heat_pump.kw_mean, g.heat_pump.kw_sd, n)) / 1e3)
             cols["hp_band_h"].append(np.full(n, g.heat_pump.storage_hours))
         a = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
         self.n = len(a["bus"])
@@ -123,10 +115,7 @@ class ProsumerFleet:
         self.annual_mwh = a["annual_mwh"]
         self.pv_mw = a["pv_mw"]
         self.batt_mwh = a["batt_mwh"]
-        durations = np.concatenate([np.full(g.count, g.battery.duration_h) for g in groups]) \
-            if self.n else np.zeros(0)
-        self.batt_mw = np.divide(self.batt_mwh, durations, out=np.zeros(self.n),
-                                 where=durations > 0)
+        self.batt_mw = a["batt_mw"]
         self.eta = a["eta"]
         socs = np.concatenate([np.full(g.count, g.battery.initial_soc) for g in groups]) \
             if self.n else np.zeros(0)
@@ -309,20 +298,56 @@ def _within_soc(power, e, eta, soc, dt_h):
     return out, cut
 
 
+def _draw_devices(cols: dict[str, list], g, rng: np.random.Generator) -> dict:
+    """A group's devices drawn by share and size (`devices: drawn`). Returns what it drew for
+    every member: per kind the uniform number its share is compared with (`u`), and the
+    size and profile a member gets with that kind, for a rollout on simbench's devices."""
+    n = g.count
+    u = {k: rng.random(n) for k in ("pv", "battery", "ev", "heat_pump")}
+    has = {k: u[k] < getattr(g, k).share for k in u}
+    has["battery"] &= has["pv"] | (rng.random(n) < 0.25)
+    out = {"u": u, "pv_profile": rng.choice(g.pv.profiles, size=n),
+           "pv_mw": np.maximum(1.0, rng.normal(g.pv.kwp_mean, g.pv.kwp_sd, n)) / 1e3,
+           "batt_mwh": np.maximum(2.0, rng.normal(g.battery.capacity_kwh_mean,
+                                                  g.battery.capacity_kwh_sd, n)) / 1e3}
+    out["batt_mw"] = out["batt_mwh"] / g.battery.duration_h
+    out["ev_profile"] = rng.choice(g.ev.profiles, size=n)
+    out["ev_mw"] = np.array([g.ev.charger_kw.get(p, 3.7) for p in out["ev_profile"]]) / 1e3
+    out["hp_profile"] = rng.choice(g.heat_pump.profiles, size=n)
+    out["hp_mw"] = np.maximum(1.0, rng.normal(g.heat_pump.kw_mean, g.heat_pump.kw_sd, n)) / 1e3
+    for kind, keys in ROLLOUT_KEYS.items():
+        for key in keys:
+            value = out[key]
+            cols[key].append(value if key.endswith("profile") else has[kind] * value)
+    return out
+
+
+ROLLOUT_KEYS = {"pv": ("pv_mw", "pv_profile"), "battery": ("batt_mwh", "batt_mw"),
+                "ev": ("ev_mw", "ev_profile"), "heat_pump": ("hp_mw", "hp_profile")}
+"""The fleet's columns of each device kind: its size (first) and profile."""
+
+
+def _take_devices(cols: dict[str, list], g, owned: ConnectionDevices, drawn: dict) -> None:
+    """A group's devices from the grid data at its connection points (`devices: simbench`);
+    a member without a device keeps the group's first profile of that kind, at 0 MW. Where
+    `rollout` sets a kind, the members without one in the grid data whose draw falls below
+    its share get the drawn one (`drawn`, of `_draw_devices`)."""
+    n = g.count
+    first = {"pv_profile": g.pv.profiles[0], "ev_profile": g.ev.profiles[0],
+             "hp_profile": g.heat_pump.profiles[0]}
+    for kind, keys in ROLLOUT_KEYS.items():
+        gets = (drawn["u"][kind] < getattr(g.rollout, kind)) \
+            & (getattr(owned, keys[0])[:n] <= 0)
+        for key in keys:
+            mine = getattr(owned, key)[:n]
+            if key in first:
+                mine = np.where(mine == "", first[key], mine).astype(str)
+            cols[key].append(np.where(gets, drawn[key], mine))
+
+
 def _indices(names: np.ndarray, bank_names: list[str]) -> np.ndarray:
     lookup = {n: i for i, n in enumerate(bank_names)}
     return np.array([lookup[n] for n in names], dtype=int)
-
-
-def _household_buses(grid, loads) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Household connection points of a simbench grid (in the grid's order), weighted by
-    their rated power, and the load profile simbench gives each."""
-    households = loads[loads.profile.astype(str).str.startswith("H0")]
-    if not households.empty:
-        loads = households
-    buses = np.array([grid.load_bus(b) for b in loads.bus])
-    w = loads.p_mw.to_numpy(float)
-    return buses, w / w.sum(), loads.profile.astype(str).to_numpy()
 
 
 class Prosumer(mesa.Agent):

@@ -110,7 +110,7 @@ def limits_of(model, ctx, preview: dict):
     lim = preview.get("limits")
     if lim is None:
         lim = preview["limits"] = model.dso.grid_limits(
-            model.dso.flow.solve(preview["p_bus"], preview["q_bus"]), bus_flexibility(model, ctx))
+            model.dso.flows(preview["p_bus"], preview["q_bus"]), bus_flexibility(model, ctx))
     return lim
 
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
+import pandas as pd
+
+from agents.prosumer_devices import EV_PROFILES, HEAT_PUMP_PROFILES
 from agents.strategies import known, make_strategy
+from environment.background import Background
 from environment.coupling import COUPLING
 from environment.datacache import cached
 from environment.grid.from_pandapower import load_simbench_grid, simbench_net
@@ -79,22 +83,82 @@ def validate_references(s: Scenario, grid_buses: set[str] | None = None) -> None
         raise ScenarioError(f"invalid scenario {s.name}:\n  " + "\n  ".join(problems))
 
 
+DEVICE_COLUMNS = ["kind", "bus", "p_mw", "e_mwh", "profile"]
+
+
+def household_devices(net) -> pd.DataFrame:
+    """simbench's household devices, one row per in-service element (`DEVICE_COLUMNS`: kind,
+    pandapower bus, rated MW, battery MWh, profile), for `devices: simbench`.
+
+    PV: sgens of type PV (p_mw = kWp). PV-battery systems: storages of type PV_Storage, at
+    buses without a PV sgen, whose profile Storage_PV<k>_<load> is PV<k>'s output shifted by
+    a battery (never charging from the grid, peak 0.71-1.0 of PV<k>'s, 95-100 % of its yearly
+    energy): a PV array of |p_mw| on PV<k> plus a battery of max_e_mwh at |p_mw| (2 h). EVs:
+    loads on home-charging profiles (HLS_*, p_mw = the charger's rating); heat pumps: loads
+    on Air_* and Soil_* profiles (p_mw = rated). Workplace charging (APLS_*) is no household's."""
+    def live(table: str, column: str) -> tuple[pd.DataFrame, pd.Series]:
+        df = net[table]
+        if column not in df or "profile" not in df:
+            df = pd.DataFrame(columns=["bus", "p_mw", "max_e_mwh", "profile", column])
+        else:
+            df = df[df["in_service"].fillna(False).astype(bool)] if "in_service" in df else df
+        return df, df[column].astype(str)
+
+    rows = []
+    sgen, kind = live("sgen", "type")
+    sgen = sgen[kind == "PV"]
+    rows.append(pd.DataFrame({"kind": "pv", "bus": sgen.bus, "p_mw": sgen.p_mw, "e_mwh": 0.0,
+                              "profile": sgen.profile.astype(str)}))
+    st, kind = live("storage", "type")
+    st = st[kind == "PV_Storage"]
+    pv_of = st.profile.astype(str).str.extract(r"^Storage_(PV\d+)_", expand=False)
+    if pv_of.isna().any():
+        raise ValueError(f"PV_Storage profile {st.profile[pv_of.isna()].iloc[0]!r} names no "
+                         "PV profile (Storage_PV<k>_<load>)")
+    rows.append(pd.DataFrame({"kind": "pv", "bus": st.bus, "p_mw": st.p_mw.abs(),
+                              "e_mwh": 0.0, "profile": pv_of}))
+    rows.append(pd.DataFrame({"kind": "battery", "bus": st.bus, "p_mw": st.p_mw.abs(),
+                              "e_mwh": st.max_e_mwh, "profile": ""}))
+    load, profile = live("load", "profile")
+    for kind_name, prefix in (("ev", EV_PROFILES), ("heat_pump", HEAT_PUMP_PROFILES)):
+        el = load[profile.str.startswith(prefix)]
+        rows.append(pd.DataFrame({"kind": kind_name, "bus": el.bus, "p_mw": el.p_mw,
+                                  "e_mwh": 0.0, "profile": el.profile.astype(str)}))
+    out = pd.concat(rows, ignore_index=True)[DEVICE_COLUMNS]
+    return out.astype({"bus": int, "p_mw": float, "e_mwh": float, "profile": str})
+
+
 def _grid_and_households(code: str):
-    """Picklable: the grid's fields (mapping proxies as dicts) and the household loads."""
+    """Picklable: the grid's fields (mapping proxies as dicts), its loads (households and
+    others) and its household devices (`household_devices`)."""
     grid = load_simbench_grid(code)
     fields = {f.name: getattr(grid, f.name) for f in dataclasses.fields(grid)}
     fields = {k: dict(v) if isinstance(v, MappingProxyType) else v for k, v in fields.items()}
-    return fields, simbench_net(code).load[["bus", "p_mw", "profile"]].copy()
+    net = simbench_net(code)
+    return fields, net.load[["bus", "p_mw", "profile"]].copy(), household_devices(net)
 
 
 def load_grid(s: Scenario):
-    """The scenario's grid (cached between runs) and its household loads."""
+    """The scenario's grid (cached between runs), its loads and its household devices."""
     code = s.grid.simbench_code
     try:
-        fields, loads = cached(f"grid-{code}", lambda: _grid_and_households(code))
+        fields, loads, devices = cached(f"grid-{code}", lambda: _grid_and_households(code))
         mapped = {k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in fields.items()}
         grid = Grid(**mapped)
-        return (by_level(grid) if s.grid.locations == "levels" else grid), loads
+        return (by_level(grid) if s.grid.locations == "levels" else grid), loads, devices
     except (ValueError, KeyError, FileNotFoundError) as exc:
         raise ScenarioError(f"invalid scenario {s.name}:\n  grid.simbench_code = "
                             f"{s.grid.simbench_code!r}: {exc}") from None
+
+
+def load_background(s: Scenario) -> Background:
+    """The grid's background elements (`grid.background: simbench`, cached between runs);
+    refused on a grid that has none, where the setting could not act."""
+    code = s.grid.simbench_code
+    out = cached(f"background-{code}",
+                 lambda: Background.of(simbench_net(code), load_simbench_grid(code)))
+    if out.elements.empty:
+        raise ScenarioError(f"invalid scenario {s.name}:\n  grid.background = 'simbench': "
+                            f"the grid {code} has no load, sgen or storage outside its "
+                            "households, so there is no background to add")
+    return out

@@ -29,6 +29,7 @@ from agents.dso import Dso
 from agents.party import Party
 from agents.producer import Producer
 from agents.prosumer import DayProfiles, Prosumer, ProsumerFleet
+from agents.prosumer_devices import connection_devices
 from agents.tso import Tso
 from environment import (
     balancingstage,
@@ -43,7 +44,7 @@ from environment import (
 from environment.calendar import Calendar
 from environment.day import DayContext, DayResult
 from environment.forecast import draw_day_errors
-from environment.inputs import load_grid, validate_references
+from environment.inputs import load_background, load_grid, validate_references
 from environment.ledger import Ledger
 from environment.lemstage import LocalMarket
 from environment.markets import wholesale_region
@@ -78,7 +79,7 @@ class FlexMarketModel(mesa.Model):
         # orders' arrival in continuous trading draws from a stream of its own, so that a run
         # with another market design sees the same weather, fleet and forecast errors
         self.arrival_rng = np.random.default_rng([seed, 1])
-        self.grid, net = load_grid(s)
+        self.grid, loads, devices = load_grid(s)
         validate_references(s, set(self.grid.bus_index))
         c = s.calendar
         self.calendar = Calendar(c.start, c.days, c.mtu_minutes, c.da_gate_closure_hour)
@@ -86,9 +87,14 @@ class FlexMarketModel(mesa.Model):
         names = [n for g in groups for n in (*g.load_profiles, *g.pv.profiles, *g.ev.profiles,
                                              *g.heat_pump.profiles)]
         names += [p.profile for p in s.producers if p.profile] + [s.system_load.profile]
-        self.bank = ProfileBank(names, self.calendar, own_profiles(s, self.calendar, names))
+        owned = connection_devices(self.grid, loads, devices) \
+            if any(g.devices == "simbench" for g in groups) else None
+        names += owned.profile_names if owned else []
+        self.bank = ProfileBank(names, self.calendar, own_profiles(s, self.calendar, names),
+                                owned.mixes if owned else None)
         shares = np.array([b.customer_share for b in s.brps])
-        self.fleet = ProsumerFleet(groups, self.grid, net, self.bank.names, self.rng, shares)
+        self.fleet = ProsumerFleet(groups, self.grid, loads, self.bank.names, self.rng, shares,
+                                   owned)
         self.ledger = Ledger()
         for name, cls in ((EXTERNAL, "external"), (EXCHANGE, "market_operators"),
                           (ID_EXCHANGE, "market_operators"),
@@ -114,6 +120,7 @@ class FlexMarketModel(mesa.Model):
         self.producers = [Producer(self, p, self.bank.index[p.profile] if p.profile else None)
                           for p in s.producers]
         self.dso = Dso(self, self.grid, s.grid, s.dso, self.fleet.bus)
+        self.background = load_background(s) if s.grid.background == "simbench" else None
         self.tso = Tso(self, s.tso, s.markets.dayahead.price_floor)
         self.prosumers = [Prosumer(self, self.fleet, i) for i in range(self.fleet.n)]
         # the balance responsible parties, in the order they were created: suppliers, the
@@ -312,6 +319,7 @@ class FlexMarketModel(mesa.Model):
         )
         if self.lem is not None:
             self.lem.battery_plan = None    # yesterday's plan is done
+        self.dso.background = None if self.background is None else self.background.day(cal, day)
         replan = self.lem is not None and self.lem.cfg.hems_battery
         rule = self.own_batteries(fc) if replan else None
         retail = before = self.retail_net(fc, rule)

@@ -56,6 +56,9 @@ class PlannerDay:
     emergency_up_price: float
     emergency_down_price: float
     value_of_load: float
+    # (T, B) the grid's background (`grid.background`): in the grid rows only, its energy is
+    # the national load's, as in the simulation
+    background_bus_mw: np.ndarray | None = None
 
 
 @dataclass
@@ -223,8 +226,10 @@ class _DayLP:
 
     def net_mw(self, x: np.ndarray) -> np.ndarray:
         """(T, B) net consumption of the solution as the grid sees it: the fixed part, the
-        dispatch and the virtual relief (which enters the grid rows only)."""
+        dispatch, the background and the virtual relief (the last two in the grid rows only)."""
         p = self.day.fixed_bus_mw + (self.flex @ x[:self.n_base]).reshape(self.t_n, self.b_n)
+        if self.day.background_bus_mw is not None:
+            p += self.day.background_bus_mw
         has = np.flatnonzero(self.relief_start >= 0)
         pairs = x[self.relief_start[has][:, None] + np.arange(2 * (self.b_n - 1))]
         p[has, 1:] -= pairs[:, 0::2] - pairs[:, 1::2]
@@ -294,7 +299,9 @@ class _GridLimits:
     consumption per bus (`coef @ p[t] <= bound`), the fixed consumption moved to the bound."""
 
     def __init__(self, day: PlannerDay, flow, v_min, v_max, loading_limit: float):
-        self.flow, self.fixed, self.q = flow, day.fixed_bus_mw, day.q_bus_mvar
+        self.flow, self.q = flow, day.q_bus_mvar
+        self.fixed = day.fixed_bus_mw if day.background_bus_mw is None \
+            else day.fixed_bus_mw + day.background_bus_mw
         self.s_max = flow.grid.s_max_mva * loading_limit
         self.v_min, self.v_max = np.asarray(v_min, float), np.asarray(v_max, float)
         t_n, b_n = day.fixed_bus_mw.shape

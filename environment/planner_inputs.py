@@ -42,7 +42,8 @@ def solve_planner_day(model, ctx) -> PlannerResult:
 
     day = PlannerDay(
         dt_h=dt, fixed_bus_mw=dso.nodal(ctx.planner_fixed),
-        pv_bus_mw=dso.nodal(ctx.profiles.pv), q_bus_mvar=ctx.realtime.q_real,
+        pv_bus_mw=dso.nodal(ctx.profiles.pv),
+        q_bus_mvar=ctx.realtime.q_real + (0.0 if dso.background is None else dso.background[1]),
         system_load_mw=model.system_brp.realised_mw(ctx),
         gen_cost=np.array([p.marginal_cost for p in model.producers]),
         gen_avail_mw=np.array([p.available_mw(ctx) for p in model.producers]),
@@ -51,6 +52,7 @@ def solve_planner_day(model, ctx) -> PlannerResult:
         hp=pooled(f.hp_envelope(ctx.profiles.hp, dt), f.enrolled["heat_pump"]),
         emergency_up_price=model.tso.cfg.emergency_price_eur_mwh,
         emergency_down_price=model.tso.emergency_down_price,
-        value_of_load=model.config.value_of_load_eur_mwh)
+        value_of_load=model.config.value_of_load_eur_mwh,
+        background_bus_mw=None if dso.background is None else dso.background[0])
     return solve_day(day, dso.flow, dso.v_min, dso.v_max, dso.loading_limit,
                      model.config.planner.grid_constrained)

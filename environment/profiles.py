@@ -55,12 +55,19 @@ class OwnProfile:
 
 
 class ProfileBank:
-    """The named profiles of one run as a matrix, with per-day extraction on the run's MTUs."""
+    """The named profiles of one run as a matrix, with per-day extraction on the run's MTUs.
+
+    `mixes` are profiles blended from simbench's (name: (profile, weight), ...): the devices
+    of one household that simbench states as several elements (`agents.prosumer_devices`)."""
 
     def __init__(self, names: list[str], calendar: Calendar,
-                 own: dict[str, OwnProfile] | None = None):
+                 own: dict[str, OwnProfile] | None = None,
+                 mixes: dict[str, tuple[tuple[str, float], ...]] | None = None):
         own = own or {}
         available = simbench_profiles()
+        if mixes:
+            available = {**available, **{n: sum(w * available[p] for p, w in recipe)
+                                         for n, recipe in mixes.items()}}
         missing = sorted(set(names) - set(available) - set(own))
         if missing:
             raise KeyError(f"unknown simbench profile(s) {missing}; known e.g. "

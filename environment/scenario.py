@@ -17,9 +17,15 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from environment.errors import ScenarioError
 from environment.paths import assign
-from environment.scenario_checks import data_problems, economic_problems, name_problems
+from environment.scenario_checks import (
+    background_problems,
+    data_problems,
+    device_problems,
+    economic_problems,
+    name_problems,
+)
 from environment.scenario_common import Model as _Model
-from environment.scenario_common import NonNeg, Positive, SeriesSpec, Share, format_errors
+from environment.scenario_common import NonNeg, Positive, Rollout, SeriesSpec, Share, format_errors
 from environment.scenario_files import read_scenario_data
 from environment.scenario_markets import (  # noqa: F401  (the schema's public names)
     DayAhead,
@@ -57,10 +63,12 @@ class Grid(_Model):
     """`locations`: what the DSO watches and the LFM tags offers with. `feeders` (default):
     the substation and each feeder leaving it; `levels`: each feeder split into its MV lines,
     MV/LV transformers and LV lines (`environment.grid.levels`), and the summary reports
-    per level."""
+    per level. `background: simbench`: the grid data's elements that are no household's in
+    every flow (`environment.background`)."""
 
     simbench_code: str = "1-LV-semiurb5--2-sw"
     locations: Literal["feeders", "levels"] = "feeders"
+    background: Literal["none", "simbench"] = "none"
     loading_limit: Annotated[float, Field(gt=0, le=2)] = 1.0
     v_min_pu: Annotated[float, Field(gt=0.5, lt=1.0)] | None = None
     v_max_pu: Annotated[float, Field(gt=1.0, lt=1.5)] | None = None
@@ -108,6 +116,12 @@ class ProsumerGroup(_Model):
     the grid's order, with the load profile simbench gives that point where
     `load_profiles` lists it.
 
+    `devices`: `drawn` draws PV, batteries, EVs and heat pumps by `share` and size; `simbench`
+    (with `connections: each`) takes them from the grid data at each connection point
+    (`agents.prosumer_devices`), and of the device settings only battery `efficiency` and
+    `initial_soc`, EV `parking_hours` and heat-pump `storage_hours` still act, and a kind's
+    sizes and profiles where `rollout` adds that kind to households without one.
+
     `prequalified`: each member owning a flexible device is large enough to be prequalified
     by the DSO and offers its own flexibility, location-tagged, in the local flexibility
     market and the balancing market (seed 003 6.1), at `activation_cost_eur_mwh`; its
@@ -117,6 +131,8 @@ class ProsumerGroup(_Model):
     count: Annotated[int, Field(ge=0)]
     buses: list[str] | None = None
     connections: Literal["weighted", "each"] = "weighted"
+    devices: Literal["drawn", "simbench"] = "drawn"
+    rollout: Rollout = Rollout()
     prequalified: bool = False
     activation_cost_eur_mwh: NonNeg = 20.0
     annual_mwh_mean: NonNeg = 3.5
@@ -389,7 +405,8 @@ class Scenario(_Model):
         from environment.markets.price_series import scenario_problems
 
         problems = name_problems(self) + economic_problems(self) + data_problems(self)
-        problems += scenario_problems(self)
+        problems += scenario_problems(self) + device_problems(self)
+        problems += background_problems(self)
         total = sum(b.customer_share for b in self.brps)
         if abs(total - 1.0) > 1e-9:
             shares = [b.customer_share for b in self.brps]

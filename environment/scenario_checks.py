@@ -82,6 +82,59 @@ def economic_problems(s) -> list[str]:
                         "is the reduced one for energy from peers")
     return problems
 
+DRAWN_ONLY = {"pv": ("share", "kwp_mean", "kwp_sd", "profiles"),
+              "battery": ("share", "capacity_kwh_mean", "capacity_kwh_sd", "duration_h"),
+              "ev": ("share", "profiles", "charger_kw"),
+              "heat_pump": ("share", "kw_mean", "kw_sd", "profiles")}
+"""Device settings that only drawn devices read: with `devices: simbench` the grid data gives
+what they would (the others, e.g. battery efficiency, act on simbench's devices too), but for
+the sizes and profiles of a kind that `rollout` adds (its share is `rollout.<kind>`)."""
+
+
+def device_problems(s) -> list[str]:
+    """`devices: simbench` needs one member per connection point, and the device settings it
+    does not read left at the schema's defaults (a scenario states them or inherits them, so
+    only a changed value says a user meant it to act); `rollout` adds to simbench's devices
+    and needs them."""
+    problems = []
+    for gi, g in enumerate(s.prosumers):
+        rollout = {k: v for k, v in g.rollout.model_dump().items() if v > 0}
+        if g.devices != "simbench":
+            problems += [f"prosumers[{gi}].rollout.{k} = {v!r}: adds devices to households "
+                         "without one in the grid data, so it needs devices 'simbench' (with "
+                         f"{g.devices!r} {k}.share draws every household's)"
+                         for k, v in rollout.items()]
+            continue
+        if g.connections != "each":
+            problems.append(f"prosumers[{gi}].devices = 'simbench': takes the devices at each "
+                            "household connection point, so it needs connections 'each', "
+                            f"not {g.connections!r}")
+        for kind, keys in DRAWN_ONLY.items():
+            mine = getattr(g, kind)
+            default = type(mine)()
+            reads = keys[1:] if kind in rollout else ()
+            changed = [k for k in keys
+                       if k not in reads and getattr(mine, k) != getattr(default, k)]
+            problems += [f"prosumers[{gi}].{kind}.{k} = {getattr(mine, k)!r}: cannot act "
+                         "with devices 'simbench' (the grid data gives each household's "
+                         f"{kind}; a rollout beyond it is rollout.{kind}, sized by "
+                         f"{', '.join(keys[1:])}); only devices 'drawn' reads it"
+                         for k in changed]
+    return problems
+
+
+def background_problems(s) -> list[str]:
+    """`grid.background: simbench` leaves the background's energy to the national load
+    (`environment.background`), which only a price-taking region has: in a `closed` system the
+    system load is sized to the modelled households and that energy would vanish."""
+    kind = s.markets.dayahead.wholesale.kind
+    if s.grid.background == "simbench" and kind == "closed":
+        return ["grid.background = 'simbench': its energy is the national load's, which needs "
+                "a price-taking region (markets.dayahead.wholesale.kind national or "
+                "exogenous), not 'closed', where the system load is sized to the households"]
+    return []
+
+
 def data_problems(s) -> list[str]:
     """The `data` entries exist and fit the fields that name them."""
     problems = []

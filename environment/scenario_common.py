@@ -52,3 +52,14 @@ def format_errors(exc: ValidationError, source: str) -> ScenarioError:
         else:
             lines.append(msg)
     return ScenarioError(f"invalid scenario {source}:\n  " + "\n  ".join(lines))
+
+
+class Rollout(Model):
+    """An electrification rollout on top of the grid data's devices (`devices: simbench`):
+    per kind, the share of the households without one in the grid data that get one, drawn
+    with the group's size and profile settings of that kind."""
+
+    pv: Share = 0.0
+    battery: Share = 0.0
+    ev: Share = 0.0
+    heat_pump: Share = 0.0

@@ -66,6 +66,20 @@ SUMMARY: list[Entry] = [
                                                  count=True),
     E("run.aggregated_devices.<device>", "count", "Devices under an aggregator's contract.",
       count=True),
+    E("run.devices.<device>.households", "count", "Households owning the device (pv, battery, "
+      "ev, heat_pump): drawn by share, or simbench's at their connection points "
+      "(prosumers[*].devices).", count=True),
+    E("run.devices.<device>.mw", MW, "The owners' rated power summed (PV: peak; battery: "
+      "charge and discharge power; EV: charger)."),
+    E("run.devices.battery.mwh", MWH, "The batteries' capacity summed."),
+    E("run.background.elements", "count", "Only with grid.background simbench: the grid "
+      "data's loads, sgens and storages that are no household's, in every power flow.",
+      count=True),
+    E("run.background.load_mw", MW, "Their loads' rated power summed."),
+    E("run.background.generation_mw", MW, "Their generators' and storages' rated power "
+      "summed."),
+    E("run.background.mwh", MWH, "Their net consumption over the run (- net injection); "
+      "grid-only, its energy is the national load's."),
     E("run.coupling", "", "Coupling scheme."), E("run.tso_dso_scheme", "", "TSO-DSO scheme."),
     E("run.compensation", "", "Compensation regime."),
     E("run.profile_year", "", "How simbench's 2016 profiles were read for another year."),

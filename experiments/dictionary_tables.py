@@ -38,6 +38,9 @@ TABLES: list[Entry] = [
     E("series.pv_mw", MW, "Households' PV."), E("series.ev_mw", MW, "EV charging."),
     E("series.heat_pump_mw", MW, "Heat pumps."),
     E("series.battery_mw", MW, "Home batteries.", "+ charging, - discharging"),
+    E("series.background_mw", MW, "Only with grid.background simbench: the grid's loads, "
+      "generators and storages that are no household's, in the flows only (their energy is "
+      "the national load's).", "+ consumption, - injection"),
     E("series.trafo_loading", "share", "Transformer loading (1 = rating)."),
     E("series.max_loading", "share", "Highest branch loading."),
     E("series.v_<end>_pu", "p.u.", "Lowest / highest bus voltage."),

@@ -17,6 +17,15 @@ CLASSES = ["consumers", "prosumers", "producers", "brps", "aggregators", "dso", 
            "market_operators"]
 
 
+def device_counts(fleet) -> dict:
+    """Households owning each device and their ratings summed (battery also capacity)."""
+    out = {k: {"households": int((mw > 0).sum()), "mw": float(mw.sum())} for k, mw in
+           (("pv", fleet.pv_mw), ("battery", fleet.batt_mw), ("ev", fleet.ev_mw),
+            ("heat_pump", fleet.hp_mw))}
+    out["battery"]["mwh"] = float(fleet.batt_mwh.sum())
+    return out
+
+
 def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
     """summary.json of a distribution-grid run: efficiency first (the run's system cost against
     the planner's), then welfare by class, prices, imbalance, congestion, flexibility,
@@ -50,8 +59,12 @@ def distribution_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
                   "grid": s.grid.simbench_code, "prosumers": model.fleet.n,
                   "aggregated_devices": {k: int(m.sum()) for k, m in
                                          model.fleet.enrolled.items()},
+                  "devices": device_counts(model.fleet),
                   "coupling": s.markets.coupling, "tso_dso_scheme": s.markets.tso_dso_scheme,
                   "compensation": s.settlement.compensation}
+    if model.background is not None:
+        out["run"]["background"] = {**model.background.summary(),
+                                    "mwh": float(series["background_mw"].sum() * dt)}
     out.update({
         "welfare_eur": welfare,
         "grid_violation_cost_eur": violation_cost,

@@ -45,7 +45,7 @@ def test_a_reduced_region_day_reports_every_level():
 def test_levels_split_feeders_and_connections_each_uses_every_point_once():
     import numpy as np
 
-    from agents.prosumer import _household_buses
+    from agents.prosumer_devices import household_connections
     from environment.inputs import load_grid
     from environment.model import FlexMarketModel
     from environment.scenario import with_overrides
@@ -57,8 +57,8 @@ def test_levels_split_feeders_and_connections_each_uses_every_point_once():
     m = FlexMarketModel(s)
     # an LV grid: the substation, and each feeder's lines at the LV level
     assert m.grid.locations == ("trafo", *(f"{n}-LV" for n in feeders.grid.locations[1:]))
-    grid, loads = load_grid(s)
-    buses, _, profiles = _household_buses(grid, loads)
+    grid, loads, _ = load_grid(s)
+    buses, _, profiles = household_connections(grid, loads)
     assert len(buses) == 92
     np.testing.assert_array_equal(m.fleet.bus, buses)      # each point once, in grid order
     assert list(m.fleet.load_profile_names) == list(profiles)
