@@ -126,7 +126,8 @@ def simulate_distribution(plan: RunPlan, progress: bool) -> tuple[object, dict, 
 def simulate_transmission(plan: RunPlan, progress: bool) -> tuple[object, dict, dict]:
     """The transmission model run, and its truthful twin when some producer is strategic."""
     from environment.transmission.twin import run_pair, strategic_producers
-    from experiments.statistics import transmission_summary, transmission_twin_summary
+    from experiments.statistics import transmission_summary
+    from experiments.twin_statistics import transmission_twin_summary
 
     s = plan.scenario
     if s.regions:

@@ -14,7 +14,7 @@ wear, emergency assistance) included, so
                         + change of valued energy - change of violation cost
 
 and the profit changes of all classes and `external` sum to zero: the transfers. The
-comparison's figures are computed in experiments/statistics.py (`twin_comparison`,
+comparison's figures are computed in experiments/twin_statistics.py (`twin_comparison`,
 `transmission_twin_summary`); this module runs the twins and reports them."""
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from environment.transmission.scenario import TxScenario
 from experiments.headline import num, signed, twin_lines
 from experiments.plan import resolve
 from experiments.run import RunResult, run_scenario
-from experiments.statistics import transmission_twin_summary, twin_comparison
 from experiments.store import write_run
+from experiments.twin_statistics import transmission_twin_summary, twin_comparison
 
 ROLES = ("brps", "aggregators", "producers")
 EXOGENOUS = ("system_load_mw", "prosumer_load_mw", "pv_mw")

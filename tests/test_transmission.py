@@ -18,7 +18,8 @@ from environment.transmission.network import Network, clear_zonal, nodal_lp
 from environment.transmission.scenario import parse_tx_scenario
 from environment.transmission.twin import run_pair
 from experiments.run import scenario_path
-from experiments.statistics import transmission_summary, transmission_twin_summary
+from experiments.statistics import transmission_summary
+from experiments.twin_statistics import transmission_twin_summary
 
 # Node A exports: cheap a_base (20), a_mid (40) and a_gamer (60); node B imports, with b_peak
 # (50). Loads A 50, B 100 MW; line A->B 40 MW.

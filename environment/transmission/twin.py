@@ -1,6 +1,6 @@
 """Twin runs: a scenario and its counterfactual with the same seed in which the chosen producers
 bid truthfully. The differences are what the strategies did; they are computed from the two
-models in experiments/statistics.py (`transmission_twin_summary`): the strategic producers'
+models in experiments/twin_statistics.py (`transmission_twin_summary`): the strategic producers'
 gaming profit, what it cost the grid operator and the consumers, and the welfare it destroyed."""
 
 from __future__ import annotations
