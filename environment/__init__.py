@@ -6,10 +6,12 @@ import sys
 # The matrices here are small (a feeder, a day): multithreaded BLAS only adds contention, and
 # runs are parallelised one level up (sweeps). Must be set before numpy is first imported.
 _BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-_USER_SET = any(v in os.environ for v in _BLAS_VARS)  # the user's own choice stands
+# the user's own choice stands, in whichever variable it was given (OpenBLAS reads its own
+# variable before OMP_NUM_THREADS, so a 1 there would override it)
+_USER_SET = next((os.environ[v] for v in _BLAS_VARS if v in os.environ), None)
 for _var in _BLAS_VARS:
-    os.environ.setdefault(_var, "1")
-if "numpy" in sys.modules and not _USER_SET:
+    os.environ.setdefault(_var, _USER_SET or "1")
+if "numpy" in sys.modules and _USER_SET is None:
     # numpy came first (a notebook, a user's script, a Dask worker): its BLAS threads are up
     # already and the variables above come too late; a run would take some 1.7x as long
     from threadpoolctl import threadpool_limits

@@ -29,5 +29,7 @@ def test_one_blas_thread_whoever_imported_numpy_first(first):
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS has one thread anyway")
-def test_the_users_own_thread_count_stands():
-    assert blas_threads("import numpy; ", OPENBLAS_NUM_THREADS="2") == 2
+@pytest.mark.parametrize("first", ["", "import numpy; "])
+@pytest.mark.parametrize("var", ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"])
+def test_the_users_own_thread_count_stands(first, var):
+    assert blas_threads(first, **{var: "2"}) == 2
