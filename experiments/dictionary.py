@@ -164,6 +164,10 @@ SUMMARY: list[Entry] = [
     E("levels.<level>.relieved_dso_cost_eur", EUR, "What the DSO paid for the level, tagged "
       "as relieved_lfm_mwh (RED payments, without an MTU: by the locations violated at any "
       "time of the run).", "+ paid by the DSO", "DSO cost for <level>"),
+    E("levels.<level>.load_to_shed_mwh", MWH, "Grid violations left in real time at the "
+      "level's locations, as the least load to shed (or injection to curtail) that restores "
+      "them (the levels sum to load_to_shed_mwh): what the markets did not relieve there.",
+      label="load to shed at <level>"),
     E("levels.dso_cost_unlocated_eur", EUR, "The rest of the DSO's flexibility cost, tied to no "
       "location (availability payments, real-time DER activations).", "+ paid by the DSO",
       "DSO cost without a location"),

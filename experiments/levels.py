@@ -27,6 +27,7 @@ def levels_summary(model, tables: dict[str, pd.DataFrame], dso_total_eur: float)
     levels = location_levels(grid)
     index = {n: k for k, n in enumerate(grid.locations)}
     lights = tables["grid"][["location", "light"]]
+    shed = tables["grid"].groupby("location")["load_to_shed_mw"].sum() * dt
     relief = Relief(grid, tables["grid"], index)
     flex = tables.get("flex")
     bought = np.zeros(grid.n_locations)
@@ -54,6 +55,8 @@ def levels_summary(model, tables: dict[str, pd.DataFrame], dso_total_eur: float)
             "dso_cost_eur": float(sum(paid[k] for k in ks)),
             "relieved_lfm_mwh": float(relieved_mwh[ks].sum()),
             "relieved_dso_cost_eur": float(relieved_eur[ks].sum()),
+            "load_to_shed_mwh": float(shed.reindex([grid.locations[k] for k in ks],
+                                                   fill_value=0.0).sum()),
         }
     out["dso_cost_unlocated_eur"] = dso_total_eur - float(paid.sum())
     return out

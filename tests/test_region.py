@@ -38,6 +38,9 @@ def test_a_reduced_region_day_reports_every_level():
     for sits, relieves in (("lfm_mwh", "relieved_lfm_mwh"),
                            ("dso_cost_eur", "relieved_dso_cost_eur")):
         assert sum(v[relieves] for v in per) == pytest.approx(sum(v[sits] for v in per))
+    # the violations left, per level, add up to the run's (per MTU, from the series table)
+    assert sum(v["load_to_shed_mwh"] for v in per) == pytest.approx(
+        r.summary["load_to_shed_mwh"], rel=1e-9, abs=1e-12)
     assert dictionary.undocumented(r.summary, r.tables) == []
 
 
