@@ -310,7 +310,7 @@ def test_interrupted_study_resumes_to_the_same_catalog(tmp_path, runner):
 
     # 3. the same command again finishes the study without redoing anything
     done = subprocess.run(_cli(path, results), cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=600)  # a hang guard: a busy machine takes minutes
     assert done.returncode == 0, done.stderr
     assert f"{len(second)} done" in done.stderr
     final = _finished(runs)
