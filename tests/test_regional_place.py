@@ -225,3 +225,36 @@ def test_no_forecast_error_leaves_nothing_to_balance():
                                  "zones.1.load_error_sd": 0})
     z = transmission_model(calm).run().tables()["zones"]
     assert (z["imbalance_mw"] == 0).all() and (z["balancing_shared_eur"] == 0).all()
+
+
+def chain() -> BalancingPeriod:
+    """Zones A, B, C, D in a chain A - B - C - D (headroom 100 MW each way); A long 10, D
+    short 10, B and C balanced; one offer per zone: up at 50, 60, 70, 80 and down at 40, 50,
+    60, 70 (100 MW each); emergency energy at 4,000 / -500 EUR/MWh."""
+    a = lambda v: np.asarray(v, float)  # noqa: E731
+    return BalancingPeriod(a([-10, 0, 0, 10]), np.arange(4), a([50, 60, 70, 80]),
+                           np.full(4, 100.0), a([40, 50, 60, 70]), np.full(4, 100.0),
+                           np.array([0, 1, 2]), np.array([1, 2, 3]), np.full(3, 100.0),
+                           np.full(3, 100.0), 4000.0, -500.0)
+
+
+def test_the_common_merit_order_does_not_counter_activate_in_a_chain():
+    """The chain above. Alone: A is paid 10 x 40 = 400 for turning down, D pays 10 x 80 = 800:
+    400 EUR. Netting sends A's 10 MW to D through B and C: 0 EUR. The zones together are
+    balanced, so the common merit order may open only A's down offer (A is long) and D's up
+    offer (D is short): any activation pairs D's up at 80 with A's down at 40, 40 EUR/MWh
+    dearer than netting, so it nets: 10 MW on each interconnector, no activation, 0 EUR, a
+    saving of 400 EUR over alone and of nothing over netting. (Before the fix: 20 MW
+    exchanged, A up 10 at 50 and D down 10 at 70, a 'saving' of 200 EUR over netting from
+    trading round the schedule.)"""
+    p = chain()
+    cmo, net = share("common_merit_order", p), share("imbalance_netting", p)
+    assert cmo.flow_mw == pytest.approx([10, 10, 10])
+    assert cmo.up_mw == pytest.approx([0, 0, 0, 0]) and cmo.down_mw == pytest.approx([0, 0, 0, 0])
+    assert cmo.emergency_up_mw.sum() == 0 and cmo.emergency_down_mw.sum() == 0
+    assert cmo.activation_eur == pytest.approx([0, 0, 0, 0])
+    assert cmo.alone_eur.sum() == pytest.approx(400)
+    assert cmo.shared_eur.sum() == pytest.approx(net.shared_eur.sum()) == pytest.approx(0)
+    # in a short zone nothing runs down, in a long one nothing up
+    assert cmo.down_mw[p.short_mw[p.offer_zone] > 0].sum() == 0
+    assert cmo.up_mw[p.short_mw[p.offer_zone] < 0].sum() == 0

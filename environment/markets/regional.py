@@ -16,9 +16,15 @@ headroom per direction. Options, registered by name in `environment.markets.regi
   are at cost after a coupled day-ahead market, but it is not guaranteed to.
 * `common_merit_order`: one least-cost activation over all zones' offers (an LP) with the
   exchange limited to the headroom, upward activation no more than the zones' total shortage
-  and downward no more than their total surplus (no counter-activation that serves no
-  imbalance): never dearer than balancing alone or netting, which are feasible points of the
-  same problem.
+  and downward no more than their total surplus, and no counter-activation: a zone activates
+  up only if it is short or the zones together are short, down only if it is long or the
+  zones together are long (so a long zone's or a balanced zone's up offers serve a net
+  shortage through the headroom, but nothing runs up in a long zone while a short one runs
+  down), and emergency energy runs only in a zone with an imbalance, up to it. Never dearer
+  than balancing alone or netting, which are feasible points of the same problem. (Each
+  activation serves an imbalance, but the LP still prefers a short zone's cheap up offer plus
+  a long zone's well-paid down offer to netting the two when that is cheaper, as balancing
+  alone would.)
 
 Exchanges between TSOs are settled at one price per interconnector, the same rule under
 either option: the mean of the two zones' marginal balancing prices after sharing (the price
@@ -227,9 +233,11 @@ def settlement_prices(p: BalancingPeriod, shared: Local, alone: Local) -> np.nda
 def share_common(p: BalancingPeriod) -> Sharing:
     """One LP over all zones: columns up (K), down (K), emergency up (Z), emergency down (Z),
     flow forward (E), flow back (E); one balance row per zone, and two rows capping all up
-    (down) activation, emergency included, at the zones' total shortage (surplus): energy is
-    activated only to cover imbalances, never up in one zone and down in another to trade
-    round the day-ahead and redispatch outcome."""
+    (down) activation, emergency included, at the zones' total shortage (surplus); a zone's up
+    offers are open only if it is short or the zones together are, its down offers only if it
+    is long or the zones together are, and emergency energy runs only in a zone with an
+    imbalance, up to it: energy is activated only to cover imbalances, never up in one zone and
+    down in another to trade round the day-ahead and redispatch outcome."""
     import scipy.sparse as sp
 
     from environment.solver import solve_lp
@@ -253,8 +261,13 @@ def share_common(p: BalancingPeriod) -> Sharing:
     a = sp.vstack([sp.csr_array((vals, (rows, cols)), shape=(z, n)), caps], format="csr")
     cost = np.concatenate([p.up_price, -p.down_price, np.full(z, p.emergency_up_price),
                            np.full(z, -p.emergency_down_price), np.full(2 * e, FLOW_PENALTY)])
-    upper = np.concatenate([p.up_mw, p.down_mw, np.full(2 * z, np.inf), p.headroom_fwd_mw,
-                            p.headroom_back_mw])
+    net = p.short_mw.sum()
+    up_ok = (p.short_mw > TOL) | (net > TOL)
+    down_ok = (p.short_mw < -TOL) | (net < -TOL)
+    upper = np.concatenate([np.where(up_ok[p.offer_zone], p.up_mw, 0.0),
+                            np.where(down_ok[p.offer_zone], p.down_mw, 0.0),
+                            np.clip(p.short_mw, 0, None), np.clip(-p.short_mw, 0, None),
+                            p.headroom_fwd_mw, p.headroom_back_mw])
     need_up, need_down = np.clip(p.short_mw, 0, None).sum(), np.clip(-p.short_mw, 0, None).sum()
     res = solve_lp(cost, a=a, row_lower=np.concatenate([p.short_mw, [0.0, 0.0]]),
                    row_upper=np.concatenate([p.short_mw, [need_up, need_down]]),
