@@ -258,3 +258,17 @@ def test_the_common_merit_order_does_not_counter_activate_in_a_chain():
     # in a short zone nothing runs down, in a long one nothing up
     assert cmo.down_mw[p.short_mw[p.offer_zone] > 0].sum() == 0
     assert cmo.up_mw[p.short_mw[p.offer_zone] < 0].sum() == 0
+
+
+def test_a_transit_path_is_settled_at_one_price_and_transit_tsos_end_at_zero():
+    """Netting in the chain: 10 MW flow A -> B -> C -> D; B and C have no imbalance and
+    activate nothing, so the three interconnectors are one path priced by its ends: A's
+    marginal down price alone 40 and D's marginal up price alone 80, (40 + 80) / 2 = 60 on
+    each. A is paid 600 (alone it was paid 400 for turning down: saves 200), D pays 600
+    (alone 800: saves 200), B and C pay 600 and are paid 600: 0 each. (Before the fix the
+    middle interconnector was settled at 0 and the ends at 40 and 80: B -400, C +800.)"""
+    for option in ("imbalance_netting", "common_merit_order"):
+        r = share(option, chain())
+        assert r.price_eur_mwh == pytest.approx([60, 60, 60])
+        assert r.settlement_eur == pytest.approx([-600, 0, 0, 600])
+        assert r.value_eur == pytest.approx([200, 0, 0, 200])

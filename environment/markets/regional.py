@@ -33,7 +33,10 @@ down offer in one that activated downward, the emergency price where emergency e
 so an exchange within one price area pays the area's price and a binding one splits its
 congestion rent equally; where one zone activated nothing the other's price; where neither
 did (pure netting), the mean of the marginal prices the two would have paid balancing alone;
-0 where nothing flows. The importing TSO pays the exporting one. (The common merit order LP's
+0 where nothing flows. Energy passing through a transit zone (no imbalance, nothing
+activated) is settled at one price along its path: the interconnectors joined by transit zones
+take the mean of the prices at the path's outer ends, so a transit TSO pays and is paid the
+same and ends at 0. The importing TSO pays the exporting one. (The common merit order LP's
 balance duals would be the textbook price, but its activation caps make them degenerate: two
 zones joined by an interconnector that does not bind can get different duals.) A TSO's shared
 cost is its activation cost plus what it paid other TSOs; the value of sharing is its cost
@@ -165,7 +168,7 @@ def share_netting(p: BalancingPeriod) -> Sharing:
     alone = balance_locally(p, p.short_mw)
     flow = netting_flows(p)
     rest = balance_locally(p, p.short_mw - p.net_import(flow))
-    return _outcome(p, rest, flow, settlement_prices(p, rest, alone), alone)
+    return _outcome(p, rest, flow, settlement_prices(p, rest, alone, flow), alone)
 
 
 def netting_flows(p: BalancingPeriod) -> np.ndarray:
@@ -216,14 +219,36 @@ def marginal_prices(p: BalancingPeriod, local: Local) -> np.ndarray:
     return np.where(net > TOL, m_up, np.where(net < -TOL, m_down, np.nan))
 
 
-def settlement_prices(p: BalancingPeriod, shared: Local, alone: Local) -> np.ndarray:
-    """Per interconnector, the settlement price of the module docstring."""
+def settlement_prices(p: BalancingPeriod, shared: Local, alone: Local,
+                      flow: np.ndarray | None = None) -> np.ndarray:
+    """Per interconnector, the settlement price of the module docstring. With `flow`, the
+    interconnectors carrying energy through a transit zone (no imbalance, nothing activated)
+    form one path priced by its ends: the mean of the prices at the ends outside transit
+    zones, so a transit TSO pays and is paid one price and ends at 0."""
     after = marginal_prices(p, shared)
     avoided = np.where(p.short_mw > TOL, alone.marginal_up,
                        np.where(p.short_mw < -TOL, alone.marginal_down, np.nan))
-    price = np.zeros(len(p.ic_from))
+    e = len(p.ic_from)
+    path = np.arange(e)
+    transit = (np.abs(p.short_mw) <= TOL) & np.isnan(after)
+    if flow is not None:
+        moving = np.abs(flow) > TOL
+        for zone in np.flatnonzero(transit):
+            on = moving & ((p.ic_from == zone) | (p.ic_to == zone))
+            if on.sum() > 1:
+                path[np.isin(path, path[on])] = path[on].min()
+    price = np.zeros(e)
+    outer = ~np.vstack([transit[p.ic_from], transit[p.ic_to]])
     for ends in (avoided, after):
         pair = np.vstack([ends[p.ic_from], ends[p.ic_to]])
+        for g in np.unique(path):
+            links = path == g
+            if links.sum() == 1:
+                continue
+            vals = pair[:, links][outer[:, links]]
+            pair[:, links] = np.nan
+            if np.isfinite(vals).any():
+                pair[0, links] = np.nanmean(vals)
         known = np.isfinite(pair).any(0)
         price[known] = np.nanmean(pair[:, known], axis=0)
     return price
@@ -279,4 +304,4 @@ def share_common(p: BalancingPeriod) -> Sharing:
     cost_z = (np.bincount(p.offer_zone, up * p.up_price - down * p.down_price, z)
               + em_up * p.emergency_up_price - em_down * p.emergency_down_price)
     local = Local(up, down, em_up, em_down, cost_z, alone.marginal_up, alone.marginal_down)
-    return _outcome(p, local, flow, settlement_prices(p, local, alone), alone)
+    return _outcome(p, local, flow, settlement_prices(p, local, alone, flow), alone)
