@@ -4,6 +4,8 @@ shipped two_zone_sharing scenario (ledger, energy balance per zone, headroom, su
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -272,3 +274,18 @@ def test_a_transit_path_is_settled_at_one_price_and_transit_tsos_end_at_zero():
         assert r.price_eur_mwh == pytest.approx([60, 60, 60])
         assert r.settlement_eur == pytest.approx([-600, 0, 0, 600])
         assert r.value_eur == pytest.approx([200, 0, 0, 200])
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("balancing.emergency_up_eur_mwh", 1, "below the dearest up offer (110"),
+    ("balancing.emergency_down_eur_mwh", 4100, "above the cheapest down offer (40")])
+def test_emergency_prices_that_undercut_the_offers_are_refused(field, value, words):
+    """two_zone_sharing's producers cost 40 to 110 EUR/MWh: emergency up energy at 1 would be
+    bought before every offer, emergency down at 4,100 would let a TSO 'earn' on it."""
+    from environment.errors import ScenarioError
+
+    s = load_tx_scenario(scenario_path("two_zone_sharing"))
+    with pytest.raises(ScenarioError, match=rf"{field} = {value}: {re.escape(words)}"):
+        tx_with_overrides(s, {field: value})
+    tx_with_overrides(s, {"balancing.emergency_up_eur_mwh": 110,
+                          "balancing.emergency_down_eur_mwh": 40})   # at the bounds: accepted
