@@ -289,3 +289,26 @@ def test_emergency_prices_that_undercut_the_offers_are_refused(field, value, wor
         tx_with_overrides(s, {field: value})
     tx_with_overrides(s, {"balancing.emergency_up_eur_mwh": 110,
                           "balancing.emergency_down_eur_mwh": 40})   # at the bounds: accepted
+
+
+def test_a_zone_without_load_is_refused():
+    """Its TSO charges redispatch and balancing to the zone's loads: with none it would keep
+    the cost silently."""
+    from environment.errors import ScenarioError
+
+    s = load_tx_scenario(scenario_path("two_zone_sharing"))
+    with pytest.raises(ScenarioError, match=r"zones\[0\].name = 'west': no load in 24 of 24"):
+        tx_with_overrides(s, {"loads.0.mw": 0})
+
+
+def test_every_tso_passes_its_whole_balancing_cost_on_even_when_real_load_goes_negative():
+    """A load forecast error sd of 300 % takes west's real load below 0 in some periods; the
+    TSOs then charge the balancing cost per forecast MWh, so the balancing charges still sum
+    to the TSOs' shared cost period by period."""
+    s = load_tx_scenario(scenario_path("two_zone_sharing"))
+    m = transmission_model(tx_with_overrides(s, {"zones.0.load_error_sd": 3.0})).run()
+    zones = m.tables()["zones"]
+    assert (zones["real_load_mw"] <= 0).any()
+    led = m.ledger.frame()
+    charged = led[led["market"] == "balancing_charge"]
+    assert charged["eur"].sum() == pytest.approx(zones["balancing_shared_eur"].sum())
