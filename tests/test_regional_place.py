@@ -291,14 +291,19 @@ def test_emergency_prices_that_undercut_the_offers_are_refused(field, value, wor
                           "balancing.emergency_down_eur_mwh": 40})   # at the bounds: accepted
 
 
-def test_a_zone_without_load_is_refused():
-    """Its TSO charges redispatch and balancing to the zone's loads: with none it would keep
-    the cost silently."""
-    from environment.errors import ScenarioError
-
+def test_a_zone_without_load_charges_its_producers():
+    """west with no load (generation only): its TSO charges its redispatch and balancing costs
+    to west's producers per MWh delivered, so the charges still sum to the TSOs' costs."""
     s = load_tx_scenario(scenario_path("two_zone_sharing"))
-    with pytest.raises(ScenarioError, match=r"zones\[0\].name = 'west': no load in 24 of 24"):
-        tx_with_overrides(s, {"loads.0.mw": 0})
+    m = transmission_model(tx_with_overrides(s, {"loads.0.mw": 0})).run()
+    zones, led = m.tables()["zones"], m.ledger.frame()
+    west = zones[zones["zone"] == "west"]
+    assert (west["real_load_mw"] == 0).all() and west["balancing_shared_eur"].abs().sum() > 0
+    for market, column in (("balancing_charge", "balancing_shared_eur"),
+                           ("network_charge", "redispatch_cost_eur")):
+        rows = led[(led["market"] == market) & (led["payee"] == "tso_west")]
+        assert rows["payer"].isin([p.name for p in m.producers]).all()
+        assert rows["eur"].sum() == pytest.approx(west[column].sum())
 
 
 def test_every_tso_passes_its_whole_balancing_cost_on_even_when_real_load_goes_negative():

@@ -393,16 +393,6 @@ class TxScenario(_Model):
                 problems.append(f"producers[{i}].marginal_cost_eur_mwh = "
                                 f"{p.marginal_cost_eur_mwh!r}: the series leaves the day-ahead "
                                 f"price range [{floor:g}, {cap:g}]")
-        if self.zonal:
-            zone_load = self.load_mw()
-            for i, zn in enumerate(self.zones):
-                mine = [j for j, n in enumerate(self.nodes) if n.zone == zn.name]
-                empty = int((zone_load[:, mine].sum(1) <= 0).sum())
-                if empty:
-                    problems.append(f"zones[{i}].name = {zn.name!r}: no load in {empty} of "
-                                    f"{self.periods} periods; its TSO charges its redispatch "
-                                    "and balancing costs to the zone's loads, so every zone "
-                                    "needs load")
         return problems + self._emergency_problems(cost)
 
     def _emergency_problems(self, cost: np.ndarray) -> list[str]:
