@@ -317,3 +317,24 @@ def test_every_tso_passes_its_whole_balancing_cost_on_even_when_real_load_goes_n
     led = m.ledger.frame()
     charged = led[led["market"] == "balancing_charge"]
     assert charged["eur"].sum() == pytest.approx(zones["balancing_shared_eur"].sum())
+
+
+def test_the_common_merit_order_takes_emergency_energy_last_whatever_its_price():
+    """A short 10 with an up offer at 50 and emergency up energy at 1 EUR/MWh: A's own merit
+    order takes the offer (500 EUR), so does the common merit order (before the fix it bought
+    10 MW of emergency energy at 1). A short 10, B long 4, no headroom, emergency down at
+    4,100: B's down offer at 50 absorbs B's surplus (B is paid 200), not emergency energy
+    (before the fix B 'earned' 4 x 4,100 = 16,400)."""
+    a = lambda v: np.asarray(v, float)  # noqa: E731
+    p = BalancingPeriod(a([10, 0]), np.array([0, 1]), a([50, 60]), a([100, 100]), a([40, 50]),
+                        a([100, 100]), np.array([0]), np.array([1]), a([100]), a([100]),
+                        1.0, -500.0)
+    r = share("common_merit_order", p)
+    assert r.emergency_up_mw.sum() == 0 and r.up_mw == pytest.approx([10, 0])
+    assert r.activation_eur == pytest.approx([500, 0])
+    q = BalancingPeriod(a([10, -4]), np.array([0, 1]), a([50, 60]), a([100, 100]), a([40, 50]),
+                        a([100, 100]), np.array([0]), np.array([1]), a([0]), a([0]),
+                        4000.0, 4100.0)
+    r = share("common_merit_order", q)
+    assert r.emergency_down_mw.sum() == 0 and r.down_mw == pytest.approx([0, 4])
+    assert r.activation_eur == pytest.approx([500, -200])

@@ -20,7 +20,9 @@ headroom per direction. Options, registered by name in `environment.markets.regi
   up only if it is short or the zones together are short, down only if it is long or the
   zones together are long (so a long zone's or a balanced zone's up offers serve a net
   shortage through the headroom, but nothing runs up in a long zone while a short one runs
-  down), and emergency energy runs only in a zone with an imbalance, up to it. Never dearer
+  down), and emergency energy runs only in a zone with an imbalance, up to it, and last,
+  after every offer, as in a TSO's own merit order (scenarios refuse emergency prices that
+  undercut the offers: environment/transmission/scenario.py). Never dearer
   than balancing alone or netting, which are feasible points of the same problem. (Each
   activation serves an imbalance, but the LP still prefers a short zone's cheap up offer plus
   a long zone's well-paid down offer to netting the two when that is cheaper, as balancing
@@ -284,8 +286,12 @@ def share_common(p: BalancingPeriod) -> Sharing:
                                                 np.concatenate([up_cols, down_cols]))),
                         shape=(2, n))
     a = sp.vstack([sp.csr_array((vals, (rows, cols)), shape=(z, n)), caps], format="csr")
-    cost = np.concatenate([p.up_price, -p.down_price, np.full(z, p.emergency_up_price),
-                           np.full(z, -p.emergency_down_price), np.full(2 * e, FLOW_PENALTY)])
+    # emergency energy is the last resort, as in each TSO's own merit order: ranked after
+    # every offer even where its price would undercut one (the money booked is its price)
+    em_up = max(p.emergency_up_price, p.up_price.max(initial=-np.inf) + 1.0)
+    em_down = min(p.emergency_down_price, p.down_price.min(initial=np.inf) - 1.0)
+    cost = np.concatenate([p.up_price, -p.down_price, np.full(z, em_up), np.full(z, -em_down),
+                           np.full(2 * e, FLOW_PENALTY)])
     net = p.short_mw.sum()
     up_ok = (p.short_mw > TOL) | (net > TOL)
     down_ok = (p.short_mw < -TOL) | (net < -TOL)
