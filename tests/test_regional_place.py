@@ -4,6 +4,8 @@ shipped two_zone_sharing scenario (ledger, energy balance per zone, headroom, su
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -225,3 +227,114 @@ def test_no_forecast_error_leaves_nothing_to_balance():
                                  "zones.1.load_error_sd": 0})
     z = transmission_model(calm).run().tables()["zones"]
     assert (z["imbalance_mw"] == 0).all() and (z["balancing_shared_eur"] == 0).all()
+
+
+def chain() -> BalancingPeriod:
+    """Zones A, B, C, D in a chain A - B - C - D (headroom 100 MW each way); A long 10, D
+    short 10, B and C balanced; one offer per zone: up at 50, 60, 70, 80 and down at 40, 50,
+    60, 70 (100 MW each); emergency energy at 4,000 / -500 EUR/MWh."""
+    a = lambda v: np.asarray(v, float)  # noqa: E731
+    return BalancingPeriod(a([-10, 0, 0, 10]), np.arange(4), a([50, 60, 70, 80]),
+                           np.full(4, 100.0), a([40, 50, 60, 70]), np.full(4, 100.0),
+                           np.array([0, 1, 2]), np.array([1, 2, 3]), np.full(3, 100.0),
+                           np.full(3, 100.0), 4000.0, -500.0)
+
+
+def test_the_common_merit_order_does_not_counter_activate_in_a_chain():
+    """The chain above. Alone: A is paid 10 x 40 = 400 for turning down, D pays 10 x 80 = 800:
+    400 EUR. Netting sends A's 10 MW to D through B and C: 0 EUR. The zones together are
+    balanced, so the common merit order may open only A's down offer (A is long) and D's up
+    offer (D is short): any activation pairs D's up at 80 with A's down at 40, 40 EUR/MWh
+    dearer than netting, so it nets: 10 MW on each interconnector, no activation, 0 EUR, a
+    saving of 400 EUR over alone and of nothing over netting. (Before the fix: 20 MW
+    exchanged, A up 10 at 50 and D down 10 at 70, a 'saving' of 200 EUR over netting from
+    trading round the schedule.)"""
+    p = chain()
+    cmo, net = share("common_merit_order", p), share("imbalance_netting", p)
+    assert cmo.flow_mw == pytest.approx([10, 10, 10])
+    assert cmo.up_mw == pytest.approx([0, 0, 0, 0]) and cmo.down_mw == pytest.approx([0, 0, 0, 0])
+    assert cmo.emergency_up_mw.sum() == 0 and cmo.emergency_down_mw.sum() == 0
+    assert cmo.activation_eur == pytest.approx([0, 0, 0, 0])
+    assert cmo.alone_eur.sum() == pytest.approx(400)
+    assert cmo.shared_eur.sum() == pytest.approx(net.shared_eur.sum()) == pytest.approx(0)
+    # in a short zone nothing runs down, in a long one nothing up
+    assert cmo.down_mw[p.short_mw[p.offer_zone] > 0].sum() == 0
+    assert cmo.up_mw[p.short_mw[p.offer_zone] < 0].sum() == 0
+
+
+def test_a_transit_path_is_settled_at_one_price_and_transit_tsos_end_at_zero():
+    """Netting in the chain: 10 MW flow A -> B -> C -> D; B and C have no imbalance and
+    activate nothing, so the three interconnectors are one path priced by its ends: A's
+    marginal down price alone 40 and D's marginal up price alone 80, (40 + 80) / 2 = 60 on
+    each. A is paid 600 (alone it was paid 400 for turning down: saves 200), D pays 600
+    (alone 800: saves 200), B and C pay 600 and are paid 600: 0 each. (Before the fix the
+    middle interconnector was settled at 0 and the ends at 40 and 80: B -400, C +800.)"""
+    for option in ("imbalance_netting", "common_merit_order"):
+        r = share(option, chain())
+        assert r.price_eur_mwh == pytest.approx([60, 60, 60])
+        assert r.settlement_eur == pytest.approx([-600, 0, 0, 600])
+        assert r.value_eur == pytest.approx([200, 0, 0, 200])
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("balancing.emergency_up_eur_mwh", 1, "below the dearest up offer (110"),
+    ("balancing.emergency_down_eur_mwh", 4100, "above the cheapest down offer (40")])
+def test_emergency_prices_that_undercut_the_offers_are_refused(field, value, words):
+    """two_zone_sharing's producers cost 40 to 110 EUR/MWh: emergency up energy at 1 would be
+    bought before every offer, emergency down at 4,100 would let a TSO 'earn' on it."""
+    from environment.errors import ScenarioError
+
+    s = load_tx_scenario(scenario_path("two_zone_sharing"))
+    with pytest.raises(ScenarioError, match=rf"{field} = {value}: {re.escape(words)}"):
+        tx_with_overrides(s, {field: value})
+    tx_with_overrides(s, {"balancing.emergency_up_eur_mwh": 110,
+                          "balancing.emergency_down_eur_mwh": 40})   # at the bounds: accepted
+
+
+def test_a_zone_without_load_charges_its_producers():
+    """west with no load (generation only): its TSO charges its redispatch and balancing costs
+    to west's producers per MWh delivered, so the charges still sum to the TSOs' costs."""
+    s = load_tx_scenario(scenario_path("two_zone_sharing"))
+    m = transmission_model(tx_with_overrides(s, {"loads.0.mw": 0})).run()
+    zones, led = m.tables()["zones"], m.ledger.frame()
+    west = zones[zones["zone"] == "west"]
+    assert (west["real_load_mw"] == 0).all() and west["balancing_shared_eur"].abs().sum() > 0
+    for market, column in (("balancing_charge", "balancing_shared_eur"),
+                           ("network_charge", "redispatch_cost_eur")):
+        rows = led[(led["market"] == market) & (led["payee"] == "tso_west")]
+        assert rows["payer"].isin([p.name for p in m.producers]).all()
+        assert rows["eur"].sum() == pytest.approx(west[column].sum())
+
+
+def test_every_tso_passes_its_whole_balancing_cost_on_even_when_real_load_goes_negative():
+    """A load forecast error sd of 300 % takes west's real load below 0 in some periods; the
+    TSOs then charge the balancing cost per forecast MWh, so the balancing charges still sum
+    to the TSOs' shared cost period by period."""
+    s = load_tx_scenario(scenario_path("two_zone_sharing"))
+    m = transmission_model(tx_with_overrides(s, {"zones.0.load_error_sd": 3.0})).run()
+    zones = m.tables()["zones"]
+    assert (zones["real_load_mw"] <= 0).any()
+    led = m.ledger.frame()
+    charged = led[led["market"] == "balancing_charge"]
+    assert charged["eur"].sum() == pytest.approx(zones["balancing_shared_eur"].sum())
+
+
+def test_the_common_merit_order_takes_emergency_energy_last_whatever_its_price():
+    """A short 10 with an up offer at 50 and emergency up energy at 1 EUR/MWh: A's own merit
+    order takes the offer (500 EUR), so does the common merit order (before the fix it bought
+    10 MW of emergency energy at 1). A short 10, B long 4, no headroom, emergency down at
+    4,100: B's down offer at 50 absorbs B's surplus (B is paid 200), not emergency energy
+    (before the fix B 'earned' 4 x 4,100 = 16,400)."""
+    a = lambda v: np.asarray(v, float)  # noqa: E731
+    p = BalancingPeriod(a([10, 0]), np.array([0, 1]), a([50, 60]), a([100, 100]), a([40, 50]),
+                        a([100, 100]), np.array([0]), np.array([1]), a([100]), a([100]),
+                        1.0, -500.0)
+    r = share("common_merit_order", p)
+    assert r.emergency_up_mw.sum() == 0 and r.up_mw == pytest.approx([10, 0])
+    assert r.activation_eur == pytest.approx([500, 0])
+    q = BalancingPeriod(a([10, -4]), np.array([0, 1]), a([50, 60]), a([100, 100]), a([40, 50]),
+                        a([100, 100]), np.array([0]), np.array([1]), a([0]), a([0]),
+                        4000.0, 4100.0)
+    r = share("common_merit_order", q)
+    assert r.emergency_down_mw.sum() == 0 and r.down_mw == pytest.approx([0, 4])
+    assert r.activation_eur == pytest.approx([500, -200])

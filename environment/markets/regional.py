@@ -16,9 +16,17 @@ headroom per direction. Options, registered by name in `environment.markets.regi
   are at cost after a coupled day-ahead market, but it is not guaranteed to.
 * `common_merit_order`: one least-cost activation over all zones' offers (an LP) with the
   exchange limited to the headroom, upward activation no more than the zones' total shortage
-  and downward no more than their total surplus (no counter-activation that serves no
-  imbalance): never dearer than balancing alone or netting, which are feasible points of the
-  same problem.
+  and downward no more than their total surplus, and no counter-activation: a zone activates
+  up only if it is short or the zones together are short, down only if it is long or the
+  zones together are long (so a long zone's or a balanced zone's up offers serve a net
+  shortage through the headroom, but nothing runs up in a long zone while a short one runs
+  down), and emergency energy runs only in a zone with an imbalance, up to it, and last,
+  after every offer, as in a TSO's own merit order (scenarios refuse emergency prices that
+  undercut the offers: environment/transmission/scenario.py). Never dearer
+  than balancing alone or netting, which are feasible points of the same problem. (Each
+  activation serves an imbalance, but the LP still prefers a short zone's cheap up offer plus
+  a long zone's well-paid down offer to netting the two when that is cheaper, as balancing
+  alone would.)
 
 Exchanges between TSOs are settled at one price per interconnector, the same rule under
 either option: the mean of the two zones' marginal balancing prices after sharing (the price
@@ -27,7 +35,10 @@ down offer in one that activated downward, the emergency price where emergency e
 so an exchange within one price area pays the area's price and a binding one splits its
 congestion rent equally; where one zone activated nothing the other's price; where neither
 did (pure netting), the mean of the marginal prices the two would have paid balancing alone;
-0 where nothing flows. The importing TSO pays the exporting one. (The common merit order LP's
+0 where nothing flows. Energy passing through a transit zone (no imbalance, nothing
+activated) is settled at one price along its path: the interconnectors joined by transit zones
+take the mean of the prices at the path's outer ends, so a transit TSO pays and is paid the
+same and ends at 0. The importing TSO pays the exporting one. (The common merit order LP's
 balance duals would be the textbook price, but its activation caps make them degenerate: two
 zones joined by an interconnector that does not bind can get different duals.) A TSO's shared
 cost is its activation cost plus what it paid other TSOs; the value of sharing is its cost
@@ -159,7 +170,7 @@ def share_netting(p: BalancingPeriod) -> Sharing:
     alone = balance_locally(p, p.short_mw)
     flow = netting_flows(p)
     rest = balance_locally(p, p.short_mw - p.net_import(flow))
-    return _outcome(p, rest, flow, settlement_prices(p, rest, alone), alone)
+    return _outcome(p, rest, flow, settlement_prices(p, rest, alone, flow), alone)
 
 
 def netting_flows(p: BalancingPeriod) -> np.ndarray:
@@ -210,14 +221,36 @@ def marginal_prices(p: BalancingPeriod, local: Local) -> np.ndarray:
     return np.where(net > TOL, m_up, np.where(net < -TOL, m_down, np.nan))
 
 
-def settlement_prices(p: BalancingPeriod, shared: Local, alone: Local) -> np.ndarray:
-    """Per interconnector, the settlement price of the module docstring."""
+def settlement_prices(p: BalancingPeriod, shared: Local, alone: Local,
+                      flow: np.ndarray | None = None) -> np.ndarray:
+    """Per interconnector, the settlement price of the module docstring. With `flow`, the
+    interconnectors carrying energy through a transit zone (no imbalance, nothing activated)
+    form one path priced by its ends: the mean of the prices at the ends outside transit
+    zones, so a transit TSO pays and is paid one price and ends at 0."""
     after = marginal_prices(p, shared)
     avoided = np.where(p.short_mw > TOL, alone.marginal_up,
                        np.where(p.short_mw < -TOL, alone.marginal_down, np.nan))
-    price = np.zeros(len(p.ic_from))
+    e = len(p.ic_from)
+    path = np.arange(e)
+    transit = (np.abs(p.short_mw) <= TOL) & np.isnan(after)
+    if flow is not None:
+        moving = np.abs(flow) > TOL
+        for zone in np.flatnonzero(transit):
+            on = moving & ((p.ic_from == zone) | (p.ic_to == zone))
+            if on.sum() > 1:
+                path[np.isin(path, path[on])] = path[on].min()
+    price = np.zeros(e)
+    outer = ~np.vstack([transit[p.ic_from], transit[p.ic_to]])
     for ends in (avoided, after):
         pair = np.vstack([ends[p.ic_from], ends[p.ic_to]])
+        for g in np.unique(path):
+            links = path == g
+            if links.sum() == 1:
+                continue
+            vals = pair[:, links][outer[:, links]]
+            pair[:, links] = np.nan
+            if np.isfinite(vals).any():
+                pair[0, links] = np.nanmean(vals)
         known = np.isfinite(pair).any(0)
         price[known] = np.nanmean(pair[:, known], axis=0)
     return price
@@ -227,9 +260,11 @@ def settlement_prices(p: BalancingPeriod, shared: Local, alone: Local) -> np.nda
 def share_common(p: BalancingPeriod) -> Sharing:
     """One LP over all zones: columns up (K), down (K), emergency up (Z), emergency down (Z),
     flow forward (E), flow back (E); one balance row per zone, and two rows capping all up
-    (down) activation, emergency included, at the zones' total shortage (surplus): energy is
-    activated only to cover imbalances, never up in one zone and down in another to trade
-    round the day-ahead and redispatch outcome."""
+    (down) activation, emergency included, at the zones' total shortage (surplus); a zone's up
+    offers are open only if it is short or the zones together are, its down offers only if it
+    is long or the zones together are, and emergency energy runs only in a zone with an
+    imbalance, up to it: energy is activated only to cover imbalances, never up in one zone and
+    down in another to trade round the day-ahead and redispatch outcome."""
     import scipy.sparse as sp
 
     from environment.solver import solve_lp
@@ -251,10 +286,19 @@ def share_common(p: BalancingPeriod) -> Sharing:
                                                 np.concatenate([up_cols, down_cols]))),
                         shape=(2, n))
     a = sp.vstack([sp.csr_array((vals, (rows, cols)), shape=(z, n)), caps], format="csr")
-    cost = np.concatenate([p.up_price, -p.down_price, np.full(z, p.emergency_up_price),
-                           np.full(z, -p.emergency_down_price), np.full(2 * e, FLOW_PENALTY)])
-    upper = np.concatenate([p.up_mw, p.down_mw, np.full(2 * z, np.inf), p.headroom_fwd_mw,
-                            p.headroom_back_mw])
+    # emergency energy is the last resort, as in each TSO's own merit order: ranked after
+    # every offer even where its price would undercut one (the money booked is its price)
+    em_up = max(p.emergency_up_price, p.up_price.max(initial=-np.inf) + 1.0)
+    em_down = min(p.emergency_down_price, p.down_price.min(initial=np.inf) - 1.0)
+    cost = np.concatenate([p.up_price, -p.down_price, np.full(z, em_up), np.full(z, -em_down),
+                           np.full(2 * e, FLOW_PENALTY)])
+    net = p.short_mw.sum()
+    up_ok = (p.short_mw > TOL) | (net > TOL)
+    down_ok = (p.short_mw < -TOL) | (net < -TOL)
+    upper = np.concatenate([np.where(up_ok[p.offer_zone], p.up_mw, 0.0),
+                            np.where(down_ok[p.offer_zone], p.down_mw, 0.0),
+                            np.clip(p.short_mw, 0, None), np.clip(-p.short_mw, 0, None),
+                            p.headroom_fwd_mw, p.headroom_back_mw])
     need_up, need_down = np.clip(p.short_mw, 0, None).sum(), np.clip(-p.short_mw, 0, None).sum()
     res = solve_lp(cost, a=a, row_lower=np.concatenate([p.short_mw, [0.0, 0.0]]),
                    row_upper=np.concatenate([p.short_mw, [need_up, need_down]]),
@@ -266,4 +310,4 @@ def share_common(p: BalancingPeriod) -> Sharing:
     cost_z = (np.bincount(p.offer_zone, up * p.up_price - down * p.down_price, z)
               + em_up * p.emergency_up_price - em_down * p.emergency_down_price)
     local = Local(up, down, em_up, em_down, cost_z, alone.marginal_up, alone.marginal_down)
-    return _outcome(p, local, flow, settlement_prices(p, local, alone), alone)
+    return _outcome(p, local, flow, settlement_prices(p, local, alone, flow), alone)

@@ -92,7 +92,9 @@ class Balancing(_Model):
     (environment/markets/regional.py: `none`, `imbalance_netting`, `common_merit_order`).
     Offers are the producers' headroom after redispatch at marginal cost (renewables do not
     offer); what no offer covers is emergency energy at `emergency_up_eur_mwh` (default: the
-    day-ahead price cap) or `emergency_down_eur_mwh` (default: the price floor)."""
+    day-ahead price cap) or `emergency_down_eur_mwh` (default: the price floor). A scenario
+    whose emergency up price is below a (non-renewable) producer's marginal cost, or whose
+    emergency down price is above one, is refused: emergency energy is the last resort."""
 
     sharing: str = "none"
     emergency_up_eur_mwh: float | None = None
@@ -391,6 +393,25 @@ class TxScenario(_Model):
                 problems.append(f"producers[{i}].marginal_cost_eur_mwh = "
                                 f"{p.marginal_cost_eur_mwh!r}: the series leaves the day-ahead "
                                 f"price range [{floor:g}, {cap:g}]")
+        return problems + self._emergency_problems(cost)
+
+    def _emergency_problems(self, cost: np.ndarray) -> list[str]:
+        """Emergency energy is the last resort: it must cost at least as much as every
+        balancing offer (up) and pay at most as much as every one (down), or the TSOs would
+        buy it before the offers, or 'earn' on it."""
+        b, problems = self.balancing, []
+        offers = cost[:, [i for i, p in enumerate(self.producers) if not p.renewable]]
+        if not offers.size:
+            return problems
+        dear, cheap = float(offers.max()), float(offers.min())
+        if b.emergency_up_eur_mwh is not None and b.emergency_up_eur_mwh < dear:
+            problems.append(f"balancing.emergency_up_eur_mwh = {b.emergency_up_eur_mwh:g}: below "
+                            f"the dearest up offer ({dear:g} EUR/MWh, a producer's marginal "
+                            "cost); emergency energy would be bought before the offers")
+        if b.emergency_down_eur_mwh is not None and b.emergency_down_eur_mwh > cheap:
+            problems.append(f"balancing.emergency_down_eur_mwh = {b.emergency_down_eur_mwh:g}: "
+                            f"above the cheapest down offer ({cheap:g} EUR/MWh, a producer's "
+                            "marginal cost); the TSOs would earn on emergency energy")
         return problems
 
 

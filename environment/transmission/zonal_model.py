@@ -12,7 +12,10 @@ the net redispatch cost (network_charge), pays its zone's balancing activations
 (balancing_up; balancing_down is paid to it), buys emergency energy from outside
 (balancing_emergency), settles cross-border balancing energy with the other TSOs
 (regional_balancing: the importer pays the exporter) and charges its zone's loads the net
-balancing cost (balancing_charge). Balancing offers are the producers' headroom after
+balancing cost (balancing_charge) per real MWh; in a period where a zone has no (real) load
+(a generation-only zone, or a forecast error below -100 %) its producers pay both charges
+per MWh delivered, so a TSO keeps a cost only where nothing was consumed or delivered in its
+zone. Balancing offers are the producers' headroom after
 redispatch at marginal cost; renewables do not offer. A zone's loads carry its imbalance cost:
 there are no BRPs in this kind, so the imbalance is not charged to whoever caused it. Real time
 is not checked against the lines inside zones (the balancing place sees zones and
@@ -259,15 +262,18 @@ class ZonalTransmissionModel(TransmissionModel):
         led.pay(tso[z.ic_to][other], tso[z.ic_from][other], "regional_balancing", mtu,
                 bal.flow_mw[other], bal.price_eur_mwh[other])
         led.pay(prod, self.external, "fuel", mtu, delivered, self.cost[t])
-        zone_load = np.bincount(self.load_zone, loads, z.n)
-        zone_real = np.bincount(self.load_zone, real_load, z.n)
-        has = zone_load[self.load_zone] > 0
-        led.pay(load_acc[has], tso[self.load_zone][has], "network_charge", mtu, loads[has],
-                (rd_cost / np.where(zone_load > 0, zone_load, 1.0))[self.load_zone][has])
-        has = zone_real[self.load_zone] > 0
-        per_mwh = bal.shared_eur / np.where(zone_real > 0, zone_real, 1.0)
-        led.pay(load_acc[has], tso[self.load_zone][has], "balancing_charge", mtu,
-                real_load[has], per_mwh[self.load_zone][has])
+        made = np.bincount(self.prod_zone, delivered, z.n)
+        for market, cost, basis in (("network_charge", rd_cost, loads),
+                                    ("balancing_charge", bal.shared_eur, real_load)):
+            zone_basis = np.bincount(self.load_zone, basis, z.n)
+            has = zone_basis[self.load_zone] > 0
+            led.pay(load_acc[has], tso[self.load_zone][has], market, mtu, basis[has],
+                    (cost / np.where(zone_basis > 0, zone_basis, 1.0))[self.load_zone][has])
+            # a zone without (real) load: its producers pay per MWh delivered
+            mine = ((zone_basis <= 0) & (made > 0))[self.prod_zone]
+            if mine.any():
+                led.pay(prod[mine], tso[self.prod_zone][mine], market, mtu, delivered[mine],
+                        (cost / np.where(made > 0, made, 1.0))[self.prod_zone][mine])
 
     def _record_zones(self, t, episode, price, flow, rd_cost, bal: Sharing, need, load,
                       real_load) -> None:
