@@ -86,7 +86,7 @@ FOLLOW_THE_RUN = {
     "calendar.start": "the run's start date",
     "calendar.days": "the run's periods / 24",
     "seed": "the run's seed + 100 + the region's index",
-    "planner.enabled": "off (the grid above has no costs in the region's model)",
+    "planner.enabled": "off: the grid above has no costs in the region's model",
     "markets.dayahead.price_floor": "the coupled market's, day_ahead.price_floor",
     "markets.dayahead.price_cap": "the coupled market's, day_ahead.price_cap",
     "markets.dayahead.wholesale": "its zone's coupled market",
