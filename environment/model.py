@@ -151,6 +151,8 @@ class FlexMarketModel(mesa.Model):
         self.lem = LocalMarket(self) if s.markets.lem.enabled else None
         self.day = 0
         self.records: dict[str, list] = {}
+        # MWh of DER the TSO activated, (up, down), each party's per MTU (record_day)
+        self.der_tso_mwh = np.zeros(2)
         self.valued = {"prosumers": 0.0, "consumers": 0.0}
         self.service_mwh = 0.0
         self.shortfall_mwh = 0.0
