@@ -16,7 +16,12 @@ under its node:
   intraday and real time (as the exogenous exchange of environment/markets/wholesale_region
   does at a series), and the region's accounts meet the coupled market through it;
 * its planner is off: it prices energy at marginal costs, and the grid above has none in the
-  region's model."""
+  region's model.
+
+A region's overrides of what the run sets (the calendar's start and days, seed, price range,
+planner, wholesale, system load, a closed region's producers) are refused when the scenario
+is read (environment/transmission/zone_checks.py `FOLLOW_THE_RUN`), and the placed scenario is
+checked as a run checks its scenario, with what cannot act under a node (`placed_problems`)."""
 
 from __future__ import annotations
 
