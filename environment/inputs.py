@@ -151,10 +151,23 @@ def load_grid(s: Scenario):
                             f"{s.grid.simbench_code!r}: {exc}") from None
 
 
-def load_background(s: Scenario) -> Background:
+def load_background(s: Scenario, points: int | None = None) -> Background:
     """The grid's background elements (`grid.background: simbench`, cached between runs);
-    refused on a grid that has none, where the setting could not act."""
+    refused on a grid that has none, where the setting could not act, and (given the grid's
+    number of household connection points, `points`) where the prosumers are fewer: the
+    background leaves every H0 load and home device to them, so the households they do not
+    model would be in no flow."""
     code = s.grid.simbench_code
+    members = sum(g.count for g in s.prosumers)
+    if points is not None and members < points:
+        counts = " + ".join(f"prosumers[{i}].count = {g.count}"
+                            for i, g in enumerate(s.prosumers)) or "prosumers = []"
+        raise ScenarioError(f"invalid scenario {s.name}:\n  {counts}: under grid.background "
+                            f"'simbench' the prosumers stand for every household connection "
+                            f"point of grid {code} ({points}), which the background leaves "
+                            f"out; with {members} the loads and devices of {points - members} "
+                            f"households would be in no flow (model all {points}, or set "
+                            "grid.background 'none')")
     out = cached(f"background-{code}",
                  lambda: Background.of(simbench_net(code), load_simbench_grid(code)))
     if out.elements.empty:

@@ -29,7 +29,7 @@ from agents.dso import Dso
 from agents.party import Party
 from agents.producer import Producer
 from agents.prosumer import DayProfiles, Prosumer, ProsumerFleet
-from agents.prosumer_devices import connection_devices
+from agents.prosumer_devices import connection_devices, household_connections
 from agents.tso import Tso
 from environment import (
     balancingstage,
@@ -120,7 +120,10 @@ class FlexMarketModel(mesa.Model):
         self.producers = [Producer(self, p, self.bank.index[p.profile] if p.profile else None)
                           for p in s.producers]
         self.dso = Dso(self, self.grid, s.grid, s.dso, self.fleet.bus)
-        self.background = load_background(s) if s.grid.background == "simbench" else None
+        self.background = None
+        if s.grid.background == "simbench":
+            points = len(household_connections(self.grid, loads)[0])
+            self.background = load_background(s, points)
         self.tso = Tso(self, s.tso, s.markets.dayahead.price_floor)
         self.prosumers = [Prosumer(self, self.fleet, i) for i in range(self.fleet.n)]
         # the balance responsible parties, in the order they were created: suppliers, the
@@ -148,6 +151,8 @@ class FlexMarketModel(mesa.Model):
         self.lem = LocalMarket(self) if s.markets.lem.enabled else None
         self.day = 0
         self.records: dict[str, list] = {}
+        # MWh of DER the TSO activated, (up, down), each party's per MTU (record_day)
+        self.der_tso_mwh = np.zeros(2)
         self.valued = {"prosumers": 0.0, "consumers": 0.0}
         self.service_mwh = 0.0
         self.shortfall_mwh = 0.0

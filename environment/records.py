@@ -54,6 +54,8 @@ def record_day(model, ctx) -> None:
         "v_max_pu": flows.v_pu[:, 1:].max(1),
         "load_to_shed_mw": rt.shed.per_mtu,
     }))
+    model.der_tso_mwh += np.array([ctx.der_tso.clip(min=0).sum(),
+                                   -ctx.der_tso.clip(max=0).sum()]) * dt
     if model.dso.background is not None:
         rec["series"][-1]["background_mw"] = model.dso.background[0].sum(1)
     _record_grid(model, ctx)

@@ -25,8 +25,12 @@ TIERS: list[Entry] = [
       "least load to shed (its load_to_shed_mwh)."),
     E("local.<region>.imbalance_abs_mwh", MWH, "Absolute imbalance of the region's parties "
       "(its imbalance.system_abs_mwh)."),
-    E("local.<region>.der_balancing_mwh", MWH, "DER the region's TSO agent activated for "
-      "balancing inside the region, |MW| x h."),
+    E("local.<region>.der_balancing_up_mwh", MWH, "DER the region's TSO agent activated "
+      "upward (less consumption) for balancing inside the region (and, with pass_up, the "
+      "zone's TSO), MW x h per party and MTU: parties moving up and down in one MTU do not "
+      "cancel."),
+    E("local.<region>.der_balancing_down_mwh", MWH, "As der_balancing_up_mwh, downward (more "
+      "consumption)."),
     E("local.<region>.da_import_mwh", MWH, "The region's net day-ahead purchase from the "
       "coupled market (its accepted net position at its node).", "+ imported, - exported"),
     E("local.<region>.real_import_mwh", MWH, "What the region took from the grid above in "
@@ -49,8 +53,11 @@ TIERS: list[Entry] = [
     E("national.zones.<zone>.regions_deviation_abs_mwh", MWH, "|the regions' deviation| per "
       "hourly period (their MTUs' mean, summed over the zone's regions) summed over periods: "
       "the part of the zone's imbalance the regions made (netted within the hour)."),
-    E("national.zones.<zone>.der_balancing_mwh", MWH, "DER activated for balancing in the "
-      "zone's regions, by their TSO agents and (with pass_up) by the zone's TSO."),
+    E("national.zones.<zone>.der_balancing_up_mwh", MWH, "DER activated upward for "
+      "balancing in the zone's regions, by their TSO agents and (with pass_up) by the zone's "
+      "TSO: the regions' local.<region>.der_balancing_up_mwh summed."),
+    E("national.zones.<zone>.der_balancing_down_mwh", MWH, "As der_balancing_up_mwh, "
+      "downward."),
     E("national.zones.<zone>.passed_up.regions", "", "With pass_up: the zone's regions that "
       "offer their flexibility up to its TSO (the national place)."),
     E("national.zones.<zone>.passed_up.value_eur", EUR, "With pass_up: the value of the "

@@ -42,8 +42,9 @@ def tiers_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
         mine = regions[regions["region"] == m.config.name]
         flex = s["flexibility"]
         vols = flex.get("volumes", {})
-        der_mwh = float(t["series"]["der_balancing_up_mw"].abs().sum() * dt)
-        der[int(zone)] = der.get(int(zone), 0.0) + der_mwh
+        up, down = (float(x) for x in m.der_tso_mwh)
+        was = der.get(int(zone), (0.0, 0.0))
+        der[int(zone)] = (was[0] + up, was[1] + down)
         local[m.config.name] = {
             "dso": account_of(m.config.name, m.dso.name), "node": tx.net.nodes[node],
             "zone": tx.zones.names[zone], "coupling": m.config.markets.coupling,
@@ -53,7 +54,8 @@ def tiers_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
             "congestion": {k: s["congestion"][k] for k in ("green", "yellow", "red", "black")},
             "load_to_shed_mwh": s["load_to_shed_mwh"],
             "imbalance_abs_mwh": s["imbalance"]["system_abs_mwh"],
-            "der_balancing_mwh": der_mwh,
+            "der_balancing_up_mwh": up,
+            "der_balancing_down_mwh": down,
             "da_import_mwh": float(mine["da_import_mw"].sum() * dt),
             "real_import_mwh": float(mine["real_import_mw"].sum() * dt),
             "deviation_abs_mwh": float(mine["deviation_mw"].abs().sum() * dt),
@@ -74,7 +76,8 @@ def tiers_summary(model, tables: dict[str, pd.DataFrame]) -> dict:
             "regions_deviation_abs_mwh": float(
                 regions.loc[regions["zone"] == name].groupby(["period", "region"])
                 ["deviation_mw"].mean().groupby(level=0).sum().abs().sum()),
-            "der_balancing_mwh": der.get(tx.zones.names.index(name), 0.0)}
+            **dict(zip(("der_balancing_up_mwh", "der_balancing_down_mwh"),
+                       der.get(tx.zones.names.index(name), (0.0, 0.0)), strict=True))}
     if "national" in tables:
         passed = tables["national_der"]
         nat = tables["national"]

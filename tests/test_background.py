@@ -139,10 +139,10 @@ def test_flows_with_background_add_its_lindistflow_response():
     np.testing.assert_array_equal(Dso.flows(dso, p, q).p_mw, alone.p_mw)
 
 
-def _lv_region(background: str) -> dict:
-    """`region`'s markets on the default LV grid: one hourly day, 40 households."""
+def _lv_region(background: str, count: int = 92) -> dict:
+    """`region`'s markets on the default LV grid: one hourly day, its 92 households."""
     return {"grid.simbench_code": LV_GRID, "grid.locations": "feeders",
-            "prosumers.0.count": 40, "calendar.mtu_minutes": 60,
+            "prosumers.0.count": count, "calendar.mtu_minutes": 60,
             "grid.background": background}
 
 
@@ -219,3 +219,16 @@ def test_the_planner_holds_the_background_in_its_grid_rows_not_its_energy_balanc
     assert out["simbench"].grid_constraints == 1 and out["simbench"].unserved_cost == 0.0
     assert (out["none"].fuel, out["none"].wear) == pytest.approx((59.5, 1.81))
     assert out["none"].grid_constraints == 0
+
+
+def test_background_is_refused_where_households_would_be_in_no_flow():
+    """The background leaves every H0 load and home device to the prosumers: 40 members on a
+    grid of 92 household connection points would drop 52 households from every flow."""
+    from environment.model import FlexMarketModel
+    from experiments.plan import resolve
+
+    s = resolve("region", days=1, overrides=_lv_region("simbench", 40))
+    with pytest.raises(ScenarioError, match=r"prosumers\[0\]\.count = 40: under "
+                                            r"grid\.background 'simbench'.*grid "
+                                            r"1-LV-semiurb5--2-sw \(92\).*52 households"):
+        FlexMarketModel(s)

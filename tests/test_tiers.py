@@ -230,7 +230,28 @@ def test_ngm_is_the_same_to_the_bit_for_a_seed(ngm):
     ({"regions.0.scenario": "two_zone_sharing"},
      "regions[0].scenario = 'two_zone_sharing': a transmission scenario"),
     ({"regions.0.overrides": {"calendar.days": 3}},
-     "regions[0].overrides.calendar.days = 3: a region's start, days and seed follow"),
+     "regions[0].overrides.calendar.days = 3: the transmission run sets calendar.days (the "
+     "run's periods / 24)"),
+    ({"regions.0.overrides": {"calendar": {"start": "2016-01-12", "days": 1}}},
+     "regions[0].overrides.calendar = {'start': '2016-01-12', 'days': 1}: the transmission run "
+     "sets calendar.start (the run's start date); calendar.days (the run's periods / 24)"),
+    ({"regions.0.overrides": {"markets.dayahead.price_cap": 50.0}},
+     "regions[0].overrides.markets.dayahead.price_cap = 50.0: the transmission run sets "
+     "markets.dayahead.price_cap (the coupled market's, day_ahead.price_cap)"),
+    ({"regions.0.overrides": {"markets": {"dayahead": {"price_floor": -10.0}}}},
+     "regions[0].overrides.markets = {'dayahead': {'price_floor': -10.0}}: the transmission "
+     "run sets markets.dayahead.price_floor"),
+    ({"regions.0.overrides": {"planner.enabled": True}},
+     "regions[0].overrides.planner.enabled = True: the transmission run sets planner.enabled"),
+    ({"regions.0.overrides": {"markets.dayahead.wholesale.kind": "national"}},
+     "regions[0].overrides.markets.dayahead.wholesale.kind = 'national': the transmission run "
+     "sets markets.dayahead.wholesale (its zone's coupled market)"),
+    ({"regions.0.overrides": {"system_load.annual_mwh": 5.0}},
+     "regions[0].overrides.system_load.annual_mwh = 5.0: the transmission run sets "
+     "system_load"),
+    ({"regions.0.overrides": {"producers.0.capacity_mw": 5.0}},
+     "regions[0].overrides.producers.0.capacity_mw = 5.0: the transmission run sets producers "
+     "(the transmission grid at the node alone"),
     ({"periods": 30}, "periods = 30: a scenario with regions runs whole days"),
     ({"zones.1.tso": "town"}, "regions[0].name = 'town': the region's accounts are named "
                               "town/<account>, and 'town' is a transmission account"),
@@ -239,6 +260,32 @@ def test_a_bad_region_stops_naming_field_and_value(tiny, change, says):
     with pytest.raises(ScenarioError) as err:
         parse_tx_scenario(with_region(tiny, **change))
     assert says in str(err.value)
+
+
+@pytest.mark.parametrize("overrides", [{"calendar.mtu_minutes": 60},
+                                       {"calendar": {"mtu_minutes": 60}},
+                                       {"prosumers.0.count": 4}])
+def test_a_region_s_own_settings_beside_the_run_s_are_accepted(tiny, overrides):
+    s = parse_tx_scenario(with_region(tiny, **{"regions.0.overrides": overrides}))
+    assert s.regions[0].overrides == overrides
+
+
+def test_a_region_s_placed_scenario_is_checked_as_a_run_would(tiny):
+    """A region placed under a node runs `closed` against the coupled market: simbench's
+    background (its energy in no transmission load) and `pass_up` without an aggregator that
+    could offer anything stop at load, naming the field and value."""
+    from environment.tiers.regions import region_scenarios
+
+    s = parse_tx_scenario(with_region("region"))
+    with pytest.raises(ScenarioError, match=r"regions\[0\] \('town'.*grid\.background = "
+                                            r"'simbench': under a transmission node.*node 'b'"):
+        region_scenarios(s)
+    s = parse_tx_scenario(with_region(tiny, **{"regions.0.pass_up": True}))
+    with pytest.raises(ScenarioError, match=r"regions\[0\].pass_up = True: the national place "
+                                            r"takes offers only from aggregators.*aggregators: "
+                                            r"none"):
+        region_scenarios(s)
+    region_scenarios(parse_tx_scenario(with_region(tiny)))      # without pass_up it runs
 
 
 def test_two_regions_of_one_name_and_a_region_without_zones_are_refused(tiny):

@@ -16,7 +16,12 @@ under its node:
   intraday and real time (as the exogenous exchange of environment/markets/wholesale_region
   does at a series), and the region's accounts meet the coupled market through it;
 * its planner is off: it prices energy at marginal costs, and the grid above has none in the
-  region's model."""
+  region's model.
+
+A region's overrides of what the run sets (the calendar's start and days, seed, price range,
+planner, wholesale, system load, a closed region's producers) are refused when the scenario
+is read (environment/transmission/zone_checks.py `FOLLOW_THE_RUN`), and the placed scenario is
+checked as a run checks its scenario, with what cannot act under a node (`placed_problems`)."""
 
 from __future__ import annotations
 
@@ -25,7 +30,13 @@ import numpy as np
 from agents.strategies.registry import register_strategy
 from environment.errors import ScenarioError
 from environment.markets.wholesale_region import EXCHANGE_MW, ExchangeProducer
-from environment.scenario import Producer, Scenario, load_scenario, with_overrides
+from environment.scenario import (
+    Producer,
+    Scenario,
+    load_scenario,
+    parse_scenario,
+    with_overrides,
+)
 from environment.scenario_files import find_scenario
 from environment.scenario_markets import Wholesale
 
@@ -49,10 +60,40 @@ def region_scenarios(tx, seed: int | None = None) -> list[Scenario]:
                                    "seed": seed + SEED_OFFSET + i, "planner.enabled": False,
                                    "markets.dayahead.price_floor": dx.price_floor,
                                    "markets.dayahead.price_cap": dx.price_cap})
+            problems = placed_problems(s, r, i)
+            if problems:
+                raise ScenarioError("\n  ".join(problems))
+            here = placed(s, r.name)
+            parse_scenario(here.model_dump(mode="json"), f"{r.name} placed under {r.node}")
         except ScenarioError as exc:
             raise ScenarioError(f"regions[{i}] ({r.name!r}, scenario = {r.scenario!r}, "
                                 f"overrides = {r.overrides!r}): {exc}") from None
-        out.append(placed(s, r.name))
+        out.append(here)
+    return out
+
+
+def placed_problems(s: Scenario, r, i: int) -> list[str]:
+    """What a region's scenario `s` (overrides applied) asks that cannot act under a node:
+    simbench's background, whose energy would be in the region's flows but in no load of the
+    transmission model, and `pass_up` without an aggregator that could offer anything to the
+    national place (environment/tiers/national.py takes offers only from aggregators that
+    offer balancing and trade energy with a perimeter of their own)."""
+    out = []
+    if s.grid.background == "simbench":
+        out.append(f"grid.background = 'simbench': under a transmission node the background's "
+                   f"energy would be in the region's flows but in no load of node {r.node!r} "
+                   "in the transmission model; set grid.background 'none' (regions"
+                   f"[{i}].overrides)")
+    corrected = s.settlement.corrects_perimeter
+    offering = [a.name for a in s.aggregators if a.balancing and (
+        a.kind in ("own_brp", "supplier") or (a.kind == "independent" and corrected))]
+    if r.pass_up and not offering:
+        names = [f"{a.name} ({a.kind}, balancing {a.balancing})" for a in s.aggregators]
+        out.append(f"regions[{i}].pass_up = True: the national place takes offers only from "
+                   "aggregators that offer balancing and trade energy with a perimeter of "
+                   "their own (own_brp, supplier, or independent with perimeter correction), "
+                   f"and the region has none (aggregators: {names or 'none'}); it would offer "
+                   "nothing")
     return out
 
 

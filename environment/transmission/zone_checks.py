@@ -82,8 +82,42 @@ def _adequacy(s, node_zone: dict) -> list[str]:
     return out
 
 
-FOLLOW_THE_RUN = ("calendar.start", "calendar.days", "seed")
-"""A region's settings the transmission run sets (environment/tiers/regions.py)."""
+FOLLOW_THE_RUN = {
+    "calendar.start": "the run's start date",
+    "calendar.days": "the run's periods / 24",
+    "seed": "the run's seed + 100 + the region's index",
+    "planner.enabled": "off: the grid above has no costs in the region's model",
+    "markets.dayahead.price_floor": "the coupled market's, day_ahead.price_floor",
+    "markets.dayahead.price_cap": "the coupled market's, day_ahead.price_cap",
+    "markets.dayahead.wholesale": "its zone's coupled market",
+    "system_load": "none: the transmission loads are the rest of the system",
+}
+"""A region's settings the transmission run sets (environment/tiers/regions.py), with what
+it sets them to; a closed region's `producers` too (`CLOSED_PRODUCERS`)."""
+CLOSED_PRODUCERS = ("producers", "the transmission grid at the node alone: a closed region's "
+                    "stand-in merit order leaves (under wholesale.kind national its own "
+                    "plants stay)")
+
+
+def leaf_paths(key: str, value) -> list[str]:
+    """The dotted paths an override `key: value` sets (a mapping sets each of its leaves)."""
+    if isinstance(value, dict) and value:
+        return [p for k, v in value.items() for p in leaf_paths(f"{key}.{k}", v)]
+    return [key]
+
+
+def run_set(key: str, value, closed: bool) -> list[tuple[str, str]]:
+    """The settings the run sets (path, what it sets) that an override `key: value` of a
+    region would touch: a path at or below one of them, or a whole section holding one."""
+    follow = dict(FOLLOW_THE_RUN)
+    if closed:
+        follow[CLOSED_PRODUCERS[0]] = CLOSED_PRODUCERS[1]
+    out = {}
+    for leaf in leaf_paths(key, value):
+        for path, what in follow.items():
+            if leaf == path or leaf.startswith(f"{path}.") or path.startswith(f"{leaf}."):
+                out[path] = what
+    return list(out.items())
 
 
 def region_problems(s) -> list[str]:
@@ -126,15 +160,19 @@ def region_problems(s) -> list[str]:
         if r.node not in nodes:
             problems.append(f"regions[{i}].node = {r.node!r}: unknown node (known: "
                             f"{sorted(nodes)})")
-        for key in r.overrides:
-            if key in FOLLOW_THE_RUN:
-                problems.append(f"regions[{i}].overrides.{key} = {r.overrides[key]!r}: a "
-                                "region's start, days and seed follow the transmission run")
         try:
-            kind = scenario_kind(read_scenario_data(find_scenario(r.scenario)))
+            data = read_scenario_data(find_scenario(r.scenario))
+            kind = scenario_kind(data)
         except ScenarioError as exc:
             problems.append(f"regions[{i}].scenario = {r.scenario!r}: {exc}")
             continue
+        wholesale = ((data.get("markets") or {}).get("dayahead") or {}).get("wholesale") or {}
+        closed = wholesale.get("kind", "closed") == "closed"
+        for key, value in r.overrides.items():
+            sets = run_set(key, value, closed)
+            if sets:
+                problems.append(f"regions[{i}].overrides.{key} = {value!r}: the transmission "
+                                "run sets " + "; ".join(f"{p} ({what})" for p, what in sets))
         if kind == "transmission":
             problems.append(f"regions[{i}].scenario = {r.scenario!r}: a transmission scenario; "
                             "a region runs a distribution-grid scenario")
