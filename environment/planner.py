@@ -20,6 +20,11 @@ The LP is stated directly as sparse matrices, built in whole blocks, and kept in
 each round appends its grid rows (and the relief columns of MTUs that get their first row) and
 re-solves from the last basis. Stating it in Pyomo cost some ten times what HiGHS takes to
 solve it; that statement is kept as a cross-check in `tests/planner_pyomo.py`.
+
+On grids the flow model handles by tree sweeps (above `DENSE_MAX_BUS` buses: the `region`)
+the first solve, nine tenths of the day there, starts from the basis of
+`environment.planner_start` instead of the slack basis; smaller grids solve as before, to the
+bit.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from environment.planner_start import price_taker_basis
 from environment.solver import WarmLP
 
 MAX_ROUNDS = 12
@@ -76,7 +82,7 @@ class PlannerResult:
 
 def solve_day(day: PlannerDay, flow, v_min: np.ndarray, v_max: np.ndarray,
               loading_limit: float, grid_constrained: bool) -> PlannerResult:
-    lp = _DayLP(day, grid_constrained)
+    lp = _DayLP(day, grid_constrained, start=not getattr(flow, "dense", True))
     x = lp.solve(1)
     rounds, converged, added = 1, True, 0
     if grid_constrained:
@@ -143,7 +149,7 @@ class _DayLP:
     EVs and heat pumps per bus, PV curtailment and load shedding, one energy balance per MTU;
     grid rows and per-MTU relief columns are appended by constraint generation."""
 
-    def __init__(self, day: PlannerDay, grid_constrained: bool):
+    def __init__(self, day: PlannerDay, grid_constrained: bool, start: bool = False):
         self.day = day
         self.t_n, self.b_n = day.fixed_bus_mw.shape
         self.relief_cost = day.value_of_load * day.dt_h
@@ -160,6 +166,10 @@ class _DayLP:
         # without presolve: HiGHS's presolve of this LP costs more than the simplex
         # iterations it saves (some 30% of a day's solve on the default scenario)
         self.lp = WarmLP(cost, a, rhs, rhs, lower, upper, "planner LP", presolve=False)
+        if start:
+            self.lp.set_basis(*price_taker_basis(sp.csr_array(a), cost, lower, upper, rhs,
+                                                 self._blocks(), np.vstack([self.gen,
+                                                                            self.em[:1]])))
         self.relief_start = np.full(self.t_n, -1)  # first relief column of each MTU with one
 
     def _columns(self, col: _Columns, grid_constrained: bool) -> dict:
@@ -189,6 +199,18 @@ class _DayLP:
         self.pvc = col.add(0.0, day.pv_bus_mw[:, bp].T)
         self.shed = col.add(0.0, load[:, bs].T, self.relief_cost)
         return {"battery": bb, "ev": be, "hp": bh, "pv": bp, "shed": bs}
+
+    def _blocks(self) -> list:
+        """Each device pool's state rows and columns (batteries, EVs, heat pumps, in the
+        order `_rows` states them)."""
+        t_n, out, start = self.t_n, [], 0
+        for cols in (np.concatenate([self.ch, self.dis, self.soc], axis=1),
+                     np.concatenate([self.ev, self.evc], axis=1),
+                     np.concatenate([self.hp, self.hpc], axis=1)):
+            out += [(np.arange(start + i * t_n, start + (i + 1) * t_n), c)
+                    for i, c in enumerate(cols)]
+            start += len(cols) * t_n
+        return out
 
     def _rows(self, n: int) -> tuple[sp.csc_array, np.ndarray]:
         """States of charge and cumulative EV and heat-pump energy per device pool and MTU,

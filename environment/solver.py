@@ -76,6 +76,12 @@ def highs_options() -> dict:
     return dict(HIGHS_OPTIONS)
 
 
+def fresh_highs():
+    """A new quiet HiGHS instance with the process's options, for callers that pass their
+    own models (`environment.planner_start`'s small LPs)."""
+    return _highs()
+
+
 def _quiet(h):
     h.setOptionValue("output_flag", False)
     for key, value in HIGHS_OPTIONS.items():
@@ -233,6 +239,17 @@ class WarmLP:
                        a.indices.astype(np.int32), a.data.astype(float))
         self.row_lower = np.concatenate([self.row_lower, lo])
         self.row_upper = np.concatenate([self.row_upper, hi])
+        CLOCK.seconds += time.perf_counter() - t0
+
+    def set_basis(self, col_status: np.ndarray, row_status: np.ndarray) -> None:
+        """Start the next solve from this basis (HiGHS status codes per column and row)."""
+        t0 = time.perf_counter()
+        codes = [highspy.HighsBasisStatus(k) for k in range(5)]
+        basis = highspy.HighsBasis()
+        basis.col_status = [codes[k] for k in col_status.tolist()]
+        basis.row_status = [codes[k] for k in row_status.tolist()]
+        basis.valid = True
+        self.h.setBasis(basis)
         CLOCK.seconds += time.perf_counter() - t0
 
     @staticmethod
