@@ -176,8 +176,10 @@ def test_one_declared_zone_runs_as_the_one_zone_model():
        st.lists(st.floats(0, 150), min_size=3, max_size=3),
        st.lists(st.floats(0, 200), min_size=2, max_size=2))
 # found by hypothesis: an NTC of 1e-9 MW carried the LP's round-off, which priced the
-# exporting zone at the cap (4000) above its importer (3000): a negative rent
+# exporting zone at the cap (4000) above its importer (3000): a negative rent; and a load of
+# 8e-112 MW priced the one-zone clearing at the cap
 @example(offers=[(0, 0.0, 1.0)] * 3, load=[0.0, 0.0, 1.0], ntc=[0.0, 1e-9])
+@example(offers=[(0, 0.0, 1.0)] * 3, load=[0.0, 0.0, 8e-112], ntc=[0.0, 0.0])
 def test_coupling_respects_the_ntcs_balances_every_zone_and_never_pays_a_negative_rent(
         offers, load, ntc):
     """Three zones in a chain with random offers, loads and NTCs (feasible by a backstop

@@ -66,6 +66,9 @@ def clear_zonal_periods(period: np.ndarray, owner: np.ndarray, price: np.ndarray
     """`clear_zonal` of every period in one call (the auction clears all its MTUs at once):
     offer steps tagged with their `period`, one inelastic load per period. Returns the prices
     (one per period) and the accepted MW of each step."""
+    # a load below the LPs' round-off (an area that only passes energy on) is none: the
+    # auction would leave 1e-9 MW unserved and price it at the cap
+    load_mw = np.where(np.abs(load_mw) < FLOW_TOL, 0.0, np.asarray(load_mw, float))
     n = len(load_mw)
     book = OrderBook.from_arrays(owner=np.append(owner, np.full(n, -1)),
                                  mtu=np.append(period, np.arange(n)),

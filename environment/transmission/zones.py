@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from environment.transmission.network import FLOW_TOL, Network, clear_zonal_periods
+from environment.transmission.network import Network, clear_zonal_periods
 
 FLOW_PENALTY = 1e-6
 """EUR/MWh per MW exchanged, so that where exchanging saves nothing nothing is exchanged."""
@@ -195,9 +195,7 @@ def clear_coupled(z: Zones, period: np.ndarray, node: np.ndarray, price: np.ndar
         first = len(area_load)
         need = np.bincount(zone_area, np.bincount(z.node_zone, load[t], z.n)
                            - z.net_import(d.flow), len(roots))
-        # what an area clears is the LP's round-off where it has nothing of its own to serve:
-        # a load of 1e-9 MW would go unserved in the auction and price the area at the cap
-        area_load.extend(np.where(np.abs(need) < FLOW_TOL, 0.0, need))
+        area_load.extend(need)
         zone_market[t] = first + zone_area
         market[idx] = zone_market[t][z.node_zone[node[idx]]]
     area_price, _ = clear_zonal_periods(market, np.arange(len(price)), price, mw,
