@@ -180,6 +180,9 @@ def test_one_declared_zone_runs_as_the_one_zone_model():
 # 8e-112 MW priced the one-zone clearing at the cap
 @example(offers=[(0, 0.0, 1.0)] * 3, load=[0.0, 0.0, 1.0], ntc=[0.0, 1e-9])
 @example(offers=[(0, 0.0, 1.0)] * 3, load=[0.0, 0.0, 8e-112], ntc=[0.0, 0.0])
+# and a zone whose load ended at the end of its own cheap step cleared at 0 below its exporter
+@example(offers=[(0, 0.0, 1.0), (1, 0.0, 1.0), (1, 1.0, 1.0)], load=[2.0, 1.0, 0.0],
+         ntc=[1.0, 0.0])
 def test_coupling_respects_the_ntcs_balances_every_zone_and_never_pays_a_negative_rent(
         offers, load, ntc):
     """Three zones in a chain with random offers, loads and NTCs (feasible by a backstop

@@ -202,23 +202,26 @@ def clear_coupled(z: Zones, period: np.ndarray, node: np.ndarray, price: np.ndar
                                         np.maximum(np.array(area_load), 0.0), floor, cap,
                                         tie_price)
     prices = area_price[zone_market]
-    for t in np.flatnonzero(np.isnan(prices).any(1)):
+    for t in range(n_p):
         prices[t] = importers_price(z, prices[t], flows[t])
     return prices, accepted, flows
 
 
 def importers_price(z: Zones, price: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """A price area that clears no offer of its own (its load all imported at the limit) has
-    no price of its own: it takes the dearest price of the zones it imports from, as if that
-    interconnector did not bind (no rent on it)."""
+    """An importing zone's price is never below the price of a zone it imports from. A price
+    area that clears no offer of its own (its load all imported at the limit) has no price of
+    its own and takes the dearest of its exporters' (as if that interconnector did not bind:
+    no rent on it); one whose load ends exactly at the end of an offer step may clear below its
+    exporter (any price of the step's gap clears it), and then takes the exporter's price, so
+    that no rent is negative."""
     price = price.copy()
+    into = np.where(flow > 0, z.ic_to, z.ic_from)
+    out = np.where(flow > 0, z.ic_from, z.ic_to)
+    moving = np.abs(flow) > BIND_TOL
     for _ in range(z.n):
-        gap = np.isnan(price)
-        if not gap.any():
+        low = moving & ~np.isnan(price[out]) & ~(price[into] >= price[out])
+        if not low.any():
             break
-        into = np.where(flow > 0, z.ic_to, z.ic_from)
-        out = np.where(flow > 0, z.ic_from, z.ic_to)
-        use = gap[into] & ~np.isnan(price[out]) & (np.abs(flow) > 0)
-        for a, b in zip(into[use], out[use], strict=True):
+        for a, b in zip(into[low], out[low], strict=True):
             price[a] = np.fmax(price[a], price[b])
     return price
